@@ -1,0 +1,66 @@
+/* event: the task event of proto/task-event.schema.json, the one contract between
+ * backend-api (which writes events) and ws-gateway (which reads them), and the
+ * WebSocket message a client receives for it.
+ *
+ * The full form carries event_id, seq, origin and timestamp; the minimal form typed
+ * by hand into a console producer, {"event_type":"task.created","user_id":"u1",
+ * "task":{"id":"t1",...}}, is valid too (no seq). */
+#ifndef TASKSYNC_EVENT_H
+#define TASKSYNC_EVENT_H
+
+#include "common/util.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef enum {
+	EV_TASK_CREATED = 0,
+	EV_TASK_UPDATED,
+	EV_TASK_COMPLETED,
+	EV_TASK_DELETED,
+	EV_TASK_REORDERED,
+	EV__COUNT
+} event_type;
+
+#define TASK_TITLE_MAX 500         /* characters */
+#define TASK_DESCRIPTION_MAX 10000 /* characters */
+#define TASK_ID_MAX 128            /* bytes */
+#define ORIGIN_MAX 128             /* bytes */
+
+typedef struct event {
+	event_type type;
+	char user_id[USER_ID_MAX + 1];
+	int64_t seq;           /* the user's sequence number; -1 when absent */
+	int64_t timestamp_us;  /* wall clock of the change; 0 when absent */
+	const char *event_id;  /* borrowed from root; NULL when absent */
+	const char *origin;    /* borrowed from root; NULL when absent or null */
+	const char *timestamp; /* borrowed from root; NULL when absent */
+	json_t *task;          /* borrowed from root; NULL for task.reordered */
+	json_t *order;         /* borrowed from root; task.reordered only */
+	json_t *root;          /* the parsed document, owned */
+} event;
+
+/* "task.created" ... for a type; NULL for an invalid one. */
+const char *event_type_name(event_type t);
+/* The type for a name; -1 when unknown. */
+int event_type_parse(const char *name);
+
+/* Parses and validates one event (a JSON document of len bytes, not necessarily
+ * NUL-terminated). On success returns 0 and fills ev (release with event_clear);
+ * otherwise -1 with a short reason in err, and ev holds nothing to release. */
+MUST_CHECK int event_parse(const char *buf, size_t len, event *ev, char *err, size_t errlen);
+void event_clear(event *ev);
+
+/* Validates a task object as events and the API carry it; require_title for
+ * creation. 0 or -1 with the offending field's name in field (static string) and a
+ * reason in err. */
+MUST_CHECK int event_validate_task(const json_t *task, int require_title, const char **field,
+				   char *err, size_t errlen);
+
+/* Builds the WebSocket message for ev once:
+ * {"type":"task_update","event":"task.created","event_id":..,"seq":42|null,
+ *  "task":{..} | "order":[..],"origin":..,"timestamp":..}.
+ * Returns a malloc'd compact JSON text and its length in *len. */
+char *event_ws_message(const event *ev, size_t *len);
+
+#endif

@@ -1,0 +1,42 @@
+/* util: allocation that aborts on out-of-memory, clocks, identifiers. */
+#ifndef TASKSYNC_UTIL_H
+#define TASKSYNC_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MUST_CHECK __attribute__((warn_unused_result))
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation wrappers: they abort the process on out-of-memory, so callers never
+ * check for NULL. xstrdup(NULL) returns NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Milliseconds and microseconds of CLOCK_MONOTONIC (for durations). */
+int64_t mono_ms(void);
+int64_t mono_us(void);
+/* Microseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t wall_us(void);
+
+/* Formats a wall-clock time in microseconds as RFC 3339 UTC with milliseconds,
+ * "2026-11-22T10:00:00.123Z", into buf (at least 32 bytes). Returns buf. */
+char *time_iso8601(int64_t wall_us, char *buf, size_t len);
+/* Parses RFC 3339 ("2026-11-22T10:00:00Z", fraction and offset optional) into
+ * microseconds since the epoch. 0 on success, -1 when malformed. */
+MUST_CHECK int time_parse_iso8601(const char *s, int64_t *out_us);
+
+/* A user id is 1..128 bytes of [A-Za-z0-9._@:-]. Returns 1 when valid. */
+int user_id_valid(const char *s);
+#define USER_ID_MAX 128
+
+/* Canonical lower-case UUID text (36 bytes + NUL). */
+#define UUID_STR_LEN 37
+void uuid_new(char out[UUID_STR_LEN]);
+/* 1 when s is a UUID in canonical 8-4-4-4-12 hex form (any case). */
+int uuid_valid(const char *s);
+
+#endif

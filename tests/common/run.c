@@ -1,0 +1,9 @@
+#include "../support/runner.h"
+#include "suites.h"
+
+int main(void)
+{
+	Suite *s[] = {util_suite(), log_suite(), config_suite(), auth_suite(), event_suite(),
+		      http_suite(), metrics_suite()};
+	return run_suites("test-common", s, sizeof(s) / sizeof(s[0]));
+}

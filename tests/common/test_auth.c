@@ -1,0 +1,120 @@
+#include "common/auth.h"
+#include "suites.h"
+
+#include <jwt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *SECRET = "test-secret-0123456789";
+
+/* A token signed by libjwt directly, so tests can choose alg and claims. */
+static char *raw_token(jwt_alg_t alg, const char *key, const char *sub, long exp)
+{
+	jwt_t *j = NULL;
+	ck_assert_int_eq(jwt_new(&j), 0);
+	if (sub)
+		jwt_add_grant(j, "sub", sub);
+	if (exp)
+		jwt_add_grant_int(j, "exp", exp);
+	jwt_set_alg(j, alg, (const unsigned char *)key, key ? (int)strlen(key) : 0);
+	char *t = jwt_encode_str(j);
+	jwt_free(j);
+	ck_assert_ptr_nonnull(t);
+	return t;
+}
+
+START_TEST(mint_and_verify)
+{
+	char user[USER_ID_MAX + 1];
+	char *t = auth_mint(SECRET, "alice", 60);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(auth_verify(SECRET, t, user, sizeof(user)), AUTH_OK);
+	ck_assert_str_eq(user, "alice");
+	ck_assert_int_eq(auth_verify("another-secret-0000", t, user, sizeof(user)),
+			 AUTH_ERR_MALFORMED);
+	free(t);
+	ck_assert_ptr_null(auth_mint(SECRET, "bad user", 60));
+}
+END_TEST
+
+START_TEST(expired_and_missing_exp)
+{
+	char user[USER_ID_MAX + 1];
+	char *t = auth_mint(SECRET, "alice", -10);
+	ck_assert_int_eq(auth_verify(SECRET, t, user, sizeof(user)), AUTH_ERR_EXPIRED);
+	free(t);
+	t = raw_token(JWT_ALG_HS256, SECRET, "alice", 0);
+	ck_assert_int_eq(auth_verify(SECRET, t, user, sizeof(user)), AUTH_ERR_EXPIRED);
+	free(t);
+}
+END_TEST
+
+START_TEST(other_algorithms_refused)
+{
+	char user[USER_ID_MAX + 1];
+	long exp = (long)time(NULL) + 60;
+	char *t = raw_token(JWT_ALG_HS512, SECRET, "alice", exp);
+	ck_assert_int_eq(auth_verify(SECRET, t, user, sizeof(user)), AUTH_ERR_ALG);
+	free(t);
+	/* {"alg":"none","typ":"JWT"}.{"sub":"alice","exp":9999999999}. */
+	const char *none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+			   "eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.";
+	ck_assert_int_eq(auth_verify(SECRET, none, user, sizeof(user)), AUTH_ERR_ALG);
+}
+END_TEST
+
+START_TEST(malformed_tokens)
+{
+	char user[USER_ID_MAX + 1];
+	const char *bad[] = {"x", "a.b.c", "....", "eyJhbGciOiJIUzI1NiJ9.e30.", "%%%.%%%.%%%"};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		ck_assert_msg(auth_verify(SECRET, bad[i], user, sizeof(user)) < 0, "%s", bad[i]);
+	ck_assert_int_eq(auth_verify(SECRET, "", user, sizeof(user)), AUTH_ERR_MISSING);
+	ck_assert_int_eq(auth_verify(SECRET, NULL, user, sizeof(user)), AUTH_ERR_MISSING);
+	/* Tampered payload: the signature no longer matches. */
+	char *t = auth_mint(SECRET, "alice", 60);
+	char *dot = strchr(t, '.');
+	dot[2] = dot[2] == 'A' ? 'B' : 'A';
+	ck_assert_int_lt(auth_verify(SECRET, t, user, sizeof(user)), 0);
+	free(t);
+}
+END_TEST
+
+START_TEST(subject_checked)
+{
+	char user[USER_ID_MAX + 1];
+	long exp = (long)time(NULL) + 60;
+	char *t = raw_token(JWT_ALG_HS256, SECRET, "bad user", exp);
+	ck_assert_int_eq(auth_verify(SECRET, t, user, sizeof(user)), AUTH_ERR_SUBJECT);
+	free(t);
+	t = raw_token(JWT_ALG_HS256, SECRET, NULL, exp);
+	ck_assert_int_eq(auth_verify(SECRET, t, user, sizeof(user)), AUTH_ERR_SUBJECT);
+	free(t);
+}
+END_TEST
+
+START_TEST(bearer_header)
+{
+	ck_assert_str_eq(auth_bearer("Bearer abc"), "abc");
+	ck_assert_str_eq(auth_bearer("bearer   abc"), "abc");
+	ck_assert_ptr_null(auth_bearer("Basic abc"));
+	ck_assert_ptr_null(auth_bearer("Bearer "));
+	ck_assert_ptr_null(auth_bearer(NULL));
+}
+END_TEST
+
+Suite *auth_suite(void)
+{
+	Suite *s = suite_create("auth");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, mint_and_verify);
+	tcase_add_test(tc, expired_and_missing_exp);
+	tcase_add_test(tc, other_algorithms_refused);
+	tcase_add_test(tc, malformed_tokens);
+	tcase_add_test(tc, subject_checked);
+	tcase_add_test(tc, bearer_header);
+	suite_add_tcase(s, tc);
+	return s;
+}

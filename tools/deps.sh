@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages of packages/*.txt that are missing (idempotent: does
+# nothing when everything is present), then the npm packages of tests/e2e.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=$(cat packages/build.txt packages/runtime.txt packages/dev.txt | sed 's/#.*//' | awk 'NF')
+missing=()
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Browser tests: playwright-core from npm (drives Debian's chromium; downloads no browser).
+if [ -f tests/e2e/package.json ] && [ ! -d tests/e2e/node_modules/playwright-core ]; then
+	echo "deps: npm install in tests/e2e"
+	(cd tests/e2e && npm install --no-audit --no-fund --loglevel=error)
+fi
+exit 0

@@ -1,0 +1,102 @@
+# Shell helpers for make run and make test (sourced). A private, throw-away
+# PostgreSQL cluster and the devbroker, each started on a free loopback port and
+# stopped by PID.
+
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# pg_start DIR: initdb (as the postgres user: initdb refuses root) and start a
+# cluster in DIR on a free port. Sets PGPORT, PGHOST and PG_ADMIN_URL.
+pg_start() {
+	local dir=$1
+	[ -x "$PG_BIN/initdb" ] || { echo "PostgreSQL server binaries not found (make deps)" >&2; return 1; }
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	local run_as=()
+	if [ "$(id -u)" -eq 0 ]; then
+		chown -R postgres:postgres "$dir"
+		# Every parent must be traversable by postgres.
+		local d=$dir
+		while [ "$d" != "/" ]; do d=$(dirname "$d"); chmod o+x "$d" 2>/dev/null || true; done
+		run_as=(runuser -u postgres --)
+	fi
+	PGPORT=$(free_port)
+	PGHOST=127.0.0.1
+	"${run_as[@]}" "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 || {
+		cat "$dir/initdb.log" >&2
+		return 1
+	}
+	mkdir -p "$dir/sock"
+	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir/sock"
+	"${run_as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
+		-o "-p $PGPORT -k $dir/sock -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+		start >/dev/null || { cat "$dir/postgres.log" >&2; return 1; }
+	PG_ADMIN_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
+	export PGPORT PGHOST PG_ADMIN_URL
+}
+
+# pg_stop DIR: stops the cluster started by pg_start DIR (fast shutdown).
+pg_stop() {
+	local dir=$1
+	[ -f "$dir/data/postmaster.pid" ] || return 0
+	local run_as=()
+	[ "$(id -u)" -eq 0 ] && run_as=(runuser -u postgres --)
+	"${run_as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 20 stop >/dev/null 2>&1 || true
+}
+
+# pg_createdb NAME: creates database NAME in the running cluster; prints its URL.
+pg_createdb() {
+	psql -q -X -v ON_ERROR_STOP=1 "$PG_ADMIN_URL" -c "CREATE DATABASE \"$1\"" >/dev/null
+	echo "postgresql://postgres@127.0.0.1:$PGPORT/$1"
+}
+
+# devbroker_start BIN DIR: starts the devbroker; sets KAFKA_BROKERS and DEVBROKER_PID.
+devbroker_start() {
+	local bin=$1 dir=$2
+	rm -f "$dir/bootstrap"
+	"$bin" --topic "${KAFKA_TOPIC:-task-updates}" --partitions "${KAFKA_PARTITIONS:-3}" \
+		--bootstrap-file "$dir/bootstrap" >"$dir/devbroker.out" 2>"$dir/devbroker.log" &
+	DEVBROKER_PID=$!
+	for _ in $(seq 1 100); do
+		[ -s "$dir/bootstrap" ] && break
+		kill -0 "$DEVBROKER_PID" 2>/dev/null || { cat "$dir/devbroker.log" >&2; return 1; }
+		sleep 0.05
+	done
+	KAFKA_BROKERS=$(cat "$dir/bootstrap")
+	export KAFKA_BROKERS DEVBROKER_PID
+}
+
+# stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5).
+stop_pid() {
+	local pid=$1 t=${2:-5}
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 1 $((t * 10))); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# wait_http URL [SECONDS]: waits until URL answers 200.
+wait_http() {
+	local url=$1 t=${2:-20}
+	for _ in $(seq 1 $((t * 10))); do
+		curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
