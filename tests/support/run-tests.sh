@@ -9,6 +9,7 @@
 # Check binaries and the services they start come from SANBUILD (ASan+UBSan); the
 # browser tests run the PLAINBUILD services. Environment handed to every test:
 #   TASKSYNC_ROOT, TASKSYNC_BIN (sanitizer binaries), TASKSYNC_PLAIN_BIN,
+# ONLY="name ..." limits the run to those suites (e.g. ONLY=test-common).
 #   PG_ADMIN_URL, PGHOST, PGPORT, KAFKA_BROKERS, DEVBROKER_PID, TEST_RUN_DIR.
 # A test that needs its own database creates one through PG_ADMIN_URL.
 set -uo pipefail
@@ -47,6 +48,10 @@ failed_suites=()
 run_one() { # name command...
 	local name=$1
 	shift
+	# ONLY="test-backend e2e" runs just those suites (development aid).
+	if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
+		return 0
+	fi
 	local log="$TEST_RUN_DIR/$name.out"
 	echo "=== $name"
 	"$@" 2>&1 | tee "$log"
