@@ -19,9 +19,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Browser tests: playwright-core from npm (drives Debian's chromium; downloads no browser).
-if [ -f tests/e2e/package.json ] && [ ! -d tests/e2e/node_modules/playwright-core ]; then
-	echo "deps: npm install in tests/e2e"
-	(cd tests/e2e && npm install --no-audit --no-fund --loglevel=error)
-fi
+# npm packages of the test suites that have a package.json (playwright-core for the
+# browser tests drives Debian's chromium and downloads no browser).
+for pj in tests/*/package.json; do
+	[ -f "$pj" ] || continue
+	d=$(dirname "$pj")
+	if [ ! -d "$d/node_modules" ] || [ "$pj" -nt "$d/node_modules" ]; then
+		echo "deps: npm install in $d"
+		(cd "$d" && npm install --no-audit --no-fund --loglevel=error) && touch "$d/node_modules"
+	fi
+done
 exit 0
