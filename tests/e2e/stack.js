@@ -1,0 +1,209 @@
+// The real stack for the browser tests: a fresh database in the harness's PostgreSQL
+// (PG_ADMIN_URL), an own devbroker (so SIGUSR1/SIGUSR2 affect only these tests),
+// backend-api and ws-gateway from TASKSYNC_PLAIN_BIN, each on a free loopback port.
+// Every process is started here and stopped here by its PID, even on failure.
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP port on 127.0.0.1 that nothing listens on (the kernel picks it). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Waits until GET url answers 200; throws after ms. */
+export async function waitHttp(url, ms = 20000, proc = null) {
+  const end = Date.now() + ms;
+  let last = '';
+  while (Date.now() < end) {
+    if (proc && proc.exitCode !== null) throw new Error(`${proc.name} exited (${proc.exitCode}) while waiting for ${url}`);
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (r.status === 200) return;
+      last = `HTTP ${r.status}`;
+    } catch (e) {
+      last = e.message;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} not ready after ${ms} ms (${last})`);
+}
+
+export class Stack {
+  constructor() {
+    const root = process.env.TASKSYNC_ROOT || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+    this.root = root;
+    this.bin = process.env.TASKSYNC_PLAIN_BIN || path.join(root, 'build/bin');
+    this.dir = fs.mkdtempSync(path.join(process.env.TEST_RUN_DIR || '/tmp', 'e2e-'));
+    this.procs = new Set();
+    this.jwtSecret = randomBytes(24).toString('hex');
+    this.topic = `task-updates`;
+  }
+
+  _spawn(name, file, args, env) {
+    const log = fs.openSync(path.join(this.dir, `${name}.log`), 'a');
+    const p = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', log, log], cwd: this.root });
+    fs.closeSync(log);
+    p.name = name;
+    p.exited = new Promise((r) => p.once('exit', (code, sig) => r({ code, sig })));
+    this.procs.add(p);
+    p.once('exit', () => this.procs.delete(p));
+    return p;
+  }
+
+  /** Stops p: SIGTERM, SIGKILL after ms. */
+  async stop(p, ms = 5000) {
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    p.kill('SIGTERM');
+    const t = setTimeout(() => p.kill('SIGKILL'), ms);
+    await p.exited;
+    clearTimeout(t);
+  }
+
+  async stopAll() {
+    await Promise.all([this.gw, this.api].filter(Boolean).map((p) => this.stop(p)));
+    await Promise.all([...this.procs].map((p) => this.stop(p)));
+  }
+
+  /** Last resort (process exit): no waiting possible, so SIGKILL. */
+  killAllNow() {
+    for (const p of this.procs) {
+      try {
+        p.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+
+  logTail(name, lines = 30) {
+    try {
+      const t = fs.readFileSync(path.join(this.dir, `${name}.log`), 'utf8').trimEnd().split('\n');
+      return t.slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  createDatabase() {
+    const admin = process.env.PG_ADMIN_URL;
+    if (!admin) throw new Error('PG_ADMIN_URL is not set (run through tests/support/run-tests.sh or tests/e2e/suite.sh)');
+    const name = `e2e_${Date.now()}_${randomBytes(3).toString('hex')}`;
+    execFileSync('psql', ['-q', '-X', '-v', 'ON_ERROR_STOP=1', admin, '-c', `CREATE DATABASE "${name}"`], { stdio: 'pipe' });
+    const u = new URL(admin);
+    u.pathname = `/${name}`;
+    this.databaseUrl = u.toString();
+    return this.databaseUrl;
+  }
+
+  async startDevbroker() {
+    const boot = path.join(this.dir, 'bootstrap');
+    fs.rmSync(boot, { force: true });
+    this.broker = this._spawn('devbroker', path.join(this.bin, 'devbroker'), ['--topic', this.topic, '--partitions', '3', '--bootstrap-file', boot], {});
+    const end = Date.now() + 10000;
+    while (Date.now() < end) {
+      if (fs.existsSync(boot) && fs.statSync(boot).size > 0) {
+        this.brokers = fs.readFileSync(boot, 'utf8').trim();
+        return;
+      }
+      if (this.broker.exitCode !== null) break;
+      await sleep(50);
+    }
+    throw new Error(`devbroker did not start:\n${this.logTail('devbroker')}`);
+  }
+
+  brokerDown() {
+    this.broker.kill('SIGUSR1');
+  }
+  brokerUp() {
+    this.broker.kill('SIGUSR2');
+  }
+
+  async startApi() {
+    this.apiPort = this.apiPort || (await freePort());
+    this.gwPort = this.gwPort || (await freePort());
+    this.apiUrl = `http://127.0.0.1:${this.apiPort}`;
+    this.gwUrl = `ws://127.0.0.1:${this.gwPort}`;
+    this.api = this._spawn('backend-api', path.join(this.bin, 'backend-api'), [], {
+      PORT: String(this.apiPort),
+      DATABASE_URL: this.databaseUrl,
+      KAFKA_BROKERS: this.brokers,
+      KAFKA_TOPIC: this.topic,
+      JWT_SECRET: this.jwtSecret,
+      DEV_LOGIN: '1',
+      STATIC_DIR: path.join(this.root, 'web'),
+      PUBLIC_GATEWAY_URL: this.gwUrl,
+      ALLOWED_ORIGINS: this.apiUrl,
+      LOG_LEVEL: 'info',
+    });
+    await waitHttp(`${this.apiUrl}/healthz`, 30000, this.api);
+    await waitHttp(`${this.apiUrl}/readyz`, 30000, this.api);
+  }
+
+  async startGateway() {
+    this.gw = this._spawn('ws-gateway', path.join(this.bin, 'ws-gateway'), [], {
+      PORT: String(this.gwPort),
+      KAFKA_BROKERS: this.brokers,
+      KAFKA_TOPIC: this.topic,
+      JWT_SECRET: this.jwtSecret,
+      ALLOWED_ORIGINS: this.apiUrl,
+      LOG_LEVEL: 'info',
+    });
+    const base = `http://127.0.0.1:${this.gwPort}`;
+    await waitHttp(`${base}/health`, 30000, this.gw);
+    await waitHttp(`${base}/ready`, 30000, this.gw);
+  }
+
+  /** SIGKILL the gateway (no goodbye to its sockets). */
+  async killGateway() {
+    this.gw.kill('SIGKILL');
+    await this.gw.exited;
+  }
+
+  async start() {
+    this.createDatabase();
+    await this.startDevbroker();
+    await this.startApi();
+    await this.startGateway();
+  }
+
+  // ---- the API, from the test's side (its own view of the truth) -------------
+
+  async login(user) {
+    const r = await fetch(`${this.apiUrl}/api/v1/dev/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ user }),
+    });
+    if (!r.ok) throw new Error(`dev login: HTTP ${r.status} ${await r.text()}`);
+    return (await r.json()).token;
+  }
+
+  async api(token, method, p, body) {
+    const r = await fetch(`${this.apiUrl}${p}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = text;
+    }
+    return { status: r.status, data };
+  }
+}
