@@ -1,0 +1,42 @@
+/* config: ws-gateway's whole configuration, one declarative table of environment
+ * variables (see config.c), validated at start-up; `ws-gateway --help` prints it. */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include "common/config.h"
+
+#include <stdio.h>
+
+typedef struct gw_config {
+	long port;                  /* PORT */
+	char *kafka_brokers;        /* KAFKA_BROKERS */
+	char *kafka_topic;          /* KAFKA_TOPIC */
+	char *jwt_secret;           /* JWT_SECRET (HS256, >= 16 bytes) */
+	char *allowed_origins;      /* ALLOWED_ORIGINS ("*" or exact origins, comma-separated) */
+	int log_level;              /* LOG_LEVEL */
+	long max_connections;       /* MAX_CONNECTIONS: WebSockets in total (clamped by fds) */
+	long max_conn_per_user;     /* MAX_CONNECTIONS_PER_USER */
+	long max_message_bytes;     /* MAX_MESSAGE_BYTES: client frames; bigger -> 1009 */
+	long client_rate_limit;     /* CLIENT_RATE_LIMIT: client messages per second */
+	long client_rate_burst;     /* CLIENT_RATE_BURST: bucket size; exceeded -> 1008 */
+	long heartbeat_interval;    /* HEARTBEAT_INTERVAL seconds; silent 2x -> closed */
+	long send_queue_max_frames; /* SEND_QUEUE_MAX_FRAMES: past it -> 1013 */
+	long send_queue_max_bytes;  /* SEND_QUEUE_MAX_BYTES: past it -> 1013 */
+	long max_event_bytes;       /* MAX_EVENT_BYTES: bigger Kafka messages are rejected */
+	long kafka_fetch_wait_ms;   /* KAFKA_FETCH_WAIT_MS */
+	long kafka_refresh_ms;      /* KAFKA_METADATA_REFRESH_MS: new partitions picked up */
+	long writer_threads;        /* WRITER_THREADS */
+	long write_timeout_ms;      /* WRITE_TIMEOUT_MS: a started frame must finish within */
+	long close_grace_ms;        /* CLOSE_GRACE_MS: close frame sent -> socket cut */
+	long ws_sndbuf;             /* WS_SNDBUF: SO_SNDBUF of each socket (0: kernel's) */
+	long shutdown_timeout;      /* SHUTDOWN_TIMEOUT seconds */
+	long status_max_users;      /* STATUS_MAX_USERS: size cap of /status's per-user map */
+} gw_config;
+
+/* Loads the configuration from the environment. 0, or -1 with every problem in err. */
+MUST_CHECK int gw_config_load(gw_config *cfg, char *err, size_t errlen);
+void gw_config_free(gw_config *cfg);
+void gw_config_help(FILE *out, const char *prog);
+void gw_config_log(void);
+
+#endif

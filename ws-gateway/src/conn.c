@@ -1,0 +1,510 @@
+#include "conn.h"
+
+#include "common/log.h"
+#include "writer.h"
+
+#include <civetweb.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define FLUSH_BATCH_FRAMES 64
+#define FLUSH_BATCH_BYTES (256 * 1024)
+
+typedef enum { CLOSE_NONE = 0, CLOSE_PENDING, CLOSE_SENT } close_state;
+
+struct conn {
+	atomic_int refs;
+	pthread_mutex_t mu;          /* protects everything below marked (mu) */
+	pthread_cond_t idle;         /* signalled when writing drops to 0 */
+	struct mg_connection *mg;    /* civetweb connection; its lock serialises socket writes */
+	int fd;                      /* the socket; valid while !dead */
+	char id[UUID_STR_LEN];
+	char user[USER_ID_MAX + 1];
+	char device[USER_ID_MAX + 1];
+	conn_limits lim;
+	struct writer *w;
+	const gw_stats *st;
+	/* (mu) outbound queue: ring of frame references */
+	frame **ring;
+	size_t cap, head, n, bytes;
+	int scheduled;               /* (mu) owned by the write pipeline */
+	int writing;                 /* (mu) a writer is on the socket */
+	int dead;                    /* (mu) detached: the socket is no longer ours */
+	int cut;                     /* (mu) socket shut down by us */
+	close_state cstate;          /* (mu) */
+	frame *close_frame;          /* (mu) pending close frame */
+	int64_t close_since_ms;      /* (mu) */
+	int parked;                  /* (mu) waiting for POLLOUT in the writer's poller */
+	int park_fd;                 /* (mu) dup of fd registered with epoll while parked */
+	atomic_llong last_seen_ms;
+	double tokens;               /* rate limiter (connection thread only) */
+	int64_t tokens_at_us;
+};
+
+/* ---- frames ---- */
+
+frame *frame_new(int opcode, const void *payload, size_t len, int64_t ts_us)
+{
+	unsigned char hdr[10];
+	size_t hl;
+	hdr[0] = (unsigned char)(0x80 | (opcode & 0x0f));
+	if (len < 126) {
+		hdr[1] = (unsigned char)len;
+		hl = 2;
+	} else if (len <= 0xffff) {
+		hdr[1] = 126;
+		hdr[2] = (unsigned char)(len >> 8);
+		hdr[3] = (unsigned char)len;
+		hl = 4;
+	} else {
+		hdr[1] = 127;
+		for (int i = 0; i < 8; i++)
+			hdr[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+		hl = 10;
+	}
+	frame *f = xmalloc(sizeof(*f) + hl + len);
+	atomic_init(&f->refs, 1);
+	f->ts_us = ts_us;
+	f->len = hl + len;
+	memcpy(f->data, hdr, hl);
+	if (len)
+		memcpy(f->data + hl, payload, len);
+	return f;
+}
+
+frame *frame_close_new(int code, const char *reason)
+{
+	unsigned char buf[125];
+	size_t rl = reason ? strlen(reason) : 0;
+	if (rl > sizeof(buf) - 2)
+		rl = sizeof(buf) - 2;
+	buf[0] = (unsigned char)(code >> 8);
+	buf[1] = (unsigned char)code;
+	if (rl)
+		memcpy(buf + 2, reason, rl);
+	return frame_new(WS_OP_CLOSE, buf, rl + 2, 0);
+}
+
+frame *frame_ref(frame *f)
+{
+	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+	return f;
+}
+
+void frame_unref(frame *f)
+{
+	if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+		free(f);
+}
+
+/* ---- connection ---- */
+
+conn *conn_new(struct mg_connection *mg, int fd, const char *user, const char *device,
+	       const conn_limits *lim, struct writer *w, const gw_stats *st)
+{
+	conn *c = xcalloc(1, sizeof(*c));
+	atomic_init(&c->refs, 1);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->idle, NULL);
+	c->mg = mg;
+	c->fd = fd;
+	uuid_new(c->id);
+	snprintf(c->user, sizeof(c->user), "%s", user);
+	snprintf(c->device, sizeof(c->device), "%s", device ? device : "");
+	c->lim = *lim;
+	c->w = w;
+	c->st = st;
+	c->park_fd = -1;
+	atomic_init(&c->last_seen_ms, mono_ms());
+	c->tokens = -1; /* filled on first use */
+	return c;
+}
+
+conn *conn_ref(conn *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+static void drop_queue(conn *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		frame_unref(c->ring[(c->head + i) % c->cap]);
+	c->head = c->n = c->bytes = 0;
+}
+
+void conn_unref(conn *c)
+{
+	if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	drop_queue(c);
+	free(c->ring);
+	frame_unref(c->close_frame);
+	if (c->park_fd >= 0)
+		close(c->park_fd);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->idle);
+	free(c);
+}
+
+const char *conn_id(const conn *c) { return c->id; }
+const char *conn_user(const conn *c) { return c->user; }
+const char *conn_device(const conn *c) { return c->device[0] ? c->device : NULL; }
+int conn_fd(const conn *c) { return c->fd; }
+
+void conn_touch(conn *c, int64_t now_ms)
+{
+	atomic_store_explicit(&c->last_seen_ms, now_ms, memory_order_relaxed);
+}
+
+int64_t conn_last_seen(const conn *c)
+{
+	return atomic_load_explicit(&c->last_seen_ms, memory_order_relaxed);
+}
+
+int conn_rate_ok(conn *c, int64_t now_us, double rate, double burst)
+{
+	if (c->tokens < 0) {
+		c->tokens = burst;
+		c->tokens_at_us = now_us;
+	}
+	c->tokens += (double)(now_us - c->tokens_at_us) * rate / 1e6;
+	if (c->tokens > burst)
+		c->tokens = burst;
+	c->tokens_at_us = now_us;
+	if (c->tokens < 1.0)
+		return 0;
+	c->tokens -= 1.0;
+	return 1;
+}
+
+/* Claims the scheduling token when free. (mu) held. */
+static int claim_schedule(conn *c)
+{
+	if (c->scheduled || c->dead)
+		return 0;
+	c->scheduled = 1;
+	return 1;
+}
+
+int conn_try_schedule(conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	int go = claim_schedule(c);
+	pthread_mutex_unlock(&c->mu);
+	if (go)
+		writer_schedule(c->w, conn_ref(c));
+	return go;
+}
+
+static int ring_push(conn *c, frame *f)
+{
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 8;
+		if (ncap > c->lim.max_frames)
+			ncap = c->lim.max_frames;
+		if (ncap <= c->n)
+			return -1;
+		frame **nr = xmalloc(ncap * sizeof(*nr));
+		for (size_t i = 0; i < c->n; i++)
+			nr[i] = c->ring[(c->head + i) % c->cap];
+		free(c->ring);
+		c->ring = nr;
+		c->cap = ncap;
+		c->head = 0;
+	}
+	c->ring[(c->head + c->n) % c->cap] = f;
+	c->n++;
+	c->bytes += f->len;
+	return 0;
+}
+
+/* (mu) held. */
+static void start_close(conn *c, int code, const char *reason, close_reason why)
+{
+	c->cstate = CLOSE_PENDING;
+	c->close_frame = frame_close_new(code, reason);
+	c->close_since_ms = mono_ms();
+	metric_inc(c->st->closes[why]);
+	log_info("closing connection", "{s:s, s:s, s:i, s:s}", "conn", c->id, "user", c->user,
+		 "code", code, "reason", reason);
+}
+
+int conn_enqueue(conn *c, frame *f)
+{
+	int rc = CONN_QUEUED;
+	pthread_mutex_lock(&c->mu);
+	if (c->dead || c->cut || c->cstate != CLOSE_NONE) {
+		pthread_mutex_unlock(&c->mu);
+		return CONN_CLOSING;
+	}
+	if (c->n >= c->lim.max_frames || c->bytes + f->len > c->lim.max_bytes ||
+	    ring_push(c, f)) {
+		start_close(c, 1013, "send queue full: reconnect and catch up", CLOSE_SLOW_CLIENT);
+		rc = CONN_OVERFLOW;
+	} else {
+		frame_ref(f);
+	}
+	int go = claim_schedule(c);
+	pthread_mutex_unlock(&c->mu);
+	if (go)
+		writer_schedule(c->w, conn_ref(c));
+	return rc;
+}
+
+int conn_close(conn *c, int code, const char *reason, close_reason why)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->dead || c->cut || c->cstate != CLOSE_NONE) {
+		pthread_mutex_unlock(&c->mu);
+		return 0;
+	}
+	start_close(c, code, reason, why);
+	int go = claim_schedule(c);
+	pthread_mutex_unlock(&c->mu);
+	if (go)
+		writer_schedule(c->w, conn_ref(c));
+	return 1;
+}
+
+/* (mu) held. */
+static void cut_locked(conn *c)
+{
+	if (c->dead || c->cut)
+		return;
+	c->cut = 1;
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR);
+}
+
+void conn_kill(conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	cut_locked(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+int conn_closing(conn *c, int64_t *since_ms)
+{
+	pthread_mutex_lock(&c->mu);
+	int r = c->cstate != CLOSE_NONE || c->cut;
+	if (since_ms)
+		*since_ms = c->close_since_ms;
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+int conn_detach(conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->dead) {
+		pthread_mutex_unlock(&c->mu);
+		return 0;
+	}
+	while (c->writing)
+		pthread_cond_wait(&c->idle, &c->mu);
+	/* A parked conn is woken through its epoll registration (a dup of the fd, so
+	 * it outlives civetweb's close): the pipeline then sees it dead and lets go. */
+	if (c->parked && c->fd >= 0 && !c->cut)
+		shutdown(c->fd, SHUT_RDWR);
+	c->dead = 1;
+	drop_queue(c);
+	pthread_mutex_unlock(&c->mu);
+	return 1;
+}
+
+void conn_send_now(conn *c, const frame *f)
+{
+	pthread_mutex_lock(&c->mu);
+	int ok = !c->dead && !c->cut && c->fd >= 0;
+	pthread_mutex_unlock(&c->mu);
+	if (!ok)
+		return;
+	/* Still the connection's own thread, before conn_detach: the fd is valid. */
+	mg_lock_connection(c->mg);
+	ssize_t r = send(c->fd, f->data, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)r; /* best effort: the socket is closing */
+	mg_unlock_connection(c->mg);
+}
+
+int conn_park(conn *c, int epfd)
+{
+	pthread_mutex_lock(&c->mu);
+	int rc = -1;
+	if (!c->dead && !c->cut && c->fd >= 0) {
+		if (c->park_fd < 0)
+			c->park_fd = dup(c->fd);
+		rc = c->park_fd >= 0 ? writer_epoll_arm(epfd, c->park_fd, c) : -1;
+		if (rc == 0)
+			c->parked = 1;
+		else
+			cut_locked(c); /* cannot wait for it: let it reconnect */
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+int conn_unpark(conn *c, int epfd)
+{
+	pthread_mutex_lock(&c->mu);
+	int was = c->parked;
+	c->parked = 0;
+	if (c->park_fd >= 0) {
+		writer_epoll_disarm(epfd, c->park_fd);
+		close(c->park_fd);
+		c->park_fd = -1;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return was;
+}
+
+/* Writes frames f[0..nf) to fd. A frame whose first byte went out is finished
+ * within timeout_ms or the write fails. Returns 0 (all written), 1 (socket full at
+ * a frame boundary) or -1 (error or timeout mid-frame); *done counts whole frames
+ * written. */
+static int write_frames(int fd, frame **f, size_t nf, int64_t timeout_ms, size_t *done)
+{
+	struct iovec iov[FLUSH_BATCH_FRAMES];
+	size_t idx = 0, off = 0; /* next frame and the bytes of it already sent */
+	int64_t deadline = 0;
+	*done = 0;
+	while (idx < nf) {
+		size_t k = 0;
+		for (size_t i = idx; i < nf; i++, k++) {
+			iov[k].iov_base = f[i]->data + (i == idx ? off : 0);
+			iov[k].iov_len = f[i]->len - (i == idx ? off : 0);
+		}
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = k};
+		ssize_t r = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r > 0) {
+			size_t left = (size_t)r;
+			while (left > 0 && idx < nf) {
+				size_t rest = f[idx]->len - off;
+				if (left >= rest) {
+					left -= rest;
+					idx++;
+					off = 0;
+				} else {
+					off += left;
+					left = 0;
+				}
+			}
+			*done = idx;
+			deadline = 0;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (off == 0)
+				return 1;
+			int64_t now = mono_ms();
+			if (!deadline)
+				deadline = now + timeout_ms;
+			if (now >= deadline)
+				return -1;
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
+			int wait = (int)(deadline - now);
+			(void)poll(&p, 1, wait > 100 ? 100 : wait);
+			continue;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+int conn_flush(conn *c)
+{
+	frame *batch[FLUSH_BATCH_FRAMES];
+	size_t nb = 0, bytes = 0;
+	int is_close = 0;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->dead || c->cut || c->cstate == CLOSE_SENT) {
+		c->scheduled = 0;
+		pthread_mutex_unlock(&c->mu);
+		return FLUSH_DONE;
+	}
+	if (c->cstate == CLOSE_PENDING) {
+		drop_queue(c);
+		batch[nb++] = c->close_frame;
+		is_close = 1;
+	} else {
+		while (nb < c->n && nb < FLUSH_BATCH_FRAMES && bytes < FLUSH_BATCH_BYTES) {
+			batch[nb] = c->ring[(c->head + nb) % c->cap];
+			bytes += batch[nb]->len;
+			nb++;
+		}
+		if (nb == 0) {
+			c->scheduled = 0;
+			pthread_mutex_unlock(&c->mu);
+			return FLUSH_IDLE;
+		}
+	}
+	c->writing = 1;
+	pthread_mutex_unlock(&c->mu);
+
+	/* The frames stay referenced by the ring (or close_frame) while we write: only
+	 * this writer removes from the head, producers only append. */
+	size_t done = 0;
+	mg_lock_connection(c->mg);
+	int r = write_frames(c->fd, batch, nb, c->lim.write_timeout_ms, &done);
+	mg_unlock_connection(c->mg);
+
+	if (!is_close && done > 0) {
+		int64_t now = 0;
+		for (size_t i = 0; i < done; i++) {
+			if (batch[i]->ts_us > 0) {
+				if (!now)
+					now = wall_us();
+				double lat = (double)(now - batch[i]->ts_us) / 1e6;
+				metric_observe(c->st->latency, lat < 0 ? 0 : lat);
+			}
+		}
+		metric_add(c->st->frames_delivered, (double)done);
+	}
+
+	int res;
+	pthread_mutex_lock(&c->mu);
+	c->writing = 0;
+	pthread_cond_broadcast(&c->idle);
+	if (!is_close) {
+		for (size_t i = 0; i < done; i++) {
+			frame *f = c->ring[c->head];
+			c->head = (c->head + 1) % c->cap;
+			c->n--;
+			c->bytes -= f->len;
+			frame_unref(f);
+		}
+	}
+	if (r < 0) {
+		if (!c->dead && !c->cut && c->cstate == CLOSE_NONE)
+			metric_inc(c->st->closes[CLOSE_WRITE_FAILED]);
+		log_info("write failed: socket cut", "{s:s, s:s}", "conn", c->id, "user", c->user);
+		cut_locked(c);
+		drop_queue(c);
+		c->scheduled = 0;
+		res = FLUSH_DONE;
+	} else if (is_close && r == 0) {
+		c->cstate = CLOSE_SENT;
+		if (!c->dead && c->fd >= 0)
+			shutdown(c->fd, SHUT_WR);
+		c->scheduled = 0;
+		res = FLUSH_DONE;
+	} else if (r == 1) {
+		res = FLUSH_BLOCKED;
+	} else if (c->n > 0 || c->cstate == CLOSE_PENDING) {
+		res = FLUSH_MORE;
+	} else {
+		c->scheduled = 0;
+		res = FLUSH_IDLE;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return res;
+}

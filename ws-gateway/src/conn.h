@@ -1,0 +1,111 @@
+/* conn: one WebSocket connection: identity, a bounded outbound queue of frames,
+ * the flush step the writer threads run, and a server-initiated close.
+ *
+ * Frames are built once (WebSocket header + payload in one buffer) and shared by
+ * reference between every queue they are in, so one event is serialised once
+ * whatever the number of recipients.
+ *
+ * Life cycle: conn_new (civetweb connect handler) -> conn_start (ready handler,
+ * after the upgrade) -> conn_detach (close handler: no I/O on the socket after it
+ * returns) -> the last conn_unref frees it. Any thread may enqueue or close. */
+#ifndef GW_CONN_H
+#define GW_CONN_H
+
+#include "common/util.h"
+#include "stats.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mg_connection;
+struct writer;
+
+enum { WS_OP_TEXT = 0x1, WS_OP_BINARY = 0x2, WS_OP_CLOSE = 0x8, WS_OP_PING = 0x9, WS_OP_PONG = 0xa };
+
+typedef struct frame {
+	atomic_int refs;
+	int64_t ts_us;         /* wall clock of the event (latency histogram); 0: none */
+	size_t len;            /* bytes in data */
+	unsigned char data[];  /* header + payload, ready for the socket */
+} frame;
+
+/* A new unmasked server frame (FIN set) of opcode with a copy of payload. refs=1. */
+frame *frame_new(int opcode, const void *payload, size_t len, int64_t ts_us);
+/* A close frame carrying code and a reason (truncated to fit a control frame). */
+frame *frame_close_new(int code, const char *reason);
+frame *frame_ref(frame *f);
+void frame_unref(frame *f);
+
+typedef struct conn_limits {
+	size_t max_frames;      /* queue bound in frames */
+	size_t max_bytes;       /* queue bound in bytes */
+	int64_t write_timeout_ms;
+} conn_limits;
+
+typedef struct conn conn;
+
+/* A connection for user on socket fd (-1 when unknown) of civetweb connection mg.
+ * refs=1 (the caller's). device may be NULL. */
+conn *conn_new(struct mg_connection *mg, int fd, const char *user, const char *device,
+	       const conn_limits *lim, struct writer *w, const gw_stats *st);
+conn *conn_ref(conn *c);
+void conn_unref(conn *c);
+
+const char *conn_id(const conn *c);
+const char *conn_user(const conn *c);
+const char *conn_device(const conn *c);
+int conn_fd(const conn *c);
+
+enum {
+	CONN_QUEUED = 0,
+	CONN_CLOSING = -1,  /* the connection is closing: frame dropped */
+	CONN_OVERFLOW = -2, /* the bound was passed now: close 1013 started, frame dropped */
+};
+/* Appends f (a new reference is taken) and wakes a writer. @locks c->mu briefly. */
+int conn_enqueue(conn *c, frame *f);
+
+/* Starts a server-initiated close: the frames still queued are dropped, the close
+ * frame goes out next, then the write side is shut. Returns 1 when this call
+ * started it, 0 when a close was already under way. */
+int conn_close(conn *c, int code, const char *reason, close_reason why);
+/* Cuts the socket now (shutdown both ways) so civetweb's read loop ends. */
+void conn_kill(conn *c);
+/* 1 and the start time when a close is under way. */
+int conn_closing(conn *c, int64_t *since_ms);
+
+/* Activity and heartbeat bookkeeping (atomics: any thread). */
+void conn_touch(conn *c, int64_t now_ms);
+int64_t conn_last_seen(const conn *c);
+/* Token bucket on client messages; 1 when the message is within the limit.
+ * @locality the connection's civetweb thread only. */
+int conn_rate_ok(conn *c, int64_t now_us, double rate, double burst);
+
+/* The connection's socket is going away: no I/O on it after this returns (waits for
+ * a write in progress). Idempotent. Returns 1 the first time. */
+int conn_detach(conn *c);
+
+/* Writes one small frame now, without queueing and without blocking (best effort;
+ * used for the close reply from the connection's own thread). */
+void conn_send_now(conn *c, const frame *f);
+
+enum {
+	FLUSH_IDLE = 0,    /* nothing left to write; the writer lets go of the conn */
+	FLUSH_MORE = 1,    /* more frames queued: schedule again */
+	FLUSH_BLOCKED = 2, /* socket full at a frame boundary: wait for POLLOUT */
+	FLUSH_DONE = 3,    /* dead or closed: the writer lets go */
+};
+/* Writes queued frames (a bounded batch). @locality writer threads; the caller
+ * holds the scheduling token of c (see writer.c). */
+int conn_flush(conn *c);
+/* Scheduling token: exactly one of {ready queue, a writer, the poller} owns a
+ * scheduled conn (and one reference with it). Claims it when free and hands the
+ * conn to the writer; 1 when claimed. */
+int conn_try_schedule(conn *c);
+/* Registers c with the writer's epoll set (EPOLLOUT, one shot) through a dup of
+ * its fd. 0, or -1 when c is dead (the caller drops it). @locks c->mu. */
+int conn_park(conn *c, int epfd);
+/* Unregisters c after its event; 1 when it was parked. @locality the poller. */
+int conn_unpark(conn *c, int epfd);
+
+#endif

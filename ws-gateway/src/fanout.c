@@ -1,0 +1,77 @@
+#include "fanout.h"
+
+#include "common/event.h"
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct fanout {
+	registry *reg;
+	const gw_stats *st;
+	size_t max_event_bytes;
+};
+
+fanout *fanout_new(registry *reg, const gw_stats *st, size_t max_event_bytes)
+{
+	fanout *f = xcalloc(1, sizeof(*f));
+	f->reg = reg;
+	f->st = st;
+	f->max_event_bytes = max_event_bytes;
+	return f;
+}
+
+void fanout_free(fanout *f) { free(f); }
+
+static reject_reason classify(const char *err)
+{
+	if (!strncmp(err, "not valid JSON", 14))
+		return REJECT_NOT_JSON;
+	if (!strncmp(err, "event_type", 10))
+		return REJECT_BAD_TYPE;
+	if (!strncmp(err, "user_id", 7))
+		return REJECT_BAD_USER;
+	return REJECT_INVALID;
+}
+
+static int reject(fanout *f, reject_reason why, const char *detail, const char *topic,
+		  int32_t partition, int64_t offset)
+{
+	metric_inc(f->st->events_rejected[why]);
+	log_warn("event rejected", "{s:s, s:i, s:I, s:s}", "topic", topic, "partition",
+		 (int)partition, "offset", (json_int_t)offset, "reason", detail);
+	return -1;
+}
+
+int fanout_message(fanout *f, const void *key, size_t keylen, const void *payload, size_t len,
+		   const char *topic, int32_t partition, int64_t offset)
+{
+	metric_inc(f->st->events_consumed);
+	if (len > f->max_event_bytes)
+		return reject(f, REJECT_TOO_LARGE, "event larger than MAX_EVENT_BYTES", topic,
+			      partition, offset);
+	if (!payload || len == 0)
+		return reject(f, REJECT_NOT_JSON, "empty message", topic, partition, offset);
+	event ev;
+	char err[256];
+	if (event_parse(payload, len, &ev, err, sizeof(err)))
+		return reject(f, classify(err), err, topic, partition, offset);
+	if (key && (keylen != strlen(ev.user_id) || memcmp(key, ev.user_id, keylen))) {
+		event_clear(&ev);
+		return reject(f, REJECT_KEY_MISMATCH, "Kafka key differs from user_id", topic,
+			      partition, offset);
+	}
+	size_t mlen;
+	char *msg = event_ws_message(&ev, &mlen);
+	frame *fr = frame_new(WS_OP_TEXT, msg, mlen, ev.timestamp_us);
+	free(msg);
+	size_t n = registry_deliver(f->reg, ev.user_id, fr);
+	frame_unref(fr);
+	metric_inc(f->st->events_delivered);
+	if (n)
+		metric_add(f->st->event_frames, (double)n);
+	log_debug("event fanned out", "{s:s, s:s, s:I, s:i}", "user", ev.user_id, "type",
+		  event_type_name(ev.type), "offset", (json_int_t)offset, "sockets", (int)n);
+	event_clear(&ev);
+	return (int)n;
+}

@@ -1,0 +1,23 @@
+/* fanout: one Kafka message -> validated event -> one frame -> every queue of its
+ * user. The event is parsed once and the client message built once. */
+#ifndef GW_FANOUT_H
+#define GW_FANOUT_H
+
+#include "registry.h"
+#include "stats.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fanout fanout;
+
+fanout *fanout_new(registry *reg, const gw_stats *st, size_t max_event_bytes);
+void fanout_free(fanout *f);
+
+/* Handles one message (key may be NULL). Returns the number of sockets it was
+ * queued to, or -1 when the message was rejected (logged and counted with topic,
+ * partition, offset and the reason). @locality the consumer thread. */
+int fanout_message(fanout *f, const void *key, size_t keylen, const void *payload, size_t len,
+		   const char *topic, int32_t partition, int64_t offset);
+
+#endif

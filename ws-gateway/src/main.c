@@ -1,0 +1,95 @@
+/* ws-gateway: wiring only. See README.md and the module headers. */
+#include "common/log.h"
+#include "config.h"
+#include "consumer.h"
+#include "fanout.h"
+#include "registry.h"
+#include "stats.h"
+#include "writer.h"
+#include "ws_server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double active_users(void *reg) { return (double)registry_users(reg); }
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		gw_config_help(stdout, argv[0]);
+		return 0;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "usage: %s [--help] (configuration comes from the environment)\n",
+			argv[0]);
+		return 2;
+	}
+	gw_config cfg;
+	char err[4096];
+	if (gw_config_load(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "ws-gateway: bad configuration:\n%s", err);
+		return 2;
+	}
+	log_setup("ws-gateway", (log_level)cfg.log_level);
+	gw_config_log();
+
+	/* Signals are taken synchronously by this thread; every thread started below
+	 * inherits the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int rc = 1;
+	metrics *m = metrics_new();
+	gw_stats st;
+	gw_stats_init(&st, m);
+	registry *reg = registry_new((size_t)cfg.max_conn_per_user);
+	fanout *fan = fanout_new(reg, &st, (size_t)cfg.max_event_bytes);
+	consumer *cons = NULL;
+	ws_server *srv = NULL;
+	writer *w = writer_new((int)cfg.writer_threads, err, sizeof(err));
+	if (!w)
+		goto fail;
+	consumer_opts co = {.brokers = cfg.kafka_brokers,
+			    .topic = cfg.kafka_topic,
+			    .fetch_wait_ms = cfg.kafka_fetch_wait_ms,
+			    .refresh_ms = cfg.kafka_refresh_ms,
+			    .max_event_bytes = (size_t)cfg.max_event_bytes};
+	cons = consumer_start(&co, fan, err, sizeof(err));
+	if (!cons)
+		goto fail;
+	srv = ws_server_start(&cfg, reg, w, &st, cons, err, sizeof(err));
+	if (!srv)
+		goto fail;
+	metrics_gauge_fn(m, "ws_connections_open", "Open WebSocket connections.", NULL,
+			 ws_server_open, srv);
+	metrics_gauge_fn(m, "ws_active_users", "Users with at least one open WebSocket.", NULL,
+			 active_users, reg);
+	metrics_gauge_fn(m, "kafka_consumer_lag", "Messages between position and high watermark.",
+			 NULL, consumer_lag, cons);
+
+	int sig = 0;
+	sigwait(&set, &sig);
+	int64_t deadline = mono_ms() + cfg.shutdown_timeout * 1000 - 1000;
+	log_info("shutting down", "{s:i}", "signal", sig);
+	ws_server_drain(srv, deadline);
+	rc = 0;
+fail:
+	if (rc)
+		log_error("could not start", "{s:s}", "err", err);
+	ws_server_stop(srv);
+	consumer_stop(cons);
+	writer_free(w);
+	fanout_free(fan);
+	registry_free(reg);
+	metrics_free(m);
+	gw_config_free(&cfg);
+	if (!rc)
+		log_info("stopped", "{}");
+	return rc;
+}

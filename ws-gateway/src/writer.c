@@ -1,0 +1,168 @@
+#include "writer.h"
+
+#include "common/log.h"
+#include "conn.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+struct writer {
+	pthread_mutex_t mu;    /* protects the ready ring and stop */
+	pthread_cond_t cv;
+	struct conn **ring;    /* FIFO of scheduled connections */
+	size_t cap, head, n;
+	int stop;
+	int epfd;
+	pthread_t *threads;
+	int nthreads;
+	pthread_t poller;
+	int have_poller;
+};
+
+void writer_schedule(writer *w, struct conn *c)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->stop) {
+		pthread_mutex_unlock(&w->mu);
+		conn_unref(c);
+		return;
+	}
+	if (w->n == w->cap) {
+		size_t ncap = w->cap ? w->cap * 2 : 1024;
+		struct conn **nr = xmalloc(ncap * sizeof(*nr));
+		for (size_t i = 0; i < w->n; i++)
+			nr[i] = w->ring[(w->head + i) % w->cap];
+		free(w->ring);
+		w->ring = nr;
+		w->cap = ncap;
+		w->head = 0;
+	}
+	w->ring[(w->head + w->n) % w->cap] = c;
+	w->n++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int writer_epoll_arm(int epfd, int fd, struct conn *c)
+{
+	struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
+	if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return 0;
+	if (errno == ENOENT && epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		return 0;
+	return -1;
+}
+
+void writer_epoll_disarm(int epfd, int fd) { (void)epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+/* @locality writer threads. */
+static void *writer_main(void *arg)
+{
+	writer *w = arg;
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		while (!w->n && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->stop) {
+			pthread_mutex_unlock(&w->mu);
+			return NULL;
+		}
+		struct conn *c = w->ring[w->head];
+		w->head = (w->head + 1) % w->cap;
+		w->n--;
+		pthread_mutex_unlock(&w->mu);
+
+		switch (conn_flush(c)) {
+		case FLUSH_MORE:
+			writer_schedule(w, c); /* to the back: fairness between sockets */
+			break;
+		case FLUSH_BLOCKED:
+			if (conn_park(c, w->epfd) != 0) {
+				/* dead meanwhile: one more flush lets it go */
+				writer_schedule(w, c);
+			}
+			break;
+		default: /* idle or done: the token was released inside conn_flush */
+			conn_unref(c);
+			break;
+		}
+	}
+}
+
+/* @locality the poller thread: returns writable (or hung-up) sockets to the queue. */
+static void *poller_main(void *arg)
+{
+	writer *w = arg;
+	struct epoll_event evs[256];
+	for (;;) {
+		int n = epoll_wait(w->epfd, evs, 256, 100);
+		pthread_mutex_lock(&w->mu);
+		int stop = w->stop;
+		pthread_mutex_unlock(&w->mu);
+		if (stop)
+			return NULL;
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+			if (conn_unpark(c, w->epfd))
+				writer_schedule(w, c);
+		}
+	}
+}
+
+writer *writer_new(int nthreads, char *err, size_t errlen)
+{
+	writer *w = xcalloc(1, sizeof(*w));
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epfd < 0) {
+		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+		goto fail;
+	}
+	w->threads = xcalloc((size_t)nthreads, sizeof(pthread_t));
+	for (int i = 0; i < nthreads; i++) {
+		if (pthread_create(&w->threads[i], NULL, writer_main, w)) {
+			snprintf(err, errlen, "could not start writer thread");
+			goto fail;
+		}
+		w->nthreads++;
+	}
+	if (pthread_create(&w->poller, NULL, poller_main, w)) {
+		snprintf(err, errlen, "could not start poller thread");
+		goto fail;
+	}
+	w->have_poller = 1;
+	return w;
+fail:
+	writer_free(w);
+	return NULL;
+}
+
+void writer_free(writer *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	for (int i = 0; i < w->nthreads; i++)
+		pthread_join(w->threads[i], NULL);
+	if (w->have_poller)
+		pthread_join(w->poller, NULL);
+	for (size_t i = 0; i < w->n; i++)
+		conn_unref(w->ring[(w->head + i) % w->cap]);
+	/* Connections still parked keep their reference: by now every socket has
+	 * been detached and the process is exiting. */
+	if (w->epfd >= 0)
+		close(w->epfd);
+	free(w->ring);
+	free(w->threads);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+}

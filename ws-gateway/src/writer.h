@@ -1,0 +1,27 @@
+/* writer: the threads that write queued frames to sockets.
+ *
+ * A connection with something to send is put on one ready queue (at most once: see
+ * conn_try_schedule); WRITER_THREADS threads take connections from it and flush a
+ * bounded batch each. A socket that is full at a frame boundary is parked in an
+ * epoll set watched by one poller thread and comes back when writable, so a client
+ * that stopped reading holds no writer thread; only a frame already started may
+ * hold one, for at most WRITE_TIMEOUT_MS, after which the socket is cut. */
+#ifndef GW_WRITER_H
+#define GW_WRITER_H
+
+#include "common/util.h"
+
+struct conn;
+typedef struct writer writer;
+
+writer *writer_new(int nthreads, char *err, size_t errlen);
+/* Stops and joins the threads, dropping what is still queued. NULL is fine. */
+void writer_free(writer *w);
+/* Hands c (and the reference that comes with it) to the writer. @locks w->mu. */
+void writer_schedule(writer *w, struct conn *c);
+
+/* epoll helpers for conn.c. */
+int writer_epoll_arm(int epfd, int fd, struct conn *c);
+void writer_epoll_disarm(int epfd, int fd);
+
+#endif

@@ -1,0 +1,525 @@
+#include "ws_server.h"
+
+#include "common/auth.h"
+#include "common/http.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HTTP_SPARE_THREADS 16 /* civetweb threads kept for HTTP and refusals */
+#define FD_HEADROOM 512       /* Kafka, epoll, parked dups, logs, civetweb's queue */
+#define SWEEP_MS 250
+
+struct ws_server {
+	const gw_config *cfg;
+	registry *reg;
+	writer *w;
+	const gw_stats *st;
+	consumer *cons;
+	struct mg_context *ctx;
+	long cap;                 /* WebSocket cap (MAX_CONNECTIONS clamped by fds) */
+	conn_limits lim;
+	atomic_long open;         /* accepted WebSockets not yet closed */
+	atomic_int draining;
+	atomic_int stop;
+	pthread_t sweeper;
+	int have_sweeper;
+	frame *ping;              /* the heartbeat ping frame, shared */
+};
+
+/* ---- the socket of a civetweb connection ----
+ *
+ * civetweb 1.15 does not expose a connection's socket, and the gateway needs it:
+ * writer threads write whole frames to it without blocking (a stalled client must
+ * not hold a thread) and cut it (shutdown) to end civetweb's read loop from
+ * outside. accept() is interposed (civetweb calls it through the PLT; our
+ * definition in the executable wins) to remember the socket of each peer address;
+ * the connect handler looks it up by the peer's address and port and verifies it
+ * with getpeername(). */
+
+static _Atomic uint64_t g_port_fd[65536]; /* port -> (ipv4 << 32) | (fd + 1) */
+
+int accept(int s, struct sockaddr *addr, socklen_t *len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = accept4(s, (struct sockaddr *)&ss, &sl, 0);
+	if (fd < 0)
+		return fd;
+	if (addr && len) {
+		socklen_t n = sl < *len ? sl : *len;
+		memcpy(addr, &ss, n);
+		*len = sl;
+	}
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+		uint64_t v = ((uint64_t)ntohl(in->sin_addr.s_addr) << 32) | (uint32_t)(fd + 1);
+		atomic_store_explicit(&g_port_fd[ntohs(in->sin_port)], v, memory_order_release);
+	}
+	return fd;
+}
+
+static int peer_is(int fd, uint32_t ip, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) || ss.ss_family != AF_INET)
+		return 0;
+	const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+	return ntohl(in->sin_addr.s_addr) == ip && ntohs(in->sin_port) == port;
+}
+
+static int socket_of(const struct mg_request_info *ri)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, ri->remote_addr, &a) != 1 || ri->remote_port <= 0 ||
+	    ri->remote_port > 65535)
+		return -1;
+	uint32_t ip = ntohl(a.s_addr);
+	uint64_t v = atomic_load_explicit(&g_port_fd[ri->remote_port], memory_order_acquire);
+	int fd = (int)(uint32_t)v - 1;
+	if (v && (uint32_t)(v >> 32) == ip && fd >= 0 && peer_is(fd, ip, ri->remote_port))
+		return fd;
+	/* Two peers with the same port from different addresses: scan (rare). */
+	struct rlimit rl;
+	int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (int)rl.rlim_cur : 4096;
+	for (fd = 3; fd < max; fd++) {
+		if (peer_is(fd, ip, ri->remote_port))
+			return fd;
+	}
+	return -1;
+}
+
+/* ---- helpers ---- */
+
+static ws_server *server_of(const struct mg_connection *c)
+{
+	return mg_get_user_data(mg_get_context(c));
+}
+
+static int refuse(ws_server *s, const struct mg_connection *mc, refuse_reason why, int status,
+		  const char *code, const char *msg)
+{
+	metric_inc(s->st->refusals[why]);
+	const struct mg_request_info *ri = mg_get_request_info(mc);
+	log_info("websocket refused", "{s:i, s:s, s:s, s:i}", "status", status, "code", code,
+		 "remote", ri->remote_addr, "port", ri->remote_port);
+	(void)http_reply_error((struct mg_connection *)mc, status, code, "%s", msg);
+	return 1;
+}
+
+static void send_json(conn *c, json_t *obj)
+{
+	char *txt = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(obj);
+	if (!txt)
+		return;
+	frame *f = frame_new(WS_OP_TEXT, txt, strlen(txt), 0);
+	free(txt);
+	(void)conn_enqueue(c, f);
+	frame_unref(f);
+}
+
+static void send_error(ws_server *s, conn *c, const char *code, const char *msg)
+{
+	metric_inc(s->st->client_errors);
+	send_json(c, json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", msg));
+}
+
+/* Forgets c: no I/O on its socket after this. @locality its civetweb thread. */
+static void release_conn(ws_server *s, const struct mg_connection *mc)
+{
+	conn *c = mg_get_user_connection_data(mc);
+	mg_set_user_connection_data(mc, NULL);
+	if (!c)
+		return;
+	if (conn_detach(c)) {
+		registry_detach(s->reg, c);
+		atomic_fetch_sub(&s->open, 1);
+		log_debug("websocket closed", "{s:s, s:s}", "conn", conn_id(c), "user", conn_user(c));
+	}
+	conn_unref(c);
+}
+
+/* ---- WebSocket handlers ---- */
+
+/* Before the upgrade: every refusal is a plain HTTP error and no socket. */
+static int ws_connect(const struct mg_connection *mc, void *cbdata)
+{
+	ws_server *s = cbdata;
+	mg_set_user_connection_data(mc, NULL); /* never trust a reused thread's pointer */
+	const struct mg_request_info *ri = mg_get_request_info(mc);
+
+	if (atomic_load(&s->draining))
+		return refuse(s, mc, REFUSE_SHUTTING_DOWN, 503, "shutting_down",
+			      "this replica is shutting down; reconnect");
+	if (!http_origin_allowed(s->cfg->allowed_origins, mg_get_header(mc, "Origin")))
+		return refuse(s, mc, REFUSE_BAD_ORIGIN, 403, "forbidden_origin",
+			      "origin not allowed");
+
+	/* /ws or /ws/{user_id} */
+	const char *uri = ri->local_uri ? ri->local_uri : "";
+	char path_user[USER_ID_MAX + 1] = "";
+	if (strcmp(uri, "/ws") != 0) {
+		if (strncmp(uri, "/ws/", 4) != 0 || strlen(uri + 4) > USER_ID_MAX ||
+		    !user_id_valid(uri + 4))
+			return refuse(s, mc, REFUSE_BAD_REQUEST, 404, "not_found",
+				      "use /ws or /ws/{user_id}");
+		snprintf(path_user, sizeof(path_user), "%s", uri + 4);
+	}
+
+	char token[AUTH_TOKEN_MAX + 1];
+	int tl = http_query_param(ri->query_string, "token", token, sizeof(token));
+	if (tl == -2)
+		return refuse(s, mc, REFUSE_UNAUTHORIZED, 401, "unauthorized", "token too long");
+	if (tl < 0) {
+		const char *b = auth_bearer(mg_get_header(mc, "Authorization"));
+		if (b && strlen(b) <= AUTH_TOKEN_MAX)
+			snprintf(token, sizeof(token), "%s", b);
+		else
+			token[0] = '\0';
+	}
+	char user[USER_ID_MAX + 1];
+	int ar = auth_verify(s->cfg->jwt_secret, token, user, sizeof(user));
+	if (ar != AUTH_OK)
+		return refuse(s, mc, REFUSE_UNAUTHORIZED, 401, "unauthorized", auth_strerror(ar));
+	if (path_user[0] && strcmp(path_user, user) != 0)
+		return refuse(s, mc, REFUSE_WRONG_USER, 403, "forbidden",
+			      "the token's user differs from the path's");
+
+	char device[USER_ID_MAX + 1];
+	int dl = http_query_param(ri->query_string, "device_id", device, sizeof(device));
+	if (dl == -2 || (dl >= 0 && !user_id_valid(device)))
+		return refuse(s, mc, REFUSE_BAD_REQUEST, 400, "invalid_device_id",
+			      "device_id must be 1..128 characters of [A-Za-z0-9._@:-]");
+
+	/* The total cap keeps civetweb's threads and the process's file descriptors
+	 * from running out (civetweb spins when accept fails for want of fds). */
+	if (atomic_fetch_add(&s->open, 1) >= s->cap) {
+		atomic_fetch_sub(&s->open, 1);
+		return refuse(s, mc, REFUSE_TOTAL_CAP, 503, "over_capacity",
+			      "this replica is full; try again");
+	}
+	int fd = socket_of(ri);
+	if (fd < 0) {
+		atomic_fetch_sub(&s->open, 1);
+		log_error("socket of connection not found", "{s:s, s:i}", "remote", ri->remote_addr,
+			  "port", ri->remote_port);
+		(void)http_reply_error((struct mg_connection *)mc, 500, "internal",
+				       "could not set up the connection");
+		return 1;
+	}
+	conn *c = conn_new((struct mg_connection *)mc, fd, user, dl >= 0 ? device : NULL, &s->lim,
+			   s->w, s->st);
+	mg_set_user_connection_data(mc, c);
+	return 0;
+}
+
+static void ws_ready(struct mg_connection *mc, void *cbdata)
+{
+	ws_server *s = cbdata;
+	conn *c = mg_get_user_connection_data(mc);
+	if (!c)
+		return;
+	conn_touch(c, mono_ms());
+	if (s->cfg->ws_sndbuf > 0) {
+		int v = (int)s->cfg->ws_sndbuf;
+		(void)setsockopt(conn_fd(c), SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	}
+	json_t *hello = json_pack("{s:s, s:s, s:s, s:I}", "type", "connected", "connection_id",
+				  conn_id(c), "user_id", conn_user(c), "heartbeat_interval",
+				  (json_int_t)s->cfg->heartbeat_interval);
+	if (conn_device(c))
+		json_object_set_new(hello, "device_id", json_string(conn_device(c)));
+	char *txt = json_dumps(hello, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(hello);
+	frame *f = frame_new(WS_OP_TEXT, txt, strlen(txt), 0);
+	free(txt);
+	if (registry_attach(s->reg, c, f) == REG_USER_FULL) {
+		metric_inc(s->st->refusals[REFUSE_USER_CAP]);
+		(void)conn_close(c, 1008, "too many connections for this user", CLOSE_USER_CAP);
+	} else {
+		metric_inc(s->st->connects);
+		log_debug("websocket open", "{s:s, s:s}", "conn", conn_id(c), "user", conn_user(c));
+	}
+	frame_unref(f);
+}
+
+static void handle_text(ws_server *s, conn *c, const char *data, size_t len)
+{
+	json_error_t jerr;
+	json_t *m = json_loadb(data, len, 0, &jerr);
+	if (!m || !json_is_object(m)) {
+		json_decref(m);
+		send_error(s, c, "invalid_json", "message must be a JSON object");
+		return;
+	}
+	const char *type = json_string_value(json_object_get(m, "type"));
+	if (!type)
+		send_error(s, c, "invalid_message", "message needs a string \"type\"");
+	else if (!strcmp(type, "ping"))
+		send_json(c, json_pack("{s:s}", "type", "pong"));
+	else if (strcmp(type, "pong") != 0)
+		send_error(s, c, "unknown_type", "unknown message type");
+	json_decref(m);
+}
+
+static int ws_data(struct mg_connection *mc, int bits, char *data, size_t len, void *cbdata)
+{
+	ws_server *s = cbdata;
+	conn *c = mg_get_user_connection_data(mc);
+	if (!c)
+		return 0;
+	int op = bits & 0x0f, fin = bits & 0x80;
+	conn_touch(c, mono_ms());
+	metric_inc(s->st->client_messages);
+	if (op == WS_OP_CLOSE) {
+		/* Echo the close; civetweb ends the read loop after this frame. */
+		frame *f = len >= 2 ? frame_new(WS_OP_CLOSE, data, 2, 0) : frame_new(WS_OP_CLOSE, "", 0, 0);
+		conn_send_now(c, f);
+		frame_unref(f);
+		return 0;
+	}
+	if (conn_closing(c, NULL))
+		return 1;
+	if (!conn_rate_ok(c, mono_us(), (double)s->cfg->client_rate_limit,
+			  (double)s->cfg->client_rate_burst)) {
+		(void)conn_close(c, 1008, "rate limit exceeded", CLOSE_RATE_LIMITED);
+		return 1;
+	}
+	if (len > (size_t)s->cfg->max_message_bytes) {
+		(void)conn_close(c, 1009, "message too large", CLOSE_TOO_LARGE);
+		return 1;
+	}
+	switch (op) {
+	case WS_OP_PING: {
+		frame *f = frame_new(WS_OP_PONG, data, len, 0);
+		(void)conn_enqueue(c, f);
+		frame_unref(f);
+		break;
+	}
+	case WS_OP_PONG:
+		break;
+	case WS_OP_TEXT:
+		if (!fin)
+			send_error(s, c, "invalid_message", "fragmented messages are not supported");
+		else
+			handle_text(s, c, data, len);
+		break;
+	case 0x0: /* continuation of a fragmented message: refused at its first frame */
+		break;
+	default:
+		send_error(s, c, "invalid_message", "only text messages are supported");
+		break;
+	}
+	return 1;
+}
+
+static void ws_close(const struct mg_connection *mc, void *cbdata) { release_conn(cbdata, mc); }
+
+/* Every connection (HTTP or not) passes here: frees what an accepted upgrade left
+ * when the handshake itself failed. */
+static void on_connection_close(const struct mg_connection *mc)
+{
+	ws_server *s = server_of(mc);
+	if (s)
+		release_conn(s, mc);
+}
+
+/* ---- HTTP endpoints ---- */
+
+static int h_health(struct mg_connection *mc, void *cbdata)
+{
+	(void)cbdata;
+	return http_reply_json(mc, 200, json_pack("{s:s}", "status", "ok"), NULL);
+}
+
+static int h_ready(struct mg_connection *mc, void *cbdata)
+{
+	ws_server *s = cbdata;
+	if (atomic_load(&s->draining))
+		return http_reply_error(mc, 503, "shutting_down", "shutting down");
+	if (!consumer_ready(s->cons))
+		return http_reply_error(mc, 503, "not_ready",
+					"Kafka partitions not assigned at the end of the log yet");
+	return http_reply_json(mc, 200, json_pack("{s:s}", "status", "ready"), NULL);
+}
+
+static int h_status(struct mg_connection *mc, void *cbdata)
+{
+	ws_server *s = cbdata;
+	json_t *st = registry_status(s->reg, (size_t)s->cfg->status_max_users);
+	json_object_set_new(st, "service", json_string("ws-gateway"));
+	json_object_set_new(st, "version", json_string(GW_VERSION));
+	json_object_set_new(st, "ready", json_boolean(consumer_ready(s->cons)));
+	json_object_set_new(st, "draining", json_boolean(atomic_load(&s->draining)));
+	json_object_set_new(st, "max_connections", json_integer(s->cap));
+	return http_reply_json(mc, 200, st, NULL);
+}
+
+static int h_metrics(struct mg_connection *mc, void *cbdata)
+{
+	ws_server *s = cbdata;
+	size_t len;
+	char *body = metrics_render(s->st->reg, &len);
+	int rc = http_reply(mc, 200, "text/plain; version=0.0.4", body, len, NULL);
+	free(body);
+	return rc;
+}
+
+/* ---- heartbeat ---- */
+
+/* @locality the sweeper thread: pings every HEARTBEAT_INTERVAL, closes the silent,
+ * cuts sockets whose close was not answered within CLOSE_GRACE_MS. */
+static void *sweeper_main(void *arg)
+{
+	ws_server *s = arg;
+	int64_t hb_ms = s->cfg->heartbeat_interval * 1000;
+	int64_t next_ping = mono_ms() + hb_ms;
+	while (!atomic_load(&s->stop)) {
+		usleep(SWEEP_MS * 1000);
+		int64_t now = mono_ms();
+		int ping = now >= next_ping;
+		if (ping)
+			next_ping = now + hb_ms;
+		size_t n;
+		conn **v = registry_snapshot(s->reg, &n);
+		for (size_t i = 0; i < n; i++) {
+			conn *c = v[i];
+			int64_t since;
+			if (conn_closing(c, &since)) {
+				if (now - since > s->cfg->close_grace_ms)
+					conn_kill(c);
+			} else if (now - conn_last_seen(c) > 2 * hb_ms) {
+				(void)conn_close(c, 1001, "heartbeat timeout", CLOSE_HEARTBEAT);
+			} else if (ping) {
+				(void)conn_enqueue(c, s->ping);
+			}
+		}
+		registry_snapshot_free(v, n);
+	}
+	return NULL;
+}
+
+/* ---- life cycle ---- */
+
+double ws_server_open(void *arg)
+{
+	ws_server *s = arg;
+	return s ? (double)atomic_load(&s->open) : 0;
+}
+
+long ws_server_cap(const ws_server *s) { return s->cap; }
+
+ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const gw_stats *st,
+			   consumer *cons, char *err, size_t errlen)
+{
+	ws_server *s = xcalloc(1, sizeof(*s));
+	s->cfg = cfg;
+	s->reg = reg;
+	s->w = w;
+	s->st = st;
+	s->cons = cons;
+	s->lim.max_frames = (size_t)cfg->send_queue_max_frames;
+	s->lim.max_bytes = (size_t)cfg->send_queue_max_bytes;
+	s->lim.write_timeout_ms = cfg->write_timeout_ms;
+	s->ping = frame_new(WS_OP_PING, "", 0, 0);
+
+	struct rlimit rl;
+	long fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+			   ? (long)rl.rlim_cur
+			   : 1048576;
+	long room = fds - FD_HEADROOM - HTTP_SPARE_THREADS;
+	s->cap = cfg->max_connections;
+	if (room < 1) {
+		snprintf(err, errlen, "open-file limit %ld is too low", fds);
+		goto fail;
+	}
+	if (s->cap > room) {
+		log_warn("MAX_CONNECTIONS lowered to fit the open-file limit", "{s:i, s:i, s:i}",
+			 "configured", (int)cfg->max_connections, "effective", (int)room,
+			 "nofile", (int)fds);
+		s->cap = room;
+	}
+
+	char port[32], threads[32];
+	snprintf(port, sizeof(port), "%ld", cfg->port);
+	snprintf(threads, sizeof(threads), "%ld", s->cap + HTTP_SPARE_THREADS);
+	const char *opts[] = {"listening_ports", port,       "num_threads",  threads,
+			      "tcp_nodelay",     "1",        "enable_keep_alive", "no",
+			      "request_timeout_ms", "10000", "websocket_timeout_ms", "30000",
+			      "listen_backlog",  "4096",     NULL};
+	struct mg_callbacks cb;
+	memset(&cb, 0, sizeof(cb));
+	cb.connection_close = on_connection_close;
+	mg_init_library(0);
+	s->ctx = mg_start(&cb, s, opts);
+	if (!s->ctx) {
+		snprintf(err, errlen, "could not start the HTTP server on port %s", port);
+		mg_exit_library();
+		goto fail;
+	}
+	mg_set_websocket_handler(s->ctx, "/ws", ws_connect, ws_ready, ws_data, ws_close, s);
+	mg_set_request_handler(s->ctx, "/health", h_health, s);
+	mg_set_request_handler(s->ctx, "/ready", h_ready, s);
+	mg_set_request_handler(s->ctx, "/status", h_status, s);
+	mg_set_request_handler(s->ctx, "/metrics", h_metrics, s);
+	if (pthread_create(&s->sweeper, NULL, sweeper_main, s)) {
+		snprintf(err, errlen, "could not start the heartbeat thread");
+		goto fail;
+	}
+	s->have_sweeper = 1;
+	log_info("listening", "{s:i, s:i}", "port", (int)cfg->port, "max_connections", (int)s->cap);
+	return s;
+fail:
+	ws_server_stop(s);
+	return NULL;
+}
+
+void ws_server_drain(ws_server *s, int64_t deadline_ms)
+{
+	atomic_store(&s->draining, 1);
+	size_t n;
+	conn **v = registry_snapshot(s->reg, &n);
+	log_info("draining", "{s:i}", "connections", (int)n);
+	for (size_t i = 0; i < n; i++)
+		(void)conn_close(v[i], 1001, "server shutting down", CLOSE_SHUTDOWN);
+	/* Give clients half the time to answer the close, then cut the rest. */
+	int64_t soft = mono_ms() + (deadline_ms - mono_ms()) / 2;
+	while (atomic_load(&s->open) > 0 && mono_ms() < soft)
+		usleep(20000);
+	for (size_t i = 0; i < n; i++)
+		conn_kill(v[i]);
+	registry_snapshot_free(v, n);
+	v = registry_snapshot(s->reg, &n); /* connections that raced the drain */
+	for (size_t i = 0; i < n; i++)
+		conn_kill(v[i]);
+	registry_snapshot_free(v, n);
+	while (atomic_load(&s->open) > 0 && mono_ms() < deadline_ms)
+		usleep(20000);
+}
+
+void ws_server_stop(ws_server *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stop, 1);
+	if (s->have_sweeper)
+		pthread_join(s->sweeper, NULL);
+	if (s->ctx) {
+		mg_stop(s->ctx);
+		mg_exit_library();
+	}
+	frame_unref(s->ping);
+	free(s);
+}

@@ -1,0 +1,31 @@
+/* ws_server: the civetweb side. GET /ws and /ws/{user_id} (token, Origin and limits
+ * checked before the upgrade), the client message protocol, heartbeat, and the
+ * operational endpoints /health /ready /status /metrics. */
+#ifndef GW_WS_SERVER_H
+#define GW_WS_SERVER_H
+
+#include "common/util.h"
+#include "config.h"
+#include "consumer.h"
+#include "registry.h"
+#include "stats.h"
+#include "writer.h"
+
+typedef struct ws_server ws_server;
+
+/* Starts civetweb on cfg->port. NULL with a reason in err. */
+ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const gw_stats *st,
+			   consumer *cons, char *err, size_t errlen);
+/* SIGTERM: refuses new sockets (503), closes every socket with 1001 and waits for
+ * them to go, cutting the stragglers, until deadline_ms (mono_ms clock). */
+void ws_server_drain(ws_server *s, int64_t deadline_ms);
+/* Stops civetweb and the heartbeat thread; frees s. NULL is fine. */
+void ws_server_stop(ws_server *s);
+/* Open WebSockets (metrics callback). */
+double ws_server_open(void *s);
+/* The WebSocket cap after the file-descriptor limit was applied. */
+long ws_server_cap(const ws_server *s);
+
+#define GW_VERSION "1.0.0"
+
+#endif
