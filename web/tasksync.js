@@ -828,7 +828,7 @@ export class TaskSync extends EventTarget {
       this._stopHeartbeat();
       this.stats.reconnects++;
       const lived = openedAt ? Date.now() - openedAt : 0;
-      if (lived >= this.stableAfterMs) this._attempt = 0; // a stable connection resets the backoff
+      if (openedAt && lived >= this.stableAfterMs) this._attempt = 0; // a stable connection resets the backoff
       this._emit('disconnected', { code: e.code, reason: e.reason, lived });
       if (!openedAt) {
         // Could not be established at all (blocked, gateway down): poll meanwhile.

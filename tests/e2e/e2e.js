@@ -8,6 +8,7 @@ import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Stack } from './stack.js';
+import { register as registerUnit } from './unit.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SUITE_LIMIT_MS = 10 * 60 * 1000;
@@ -32,6 +33,7 @@ const stack = new Stack();
 let browser;
 const tests = [];
 const test = (name, ms, fn) => tests.push({ name, ms, fn });
+const unitTests = [];
 
 // ---- page helpers --------------------------------------------------------------
 
@@ -440,16 +442,48 @@ test('with the WebSocket blocked, B still receives changes by polling', 60000, a
 
 // ---- runner ---------------------------------------------------------------------
 
+// web/tasksync.js has no package.json of its own (the browser needs none): node loads
+// it as a module from a copy with the .mjs extension.
+async function loadClient() {
+  const src = path.join(stack.root, 'web', 'tasksync.js');
+  const copy = path.join(stack.dir, 'tasksync.mjs');
+  fs.copyFileSync(src, copy);
+  return import(copy);
+}
+
+async function runOne(t) {
+  const t0 = Date.now();
+  try {
+    await withTimeout(t.fn(), t.ms, t.name);
+    console.log(`ok - ${t.name} (${Date.now() - t0} ms)`);
+    return true;
+  } catch (e) {
+    console.log(`not ok - ${t.name} (${Date.now() - t0} ms)\n${String(e.stack || e.message).replace(/^/gm, '#   ')}`);
+    return false;
+  }
+}
+
 async function main() {
+  let passed = 0;
+  let failed = 0;
   const watchdog = setTimeout(() => {
     console.log('# e2e: suite time limit reached; stopping everything');
     stack.killAllNow();
-    console.log(`e2e: ${passed} passed, ${tests.length - passed} failed`);
+    console.log(`e2e: ${passed} passed, ${Math.max(1, failed + 1)} failed`);
     process.exit(1);
   }, SUITE_LIMIT_MS);
   watchdog.unref();
-  let passed = 0;
-  let failed = 0;
+  registerUnit((name, ms, fn) => unitTests.push({ name, ms, fn }), await loadClient());
+  for (const t of unitTests) {
+    if (filter && !t.name.includes(filter)) continue;
+    if (await runOne(t)) passed++;
+    else failed++;
+  }
+  const browserTests = tests.filter((t) => !filter || t.name.includes(filter));
+  if (!browserTests.length) {
+    console.log(`e2e: ${passed} passed, ${failed} failed`);
+    process.exit(failed ? 1 : 0);
+  }
   try {
     await stack.start();
     console.log(`# stack: api ${stack.apiUrl}, gateway ${stack.gwUrl}, devbroker ${stack.brokers}, logs ${stack.dir}`);
@@ -465,19 +499,14 @@ async function main() {
       if (t) console.log(`# --- ${n} log\n${t.replace(/^/gm, '# ')}`);
     }
     await stack.stopAll();
-    console.log(`e2e: 0 passed, ${Math.max(1, tests.length)} failed`);
+    console.log(`e2e: ${passed} passed, ${failed + browserTests.length} failed`);
     process.exit(1);
   }
-  for (const t of tests) {
-    if (filter && !t.name.includes(filter)) continue;
-    const t0 = Date.now();
-    try {
-      await withTimeout(t.fn(), t.ms, t.name);
+  for (const t of browserTests) {
+    if (await runOne(t)) {
       passed++;
-      console.log(`ok - ${t.name} (${Date.now() - t0} ms)`);
-    } catch (e) {
+    } else {
       failed++;
-      console.log(`not ok - ${t.name} (${Date.now() - t0} ms)\n${String(e.stack || e.message).replace(/^/gm, '#   ')}`);
       for (const ctx of browser.contexts()) await ctx.close().catch(() => {});
       // The stack must be whole for the next test.
       if (stack.gw.exitCode !== null || stack.gw.signalCode !== null) await stack.startGateway().catch(() => {});

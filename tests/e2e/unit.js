@@ -1,0 +1,254 @@
+// Unit tests of web/tasksync.js in node, without a browser or a server: the browser's
+// fetch, WebSocket and localStorage are replaced by small scripted stand-ins, so the
+// protocol logic (seq bookkeeping, catch-up, 410, echo, queue order, backoff) is
+// checked case by case. The real thing is checked end to end in e2e.js.
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+const eq = (a, b, msg) => assert(JSON.stringify(a) === JSON.stringify(b), `${msg}: got ${JSON.stringify(a)}, want ${JSON.stringify(b)}`);
+
+class MemStorage {
+  constructor() {
+    this.m = new Map();
+  }
+  get length() {
+    return this.m.size;
+  }
+  key(i) {
+    return [...this.m.keys()][i] ?? null;
+  }
+  getItem(k) {
+    return this.m.has(k) ? this.m.get(k) : null;
+  }
+  setItem(k, v) {
+    this.m.set(k, String(v));
+  }
+  removeItem(k) {
+    this.m.delete(k);
+  }
+}
+
+// A scripted API: handler(method, path, body, headers) -> {status, body} or throws.
+function fakeFetch(handler, log) {
+  return async (url, init = {}) => {
+    const u = new URL(url, 'http://api.test');
+    const body = init.body ? JSON.parse(init.body) : undefined;
+    log.push(`${init.method || 'GET'} ${u.pathname}${u.search}`);
+    const r = await handler(init.method || 'GET', u.pathname + u.search, body, init.headers || {});
+    if (r === 'network') throw new TypeError('Failed to fetch');
+    return new Response(r.body === undefined ? null : JSON.stringify(r.body), { status: r.status || 200 });
+  };
+}
+
+class FakeWS {
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    FakeWS.all.push(this);
+  }
+  send(s) {
+    this.sent.push(s);
+  }
+  close(code = 1000) {
+    this.readyState = 3;
+    if (this.onclose) this.onclose({ code, reason: '' });
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen && this.onopen({});
+  }
+  push(msg) {
+    this.onmessage && this.onmessage({ data: JSON.stringify(msg) });
+  }
+  fail(code = 1006) {
+    this.readyState = 3;
+    this.onclose && this.onclose({ code, reason: '' });
+  }
+}
+
+const ev = (seq, type, task, extra = {}) => ({ event_id: `e${seq}`, event_type: type, user_id: 'u1', seq, origin: 'other', timestamp: 't', task, ...extra });
+const live = (e) => ({ type: 'task_update', event: e.event_type, event_id: e.event_id, user_id: e.user_id, seq: e.seq, task: e.task, order: e.order, origin: e.origin, timestamp: e.timestamp });
+const task = (id, title, position, version = 1) => ({ id, title, description: null, priority: 'medium', due_at: null, completed: false, position, version, created_at: 'c', updated_at: 'u' });
+
+async function withEnv(fn) {
+  const saved = { fetch: globalThis.fetch, WebSocket: globalThis.WebSocket, localStorage: globalThis.localStorage };
+  FakeWS.all = [];
+  globalThis.WebSocket = FakeWS;
+  try {
+    return await fn();
+  } finally {
+    Object.assign(globalThis, saved);
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete globalThis[k];
+  }
+}
+
+export function register(test, { TaskSync, backoffDelayMs }) {
+  test('unit: backoff 1,2,4,8,16,30 s with jitter, capped', 5000, async () => {
+    eq([0, 1, 2, 3, 4, 5, 6, 9].map((a) => backoffDelayMs(a, () => 0.5)), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000], 'no jitter');
+    eq([backoffDelayMs(0, () => 0), backoffDelayMs(0, () => 1)], [800, 1200], 'jitter bounds');
+  });
+
+  test('unit: catch-up before live events; seq <= applied ignored; a skip triggers catch-up', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const events = [ev(6, 'task.created', task('a', 'A', 0)), ev(7, 'task.created', task('b', 'B', 1)), ev(8, 'task.updated', task('a', 'A2', 0, 2)), ev(9, 'task.deleted', { id: 'b' })];
+      let gate;
+      const gated = new Promise((r) => (gate = r));
+      globalThis.fetch = fakeFetch(async (m, p) => {
+        if (p === '/api/v1/tasks') return { body: { tasks: [], seq: 5 } };
+        const since = Number(new URL(p, 'http://x').searchParams.get('since'));
+        if (since === 5) await gated; // hold the first catch-up: live events arrive meanwhile
+        return { body: { events: events.filter((e) => e.seq > since && e.seq <= 7), seq: 7, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      const applied = [];
+      c.addEventListener('change', (e) => applied.push(e.detail.event.seq));
+      c.start();
+      const ws = FakeWS.all[0];
+      ws.open();
+      await sleep(5);
+      ws.push(live(events[0])); // 6 while catching up: buffered
+      ws.push(live(events[1])); // 7 buffered
+      gate();
+      await sleep(20);
+      eq(applied, [6, 7], 'after the first catch-up');
+      ws.push(live(events[0])); // old: ignored
+      eq(applied, [6, 7], 'duplicate ignored');
+      // 9 skips 8: catch-up fetches 8 (and 9 comes from the buffer or the API, once)
+      events.splice(0); // the API now has 8 and 9
+      events.push(ev(8, 'task.updated', task('a', 'A2', 0, 2)), ev(9, 'task.deleted', { id: 'b' }));
+      globalThis.fetch = fakeFetch(async (m, p) => {
+        const since = Number(new URL(p, 'http://x').searchParams.get('since'));
+        return { body: { events: events.filter((e) => e.seq > since), seq: 9, has_more: false } };
+      }, log);
+      ws.push(live(ev(9, 'task.deleted', { id: 'b' })));
+      await sleep(30);
+      eq(applied, [6, 7, 8, 9], 'after the skip');
+      eq(c.tasks().map((t) => [t.id, t.title]), [['a', 'A2']], 'list');
+      eq(c.seq, 9, 'seq');
+      c.stop();
+    });
+  });
+
+  test('unit: 410 from /events reloads the list', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      let reloads = 0;
+      globalThis.fetch = fakeFetch(async (m, p) => {
+        if (p === '/api/v1/tasks') return { body: reloads++ === 0 ? { tasks: [task('a', 'A', 0)], seq: 3 } : { tasks: [task('z', 'Z', 0)], seq: 900 } };
+        const since = Number(new URL(p, 'http://x').searchParams.get('since'));
+        if (since === 3) return { status: 410, body: { error: { code: 'gone', message: 'too old' } } };
+        return { body: { events: [], seq: 900, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
+      c.start();
+      await sleep(30);
+      eq(c.seq, 900, 'seq after 410');
+      eq(c.tasks().map((t) => t.id), ['z'], 'list after 410');
+      c.stop();
+    });
+  });
+
+  test('unit: own echo recognised by origin, applied once; hand-typed seq null applied', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      let clientId;
+      globalThis.fetch = fakeFetch(async (m, p, body, h) => {
+        if (p === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [], seq: 0 } };
+        if (p === '/api/v1/tasks' && m === 'POST') {
+          clientId = h['X-Client-Id'];
+          return { status: 201, body: task(body.id, body.title, 0) };
+        }
+        return { body: { events: [], seq: 0, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      const changes = [];
+      c.addEventListener('change', (e) => changes.push(e.detail));
+      c.start();
+      FakeWS.all[0].open();
+      await sleep(10);
+      const t = c.create({ title: 'Mine' });
+      eq(c.tasks().map((x) => x.title), ['Mine'], 'optimistic');
+      await sleep(10);
+      eq(clientId, c.clientId, 'X-Client-Id');
+      FakeWS.all[0].push(live({ ...ev(1, 'task.created', task(t.id, 'Mine', 0)), origin: c.clientId }));
+      eq(c.tasks().map((x) => x.title), ['Mine'], 'after the echo');
+      assert(changes.length === 1 && changes[0].own === true, `echo not own: ${JSON.stringify(changes)}`);
+      FakeWS.all[0].push({ type: 'task_update', event: 'task.created', user_id: 'u1', seq: null, task: { id: 't1', title: 'By hand' }, origin: null });
+      eq(c.tasks().map((x) => x.title), ['Mine', 'By hand'], 'seq null applied');
+      eq(c.seq, 1, 'seq null does not move seq');
+      c.stop();
+    });
+  });
+
+  test('unit: offline queue kept in storage, survives a restart, sent in order', 10000, async () => {
+    await withEnv(async () => {
+      globalThis.localStorage = new MemStorage();
+      const log = [];
+      let up = false;
+      let pos = 0;
+      globalThis.fetch = fakeFetch(async (m, p, body) => {
+        if (!up) return 'network';
+        if (p === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [], seq: 0 } };
+        if (p === '/api/v1/tasks' && m === 'POST') return { status: 201, body: task(body.id, body.title, pos++) };
+        if (m === 'PATCH') return { body: { ...task(p.split('/').pop(), body.title || 'x', 0, 2), ...body } };
+        if (m === 'DELETE') return { status: 404, body: { error: { code: 'not_found', message: 'gone' } } };
+        return { body: { events: [], seq: 0, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', clientId: 'tab1', gatewayUrl: null, pollIntervalMs: 60000 });
+      c.start();
+      const a = c.create({ title: 'one' });
+      c.create({ title: 'two' });
+      c.update(a.id, { title: 'one!' });
+      c.remove('gone-already');
+      await sleep(10);
+      eq(c.pending, 4, 'queued');
+      eq(c.state, 'offline', 'state');
+      c.stop();
+      // "reload": a new client of the same tab finds the queue
+      const c2 = new TaskSync({ token: 't', userId: 'u1', clientId: 'tab1', gatewayUrl: null, pollIntervalMs: 60000 });
+      up = true;
+      log.length = 0;
+      c2.start();
+      await sleep(30);
+      eq(c2.pending, 0, 'sent');
+      eq(log.filter((l) => !l.startsWith('GET')), ['POST /api/v1/tasks', 'POST /api/v1/tasks', `PATCH /api/v1/tasks/${a.id}`, 'DELETE /api/v1/tasks/gone-already'], 'order');
+      eq(c2.tasks().map((t) => t.title), ['one!', 'two'], 'list');
+      c2.stop();
+    });
+  });
+
+  test('unit: socket that cannot open -> polling, backoff grows, stable connection resets it', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      globalThis.fetch = fakeFetch(async (m, p) => (p === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000, stableAfterMs: 0 });
+      const delays = [];
+      c.addEventListener('reconnect-scheduled', (e) => delays.push(e.detail.delayMs));
+      c.start();
+      FakeWS.all[0].fail();
+      await sleep(5);
+      eq(c.state, 'polling', 'state after a failed open');
+      c._connect();
+      FakeWS.all[1].fail();
+      c._connect();
+      FakeWS.all[2].fail();
+      assert(delays[0] >= 800 && delays[0] <= 1200 && delays[1] >= 1600 && delays[1] <= 2400 && delays[2] >= 3200 && delays[2] <= 4800, `delays ${delays}`);
+      c._connect();
+      FakeWS.all[3].open();
+      await sleep(5);
+      eq(c.state, 'live', 'state once open');
+      FakeWS.all[3].fail(1006); // lived >= stableAfterMs (0): backoff starts over
+      assert(delays[3] >= 800 && delays[3] <= 1200, `delay after a stable connection ${delays[3]}`);
+      c._connect();
+      FakeWS.all[4].open();
+      FakeWS.all[4].fail(1001); // going away: at once, with jitter
+      assert(delays[4] <= 500, `delay after 1001 ${delays[4]}`);
+      c.stop();
+    });
+  });
+}
