@@ -72,12 +72,12 @@ deps:
 # The README's test command. Installs what it needs, builds with ASan+UBSan and runs
 # every suite against a throw-away PostgreSQL and the devbroker it starts itself.
 test: deps
-	$(MAKE) SAN=1 all tests
-	$(MAKE) all
+	$(MAKE) -j2 SAN=1 all tests
+	$(MAKE) -j2 all
 	tests/support/run-tests.sh build/asan build
 
 run: deps
-	$(MAKE) all
+	$(MAKE) -j2 all
 	tools/run-stack.sh
 
 # Prints a token for USER, signed with the running stack's secret (.run/stack.env).
