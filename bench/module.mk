@@ -1,0 +1,11 @@
+# bench/: load generators and the benchmark driver (bench/run.sh, `make bench`).
+# They are programs that print figures, never timed tests; `make` builds them so
+# they stay warning-free.
+BENCH_HIST_SRCS := bench/bench_hist.c
+
+$(BIN)/ws-load: $(call objs,bench/ws_load.c $(BENCH_HIST_SRCS)) $(COMMON_LIB)
+	$(call link)
+BINS += $(BIN)/ws-load
+$(BIN)/kafka-load: $(call objs,bench/kafka_load.c) $(COMMON_LIB)
+	$(call link)
+BINS += $(BIN)/kafka-load
