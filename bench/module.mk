@@ -9,3 +9,6 @@ BINS += $(BIN)/ws-load
 $(BIN)/kafka-load: $(call objs,bench/kafka_load.c) $(COMMON_LIB)
 	$(call link)
 BINS += $(BIN)/kafka-load
+$(BIN)/api-load: $(call objs,bench/api_load.c $(BENCH_HIST_SRCS)) $(COMMON_LIB)
+	$(call link)
+BINS += $(BIN)/api-load
