@@ -136,38 +136,36 @@ const VERB = {
   'task.deleted': 'Task deleted',
 };
 
+let batch = null; // changes that came in one catch-up, shown as one toast
+
+function describe(event, task) {
+  if (event.event_type === 'task.reordered') return 'Tasks reordered';
+  const title = (task && task.title) || (event.task && titles.get(event.task.id)) || '';
+  let verb = VERB[event.event_type] || 'Task changed';
+  if (event.event_type === 'task.completed' && task && task.completed === false) verb = 'Task reopened';
+  return title ? `${verb}: ${title}` : verb;
+}
+
 function onChange(e) {
-  const { event, own, task } = e.detail;
+  const { event, own, task, source } = e.detail;
   if (own) return; // our own echo: no toast
-  let text;
-  if (event.event_type === 'task.reordered') {
-    text = 'Tasks reordered';
-  } else {
-    const title = (task && task.title) || (event.task && titles.get(event.task.id)) || '';
-    let verb = VERB[event.event_type] || 'Task changed';
-    if (event.event_type === 'task.completed' && task && task.completed === false) verb = 'Task reopened';
-    text = title ? `${verb}: ${title}` : verb;
+  const text = describe(event, task);
+  if (source !== 'catchup') return toast(text);
+  // A catch-up (after a reconnect, or a poll) can bring many at once: one toast.
+  if (!batch) {
+    batch = [];
+    setTimeout(() => {
+      const b = batch;
+      batch = null;
+      toast(b.length === 1 ? b[0] : `${b.length} changes from another device`);
+    }, 0);
   }
-  toast(text);
+  batch.push(text);
 }
 
 function toast(text, kind) {
   const box = $('#toasts');
-  // A burst (a catch-up after a long absence) folds into one line.
-  if (box.children.length >= 4) {
-    let more = box.querySelector('.toast.more');
-    if (!more) {
-      more = document.createElement('div');
-      more.className = 'toast more';
-      more.dataset.count = '0';
-      box.appendChild(more);
-    }
-    more.dataset.count = String(Number(more.dataset.count) + 1);
-    more.textContent = `and ${more.dataset.count} more changes from another device`;
-    clearTimeout(more._t);
-    more._t = setTimeout(() => more.remove(), 4000);
-    return;
-  }
+  while (box.children.length >= 3) box.firstElementChild.remove(); // the newest stay
   const el = document.createElement('div');
   el.className = `toast${kind ? ` ${kind}` : ''}`;
   el.textContent = text;

@@ -583,6 +583,7 @@ export class TaskSync extends EventTarget {
     op.opId = uuid();
     this.queue.push(op);
     this._saveQueue();
+    this._emit('local', { op });
     this._emitTasks();
     this.flush();
   }
@@ -789,8 +790,7 @@ export class TaskSync extends EventTarget {
       this._everOpened = true;
       this._stopPolling();
       this._startHeartbeat(30);
-      this._updateState();
-      this.sync(); // catch up before live events (buffered meanwhile)
+      this.sync(); // catch up before live events (buffered meanwhile); sets the state
       this.flush();
     };
     ws.onmessage = (m) => {

@@ -73,7 +73,7 @@ export class Stack {
   }
 
   async stopAll() {
-    await Promise.all([this.gw, this.api].filter(Boolean).map((p) => this.stop(p)));
+    await Promise.all([this.gw, this.apiProc].filter(Boolean).map((p) => this.stop(p)));
     await Promise.all([...this.procs].map((p) => this.stop(p)));
   }
 
@@ -136,7 +136,7 @@ export class Stack {
     this.gwPort = this.gwPort || (await freePort());
     this.apiUrl = `http://127.0.0.1:${this.apiPort}`;
     this.gwUrl = `ws://127.0.0.1:${this.gwPort}`;
-    this.api = this._spawn('backend-api', path.join(this.bin, 'backend-api'), [], {
+    this.apiProc = this._spawn('backend-api', path.join(this.bin, 'backend-api'), [], {
       PORT: String(this.apiPort),
       DATABASE_URL: this.databaseUrl,
       KAFKA_BROKERS: this.brokers,
@@ -148,8 +148,8 @@ export class Stack {
       ALLOWED_ORIGINS: this.apiUrl,
       LOG_LEVEL: 'info',
     });
-    await waitHttp(`${this.apiUrl}/healthz`, 30000, this.api);
-    await waitHttp(`${this.apiUrl}/readyz`, 30000, this.api);
+    await waitHttp(`${this.apiUrl}/healthz`, 30000, this.apiProc);
+    await waitHttp(`${this.apiUrl}/readyz`, 30000, this.apiProc);
   }
 
   async startGateway() {
