@@ -12,3 +12,7 @@ BINS += $(BIN)/kafka-load
 $(BIN)/api-load: $(call objs,bench/api_load.c $(BENCH_HIST_SRCS)) $(COMMON_LIB)
 	$(call link)
 BINS += $(BIN)/api-load
+
+# The top Makefile declares `bench` without a recipe; this is it.
+bench: all
+	bench/run.sh $(BIN)

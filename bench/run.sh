@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# bench/run.sh [BIN]: the benchmark driver (`make bench`). Starts its own throw-away
+# PostgreSQL and devbroker (tools/lib.sh), the services from BIN (default build/bin)
+# on free loopback ports, runs each scenario RUNS times (default 3), bounded in count
+# and time, prints a table of medians and stops everything it started, by PID.
+#
+#   SCENARIOS="fanout latency capacity handshake api"  (default: all)
+#   RUNS=3  KEEP=1 (keep the work dir: raw JSON results in results.jsonl)
+#
+# Figures, not pass/fail: nothing here asserts a target. Timings on a shared 2-core
+# machine are noisy; compare the ratios within one run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. tools/lib.sh
+
+BIN=$(cd "${1:-${BIN:-build/bin}}" && pwd) || { echo "bench: no bin dir" >&2; exit 2; }
+RUNS=${RUNS:-3}
+SCENARIOS=${SCENARIOS:-fanout latency capacity handshake api}
+WORK=$(mktemp -d /tmp/tasksync-bench.XXXXXX)
+RESULTS=$WORK/results.jsonl
+CLK_TCK=$(getconf CLK_TCK)
+JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export JWT_SECRET KAFKA_TOPIC=task-updates
+
+for b in ws-load kafka-load api-load devbroker; do
+	[ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (make)" >&2; exit 2; }
+done
+
+pids=()
+GW_PID= API_PID= PG_STARTED=
+cleanup() {
+	trap - INT TERM EXIT
+	for p in "$GW_PID" "$API_PID"; do [ -n "$p" ] && stop_pid "$p" 10; done
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[$i]}" 5; done
+	[ -n "$PG_STARTED" ] && pg_stop "$WORK/pg"
+	if [ "${KEEP:-0}" = 1 ]; then echo "bench: results kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "bench: $*" >&2; }
+has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+# cpu_s PID: user+system CPU seconds of PID so far (all threads).
+cpu_s() {
+	[ -r "/proc/$1/stat" ] || { echo 0; return; }
+	sed 's/.*) //' "/proc/$1/stat" | awk -v t="$CLK_TCK" '{printf "%.2f", ($12 + $13) / t}'
+}
+# machine_busy: "busy total" jiffies of all CPUs (from /proc/stat).
+machine_busy() { awk '/^cpu / {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+now() { date +%s.%N; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a - b}'; }
+# pg_cpu_s: CPU seconds of the bench's PostgreSQL (postmaster and its backends).
+pg_cpu_s() {
+	local pm t=0 c
+	pm=$(head -n 1 "$WORK/pg/data/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+	for p in "$pm" $(pgrep -P "$pm"); do
+		c=$(cpu_s "$p")
+		t=$(awk -v a="$t" -v b="$c" 'BEGIN {printf "%.2f", a + b}')
+	done
+	echo "$t"
+}
+
+# wait_file FILE SECONDS
+wait_file() {
+	for _ in $(seq 1 $(($2 * 10))); do [ -s "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+
+# start_gateway VAR=VALUE...: a ws-gateway on a free port; sets GW_PID, GW_PORT.
+start_gateway() {
+	stop_gateway
+	GW_PORT=$(free_port)
+	env "$@" PORT="$GW_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" ALLOWED_ORIGINS='*' LOG_LEVEL=warn \
+		"$BIN/ws-gateway" 2>>"$WORK/ws-gateway.log" &
+	GW_PID=$!
+	if ! wait_http "http://127.0.0.1:$GW_PORT/ready" 90; then
+		log "ws-gateway did not get ready; last log lines:"
+		tail -n 5 "$WORK/ws-gateway.log" >&2
+		stop_gateway
+		return 1
+	fi
+}
+stop_gateway() {
+	[ -n "$GW_PID" ] && stop_pid "$GW_PID" 10
+	GW_PID=
+}
+
+# ws_recv_run LABEL CONNS USERS EVENTS RATE LINGER [STALLED]: ws-load holds CONNS
+# sockets, kafka-load produces EVENTS events (RATE/s, 0 flat out) over USERS users;
+# one JSON line with every figure goes to results.jsonl.
+ws_recv_run() {
+	local label=$1 conns=$2 users=$3 events=$4 rate=$5 linger=$6 stalled=${7:-0}
+	local per_user=$(((conns + users - 1) / users))
+	local expect=$((events * (conns - stalled) / users))
+	rm -f "$WORK/ready" "$WORK/wl.json" "$WORK/kl.json"
+	timeout 200 env WS_PORT="$GW_PORT" CONNECTIONS="$conns" USERS="$users" MODE=recv \
+		DURATION_S=90 IDLE_S=3 EXPECT_FRAMES="$expect" STALLED="$stalled" SRC_ADDRS=32 \
+		READY_FILE="$WORK/ready" LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/wl.json" \
+		2>>"$WORK/ws-load.log" &
+	local wl=$!
+	if ! wait_file "$WORK/ready" 60; then
+		log "$label: ws-load did not connect"
+		kill "$wl" 2>/dev/null; wait "$wl"
+		return 1
+	fi
+	sleep 0.5
+	local g0 b0 t0 g1 b1 t1
+	g0=$(cpu_s "$GW_PID") b0=$(cpu_s "$DEVBROKER_PID") t0=$(now)
+	local m0 m1
+	m0=$(machine_busy)
+	timeout 120 env KAFKA_BROKERS="$KAFKA_BROKERS" USERS="$users" RATE="$rate" COUNT="$events" \
+		DURATION_S=100 LINGER_MS="$linger" LOG_LEVEL=warn "$BIN/kafka-load" \
+		>"$WORK/kl.json" 2>>"$WORK/kafka-load.log"
+	wait "$wl"
+	g1=$(cpu_s "$GW_PID") b1=$(cpu_s "$DEVBROKER_PID") t1=$(now)
+	m1=$(machine_busy)
+	local mbusy
+	mbusy=$(echo "$m0 $m1" | awk '{printf "%.2f", ($3 - $1) / ($4 - $2) * '"$(nproc)"'}')
+	if ! jq -e . "$WORK/wl.json" >/dev/null 2>&1 || ! jq -e . "$WORK/kl.json" >/dev/null 2>&1; then
+		log "$label: a load tool gave no result (see $WORK/*.log)"
+		return 1
+	fi
+	jq -c -n --arg sc "$label" --slurpfile ws "$WORK/wl.json" --slurpfile k "$WORK/kl.json" \
+		--argjson gw "$(sub "$g1" "$g0")" --argjson br "$(sub "$b1" "$b0")" \
+		--argjson wall "$(sub "$t1" "$t0")" --argjson pu "$per_user" --argjson mb "$mbusy" \
+		'{scenario:$sc, ws:$ws[0], kafka:$k[0], gateway_cpu_s:$gw, broker_cpu_s:$br,
+		  wall_s:$wall, sockets_per_user:$pu, machine_busy_cores:$mb}' >>"$RESULTS"
+	jq -r '"  \(.scenario): \(.ws.frames) frames, \(.ws.frames_per_s|floor)/s, p50 \(.ws.latency.p50_us) us, p99 \(.ws.latency.p99_us) us, gw cpu \(.gateway_cpu_s) s, broker cpu \(.broker_cpu_s) s, ws-load cpu \(.ws.cpu_s) s, closes \(.ws.close_codes)"' \
+		<(tail -n 1 "$RESULTS") >&2
+}
+
+log "work dir $WORK, bin $BIN, runs $RUNS, scenarios: $SCENARIOS"
+devbroker_start "$BIN/devbroker" "$WORK" || exit 1
+pids+=("$DEVBROKER_PID")
+
+GW_COMMON=(JWT_SECRET="$JWT_SECRET" MAX_CONNECTIONS_PER_USER=200 HEARTBEAT_INTERVAL=60)
+if [ -x "$BIN/ws-gateway" ]; then
+	if has fanout; then
+		# Flat out: the per-connection queue must hold a whole burst, or the
+		# saturation run measures slow-client closes instead of throughput.
+		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=1100 SEND_QUEUE_MAX_FRAMES=20000 \
+			SEND_QUEUE_MAX_BYTES=16777216 || exit 1
+		for r in $(seq 1 "$RUNS"); do
+			log "fanout run $r"
+			ws_recv_run fanout-1000x100 1000 100 100000 0 5
+			ws_recv_run fanout-1000x10 1000 10 10000 0 5
+		done
+	fi
+	if has latency; then
+		# A small fetch wait for latency; a short queue and write timeout so the
+		# stalled socket is cut within the run (both runs use the same gateway).
+		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=1100 KAFKA_FETCH_WAIT_MS=1 \
+			SEND_QUEUE_MAX_FRAMES=64 WRITE_TIMEOUT_MS=2000 || exit 1
+		for r in $(seq 1 "$RUNS"); do
+			log "latency run $r (10,000 frames/s: 1,000 events/s to 1,000 sockets of 100 users)"
+			ws_recv_run latency-10k 1000 100 10000 1000 0
+			ws_recv_run stalled-1-of-1000 1000 100 10000 1000 0 1
+		done
+	fi
+	if has capacity; then
+		log "capacity: gateway with MAX_CONNECTIONS=19990 (it lowers the cap to fit the fd limit)"
+		t_start=$(now)
+		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=19990 || exit 1
+		t_ready=$(now)
+		sleep 2
+		rss0=$(rss_kib "$GW_PID") thr0=$(threads "$GW_PID")
+		rm -f "$WORK/ready"
+		timeout 300 env WS_PORT="$GW_PORT" CONNECTIONS=19990 USERS=1000 MODE=hold HOLD_S=15 \
+			CONCURRENCY=200 SRC_ADDRS=64 CONNECT_DEADLINE_S=180 READY_FILE="$WORK/ready" \
+			LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/hold.json" 2>>"$WORK/ws-load.log" &
+		wl=$!
+		if wait_file "$WORK/ready" 200; then
+			sleep 5
+			rss1=$(rss_kib "$GW_PID") thr1=$(threads "$GW_PID")
+			status=$(curl -fsS --max-time 5 "http://127.0.0.1:$GW_PORT/status" | jq -c '{connections, active_users, max_connections}' 2>/dev/null || echo null)
+			fds=$(ls "/proc/$GW_PID/fd" 2>/dev/null | wc -l)
+		fi
+		wait "$wl"
+		if jq -e . "$WORK/hold.json" >/dev/null 2>&1 && [ -n "${rss1:-}" ]; then
+			jq -c -n --slurpfile ws "$WORK/hold.json" --argjson rss0 "$rss0" --argjson rss1 "$rss1" \
+				--argjson thr0 "$thr0" --argjson thr1 "$thr1" --argjson st "$status" \
+				--argjson fds "$fds" --argjson startup "$(sub "$t_ready" "$t_start")" \
+				'{scenario:"capacity", ws:$ws[0], rss_empty_kib:$rss0, rss_held_kib:$rss1,
+				  threads_empty:$thr0, threads_held:$thr1, gateway_status:$st, gateway_fds:$fds,
+				  startup_s:$startup}' >>"$RESULTS"
+			jq -r '"  capacity: \(.ws.open_after_connect) open of \(.ws.connections) (refusals \(.ws.refusal_status)), RSS \(.rss_empty_kib) -> \(.rss_held_kib) KiB, threads \(.threads_held), \(.ws.handshakes_per_s|floor) handshakes/s"' <(tail -n 1 "$RESULTS") >&2
+		else
+			log "capacity: no result"
+		fi
+		stop_gateway
+	fi
+	if has handshake; then
+		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=5000 || exit 1
+		for r in $(seq 1 "$RUNS"); do
+			log "handshake run $r"
+			if timeout 120 env WS_PORT="$GW_PORT" CONNECTIONS=4000 USERS=1000 MODE=connect \
+				CONCURRENCY=100 SRC_ADDRS=64 LOG_LEVEL=warn "$BIN/ws-load" \
+				>"$WORK/hs.json" 2>>"$WORK/ws-load.log"; then
+				jq -c --arg sc handshake '{scenario:$sc, ws:.}' "$WORK/hs.json" >>"$RESULTS"
+				jq -r '"  handshake: \(.ws.opened) opened, \(.ws.handshakes_per_s|floor)/s"' <(tail -n 1 "$RESULTS") >&2
+			fi
+			sleep 3 # let the gateway release the closed sockets' threads
+		done
+		stop_gateway
+	fi
+	stop_gateway
+else
+	log "no $BIN/ws-gateway: gateway scenarios skipped"
+fi
+
+if has api; then
+	if [ -x "$BIN/backend-api" ]; then
+		pg_start "$WORK/pg" && PG_STARTED=1 || exit 1
+		DATABASE_URL=$(pg_createdb tasksync_bench) || exit 1
+		API_PORT=$(free_port)
+		PORT=$API_PORT DATABASE_URL=$DATABASE_URL KAFKA_BROKERS=$KAFKA_BROKERS LOG_LEVEL=warn \
+			"$BIN/backend-api" 2>>"$WORK/backend-api.log" &
+		API_PID=$!
+		if ! wait_http "http://127.0.0.1:$API_PORT/readyz" 60; then
+			log "backend-api did not get ready"
+			tail -n 5 "$WORK/backend-api.log" >&2
+			exit 1
+		fi
+		api_run() { # LABEL VAR=VALUE...
+			local label=$1 a0 b0 p0 a1 b1 p1
+			shift
+			a0=$(cpu_s "$API_PID") b0=$(cpu_s "$DEVBROKER_PID")
+			p0=$(pg_cpu_s)
+			if timeout 120 env "$@" API_PORT="$API_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
+				LOG_LEVEL=warn "$BIN/api-load" >"$WORK/api.json" 2>>"$WORK/api-load.log"; then
+				a1=$(cpu_s "$API_PID") b1=$(cpu_s "$DEVBROKER_PID")
+				p1=$(pg_cpu_s)
+				jq -c --arg sc "$label" --argjson a "$(sub "$a1" "$a0")" \
+					--argjson b "$(sub "$b1" "$b0")" --argjson p "$(sub "$p1" "$p0")" \
+					'{scenario:$sc, api:., api_cpu_s:$a, broker_cpu_s:$b, pg_cpu_s:$p}' \
+					"$WORK/api.json" >>"$RESULTS"
+				jq -r '"  \(.scenario): \(.api.writes_per_s|floor) writes/s, p50 \(.api.latency.p50_us) us, p99 \(.api.latency.p99_us) us, status \(.api.status), topic p50/p99 \(.api.topic.commit_to_topic.p50_us)/\(.api.topic.commit_to_topic.p99_us) us, api cpu \(.api_cpu_s) s"' <(tail -n 1 "$RESULTS") >&2
+			else
+				log "$label: api-load failed (see $WORK/api-load.log)"
+			fi
+		}
+		for r in $(seq 1 "$RUNS"); do
+			log "api run $r"
+			api_run api-saturation MODE=saturation CONNECTIONS=${API_CONNECTIONS:-16} \
+				DURATION_S=10 USERS=100
+			api_run api-rate-1000 MODE=rate RATE=1000 CONNECTIONS=${API_CONNECTIONS:-16} \
+				DURATION_S=10 USERS=100
+		done
+		stop_pid "$API_PID" 10
+		API_PID=
+	else
+		log "no $BIN/backend-api: api scenarios skipped"
+	fi
+fi
+
+echo
+python3 "$ROOT/bench/summary.py" "$RESULTS" "$CLK_TCK"

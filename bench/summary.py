@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Prints the table of bench/run.sh from its results.jsonl: the median of each
+figure over the runs of a scenario (and every run's value in brackets)."""
+import json
+import statistics
+import sys
+from collections import OrderedDict
+
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and abs(v) < 100:
+        return f"{v:.2f}{unit}"
+    return f"{int(round(v)):,}{unit}"
+
+
+def row(name, runs, f, unit=""):
+    vals = []
+    for r in runs:
+        try:
+            vals.append(f(r))
+        except (KeyError, TypeError, ZeroDivisionError):
+            vals.append(None)
+    each = ", ".join(fmt(v) for v in vals)
+    print(f"  {name:<44} {fmt(med(vals), unit):>14}   [{each}]")
+    return med(vals)
+
+
+def main():
+    path = sys.argv[1]
+    by = OrderedDict()
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                r = json.loads(line)
+                by.setdefault(r["scenario"], []).append(r)
+    if not by:
+        print("no results")
+        return 1
+    print("scenario / figure                                      median   [each run]")
+    p99 = {}
+    for sc, runs in by.items():
+        print(f"{sc} ({len(runs)} run{'s' if len(runs) > 1 else ''})")
+        if sc.startswith("fanout") or sc.startswith("latency") or sc.startswith("stalled"):
+            span = lambda r: r["ws"]["frames"] / r["ws"]["frames_per_s"]
+            row("frames delivered", runs, lambda r: r["ws"]["frames"])
+            row("frames/s (first to last frame)", runs, lambda r: r["ws"]["frames_per_s"])
+            row("frames/s, best 1 s", runs, lambda r: r["ws"]["peak_1s_frames"])
+            row("events/s produced (kafka-load)", runs, lambda r: r["kafka"]["produce_rate"])
+            row("latency p50 (us)", runs, lambda r: r["ws"]["latency"]["p50_us"])
+            p99[sc] = row("latency p99 (us)", runs, lambda r: r["ws"]["latency"]["p99_us"])
+            row("latency p99.9 (us)", runs, lambda r: r["ws"]["latency"]["p999_us"])
+            row("latency max (us)", runs, lambda r: r["ws"]["latency"]["max_us"])
+            row("gateway CPU s per 100,000 frames", runs,
+                lambda r: r["gateway_cpu_s"] / r["ws"]["frames"] * 1e5)
+            row("gateway CPU, cores busy over the frames", runs,
+                lambda r: r["gateway_cpu_s"] / max(span(r), 1.0) if span(r) > 1 else
+                r["gateway_cpu_s"] / r["wall_s"])
+            row("devbroker CPU, cores busy", runs,
+                lambda r: r["broker_cpu_s"] / max(span(r), r["wall_s"] - 3, 0.1))
+            row("whole machine, cores busy (2 = saturated)", runs,
+                lambda r: r["machine_busy_cores"])
+            row("ws-load CPU s (whole run)", runs, lambda r: r["ws"]["cpu_s"])
+            row("kafka-load CPU s", runs, lambda r: r["kafka"]["cpu_s"])
+            row("sockets closed by the gateway", runs,
+                lambda r: sum(r["ws"]["close_codes"].values()) + r["ws"]["closed_eof"])
+            row("frames for another user (must be 0)", runs, lambda r: r["ws"]["wrong_user"])
+            if sc.startswith("stalled"):
+                row("stalled sockets closed by the gateway", runs,
+                    lambda r: r["ws"]["stalled_closed"])
+        elif sc == "capacity":
+            row("idle sockets accepted and held", runs, lambda r: r["ws"]["open_at_end"])
+            row("sockets asked for", runs, lambda r: r["ws"]["connections"])
+            row("refused with HTTP 503", runs,
+                lambda r: r["ws"]["refusal_status"].get("503", 0))
+            row("other failures", runs,
+                lambda r: sum(r["ws"]["failed"].values()) - r["ws"]["failed"]["http_status"])
+            row("gateway start-up to /ready (s)", runs, lambda r: r["startup_s"])
+            row("gateway threads", runs, lambda r: r["threads_held"])
+            row("gateway RSS before sockets (KiB)", runs, lambda r: r["rss_empty_kib"])
+            row("gateway RSS holding them (KiB)", runs, lambda r: r["rss_held_kib"])
+            row("RSS per idle socket, all (KiB)", runs,
+                lambda r: r["rss_held_kib"] / r["ws"]["open_at_end"])
+            row("RSS per idle socket, marginal (KiB)", runs,
+                lambda r: (r["rss_held_kib"] - r["rss_empty_kib"]) / r["ws"]["open_at_end"])
+            row("handshakes/s while filling", runs, lambda r: r["ws"]["handshakes_per_s"])
+        elif sc == "handshake":
+            row("sockets opened", runs, lambda r: r["ws"]["opened"])
+            row("handshakes/s (token check included)", runs,
+                lambda r: r["ws"]["handshakes_per_s"])
+            row("failures", runs, lambda r: sum(r["ws"]["failed"].values()))
+        elif sc.startswith("api"):
+            row("writes/s (2xx)", runs, lambda r: r["api"]["writes_per_s"])
+            row("non-2xx answers", runs,
+                lambda r: r["api"]["answered"] - r["api"]["ok"])
+            row("connection errors", runs, lambda r: r["api"]["conn_errors"])
+            row("latency p50 (us)", runs, lambda r: r["api"]["latency"]["p50_us"])
+            row("latency p99 (us)", runs, lambda r: r["api"]["latency"]["p99_us"])
+            row("latency max (us)", runs, lambda r: r["api"]["latency"]["max_us"])
+            row("event timestamp -> consumed, p50 (us)", runs,
+                lambda r: r["api"]["topic"]["commit_to_topic"]["p50_us"])
+            row("event timestamp -> consumed, p99 (us)", runs,
+                lambda r: r["api"]["topic"]["commit_to_topic"]["p99_us"])
+            row("201 received -> consumed, p50 (us)", runs,
+                lambda r: r["api"]["topic"]["response_to_topic"]["p50_us"])
+            row("201 received -> consumed, p99 (us)", runs,
+                lambda r: r["api"]["topic"]["response_to_topic"]["p99_us"])
+            row("events missing from the topic", runs, lambda r: r["api"]["topic"]["missing"])
+            row("backend-api CPU s", runs, lambda r: r["api_cpu_s"])
+            row("PostgreSQL CPU s", runs, lambda r: r["pg_cpu_s"])
+            row("devbroker CPU s", runs, lambda r: r["broker_cpu_s"])
+    if p99.get("latency-10k") and p99.get("stalled-1-of-1000"):
+        print(f"stalled/unstalled p99 ratio: {p99['stalled-1-of-1000'] / p99['latency-10k']:.2f}"
+              " (target <= 2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
