@@ -26,7 +26,7 @@ typedef struct gw_config {
 	long kafka_fetch_wait_ms;   /* KAFKA_FETCH_WAIT_MS */
 	long kafka_refresh_ms;      /* KAFKA_METADATA_REFRESH_MS: new partitions picked up */
 	long writer_threads;        /* WRITER_THREADS */
-	long write_timeout_ms;      /* WRITE_TIMEOUT_MS: a started frame must finish within */
+	long write_timeout_ms;      /* WRITE_TIMEOUT_MS: socket full that long -> 1013 */
 	long close_grace_ms;        /* CLOSE_GRACE_MS: close frame sent -> socket cut */
 	long ws_sndbuf;             /* WS_SNDBUF: SO_SNDBUF of each socket (0: kernel's) */
 	long shutdown_timeout;      /* SHUTDOWN_TIMEOUT seconds */

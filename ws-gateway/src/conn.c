@@ -16,7 +16,9 @@
 #define FLUSH_BATCH_FRAMES 64
 #define FLUSH_BATCH_BYTES (256 * 1024)
 
-typedef enum { CLOSE_NONE = 0, CLOSE_PENDING, CLOSE_SENT } close_state;
+/* NONE -> PENDING (asked for; applied when no writer is on the socket) -> QUEUED
+ * (the close frame is in the ring behind at most a partly sent frame) -> SENT. */
+typedef enum { CLOSE_NONE = 0, CLOSE_PENDING, CLOSE_QUEUED, CLOSE_SENT } close_state;
 
 struct conn {
 	atomic_int refs;
@@ -33,6 +35,8 @@ struct conn {
 	/* (mu) outbound queue: ring of frame references */
 	frame **ring;
 	size_t cap, head, n, bytes;
+	size_t partial_off;          /* (mu) bytes of the head frame already on the socket */
+	int64_t blocked_since_ms;    /* (mu) socket full with frames waiting since (0: not) */
 	int scheduled;               /* (mu) owned by the write pipeline */
 	int writing;                 /* (mu) a writer is on the socket */
 	int dead;                    /* (mu) detached: the socket is no longer ours */
@@ -137,6 +141,31 @@ static void drop_queue(conn *c)
 	for (size_t i = 0; i < c->n; i++)
 		frame_unref(c->ring[(c->head + i) % c->cap]);
 	c->head = c->n = c->bytes = 0;
+	c->partial_off = 0;
+}
+
+static int ring_push(conn *c, frame *f);
+
+/* Replaces the queue by the close frame, behind the head frame when part of it is
+ * already on the socket (a frame is never cut short: the stream stays valid).
+ * (mu) held, no writer on the socket. */
+static void apply_close(conn *c)
+{
+	frame *keep = NULL;
+	if (c->partial_off > 0 && c->n > 0) {
+		keep = c->ring[c->head];
+		c->n--;
+		c->head = (c->head + 1) % c->cap;
+		c->bytes -= keep->len;
+	}
+	size_t off = c->partial_off;
+	drop_queue(c);
+	if (keep) {
+		(void)ring_push(c, keep); /* the ring is empty: cannot fail */
+		c->partial_off = off;
+	}
+	(void)ring_push(c, frame_ref(c->close_frame));
+	c->cstate = CLOSE_QUEUED;
 }
 
 void conn_unref(conn *c)
@@ -207,8 +236,8 @@ static int ring_push(conn *c, frame *f)
 {
 	if (c->n == c->cap) {
 		size_t ncap = c->cap ? c->cap * 2 : 8;
-		if (ncap > c->lim.max_frames)
-			ncap = c->lim.max_frames;
+		if (ncap > c->lim.max_frames + 1)
+			ncap = c->lim.max_frames + 1;
 		if (ncap <= c->n)
 			return -1;
 		frame **nr = xmalloc(ncap * sizeof(*nr));
@@ -231,6 +260,8 @@ static void start_close(conn *c, int code, const char *reason, close_reason why)
 	c->cstate = CLOSE_PENDING;
 	c->close_frame = frame_close_new(code, reason);
 	c->close_since_ms = mono_ms();
+	if (!c->writing)
+		apply_close(c);
 	metric_inc(c->st->closes[why]);
 	log_info("closing connection", "{s:s, s:s, s:i, s:s}", "conn", c->id, "user", c->user,
 		 "code", code, "reason", reason);
@@ -321,15 +352,15 @@ int conn_detach(conn *c)
 
 void conn_send_now(conn *c, const frame *f)
 {
-	pthread_mutex_lock(&c->mu);
-	int ok = !c->dead && !c->cut && c->fd >= 0;
-	pthread_mutex_unlock(&c->mu);
-	if (!ok)
-		return;
-	/* Still the connection's own thread, before conn_detach: the fd is valid. */
+	/* The connection's own thread, before conn_detach: the fd is valid. Skipped
+	 * when a queued frame is partly out (the stream must stay whole). */
 	mg_lock_connection(c->mg);
-	ssize_t r = send(c->fd, f->data, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	(void)r; /* best effort: the socket is closing */
+	pthread_mutex_lock(&c->mu);
+	if (!c->dead && !c->cut && c->fd >= 0 && c->partial_off == 0 && !c->writing) {
+		ssize_t r = send(c->fd, f->data, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)r; /* best effort: the socket is closing */
+	}
+	pthread_mutex_unlock(&c->mu);
 	mg_unlock_connection(c->mg);
 }
 
@@ -364,66 +395,51 @@ int conn_unpark(conn *c, int epfd)
 	return was;
 }
 
-/* Writes frames f[0..nf) to fd. A frame whose first byte went out is finished
- * within timeout_ms or the write fails. Returns 0 (all written), 1 (socket full at
- * a frame boundary) or -1 (error or timeout mid-frame); *done counts whole frames
- * written. */
-static int write_frames(int fd, frame **f, size_t nf, int64_t timeout_ms, size_t *done)
+/* Writes frames f[0..nf) to fd without blocking, the first from byte off0.
+ * Returns 0 (all written), 1 (socket full) or -1 (error). *done counts whole
+ * frames written and *off the bytes of the next one already out. */
+static int write_frames(int fd, frame **f, size_t nf, size_t off0, size_t *done, size_t *off)
 {
 	struct iovec iov[FLUSH_BATCH_FRAMES];
-	size_t idx = 0, off = 0; /* next frame and the bytes of it already sent */
-	int64_t deadline = 0;
-	*done = 0;
+	size_t idx = 0, o = off0;
+	int rc = 0;
 	while (idx < nf) {
 		size_t k = 0;
 		for (size_t i = idx; i < nf; i++, k++) {
-			iov[k].iov_base = f[i]->data + (i == idx ? off : 0);
-			iov[k].iov_len = f[i]->len - (i == idx ? off : 0);
+			iov[k].iov_base = f[i]->data + (i == idx ? o : 0);
+			iov[k].iov_len = f[i]->len - (i == idx ? o : 0);
 		}
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = k};
 		ssize_t r = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r > 0) {
 			size_t left = (size_t)r;
 			while (left > 0 && idx < nf) {
-				size_t rest = f[idx]->len - off;
+				size_t rest = f[idx]->len - o;
 				if (left >= rest) {
 					left -= rest;
 					idx++;
-					off = 0;
+					o = 0;
 				} else {
-					off += left;
+					o += left;
 					left = 0;
 				}
 			}
-			*done = idx;
-			deadline = 0;
 			continue;
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (off == 0)
-				return 1;
-			int64_t now = mono_ms();
-			if (!deadline)
-				deadline = now + timeout_ms;
-			if (now >= deadline)
-				return -1;
-			struct pollfd p = {.fd = fd, .events = POLLOUT};
-			int wait = (int)(deadline - now);
-			(void)poll(&p, 1, wait > 100 ? 100 : wait);
-			continue;
-		}
-		return -1;
+		rc = (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) ? 1 : -1;
+		break;
 	}
-	return 0;
+	*done = idx;
+	*off = o;
+	return rc;
 }
 
 int conn_flush(conn *c)
 {
 	frame *batch[FLUSH_BATCH_FRAMES];
 	size_t nb = 0, bytes = 0;
-	int is_close = 0;
 
 	pthread_mutex_lock(&c->mu);
 	if (c->dead || c->cut || c->cstate == CLOSE_SENT) {
@@ -431,80 +447,101 @@ int conn_flush(conn *c)
 		pthread_mutex_unlock(&c->mu);
 		return FLUSH_DONE;
 	}
-	if (c->cstate == CLOSE_PENDING) {
-		drop_queue(c);
-		batch[nb++] = c->close_frame;
-		is_close = 1;
-	} else {
-		while (nb < c->n && nb < FLUSH_BATCH_FRAMES && bytes < FLUSH_BATCH_BYTES) {
-			batch[nb] = c->ring[(c->head + nb) % c->cap];
-			bytes += batch[nb]->len;
-			nb++;
-		}
-		if (nb == 0) {
-			c->scheduled = 0;
-			pthread_mutex_unlock(&c->mu);
-			return FLUSH_IDLE;
-		}
+	if (c->cstate == CLOSE_PENDING)
+		apply_close(c);
+	while (nb < c->n && nb < FLUSH_BATCH_FRAMES && bytes < FLUSH_BATCH_BYTES) {
+		batch[nb] = c->ring[(c->head + nb) % c->cap];
+		bytes += batch[nb]->len;
+		nb++;
 	}
+	if (nb == 0) {
+		c->scheduled = 0;
+		c->blocked_since_ms = 0;
+		pthread_mutex_unlock(&c->mu);
+		return FLUSH_IDLE;
+	}
+	size_t off0 = c->partial_off;
 	c->writing = 1;
 	pthread_mutex_unlock(&c->mu);
 
-	/* The frames stay referenced by the ring (or close_frame) while we write: only
-	 * this writer removes from the head, producers only append. */
-	size_t done = 0;
+	/* The frames stay referenced by the ring while we write: only this writer
+	 * removes from the head, producers only append, and a close waits for us
+	 * (CLOSE_PENDING) before it drops anything. A partly written frame is resumed
+	 * by the next flush; nothing else writes to the socket meanwhile (see
+	 * conn_send_now), so the stream stays whole. */
+	size_t done = 0, off = 0;
 	mg_lock_connection(c->mg);
-	int r = write_frames(c->fd, batch, nb, c->lim.write_timeout_ms, &done);
-	mg_unlock_connection(c->mg);
+	int r = write_frames(c->fd, batch, nb, off0, &done, &off);
 
-	if (!is_close && done > 0) {
-		int64_t now = 0;
-		for (size_t i = 0; i < done; i++) {
-			if (batch[i]->ts_us > 0) {
-				if (!now)
-					now = wall_us();
-				double lat = (double)(now - batch[i]->ts_us) / 1e6;
-				metric_observe(c->st->latency, lat < 0 ? 0 : lat);
-			}
+	int64_t now = 0;
+	size_t events = 0;
+	for (size_t i = 0; i < done; i++) {
+		if (batch[i]->ts_us > 0) {
+			if (!now)
+				now = wall_us();
+			double lat = (double)(now - batch[i]->ts_us) / 1e6;
+			metric_observe(c->st->latency, lat < 0 ? 0 : lat);
 		}
-		metric_add(c->st->frames_delivered, (double)done);
+		if (batch[i] != c->close_frame)
+			events++;
 	}
+	if (events)
+		metric_add(c->st->frames_delivered, (double)events);
 
-	int res;
-	pthread_mutex_lock(&c->mu);
+	int res, sent_close = 0;
+	pthread_mutex_lock(&c->mu); /* order: civetweb's connection lock, then mu */
 	c->writing = 0;
 	pthread_cond_broadcast(&c->idle);
-	if (!is_close) {
-		for (size_t i = 0; i < done; i++) {
-			frame *f = c->ring[c->head];
-			c->head = (c->head + 1) % c->cap;
-			c->n--;
-			c->bytes -= f->len;
-			frame_unref(f);
-		}
+	for (size_t i = 0; i < done; i++) {
+		frame *f = c->ring[c->head];
+		c->head = (c->head + 1) % c->cap;
+		c->n--;
+		c->bytes -= f->len;
+		if (f == c->close_frame)
+			sent_close = 1;
+		frame_unref(f);
 	}
+	c->partial_off = off;
+	mg_unlock_connection(c->mg);
 	if (r < 0) {
-		if (!c->dead && !c->cut && c->cstate == CLOSE_NONE)
+		if (c->cstate == CLOSE_NONE)
 			metric_inc(c->st->closes[CLOSE_WRITE_FAILED]);
-		log_info("write failed: socket cut", "{s:s, s:s}", "conn", c->id, "user", c->user);
+		log_debug("write failed: socket cut", "{s:s, s:s}", "conn", c->id, "user", c->user);
 		cut_locked(c);
 		drop_queue(c);
 		c->scheduled = 0;
 		res = FLUSH_DONE;
-	} else if (is_close && r == 0) {
+	} else if (sent_close) {
 		c->cstate = CLOSE_SENT;
 		if (!c->dead && c->fd >= 0)
 			shutdown(c->fd, SHUT_WR);
+		drop_queue(c);
 		c->scheduled = 0;
 		res = FLUSH_DONE;
-	} else if (r == 1) {
-		res = FLUSH_BLOCKED;
-	} else if (c->n > 0 || c->cstate == CLOSE_PENDING) {
-		res = FLUSH_MORE;
 	} else {
-		c->scheduled = 0;
-		res = FLUSH_IDLE;
+		if (c->cstate == CLOSE_PENDING)
+			apply_close(c); /* asked for while we were writing */
+		if (r == 1) {
+			if (done > 0 || off != off0 || !c->blocked_since_ms)
+				c->blocked_since_ms = mono_ms();
+			res = FLUSH_BLOCKED;
+		} else if (c->n > 0) {
+			c->blocked_since_ms = 0;
+			res = FLUSH_MORE;
+		} else {
+			c->blocked_since_ms = 0;
+			c->scheduled = 0;
+			res = FLUSH_IDLE;
+		}
 	}
 	pthread_mutex_unlock(&c->mu);
 	return res;
+}
+
+int64_t conn_blocked_since(conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	int64_t t = c->blocked_since_ms;
+	pthread_mutex_unlock(&c->mu);
+	return t;
 }

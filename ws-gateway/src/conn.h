@@ -40,7 +40,6 @@ void frame_unref(frame *f);
 typedef struct conn_limits {
 	size_t max_frames;      /* queue bound in frames */
 	size_t max_bytes;       /* queue bound in bytes */
-	int64_t write_timeout_ms;
 } conn_limits;
 
 typedef struct conn conn;
@@ -95,7 +94,9 @@ enum {
 	FLUSH_BLOCKED = 2, /* socket full at a frame boundary: wait for POLLOUT */
 	FLUSH_DONE = 3,    /* dead or closed: the writer lets go */
 };
-/* Writes queued frames (a bounded batch). @locality writer threads; the caller
+/* Since when the socket has been full with frames waiting (mono ms; 0: not). */
+int64_t conn_blocked_since(conn *c);
+/* Writes queued frames (a bounded batch) without blocking. @locality writer threads; the caller
  * holds the scheduling token of c (see writer.c). */
 int conn_flush(conn *c);
 /* Scheduling token: exactly one of {ready queue, a writer, the poller} owns a

@@ -3,9 +3,9 @@
  * A connection with something to send is put on one ready queue (at most once: see
  * conn_try_schedule); WRITER_THREADS threads take connections from it and flush a
  * bounded batch each. A socket that is full at a frame boundary is parked in an
- * epoll set watched by one poller thread and comes back when writable, so a client
- * that stopped reading holds no writer thread; only a frame already started may
- * hold one, for at most WRITE_TIMEOUT_MS, after which the socket is cut. */
+ * epoll set watched by one poller thread and comes back when writable (a frame
+ * partly written is resumed there), so a client that stopped reading never holds
+ * a writer thread. */
 #ifndef GW_WRITER_H
 #define GW_WRITER_H
 

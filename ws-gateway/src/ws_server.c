@@ -379,8 +379,9 @@ static int h_metrics(struct mg_connection *mc, void *cbdata)
 
 /* ---- heartbeat ---- */
 
-/* @locality the sweeper thread: pings every HEARTBEAT_INTERVAL, closes the silent,
- * cuts sockets whose close was not answered within CLOSE_GRACE_MS. */
+/* @locality the sweeper thread: pings every HEARTBEAT_INTERVAL, closes the silent
+ * and those whose socket took nothing for WRITE_TIMEOUT_MS, and cuts sockets whose
+ * close was not answered within CLOSE_GRACE_MS. */
 static void *sweeper_main(void *arg)
 {
 	ws_server *s = arg;
@@ -400,6 +401,9 @@ static void *sweeper_main(void *arg)
 			if (conn_closing(c, &since)) {
 				if (now - since > s->cfg->close_grace_ms)
 					conn_kill(c);
+			} else if (conn_blocked_since(c) &&
+				   now - conn_blocked_since(c) > s->cfg->write_timeout_ms) {
+				(void)conn_close(c, 1013, "client not reading", CLOSE_SLOW_CLIENT);
 			} else if (now - conn_last_seen(c) > 2 * hb_ms) {
 				(void)conn_close(c, 1001, "heartbeat timeout", CLOSE_HEARTBEAT);
 			} else if (ping) {
@@ -432,7 +436,6 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	s->cons = cons;
 	s->lim.max_frames = (size_t)cfg->send_queue_max_frames;
 	s->lim.max_bytes = (size_t)cfg->send_queue_max_bytes;
-	s->lim.write_timeout_ms = cfg->write_timeout_ms;
 	s->ping = frame_new(WS_OP_PING, "", 0, 0);
 
 	struct rlimit rl;

@@ -1,0 +1,8 @@
+#include "../support/runner.h"
+#include "suites.h"
+
+int main(void)
+{
+	Suite *s[] = {conn_suite(), registry_suite(), gateway_suite()};
+	return run_suites("test-gateway", s, sizeof(s) / sizeof(s[0]));
+}

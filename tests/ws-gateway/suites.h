@@ -1,0 +1,7 @@
+#ifndef GW_TEST_SUITES_H
+#define GW_TEST_SUITES_H
+#include <check.h>
+Suite *conn_suite(void);
+Suite *registry_suite(void);
+Suite *gateway_suite(void);
+#endif
