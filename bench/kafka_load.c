@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <time.h>
 
 static struct {
@@ -184,12 +186,17 @@ done:;
 	int64_t t_produced = mono_us();
 	rd_kafka_flush(rk, 10000);
 	int64_t t_flushed = mono_us();
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 	double prod_s = (double)(t_produced - t0) / 1e6, all_s = (double)(t_flushed - t0) / 1e6;
 	printf("{\"sent\":%ld,\"delivered\":%ld,\"delivery_errors\":%ld,\"queue_full\":%ld,"
-	       "\"produce_s\":%.3f,\"produce_rate\":%.0f,\"delivered_rate\":%.0f,\"linger_ms\":%ld}\n",
+	       "\"produce_s\":%.3f,\"produce_rate\":%.0f,\"delivered_rate\":%.0f,\"linger_ms\":%ld,"
+	       "\"cpu_s\":%.3f}\n",
 	       sent, delivered, delivery_errors, queue_full, prod_s,
 	       prod_s > 0 ? (double)sent / prod_s : 0.0, all_s > 0 ? (double)delivered / all_s : 0.0,
-	       cfg.linger_ms);
+	       cfg.linger_ms, cpu_s);
 	fflush(stdout);
 	free(seq);
 	rd_kafka_topic_destroy(topic);

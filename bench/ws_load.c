@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -575,7 +576,7 @@ static json_t *counts_json(const long *v, size_t n)
 	json_t *o = json_object();
 	for (size_t i = 0; i < n; i++)
 		if (v[i]) {
-			char k[16];
+			char k[24];
 			snprintf(k, sizeof(k), "%zu", i);
 			json_object_set_new(o, k, json_integer(v[i]));
 		}
@@ -691,6 +692,11 @@ int main(int argc, char **argv)
 		(json_int_t)R.stalled_closed, "closed_eof", (json_int_t)R.closed_eof,
 		"wrong_user", (json_int_t)R.wrong_user, "no_timestamp", (json_int_t)R.no_ts,
 		"other_msgs", (json_int_t)R.other_msgs, "pings", (json_int_t)R.pings);
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	json_object_set_new(out, "cpu_s",
+			    json_real((double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+				      (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6));
 	char *s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	printf("%s\n", s);
 	fflush(stdout);

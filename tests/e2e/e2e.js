@@ -283,7 +283,8 @@ test("another user's page sees none of it", 60000, async () => {
   const srv = await serverList(carol);
   await waitList(B.page, srv.tasks, 2000, 'B (carol) sees carol\'s changes');
   await sleep(1000); // time for anything misrouted to arrive
-  await waitList(C.page, [], 10, 'C (dave) shows nothing');
+  const cl = await shown(C.page);
+  assert(cl.length === 0, `dave's page shows ${JSON.stringify(cl)}`);
   const c = await C.page.evaluate(() => ({ changes: window.__changes.length, toasts: window.__toasts.length, applied: window.tasksync.stats.applied }));
   assert(c.changes === 0 && c.toasts === 0 && c.applied === 0, `dave's page received something: ${JSON.stringify(c)}`);
   // The API agrees: dave's list is empty, carol's task is not his to change or read.
