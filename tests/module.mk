@@ -1,6 +1,10 @@
 # tests/: one Check binary per area (tests/<area>/run.c lists its suites). Each area
 # adds itself in tests/<area>/module.mk; `make tests` builds them all.
 TEST_SUPPORT_SRCS := tests/support/runner.c
+# The integration kit the service tests share: child processes, an HTTP client,
+# Kafka reader/producer, throw-away databases, tokens and names.
+TEST_KIT_SRCS := tests/support/proc.c tests/support/http_client.c tests/support/kafka_io.c \
+                 tests/support/pgtest.c tests/support/fixtures.c
 CFLAGS += $(CHECK_CFLAGS)
 
 TEST_COMMON_SRCS := $(wildcard tests/common/*.c)

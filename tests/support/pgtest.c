@@ -1,0 +1,80 @@
+#include "pgtest.h"
+
+#include "common/util.h"
+#include "runner.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static PGconn *connect_to(const char *url)
+{
+	PGconn *c = PQconnectdb(url);
+	if (PQstatus(c) != CONNECTION_OK) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+		PQfinish(c);
+		ck_abort_msg("could not connect to %s: %s", url, msg);
+	}
+	return c;
+}
+
+void pgtest_createdb(char *url, size_t len)
+{
+	static int n;
+	const char *admin = test_env("PG_ADMIN_URL");
+	char u[UUID_STR_LEN], name[64];
+	uuid_new(u);
+	snprintf(name, sizeof(name), "bt_%d_%d_%.8s", (int)getpid(), ++n, u);
+	PGconn *c = connect_to(admin);
+	char sql[128];
+	/* the name is generated here from digits and hex: nothing to quote */
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	ck_assert_msg(ok, "CREATE DATABASE %s: %s", name, msg);
+	/* The admin URL ends in /postgres: same server, the new database. */
+	const char *slash = strrchr(admin, '/');
+	ck_assert_ptr_nonnull(slash);
+	snprintf(url, len, "%.*s/%s", (int)(slash - admin), admin, name);
+}
+
+PGresult *pgtest_exec(const char *url, const char *sql, int nparams, const char *const *params)
+{
+	PGconn *c = connect_to(url);
+	PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		ck_abort_msg("%s: %s", sql, msg);
+	}
+	PQfinish(c);
+	return r;
+}
+
+char *pgtest_value(const char *url, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *r = pgtest_exec(url, sql, nparams, params);
+	char *v = NULL;
+	if (PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0))
+		v = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+long pgtest_long(const char *url, const char *sql, int nparams, const char *const *params)
+{
+	char *v = pgtest_value(url, sql, nparams, params);
+	long l = v ? strtol(v, NULL, 10) : -1;
+	free(v);
+	return l;
+}
