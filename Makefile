@@ -57,6 +57,7 @@ include tools/module.mk
 -include backend-api/module.mk
 -include ws-gateway/module.mk
 -include bench/module.mk
+-include deploy.mk
 include tests/module.mk
 
 .PHONY: all asan deps test test-unit run token fmt lint bench clean deploy-check
