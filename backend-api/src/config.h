@@ -1,0 +1,36 @@
+/* config: backend-api's whole configuration, one declarative table of environment
+ * variables (see config.c), validated at start-up; `backend-api --help` prints it. */
+#ifndef BA_CONFIG_H
+#define BA_CONFIG_H
+
+#include "common/config.h"
+
+#include <stdio.h>
+
+typedef struct ba_config {
+	long port;                /* PORT */
+	char *database_url;       /* DATABASE_URL: libpq conninfo or URL */
+	char *kafka_brokers;      /* KAFKA_BROKERS */
+	char *kafka_topic;        /* KAFKA_TOPIC */
+	char *jwt_secret;         /* JWT_SECRET (HS256, >= 16 bytes) */
+	char *allowed_origins;    /* ALLOWED_ORIGINS: "" same-origin only, "*" or a list */
+	int log_level;            /* LOG_LEVEL */
+	long db_pool_size;        /* DB_POOL_SIZE */
+	long http_threads;        /* HTTP_THREADS: civetweb workers (one per keep-alive conn) */
+	long max_body_bytes;      /* MAX_BODY_BYTES: larger bodies -> 413 */
+	long event_retention;     /* EVENT_RETENTION seconds published events are kept */
+	long outbox_poll_ms;      /* OUTBOX_POLL_MS: relay fallback poll */
+	long kafka_linger_ms;     /* KAFKA_LINGER_MS */
+	int dev_login;            /* DEV_LOGIN: POST /api/v1/dev/login exists */
+	char *static_dir;         /* STATIC_DIR: web client served at / when set */
+	char *public_gateway_url; /* PUBLIC_GATEWAY_URL: what /config.json tells browsers */
+	long shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT_MS */
+} ba_config;
+
+/* Loads the configuration from the environment. 0, or -1 with every problem in err. */
+MUST_CHECK int ba_config_load(ba_config *cfg, char *err, size_t errlen);
+void ba_config_free(ba_config *cfg);
+void ba_config_help(FILE *out, const char *prog);
+void ba_config_log(void);
+
+#endif

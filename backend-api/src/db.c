@@ -1,0 +1,214 @@
+#include "db.h"
+
+#include "common/log.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* After a failed connect, acquires fail at once for this long so a database outage
+ * costs requests a quick 503 rather than a connect attempt each. */
+#define FAIL_FAST_MS 250
+
+struct db_conn {
+	PGconn *pg; /* NULL until connected */
+	int in_use; /* guarded by pool->mu */
+};
+
+struct db_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* signalled when a slot is returned */
+	char *url;
+	int size;
+	int in_use;           /* slots handed out */
+	int64_t last_fail_ms; /* mono ms of the last failed connect; 0 none */
+	db_conn *conns;
+	db_on_connect_fn on_connect;
+	void *arg;
+	metric *errors;
+	metric *g_size, *g_in_use;
+};
+
+PGconn *db_connect(const char *url, const char *app, char *err, size_t errlen)
+{
+	/* Later keywords override what the expanded dbname (the URL) sets. */
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {url, "2", app, NULL};
+	PGconn *pg = PQconnectdbParams(keys, vals, 1);
+	if (!pg) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (PQstatus(pg) != CONNECTION_OK) {
+		snprintf(err, errlen, "%s", PQerrorMessage(pg));
+		size_t n = strlen(err);
+		while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+			err[--n] = '\0';
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+db_pool *db_pool_new(const char *url, int size, db_on_connect_fn on_connect, void *arg,
+		     metrics *m, char *err, size_t errlen)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &perr);
+	if (!opts) {
+		snprintf(err, errlen, "DATABASE_URL: %s", perr ? perr : "cannot be parsed");
+		PQfreemem(perr);
+		return NULL;
+	}
+	PQconninfoFree(opts);
+	db_pool *p = xcalloc(1, sizeof(*p));
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->url = xstrdup(url);
+	p->size = size;
+	p->conns = xcalloc((size_t)size, sizeof(db_conn));
+	p->on_connect = on_connect;
+	p->arg = arg;
+	if (m) {
+		p->errors = metrics_counter(m, "db_errors_total",
+					    "Database errors (failed connects and queries).", NULL);
+		p->g_size = metrics_gauge(m, "db_pool_size", "Connections in the pool.", NULL);
+		p->g_in_use = metrics_gauge(m, "db_pool_in_use", "Pool connections in use.", NULL);
+		metric_set(p->g_size, size);
+	}
+	return p;
+}
+
+void db_pool_free(db_pool *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < p->size; i++)
+		if (p->conns[i].pg)
+			PQfinish(p->conns[i].pg);
+	free(p->conns);
+	free(p->url);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+void db_count_error(db_pool *p)
+{
+	if (p->errors)
+		metric_inc(p->errors);
+}
+
+/* 1 when an idle connection is still usable: the server may have closed it (restart,
+ * admin shutdown) since its last use, which shows as readable input. */
+static int idle_conn_ok(PGconn *pg)
+{
+	if (PQstatus(pg) != CONNECTION_OK)
+		return 0;
+	struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+	if (pfd.fd < 0)
+		return 0;
+	if (poll(&pfd, 1, 0) > 0) {
+		if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK)
+			return 0;
+		PGnotify *n;
+		while ((n = PQnotifies(pg)))
+			PQfreemem(n);
+	}
+	return PQtransactionStatus(pg) == PQTRANS_IDLE;
+}
+
+db_conn *db_acquire(db_pool *p, int timeout_ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->mu);
+	db_conn *c = NULL;
+	for (;;) {
+		/* Prefer a connected slot: it needs no connect. */
+		for (int i = 0; i < p->size && !c; i++)
+			if (!p->conns[i].in_use && p->conns[i].pg)
+				c = &p->conns[i];
+		for (int i = 0; i < p->size && !c; i++)
+			if (!p->conns[i].in_use)
+				c = &p->conns[i];
+		if (c)
+			break;
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) != 0) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+	}
+	c->in_use = 1;
+	p->in_use++;
+	int fail_fast = !c->pg && p->last_fail_ms && mono_ms() - p->last_fail_ms < FAIL_FAST_MS;
+	pthread_mutex_unlock(&p->mu);
+	if (p->g_in_use)
+		metric_add(p->g_in_use, 1);
+
+	if (c->pg && !idle_conn_ok(c->pg)) {
+		PQfinish(c->pg);
+		c->pg = NULL;
+	}
+	if (!c->pg && !fail_fast) {
+		char err[512];
+		c->pg = db_connect(p->url, "backend-api", err, sizeof(err));
+		if (c->pg && p->on_connect && p->on_connect(c->pg, p->arg)) {
+			snprintf(err, sizeof(err), "%s", PQerrorMessage(c->pg));
+			PQfinish(c->pg);
+			c->pg = NULL;
+		}
+		if (!c->pg) {
+			db_count_error(p);
+			log_warn("could not connect to database", "{s:s}", "err", err);
+		}
+		pthread_mutex_lock(&p->mu);
+		p->last_fail_ms = c->pg ? 0 : mono_ms();
+		pthread_mutex_unlock(&p->mu);
+	}
+	if (!c->pg) {
+		db_release(p, c);
+		return NULL;
+	}
+	return c;
+}
+
+void db_release(db_pool *p, db_conn *c)
+{
+	if (!c)
+		return;
+	if (c->pg && (PQstatus(c->pg) != CONNECTION_OK ||
+		      PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
+		/* Broken, or left inside a transaction by an error path: never reuse. */
+		PQfinish(c->pg);
+		c->pg = NULL;
+	}
+	pthread_mutex_lock(&p->mu);
+	c->in_use = 0;
+	p->in_use--;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (p->g_in_use)
+		metric_add(p->g_in_use, -1);
+}
+
+PGconn *db_pg(db_conn *c) { return c->pg; }
+
+int db_pool_size(const db_pool *p) { return p->size; }
+
+int db_pool_in_use(db_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	int n = p->in_use;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}

@@ -1,0 +1,129 @@
+/* backend-api: wiring only. See README.md and the module headers.
+ *
+ *   backend-api           apply migrations, then serve
+ *   backend-api migrate   apply migrations and exit */
+#include "common/log.h"
+#include "config.h"
+#include "db.h"
+#include "migrate.h"
+#include "outbox.h"
+#include "server.h"
+#include "task_store.h"
+
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Applies the migrations, retrying while the database is not reachable yet (it may
+ * start after us in compose or Kubernetes) for at most wait_s seconds. */
+static int run_migrations(const char *url, int wait_s, char *err, size_t errlen)
+{
+	int64_t deadline = mono_ms() + (int64_t)wait_s * 1000;
+	for (;;) {
+		PGconn *pg = db_connect(url, "backend-api-migrate", err, errlen);
+		if (pg) {
+			int n = migrate_apply(pg, err, errlen);
+			PQfinish(pg);
+			if (n < 0)
+				return -1;
+			log_info("migrations up to date", "{s:i, s:i}", "applied", n, "known",
+				 (int)migrate_count());
+			return 0;
+		}
+		if (mono_ms() >= deadline)
+			return -1;
+		log_warn("database not reachable yet; retrying", "{s:s}", "err", err);
+		sleep(1);
+	}
+}
+
+static double pool_in_use(void *p) { return (double)db_pool_in_use(p); }
+
+int main(int argc, char **argv)
+{
+	int migrate_only = 0;
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		ba_config_help(stdout, argv[0]);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "migrate"))
+		migrate_only = 1;
+	else if (argc > 1) {
+		fprintf(stderr, "usage: %s [--help | migrate] (configuration comes from the "
+				"environment)\n",
+			argv[0]);
+		return 2;
+	}
+	ba_config cfg;
+	char err[4096];
+	if (ba_config_load(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "backend-api: bad configuration:\n%s", err);
+		return 2;
+	}
+	log_setup("backend-api", (log_level)cfg.log_level);
+	if (migrate_only) {
+		int rc = run_migrations(cfg.database_url, 0, err, sizeof(err));
+		if (rc)
+			log_error("migration failed", "{s:s}", "err", err);
+		ba_config_free(&cfg);
+		return rc ? 1 : 0;
+	}
+	ba_config_log();
+
+	/* Signals are taken synchronously by this thread; every thread started below
+	 * inherits the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int rc = 1;
+	metrics *m = metrics_new();
+	db_pool *pool = NULL;
+	outbox_relay *relay = NULL;
+	server *srv = NULL;
+	if (run_migrations(cfg.database_url, 30, err, sizeof(err)))
+		goto fail;
+	pool = db_pool_new(cfg.database_url, (int)cfg.db_pool_size, ts_prepare, NULL, m, err,
+			   sizeof(err));
+	if (!pool)
+		goto fail;
+	metrics_gauge_fn(m, "db_pool_in_use", "Pool connections in use.", NULL, pool_in_use, pool);
+	outbox_opts oo = {.database_url = cfg.database_url,
+			  .brokers = cfg.kafka_brokers,
+			  .topic = cfg.kafka_topic,
+			  .linger_ms = cfg.kafka_linger_ms,
+			  .poll_ms = cfg.outbox_poll_ms,
+			  .retention_s = cfg.event_retention};
+	relay = outbox_start(&oo, m, err, sizeof(err));
+	if (!relay)
+		goto fail;
+	api_ctx ctx = {.cfg = &cfg, .pool = pool, .relay = relay, .m = m};
+	srv = server_start(&ctx, err, sizeof(err));
+	if (!srv)
+		goto fail;
+
+	int sig = 0;
+	sigwait(&set, &sig);
+	int64_t deadline = mono_ms() + cfg.shutdown_timeout_ms;
+	log_info("shutting down", "{s:i}", "signal", sig);
+	server_stop(srv); /* no new requests; those in progress finish */
+	srv = NULL;
+	rc = 0;
+fail:
+	if (rc)
+		log_error("could not start", "{s:s}", "err", err);
+	server_stop(srv);
+	outbox_stop(relay, rc ? mono_ms() : deadline);
+	db_pool_free(pool);
+	metrics_free(m);
+	ba_config_free(&cfg);
+	if (!rc)
+		log_info("stopped", "{}");
+	return rc;
+}

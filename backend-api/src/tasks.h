@@ -1,0 +1,50 @@
+/* tasks: the /api/v1 handlers. Each parses and validates its input, calls the store
+ * and replies; it returns the HTTP status it sent. server.c has already matched the
+ * route, checked the method, authenticated the user and validated X-Client-Id. */
+#ifndef BA_TASKS_H
+#define BA_TASKS_H
+
+#include "config.h"
+#include "db.h"
+#include "outbox.h"
+
+#include <jansson.h>
+
+struct mg_connection;
+
+/* What handlers share; read-only after start. */
+typedef struct api_ctx {
+	const ba_config *cfg;
+	db_pool *pool;
+	outbox_relay *relay;
+	metrics *m;
+} api_ctx;
+
+/* One request. @locality the civetweb worker thread serving it. */
+typedef struct api_req {
+	struct mg_connection *c;
+	const api_ctx *ctx;
+	const char *user;   /* authenticated user id ("" on public routes) */
+	const char *id;     /* the {id} path segment, or NULL */
+	const char *origin; /* X-Client-Id, or NULL */
+	const char *cors;   /* CORS header lines for every reply ("" when none) */
+} api_req;
+
+typedef int (*api_fn)(api_req *r);
+
+int tasks_list(api_req *r);
+int tasks_create(api_req *r);
+int tasks_get(api_req *r);
+int tasks_patch(api_req *r);
+int tasks_delete(api_req *r);
+int tasks_reorder(api_req *r);
+int tasks_events(api_req *r);
+int tasks_dev_login(api_req *r);
+
+/* Replies: both add r->cors. extra is NULL or complete header lines. */
+int api_json(api_req *r, int status, json_t *body, const char *extra);
+/* {"error":{"code","message"[,"field"]}[, top_extra members]}; top_extra stolen. */
+int api_error(api_req *r, int status, const char *code, const char *field, const char *extra,
+	      json_t *top_extra, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+#endif
