@@ -1,0 +1,409 @@
+/* The service around the API (backend-api/src/server.c): /healthz, /readyz with
+ * the devbroker or the database gone, /metrics, dev login, /config.json, static
+ * files, CORS and shutdown. */
+#include "harness.h"
+#include "suites.h"
+
+#include "../support/runner.h"
+
+#include "common/auth.h"
+#include "common/util.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int get(const backend *b, const char *path, json_t **out, http_resp *r)
+{
+	return api(b, NULL, "GET", path, NULL, NULL, out, r);
+}
+
+static json_t *wait_ready(const backend *b, int want, int timeout_ms)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+	int st = -1;
+	for (;;) {
+		json_t *j = NULL;
+		st = get(b, "/readyz", &j, NULL);
+		if (st == want)
+			return j ? j : json_object();
+		json_decref(j);
+		ck_assert_msg(mono_ms() < deadline, "/readyz stayed %d, want %d", st, want);
+		usleep(100000);
+	}
+}
+
+START_TEST(health_and_metrics)
+{
+	backend b;
+	be_start(&b, NULL);
+	json_t *j = NULL;
+	ck_assert_int_eq(get(&b, "/healthz", &j, NULL), 200);
+	ck_assert_str_eq(jstr(j, "status"), "ok");
+	json_decref(j);
+	ck_assert_int_eq(get(&b, "/readyz", &j, NULL), 200);
+	json_decref(j);
+	char u[64];
+	new_user(u, sizeof(u));
+	json_t *t = create_task(&b, u, "m");
+	ck_assert_int_eq(api(&b, u, "GET", task_path(jstr(t, "id")), NULL, NULL, NULL, NULL), 200);
+	ck_assert_int_eq(api(&b, u, "GET", task_path(jstr(t, "id")), NULL, NULL, NULL, NULL), 200);
+	char other[UUID_STR_LEN];
+	uuid_new(other);
+	ck_assert_int_eq(api(&b, u, "GET", task_path(other), NULL, NULL, NULL, NULL), 404);
+	wait_published(&b, u, 30000);
+	http_resp r;
+	ck_assert_int_eq(get(&b, "/metrics", NULL, &r), 200);
+	char ct[128];
+	ck_assert(http_resp_header(&r, "Content-Type", ct, sizeof(ct)));
+	ck_assert_ptr_nonnull(strstr(ct, "text/plain"));
+	const char *m = r.body;
+	/* requests by route pattern (never the raw id), method and status */
+	ck_assert_ptr_null(strstr(m, jstr(t, "id")));
+	ck_assert_ptr_null(strstr(m, other));
+	const char *series[] = {"http_requests_total", "http_request_duration_seconds_bucket",
+				"http_request_duration_seconds_count", "outbox_backlog",
+				"outbox_published_total", "kafka_publish_errors_total",
+				"db_pool_size", "db_pool_in_use", "db_errors_total"};
+	for (size_t i = 0; i < ARRAY_LEN(series); i++)
+		ck_assert_msg(strstr(m, series[i]), "/metrics lacks %s:\n%s", series[i], m);
+	ck_assert_msg(strstr(m, "status=\"201\""), "no status=\"201\" series");
+	ck_assert_msg(strstr(m, "status=\"404\""), "no status=\"404\" series");
+	ck_assert_msg(strstr(m, "method=\"POST\""), "no method label");
+	ck_assert_msg(strstr(m, "route=\"/api/v1/tasks\""), "no route label for /api/v1/tasks");
+	ck_assert_msg(strstr(m, "route=\"/api/v1/tasks/{id}\""), "no route pattern for a task id");
+	ck_assert_msg(metric_in(m, "outbox_backlog") == 0, "outbox_backlog %g after publishing",
+		      metric_in(m, "outbox_backlog"));
+	ck_assert_msg(metric_in(m, "outbox_published_total") >= 1, "outbox_published_total %g",
+		      metric_in(m, "outbox_published_total"));
+	ck_assert_msg(metric_in(m, "db_pool_size") == 4, "db_pool_size %g (DB_POOL_SIZE=4)",
+		      metric_in(m, "db_pool_size"));
+	http_resp_free(&r);
+	json_decref(t);
+	be_stop(&b);
+}
+END_TEST
+
+START_TEST(readyz_follows_the_broker)
+{
+	backend b;
+	be_start(&b, NULL);
+	char u[64];
+	new_user(u, sizeof(u));
+	broker_down();
+	json_t *j = wait_ready(&b, 503, 15000);
+	char *text = json_dumps(j, JSON_COMPACT);
+	ck_assert_msg(strstr(text, "kafka"), "503 body does not name kafka: %s", text);
+	free(text);
+	json_decref(j);
+	/* writes go on while Kafka is away */
+	json_decref(create_task(&b, u, "queued"));
+	ck_assert_int_eq(get(&b, "/healthz", NULL, NULL), 200);
+	http_resp r;
+	ck_assert_int_eq(get(&b, "/metrics", NULL, &r), 200);
+	ck_assert_msg(metric_in(r.body, "outbox_backlog") >= 1, "outbox_backlog %g while down",
+		      metric_in(r.body, "outbox_backlog"));
+	http_resp_free(&r);
+	broker_up();
+	json_decref(wait_ready(&b, 200, 30000));
+	wait_published(&b, u, 30000);
+	be_stop(&b);
+}
+END_TEST
+
+START_TEST(database_gone_and_back)
+{
+	backend b;
+	be_start(&b, NULL);
+	char u[64];
+	new_user(u, sizeof(u));
+	json_t *t = create_task(&b, u, "before");
+	/* The harness's cluster is shared, so the database is taken away rather than
+	 * the server: no new connections, existing ones terminated. */
+	const char *dbname = strrchr(b.db, '/') + 1;
+	const char *admin = test_env("PG_ADMIN_URL");
+	const char *p[] = {dbname};
+	char sql[256];
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS false", dbname);
+	PQclear(pgtest_exec(admin, sql, 0, NULL));
+	PQclear(pgtest_exec(admin,
+			    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+			    1, p));
+	json_t *j = wait_ready(&b, 503, 15000);
+	char *text = json_dumps(j, JSON_COMPACT);
+	ck_assert_msg(strstr(text, "database") || strstr(text, "db"),
+		      "503 body does not name the database: %s", text);
+	free(text);
+	json_decref(j);
+	int64_t t0 = mono_ms();
+	http_resp r;
+	json_t *e = NULL;
+	ck_assert_int_eq(api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"during\"}", NULL, &e, &r),
+			 503);
+	char ra[32];
+	ck_assert_msg(http_resp_header(&r, "Retry-After", ra, sizeof(ra)), "503 without Retry-After");
+	http_resp_free(&r);
+	expect_error(e, "unavailable", NULL);
+	ck_assert_int_eq(api(&b, u, "GET", "/api/v1/tasks", NULL, NULL, &e, NULL), 503);
+	expect_error(e, "unavailable", NULL);
+	ck_assert_int_eq(api(&b, u, "GET", task_path(jstr(t, "id")), NULL, NULL, &e, NULL), 503);
+	expect_error(e, "unavailable", NULL);
+	ck_assert_msg(mono_ms() - t0 < 15000, "503s took %lld ms", (long long)(mono_ms() - t0));
+	ck_assert_int_eq(get(&b, "/healthz", NULL, NULL), 200);
+	/* back: the same process recovers */
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", dbname);
+	PQclear(pgtest_exec(admin, sql, 0, NULL));
+	json_decref(wait_ready(&b, 200, 30000));
+	json_decref(create_task(&b, u, "after"));
+	json_t *l = NULL;
+	ck_assert_int_eq(api(&b, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(l, "tasks")), 2); /* nothing partial */
+	ck_assert_int_eq(jint(l, "seq"), 2);
+	json_decref(l);
+	wait_published(&b, u, 30000);
+	size_t count;
+	json_t **ev = topic_events(&b, u, 2, 30000, 500, &count);
+	ck_assert_int_eq(count, 2);
+	ck_assert_int_eq(jint(ev[1], "seq"), 2);
+	free_events(ev, count);
+	ck_assert_int_eq(get(&b, "/metrics", NULL, &r), 200);
+	ck_assert_msg(metric_in(r.body, "db_errors_total") >= 1, "db_errors_total %g",
+		      metric_in(r.body, "db_errors_total"));
+	http_resp_free(&r);
+	json_decref(t);
+	be_stop(&b);
+}
+END_TEST
+
+START_TEST(dev_login_and_config)
+{
+	backend b;
+	const char *env[] = {"DEV_LOGIN=1", "PUBLIC_GATEWAY_URL=ws://127.0.0.1:9/ws", NULL};
+	be_start(&b, env);
+	json_t *j = NULL;
+	ck_assert_int_eq(api(&b, NULL, "POST", "/api/v1/dev/login", "{\"user\":\"alice\"}", NULL, &j,
+			     NULL),
+			 200);
+	ck_assert_str_eq(jstr(j, "user_id"), "alice");
+	const char *tok = jstr(j, "token");
+	ck_assert_ptr_nonnull(tok);
+	char user[USER_ID_MAX + 1];
+	ck_assert_int_eq(auth_verify(TEST_SECRET, tok, user, sizeof(user)), AUTH_OK);
+	ck_assert_str_eq(user, "alice");
+	/* the token works on the API */
+	char h[4096];
+	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", tok);
+	json_t *l = NULL;
+	ck_assert_int_eq(api(&b, NULL, "GET", "/api/v1/tasks", NULL, h, &l, NULL), 200);
+	json_decref(l);
+	json_decref(j);
+	const char *bad[] = {"{\"user\":\"bad user\"}", "{\"user\":\"\"}", "{\"user\":5}", "{}"};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		int st = api(&b, NULL, "POST", "/api/v1/dev/login", bad[i], NULL, &j, NULL);
+		ck_assert_msg(st == 400 || st == 422, "dev login %s: %d", bad[i], st);
+		ck_assert(json_is_object(json_object_get(j, "error")));
+		json_decref(j);
+	}
+	ck_assert_int_eq(get(&b, "/config.json", &j, NULL), 200);
+	ck_assert_str_eq(jstr(j, "gateway_url"), "ws://127.0.0.1:9/ws");
+	ck_assert(json_is_true(json_object_get(j, "dev_login")));
+	json_decref(j);
+	be_stop(&b);
+
+	/* without DEV_LOGIN the route does not exist */
+	be_start(&b, NULL);
+	ck_assert_int_eq(api(&b, NULL, "POST", "/api/v1/dev/login", "{\"user\":\"alice\"}", NULL, &j,
+			     NULL),
+			 404);
+	expect_error(j, "not_found", NULL);
+	ck_assert_int_eq(get(&b, "/config.json", &j, NULL), 200);
+	ck_assert(json_is_false(json_object_get(j, "dev_login")));
+	json_decref(j);
+	be_stop(&b);
+}
+END_TEST
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+START_TEST(static_files)
+{
+	char dir[512], sub[600];
+	const char *run = getenv("TEST_RUN_DIR") ? getenv("TEST_RUN_DIR") : "/tmp";
+	snprintf(dir, sizeof(dir), "%s/static-%d", run, (int)getpid());
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	struct {
+		const char *name, *text, *type;
+	} files[] = {
+		{"index.html", "<!doctype html><p>index</p>", "text/html"},
+		{"app.js", "console.log('app')", "text/javascript"},
+		{"style.css", "p{}", "text/css"},
+		{"data.json", "{\"a\":1}", "application/json"},
+		{"logo.png", "PNGDATA", "image/png"},
+		{"logo.svg", "<svg/>", "image/svg+xml"},
+		{"favicon.ico", "ICO", "image/"},
+		{"app.webmanifest", "{}", "application/manifest+json"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(files); i++)
+		write_file(dir, files[i].name, files[i].text);
+	write_file(dir, ".secret", "dotfile");
+	write_file(sub, "inner.js", "inner");
+	char env_dir[600];
+	snprintf(env_dir, sizeof(env_dir), "STATIC_DIR=%s", dir);
+	const char *env[] = {env_dir, NULL};
+	backend b;
+	be_start(&b, env);
+	http_resp r;
+	char v[256];
+	ck_assert_int_eq(get(&b, "/", NULL, &r), 200);
+	ck_assert_str_eq(r.body, files[0].text);
+	ck_assert(http_resp_header(&r, "Content-Type", v, sizeof(v)));
+	ck_assert_ptr_nonnull(strstr(v, "text/html"));
+	http_resp_free(&r);
+	for (size_t i = 0; i < ARRAY_LEN(files); i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "/%s", files[i].name);
+		ck_assert_int_eq(get(&b, path, NULL, &r), 200);
+		ck_assert_str_eq(r.body, files[i].text);
+		ck_assert(http_resp_header(&r, "Content-Type", v, sizeof(v)));
+		ck_assert_msg(strstr(v, files[i].type), "%s served as %s", files[i].name, v);
+		ck_assert(http_resp_header(&r, "Cache-Control", v, sizeof(v)));
+		ck_assert_msg(strstr(v, "no-cache"), "%s Cache-Control: %s", files[i].name, v);
+		http_resp_free(&r);
+	}
+	const char *denied[] = {"/.secret",
+				"/sub/inner.js",
+				"/sub",
+				"/sub/",
+				"/../backend-api.log",
+				"/%2e%2e/%2e%2e/etc/passwd",
+				"/..%2f..%2fetc%2fpasswd",
+				"/../../../../etc/passwd",
+				"/missing.js",
+				"/%2esecret"};
+	for (size_t i = 0; i < ARRAY_LEN(denied); i++) {
+		int st = get(&b, denied[i], NULL, &r);
+		ck_assert_msg(st >= 400 && st < 500, "%s: %d", denied[i], st);
+		ck_assert_msg(!strstr(r.body, "root:") && !strstr(r.body, "dotfile") &&
+				      !strstr(r.body, "inner"),
+			      "%s leaked %s", denied[i], r.body);
+		http_resp_free(&r);
+	}
+	/* an unknown file is a JSON 404 */
+	json_t *e = NULL;
+	ck_assert_int_eq(get(&b, "/missing.js", &e, NULL), 404);
+	expect_error(e, "not_found", NULL);
+	be_stop(&b);
+}
+END_TEST
+
+START_TEST(cors)
+{
+	backend b;
+	const char *env[] = {"ALLOWED_ORIGINS=http://app.example,http://other.example", NULL};
+	be_start(&b, env);
+	char u[64];
+	new_user(u, sizeof(u));
+	http_resp r;
+	char v[512];
+	int st = api(&b, NULL, "OPTIONS", "/api/v1/tasks", NULL,
+		     "Origin: http://app.example\r\nAccess-Control-Request-Method: POST\r\n"
+		     "Access-Control-Request-Headers: authorization, content-type, if-match, "
+		     "x-client-id\r\n",
+		     NULL, &r);
+	ck_assert_msg(st == 200 || st == 204, "preflight: %d", st);
+	ck_assert(http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)));
+	ck_assert_str_eq(v, "http://app.example");
+	ck_assert(http_resp_header(&r, "Access-Control-Allow-Headers", v, sizeof(v)));
+	const char *hs[] = {"authorization", "content-type", "if-match", "x-client-id"};
+	for (size_t i = 0; i < ARRAY_LEN(hs); i++)
+		ck_assert_msg(strcasestr(v, hs[i]), "Allow-Headers %s lacks %s", v, hs[i]);
+	ck_assert(http_resp_header(&r, "Access-Control-Allow-Methods", v, sizeof(v)));
+	ck_assert_msg(strstr(v, "PATCH") && strstr(v, "DELETE") && strstr(v, "PUT"),
+		      "Allow-Methods %s", v);
+	http_resp_free(&r);
+	/* an allowed origin's request: the header and ETag exposed */
+	ck_assert_int_eq(api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"c\"}",
+			     "Origin: http://other.example\r\n", NULL, &r),
+			 201);
+	ck_assert(http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)));
+	ck_assert_str_eq(v, "http://other.example");
+	ck_assert(http_resp_header(&r, "Access-Control-Expose-Headers", v, sizeof(v)));
+	ck_assert_msg(strcasestr(v, "etag"), "Expose-Headers %s", v);
+	http_resp_free(&r);
+	/* another origin gets no CORS header */
+	st = api(&b, NULL, "OPTIONS", "/api/v1/tasks", NULL,
+		 "Origin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n", NULL, &r);
+	ck_assert_msg(!http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)),
+		      "evil origin allowed: %s (status %d)", v, st);
+	http_resp_free(&r);
+	api(&b, u, "GET", "/api/v1/tasks", NULL, "Origin: http://evil.example\r\n", NULL, &r);
+	ck_assert_msg(!http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)),
+		      "evil origin allowed: %s", v);
+	http_resp_free(&r);
+	be_stop(&b);
+}
+END_TEST
+
+START_TEST(sigterm_exits_cleanly)
+{
+	backend b;
+	be_start(&b, NULL);
+	char u[64];
+	new_user(u, sizeof(u));
+	for (int i = 0; i < 20; i++)
+		json_decref(create_task(&b, u, "t"));
+	long ms = 0;
+	int rc = proc_stop(&b.p, &ms);
+	ck_assert_msg(rc == 0, "exit %d (log %s)", rc, b.p.log);
+	ck_assert_msg(ms < 12000, "stop took %ld ms", ms);
+	ck_assert_msg(be_log_clean(&b), "sanitizer report in %s", b.p.log);
+	/* what was committed before SIGTERM was published on the way out */
+	const char *p[] = {u};
+	ck_assert_int_eq(pgtest_long(b.db,
+				     "SELECT count(*) FROM outbox WHERE user_id = $1 AND "
+				     "published_at IS NULL",
+				     1, p),
+			 0);
+	/* the log is one JSON object per line */
+	char *log = read_text_file(b.p.log);
+	size_t lines = 0;
+	for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+		json_t *j = json_loads(line, 0, NULL);
+		ck_assert_msg(json_is_object(j), "log line is not JSON: %s", line);
+		json_decref(j);
+		lines++;
+	}
+	ck_assert_uint_gt(lines, 0);
+	free(log);
+}
+END_TEST
+
+Suite *server_suite(void)
+{
+	Suite *s = suite_create("server");
+	TCase *tc = tcase_create("service");
+	tcase_set_tags(tc, "integration");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, health_and_metrics);
+	tcase_add_test(tc, readyz_follows_the_broker);
+	tcase_add_test(tc, database_gone_and_back);
+	tcase_add_test(tc, dev_login_and_config);
+	tcase_add_test(tc, static_files);
+	tcase_add_test(tc, cors);
+	tcase_add_test(tc, sigterm_exits_cleanly);
+	suite_add_tcase(s, tc);
+	return s;
+}
