@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# bench/run.sh [BIN]: the benchmark driver (`make bench`). Starts its own throw-away
-# PostgreSQL and devbroker (tools/lib.sh), the services from BIN (default build/bin)
-# on free loopback ports, runs each scenario RUNS times (default 3), bounded in count
-# and time, prints a table of medians and stops everything it started, by PID.
+# bench/run.sh [BIN [SCENARIO...]]: the benchmark driver (`make bench`). Starts its
+# own throw-away PostgreSQL and devbroker (tools/lib.sh), the services from BIN
+# (default build/bin) on free loopback ports, runs each scenario RUNS times (default
+# 3), bounded in count and time, prints a table of medians and stops everything it
+# started, by PID.
 #
-#   SCENARIOS="fanout latency capacity handshake api"  (default: all)
+#   scenarios: fanout latency capacity handshake api (default: all; also SCENARIOS=..)
+#     e.g. bench/run.sh build/bin fanout latency
 #   RUNS=3  KEEP=1 (keep the work dir: raw JSON results in results.jsonl)
+#
+# A scenario whose service binary is missing (backend-api for api) is skipped with a
+# message; a scenario asked for by name on the command line fails instead.
 #
 # Figures, not pass/fail: nothing here asserts a target. Timings on a shared 2-core
 # machine are noisy; compare the ratios within one run.
@@ -15,20 +20,46 @@ ROOT=$PWD
 . tools/lib.sh
 
 BIN=$(cd "${1:-${BIN:-build/bin}}" && pwd) || { echo "bench: no bin dir" >&2; exit 2; }
+[ $# -gt 0 ] && shift
 RUNS=${RUNS:-3}
-SCENARIOS=${SCENARIOS:-fanout latency capacity handshake api}
+# fetch.wait.max.ms of the gateway's consumer in the latency scenarios (its default: 10).
+# The mock broker holds an empty fetch for the whole wait even when data arrives, so
+# this wait is most of the latency measured here; a real broker answers as soon as
+# fetch.min.bytes (1) is there.
+FETCH_WAIT_MS=${FETCH_WAIT_MS:-1}
+ALL_SCENARIOS="fanout latency capacity handshake api"
+NAMED=0
+if [ $# -gt 0 ]; then
+	SCENARIOS="$*"
+	NAMED=1
+fi
+SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
+for sc in $SCENARIOS; do
+	[[ " $ALL_SCENARIOS " == *" $sc "* ]] || { echo "bench: unknown scenario $sc (one of: $ALL_SCENARIOS)" >&2; exit 2; }
+done
 WORK=$(mktemp -d /tmp/tasksync-bench.XXXXXX)
 RESULTS=$WORK/results.jsonl
 CLK_TCK=$(getconf CLK_TCK)
 JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export JWT_SECRET KAFKA_TOPIC=task-updates
 
-for b in ws-load kafka-load api-load devbroker; do
+for b in ws-load kafka-load devbroker; do
 	[ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (make)" >&2; exit 2; }
 done
+# missing SERVICE SCENARIO...: the service binary is absent; fatal when a scenario
+# was named on the command line, a skip otherwise.
+missing() {
+	local svc=$1
+	shift
+	if [ "$NAMED" = 1 ]; then
+		echo "bench: $BIN/$svc missing but asked for: $* (build it first)" >&2
+		exit 2
+	fi
+	log "no $BIN/$svc: scenarios skipped: $*"
+}
 
 pids=()
-GW_PID= API_PID= PG_STARTED=
+GW_PID= API_PID= PG_STARTED= TOPIC_SEQ=0
 cleanup() {
 	trap - INT TERM EXIT
 	for p in "$GW_PID" "$API_PID"; do [ -n "$p" ] && stop_pid "$p" 10; done
@@ -89,13 +120,26 @@ stop_gateway() {
 	GW_PID=
 }
 
-# ws_recv_run LABEL CONNS USERS EVENTS RATE LINGER [STALLED]: ws-load holds CONNS
-# sockets, kafka-load produces EVENTS events (RATE/s, 0 flat out) over USERS users;
-# one JSON line with every figure goes to results.jsonl.
+# metric_now NAME: the value of one series in the gateway's /metrics (0 when absent).
+metric_now() {
+	curl -fsS --max-time 5 "http://127.0.0.1:$GW_PORT/metrics" 2>/dev/null |
+		awk -v n="$1" '$1 == n {v = $2} END {print v + 0}'
+}
+
+# ws_recv_run LABEL CONNS USERS EVENTS RATE LINGER STALLED GWVAR=VALUE...: a fresh
+# gateway (settings GWVAR...) on a fresh topic; ws-load holds CONNS sockets,
+# kafka-load produces EVENTS events (RATE/s, 0 flat out) over USERS users; one JSON
+# line with every figure goes to results.jsonl.
+# Each run gets its own topic because the librdkafka mock broker's CPU per fetch
+# grows with the length of the partition's log (runs on one topic got slower and
+# slower: 1.8 -> 6 broker CPU seconds for the same 10,000 events).
 ws_recv_run() {
-	local label=$1 conns=$2 users=$3 events=$4 rate=$5 linger=$6 stalled=${7:-0}
+	local label=$1 conns=$2 users=$3 events=$4 rate=$5 linger=$6 stalled=$7
+	shift 7
 	local per_user=$(((conns + users - 1) / users))
 	local expect=$((events * (conns - stalled) / users))
+	local topic="bench-$label-$((++TOPIC_SEQ))"
+	start_gateway "$@" KAFKA_TOPIC="$topic" || return 1
 	rm -f "$WORK/ready" "$WORK/wl.json" "$WORK/kl.json"
 	timeout 200 env WS_PORT="$GW_PORT" CONNECTIONS="$conns" USERS="$users" MODE=recv \
 		DURATION_S=90 IDLE_S=3 EXPECT_FRAMES="$expect" STALLED="$stalled" SRC_ADDRS=32 \
@@ -112,12 +156,17 @@ ws_recv_run() {
 	g0=$(cpu_s "$GW_PID") b0=$(cpu_s "$DEVBROKER_PID") t0=$(now)
 	local m0 m1
 	m0=$(machine_busy)
-	timeout 120 env KAFKA_BROKERS="$KAFKA_BROKERS" USERS="$users" RATE="$rate" COUNT="$events" \
+	local slow0 slow1
+	slow0=$(metric_now 'ws_server_closes_total{reason="slow_client"}')
+	timeout 120 env KAFKA_BROKERS="$KAFKA_BROKERS" KAFKA_TOPIC="$topic" USERS="$users" \
+		RATE="$rate" COUNT="$events" \
 		DURATION_S=100 LINGER_MS="$linger" LOG_LEVEL=warn "$BIN/kafka-load" \
 		>"$WORK/kl.json" 2>>"$WORK/kafka-load.log"
 	wait "$wl"
 	g1=$(cpu_s "$GW_PID") b1=$(cpu_s "$DEVBROKER_PID") t1=$(now)
 	m1=$(machine_busy)
+	slow1=$(metric_now 'ws_server_closes_total{reason="slow_client"}')
+	stop_gateway
 	local mbusy
 	mbusy=$(echo "$m0 $m1" | awk '{printf "%.2f", ($3 - $1) / ($4 - $2) * '"$(nproc)"'}')
 	if ! jq -e . "$WORK/wl.json" >/dev/null 2>&1 || ! jq -e . "$WORK/kl.json" >/dev/null 2>&1; then
@@ -127,9 +176,11 @@ ws_recv_run() {
 	jq -c -n --arg sc "$label" --slurpfile ws "$WORK/wl.json" --slurpfile k "$WORK/kl.json" \
 		--argjson gw "$(sub "$g1" "$g0")" --argjson br "$(sub "$b1" "$b0")" \
 		--argjson wall "$(sub "$t1" "$t0")" --argjson pu "$per_user" --argjson mb "$mbusy" \
+		--argjson slow "$(sub "$slow1" "$slow0")" \
 		'{scenario:$sc, ws:$ws[0], kafka:$k[0], gateway_cpu_s:$gw, broker_cpu_s:$br,
-		  wall_s:$wall, sockets_per_user:$pu, machine_busy_cores:$mb}' >>"$RESULTS"
-	jq -r '"  \(.scenario): \(.ws.frames) frames, \(.ws.frames_per_s|floor)/s, p50 \(.ws.latency.p50_us) us, p99 \(.ws.latency.p99_us) us, gw cpu \(.gateway_cpu_s) s, broker cpu \(.broker_cpu_s) s, ws-load cpu \(.ws.cpu_s) s, closes \(.ws.close_codes)"' \
+		  wall_s:$wall, sockets_per_user:$pu, machine_busy_cores:$mb,
+		  gateway_slow_client_closes:$slow}' >>"$RESULTS"
+	jq -r '"  \(.scenario): \(.ws.frames) frames, \(.ws.frames_per_s|floor)/s, p50 \(.ws.latency.p50_us) us, p99 \(.ws.latency.p99_us) us, gw cpu \(.gateway_cpu_s) s, broker cpu \(.broker_cpu_s) s, ws-load cpu \(.ws.cpu_s) s, closes \(.ws.close_codes), gateway 1013 closes \(.gateway_slow_client_closes)"' \
 		<(tail -n 1 "$RESULTS") >&2
 }
 
@@ -142,23 +193,25 @@ if [ -x "$BIN/ws-gateway" ]; then
 	if has fanout; then
 		# Flat out: the per-connection queue must hold a whole burst, or the
 		# saturation run measures slow-client closes instead of throughput.
-		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=1100 SEND_QUEUE_MAX_FRAMES=20000 \
-			SEND_QUEUE_MAX_BYTES=16777216 || exit 1
+		fan_gw=("${GW_COMMON[@]}" MAX_CONNECTIONS=1100 SEND_QUEUE_MAX_FRAMES=20000
+			SEND_QUEUE_MAX_BYTES=16777216)
 		for r in $(seq 1 "$RUNS"); do
 			log "fanout run $r"
-			ws_recv_run fanout-1000x100 1000 100 100000 0 5
-			ws_recv_run fanout-1000x10 1000 10 10000 0 5
+			ws_recv_run fanout-1000x100 1000 100 100000 0 5 0 "${fan_gw[@]}"
+			ws_recv_run fanout-1000x10 1000 10 30000 0 5 0 "${fan_gw[@]}"
 		done
 	fi
 	if has latency; then
 		# A small fetch wait for latency; a short queue and write timeout so the
-		# stalled socket is cut within the run (both runs use the same gateway).
-		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=1100 KAFKA_FETCH_WAIT_MS=1 \
-			SEND_QUEUE_MAX_FRAMES=64 WRITE_TIMEOUT_MS=2000 || exit 1
+		# stalled socket is cut within the run (both runs use the same settings).
+		# The stalled socket's user gets 100 frames per run: a 16-frame queue behind a
+		# small socket buffer (WS_SNDBUF) cannot hold them, so it is closed within the run.
+		lat_gw=("${GW_COMMON[@]}" MAX_CONNECTIONS=1100 KAFKA_FETCH_WAIT_MS="$FETCH_WAIT_MS"
+			SEND_QUEUE_MAX_FRAMES=16 WS_SNDBUF=4096 WRITE_TIMEOUT_MS=2000)
 		for r in $(seq 1 "$RUNS"); do
-			log "latency run $r (10,000 frames/s: 1,000 events/s to 1,000 sockets of 100 users)"
-			ws_recv_run latency-10k 1000 100 10000 1000 0
-			ws_recv_run stalled-1-of-1000 1000 100 10000 1000 0 1
+			log "latency run $r (10,000 frames/s: 1,000 events/s to 1,000 sockets of 100 users, fetch wait $FETCH_WAIT_MS ms)"
+			ws_recv_run latency-10k 1000 100 10000 1000 0 0 "${lat_gw[@]}"
+			ws_recv_run stalled-1-of-1000 1000 100 10000 1000 0 1 "${lat_gw[@]}"
 		done
 	fi
 	if has capacity; then
@@ -209,11 +262,13 @@ if [ -x "$BIN/ws-gateway" ]; then
 	fi
 	stop_gateway
 else
-	log "no $BIN/ws-gateway: gateway scenarios skipped"
+	gw_sc=()
+	for sc in fanout latency capacity handshake; do has "$sc" && gw_sc+=("$sc"); done
+	[ ${#gw_sc[@]} -gt 0 ] && missing ws-gateway "${gw_sc[@]}"
 fi
 
 if has api; then
-	if [ -x "$BIN/backend-api" ]; then
+	if [ -x "$BIN/backend-api" ] && [ -x "$BIN/api-load" ]; then
 		pg_start "$WORK/pg" && PG_STARTED=1 || exit 1
 		DATABASE_URL=$(pg_createdb tasksync_bench) || exit 1
 		API_PORT=$(free_port)
@@ -253,7 +308,7 @@ if has api; then
 		stop_pid "$API_PID" 10
 		API_PID=
 	else
-		log "no $BIN/backend-api: api scenarios skipped"
+		missing backend-api api
 	fi
 fi
 

@@ -73,7 +73,9 @@ def main():
                 lambda r: sum(r["ws"]["close_codes"].values()) + r["ws"]["closed_eof"])
             row("frames for another user (must be 0)", runs, lambda r: r["ws"]["wrong_user"])
             if sc.startswith("stalled"):
-                row("stalled sockets closed by the gateway", runs,
+                row("stalled sockets closed 1013 (gateway's count)", runs,
+                    lambda r: r["gateway_slow_client_closes"])
+                row("stalled sockets seen cut by ws-load", runs,
                     lambda r: r["ws"]["stalled_closed"])
         elif sc == "capacity":
             row("idle sockets accepted and held", runs, lambda r: r["ws"]["open_at_end"])
