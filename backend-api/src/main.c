@@ -40,8 +40,6 @@ static int run_migrations(const char *url, int wait_s, char *err, size_t errlen)
 	}
 }
 
-static double pool_in_use(void *p) { return (double)db_pool_in_use(p); }
-
 int main(int argc, char **argv)
 {
 	int migrate_only = 0;
@@ -93,7 +91,6 @@ int main(int argc, char **argv)
 			   sizeof(err));
 	if (!pool)
 		goto fail;
-	metrics_gauge_fn(m, "db_pool_in_use", "Pool connections in use.", NULL, pool_in_use, pool);
 	outbox_opts oo = {.database_url = cfg.database_url,
 			  .brokers = cfg.kafka_brokers,
 			  .topic = cfg.kafka_topic,
@@ -114,6 +111,7 @@ int main(int argc, char **argv)
 	log_info("shutting down", "{s:i}", "signal", sig);
 	server_stop(srv); /* no new requests; those in progress finish */
 	srv = NULL;
+	log_info("http server stopped", "{}");
 	rc = 0;
 fail:
 	if (rc)

@@ -273,7 +273,7 @@ static int dispatch(struct mg_connection *c)
 	int is_api = strncmp(path, "/api/", 5) == 0;
 	const char *label = pattern ? pattern : "unmatched";
 	int status;
-	char hdr[256];
+	char hdr[512];
 
 	if (!pattern) {
 		if (!is_api && s->ctx->cfg->static_dir[0] &&
