@@ -19,7 +19,7 @@
 /* Session advisory lock of the publishing leader ("tasksync" relay). */
 #define LEADER_LOCK_KEY 0x7461736b02L
 #define BATCH 500          /* rows read per query beyond those in flight */
-#define MAX_IN_FLIGHT 100000
+#define MAX_IN_FLIGHT 20000
 #define PRUNE_BATCH 10000
 
 struct outbox_relay {
@@ -187,6 +187,26 @@ static void drop_pg(outbox_relay *r, const char *why)
 
 static int stopping(outbox_relay *r) { return atomic_load(&r->stop); }
 
+/* Reads what the server sent and discards the notifications. Returns how many
+ * there were (-1 when the connection broke). libpq also reads notifications while
+ * a query runs, leaving the socket quiet: so this is checked before every sleep. */
+static int drain_notifies(outbox_relay *r)
+{
+	if (!r->pg)
+		return -1;
+	if (!PQconsumeInput(r->pg)) {
+		drop_pg(r, PQerrorMessage(r->pg));
+		return -1;
+	}
+	int n = 0;
+	PGnotify *nt;
+	while ((nt = PQnotifies(r->pg))) {
+		PQfreemem(nt);
+		n++;
+	}
+	return n;
+}
+
 /* Waits up to ms for a NOTIFY, a delivery report or a stop. */
 static void wait_events(outbox_relay *r, long ms)
 {
@@ -209,15 +229,8 @@ static void wait_events(outbox_relay *r, long ms)
 		while (read(r->wake[0], buf, sizeof(buf)) > 0) {
 		}
 	}
-	if (pgfd >= 0 && FD_ISSET(pgfd, &rd)) {
-		if (!PQconsumeInput(r->pg)) {
-			drop_pg(r, PQerrorMessage(r->pg));
-			return;
-		}
-		PGnotify *nt;
-		while ((nt = PQnotifies(r->pg)))
-			PQfreemem(nt);
-	}
+	if (pgfd >= 0 && FD_ISSET(pgfd, &rd))
+		drain_notifies(r);
 }
 
 static int exec_ok(PGconn *pg, PGresult *res)
@@ -259,20 +272,29 @@ static void try_lead(outbox_relay *r)
 		log_info("relay is the publishing leader", "{}");
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* The array literal {1,2,3} of n ids (caller frees). */
+static char *id_array(const int64_t *ids, size_t n)
+{
+	size_t cap = 3 + n * 21, len = 0;
+	char *arr = xmalloc(cap);
+	arr[len++] = '{';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(arr + len, cap - len, "%s%" PRId64, i ? "," : "", ids[i]);
+	arr[len++] = '}';
+	arr[len] = '\0';
+	return arr;
+}
+
 /* Marks delivered rows published. 0, or -1 when the database failed. */
 static int mark_acked(outbox_relay *r)
 {
 	if (!r->nacked)
 		return 0;
 	qsort(r->acked, r->nacked, sizeof(int64_t), cmp64);
-	size_t cap = 3 + r->nacked * 21, len = 0;
-	char *arr = xmalloc(cap);
-	arr[len++] = '{';
-	for (size_t i = 0; i < r->nacked; i++)
-		len += (size_t)snprintf(arr + len, cap - len, "%s%" PRId64, i ? "," : "",
-					r->acked[i]);
-	arr[len++] = '}';
-	arr[len] = '\0';
+	char *arr = id_array(r->acked, r->nacked);
 	const char *v[] = {arr};
 	PGresult *res = PQexecParams(r->pg,
 				     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
@@ -314,20 +336,21 @@ static int produce_batch(outbox_relay *r, int *more)
 	*more = 0;
 	if (r->nfl >= MAX_IN_FLIGHT)
 		return 0;
-	char lim[24];
-	snprintf(lim, sizeof(lim), "%zu", r->nfl + BATCH);
-	const char *v[] = {lim};
+	/* Rows in flight are left out by id: their payloads are not read again. */
+	char *skip = id_array(r->fl, r->nfl);
+	const char *v[] = {skip};
 	PGresult *res = PQexecParams(r->pg,
 				     "SELECT id, user_id, payload FROM outbox WHERE published_at IS NULL "
-				     "ORDER BY id LIMIT $1",
+				     "AND id <> ALL($1::bigint[]) ORDER BY id LIMIT " STR(BATCH),
 				     1, NULL, v, NULL, NULL, 0);
+	free(skip);
 	if (!exec_ok(r->pg, res)) {
 		log_warn("could not read the outbox", "{s:s}", "err", PQresultErrorMessage(res));
 		PQclear(res);
 		return -1;
 	}
 	int rows = PQntuples(res), produced = 0;
-	*more = (size_t)rows >= r->nfl + BATCH;
+	*more = rows >= BATCH;
 	for (int i = 0; i < rows; i++) {
 		int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		if (fl_has(r, id))
@@ -425,6 +448,9 @@ static void *relay_main(void *arg)
 			drop_pg(r, PQerrorMessage(r->pg));
 			continue;
 		}
+		/* Notifications up to here are covered by the read that follows. */
+		if (drain_notifies(r) < 0)
+			continue;
 		int more = 0;
 		int n = produce_batch(r, &more);
 		if (n < 0) {
@@ -445,6 +471,11 @@ static void *relay_main(void *arg)
 			break; /* everything published and marked */
 		if (more && r->nfl < MAX_IN_FLIGHT)
 			continue;
+		int woke = drain_notifies(r);
+		if (woke < 0)
+			continue;
+		if (woke > 0)
+			continue; /* a commit after our read: read again now */
 		long wait = r->o.poll_ms;
 		if (stop || r->nfl > 0)
 			wait = wait < 100 ? wait : 100;
