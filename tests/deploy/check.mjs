@@ -249,6 +249,13 @@ function portNumber(c, port) {
   return p.containerPort;
 }
 
+/** Seconds from SIGTERM to exit the service allows itself (SHUTDOWN_TIMEOUT[_MS]). */
+function shutdownSeconds(vars, env) {
+  if (vars.SHUTDOWN_TIMEOUT) return Number(env.SHUTDOWN_TIMEOUT || vars.SHUTDOWN_TIMEOUT.def);
+  if (vars.SHUTDOWN_TIMEOUT_MS) return Number(env.SHUTDOWN_TIMEOUT_MS || vars.SHUTDOWN_TIMEOUT_MS.def) / 1000;
+  throw new Error('the service has no SHUTDOWN_TIMEOUT or SHUTDOWN_TIMEOUT_MS');
+}
+
 function preStopSleep(c) {
   const cmd = c.lifecycle?.preStop?.exec?.command;
   if (cmd && cmd[0] === 'sleep') return Number(cmd[1]);
@@ -271,7 +278,7 @@ function freePort() {
 
 function httpStatus(port, p) {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 2000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 2000, agent: false }, (res) => {
       res.resume();
       resolve(res.statusCode);
     });
@@ -396,9 +403,10 @@ test('compose: services publish their default ports and set only variables they 
   const be = envOf(s['backend-api']);
   eq(be.DEV_LOGIN, '1', 'backend-api DEV_LOGIN (demo page sign-in)');
   eq(be.PUBLIC_GATEWAY_URL, 'ws://localhost:8005', 'backend-api PUBLIC_GATEWAY_URL');
-  const gw = serviceVars('ws-gateway');
-  const shutdown = Number(envOf(s['ws-gateway']).SHUTDOWN_TIMEOUT || gw.SHUTDOWN_TIMEOUT.def);
-  assert(seconds(s['ws-gateway'].stop_grace_period || '10s') > shutdown, 'ws-gateway stop_grace_period must exceed SHUTDOWN_TIMEOUT');
+  for (const svc of ['backend-api', 'ws-gateway']) {
+    const shutdown = shutdownSeconds(serviceVars(svc), envOf(s[svc]));
+    assert(seconds(s[svc].stop_grace_period || '10s') > shutdown, `${svc} stop_grace_period must exceed its shutdown time (${shutdown} s)`);
+  }
 });
 
 // ======================================================================================
@@ -467,7 +475,7 @@ for (const o of OVERLAYS) {
         for (const k of ['cpu', 'memory']) assert(c.resources?.[r]?.[k], `${svc} resources.${r}.${k} missing`);
       const pre = preStopSleep(c);
       assert(pre > 0, `${svc} has no preStop sleep`);
-      const shutdown = Number(env.SHUTDOWN_TIMEOUT || vars.SHUTDOWN_TIMEOUT?.def || 10);
+      const shutdown = shutdownSeconds(vars, env);
       assert(spec.terminationGracePeriodSeconds > pre + shutdown, `${svc} terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds} <= preStop ${pre} + shutdown ${shutdown}`);
       assert(spec.securityContext?.runAsNonRoot === true, `${svc} may run as root`);
       // Every variable set must be one the service reads (a typo, or a consumer-group
@@ -575,6 +583,35 @@ test('ws-gateway joins no consumer group (manifests and sources): every replica 
   }
   assert(!Object.keys(serviceVars('ws-gateway')).some((k) => /GROUP/.test(k)), 'ws-gateway has a group variable');
   // The variable checks above reject any variable the gateway does not read.
+});
+
+test('docs: the console-producer recipe matches the compose file and its event is valid', () => {
+  const doc = fs.readFileSync(path.join(ROOT, 'docs/deploy.md'), 'utf8');
+  const s = compose().services;
+  const cmd = /docker compose exec (\S+) (\S+kafka-console-producer\.sh)[^`]*?--bootstrap-server (\S+)[^`]*?--topic (\S+)/s.exec(doc);
+  assert(cmd, 'docs/deploy.md has no kafka-console-producer recipe');
+  assert(s[cmd[1]] && /^apache\/kafka:/.test(s[cmd[1]].image), `recipe runs in ${cmd[1]}, not the Kafka service`);
+  eq(cmd[3], 'localhost:9092', 'bootstrap server inside the kafka container');
+  assert(envOf(s[cmd[1]]).KAFKA_LISTENERS.includes(':9092'), 'kafka does not listen on 9092');
+  eq(cmd[4], topicCreated(s['kafka-init'].command).topic, 'recipe topic');
+  const line = /^(u1)\|(\{.*\})$/m.exec(doc);
+  assert(line, 'docs/deploy.md has no example line u1|{...}');
+  const ev = JSON.parse(line[2]);
+  eq(ev.user_id, line[1], 'key vs user_id');
+  // Validated with the proto check's own validator (Draft 2020-12 with formats).
+  const py = `
+import json, sys, pathlib, jsonschema
+from jsonschema import Draft202012Validator, FormatChecker
+root = pathlib.Path(sys.argv[1]) / "proto"
+schemas = {p.name: json.loads(p.read_text()) for p in root.glob("*.schema.json")}
+store = {s["$id"]: s for s in schemas.values()}
+sch = schemas["task-event.schema.json"]
+v = Draft202012Validator(sch, resolver=jsonschema.RefResolver.from_schema(sch, store=store), format_checker=FormatChecker())
+errs = [e.message for e in v.iter_errors(json.loads(sys.stdin.read()))]
+print("\\n".join(errs)); sys.exit(1 if errs else 0)
+`;
+  const r = run('/usr/bin/python3', ['-c', py, ROOT], { input: line[2] });
+  assert(r.status === 0, `example event invalid: ${r.stdout}${r.stderr}`);
 });
 
 // ======================================================================================
@@ -715,6 +752,34 @@ for (const svc of Object.keys(SERVICES)) {
     await new Promise((r) => srv.close(r));
     assert(status !== 0, 'HEALTHCHECK passed on a 503');
     assert(runHealthcheck(hc, await freePort()) !== 0, 'HEALTHCHECK passed with nothing listening');
+  });
+}
+
+// The values compose and the overlays set (not the addresses, which only exist there)
+// are accepted by the real binary: it starts and answers its liveness path with them.
+for (const svc of Object.keys(SERVICES)) {
+  test(`live ${svc}: starts with the configuration of compose, k8s dev and k8s prod`, async () => {
+    const sets = { compose: envOf(compose().services[svc]) };
+    for (const o of OVERLAYS) {
+      const docs = kustomize(`overlays/${o}`);
+      const c = find(docs, 'Deployment', svc).spec.template.spec.containers[0];
+      sets[`k8s ${o}`] = containerEnv(docs, c, { externalSecrets: EXTERNAL_SECRETS[o] }).env;
+    }
+    const vars = serviceVars(svc);
+    for (const [name, env] of Object.entries(sets)) {
+      const mine = Object.fromEntries(Object.entries(env).filter(([k]) => vars[k]));
+      delete mine.KAFKA_BROKERS;
+      delete mine.DATABASE_URL;
+      delete mine.PORT;
+      if (!mine.JWT_SECRET || mine.JWT_SECRET.startsWith('<external')) delete mine.JWT_SECRET;
+      const s = await startService(svc, { ...mine, ...(svc === 'backend-api' ? { DATABASE_URL: createDb() } : {}) });
+      try {
+        const st = await waitStatus(s.port, SERVICES[svc].liveness, 200, 15000);
+        assert(st === 200, `${name}: ${SERVICES[svc].liveness} answered ${st}; stderr: ${s.stderr()}`);
+      } finally {
+        await stopService(s);
+      }
+    }
   });
 }
 
