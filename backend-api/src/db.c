@@ -32,6 +32,8 @@ struct db_pool {
 	metric *g_size, *g_in_use;
 };
 
+static void notice_processor(void *arg, const char *message);
+
 PGconn *db_connect(const char *url, const char *app, char *err, size_t errlen)
 {
 	/* Later keywords override what the expanded dbname (the URL) sets. */
@@ -50,6 +52,7 @@ PGconn *db_connect(const char *url, const char *app, char *err, size_t errlen)
 		PQfinish(pg);
 		return NULL;
 	}
+	PQsetNoticeProcessor(pg, notice_processor, NULL);
 	return pg;
 }
 
@@ -102,23 +105,31 @@ void db_count_error(db_pool *p)
 		metric_inc(p->errors);
 }
 
-/* 1 when an idle connection is still usable: the server may have closed it (restart,
- * admin shutdown) since its last use, which shows as readable input. */
+/* 1 when an idle connection is still usable. Pool connections do not LISTEN, so a
+ * server that sent anything to an idle one is closing it (restart, admin shutdown,
+ * idle timeout: a FATAL then EOF): it is replaced rather than used for a request
+ * that would fail. */
 static int idle_conn_ok(PGconn *pg)
 {
-	if (PQstatus(pg) != CONNECTION_OK)
+	if (PQstatus(pg) != CONNECTION_OK || PQtransactionStatus(pg) != PQTRANS_IDLE)
 		return 0;
 	struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
 	if (pfd.fd < 0)
 		return 0;
-	if (poll(&pfd, 1, 0) > 0) {
-		if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK)
-			return 0;
-		PGnotify *n;
-		while ((n = PQnotifies(pg)))
-			PQfreemem(n);
-	}
-	return PQtransactionStatus(pg) == PQTRANS_IDLE;
+	return poll(&pfd, 1, 0) == 0;
+}
+
+/* libpq's notices (and the FATAL of a closing server) as JSON log lines rather than
+ * raw text on stderr. */
+static void notice_processor(void *arg, const char *message)
+{
+	(void)arg;
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", message);
+	size_t n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	log_info("postgresql notice", "{s:s}", "detail", buf);
 }
 
 db_conn *db_acquire(db_pool *p, int timeout_ms)
