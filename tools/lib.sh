@@ -40,8 +40,12 @@ pg_start() {
 	}
 	mkdir -p "$dir/sock"
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir/sock"
+	# Throw-away clusters skip fsync (fast tests); PG_DURABLE=1 keeps PostgreSQL's
+	# durable defaults (fsync, synchronous_commit) for benchmarks that must be honest.
+	local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	[ "${PG_DURABLE:-0}" = 1 ] && durability=""
 	"${run_as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
-		-o "-p $PGPORT -k $dir/sock -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+		-o "-p $PGPORT -k $dir/sock -c listen_addresses=127.0.0.1 -c max_connections=200 $durability" \
 		start >/dev/null || { cat "$dir/postgres.log" >&2; return 1; }
 	PG_ADMIN_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
 	export PGPORT PGHOST PG_ADMIN_URL
