@@ -1051,8 +1051,13 @@ START_TEST(concurrent_if_match_one_wins)
 		snprintf(h, sizeof(h), "If-Match: \"%d\"\r\n", round);
 		pthread_barrier_t go;
 		pthread_barrier_init(&go, NULL, 2);
-		patch_arg a = {u, path, "{\"title\":\"from a\"}", h, &go, 0};
-		patch_arg b = {u, path, "{\"title\":\"from b\"}", h, &go, 0};
+		/* distinct titles each round: a PATCH that changes nothing is a 200
+		 * that keeps the version, and would let the other one through */
+		char ba[64], bb[64];
+		snprintf(ba, sizeof(ba), "{\"title\":\"a%d\"}", round);
+		snprintf(bb, sizeof(bb), "{\"title\":\"b%d\"}", round);
+		patch_arg a = {u, path, ba, h, &go, 0};
+		patch_arg b = {u, path, bb, h, &go, 0};
 		pthread_t ta, tb;
 		pthread_create(&ta, NULL, patch_thread, &a);
 		pthread_create(&tb, NULL, patch_thread, &b);

@@ -48,7 +48,6 @@ kreader *kreader_open(const char *topic, int wait_ms)
 	snprintf(gid, sizeof(gid), "test-reader-%s", u);
 	conf_set(conf, "group.id", gid);
 	conf_set(conf, "enable.auto.commit", "false");
-	conf_set(conf, "allow.auto.create.topics", "false");
 	conf_set(conf, "fetch.wait.max.ms", "10");
 	conf_set(conf, "fetch.error.backoff.ms", "50");
 	conf_set(conf, "topic.metadata.refresh.interval.ms", "1000");
