@@ -9,7 +9,13 @@
 #include "common/auth.h"
 #include "common/util.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <jwt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +203,13 @@ START_TEST(dev_login_and_config)
 	char user[USER_ID_MAX + 1];
 	ck_assert_int_eq(auth_verify(TEST_SECRET, tok, user, sizeof(user)), AUTH_OK);
 	ck_assert_str_eq(user, "alice");
+	jwt_t *jw = NULL;
+	ck_assert_int_eq(jwt_decode(&jw, tok, (const unsigned char *)TEST_SECRET,
+				    (int)strlen(TEST_SECRET)),
+			 0);
+	long ttl = jwt_get_grant_int(jw, "exp") - (long)time(NULL);
+	jwt_free(jw);
+	ck_assert_msg(ttl > 86400 - 120 && ttl <= 86400, "dev token lives %ld s, not 24 h", ttl);
 	/* the token works on the API */
 	char h[4096];
 	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", tok);
@@ -414,6 +427,138 @@ START_TEST(sigterm_exits_cleanly)
 }
 END_TEST
 
+/* Sends len raw bytes on a new connection (then, when half_close, shuts the
+ * write side) and returns the status of the answer, 0 when the server closed
+ * without one, -1 when nothing came within 10 s. */
+static int raw(int port, const char *data, size_t len, int half_close)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = send(fd, data + off, len - off, MSG_NOSIGNAL);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	if (half_close)
+		shutdown(fd, SHUT_WR);
+	char buf[4096];
+	size_t got = 0;
+	int64_t deadline = mono_ms() + 10000;
+	int st = -1;
+	while (mono_ms() < deadline && got < sizeof(buf) - 1) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+		if (r <= 0) {
+			st = 0;
+			break;
+		}
+		got += (size_t)r;
+		buf[got] = 0;
+		if (strstr(buf, "\r\n\r\n"))
+			break;
+	}
+	close(fd);
+	if (got) {
+		buf[got] = 0;
+		if (sscanf(buf, "HTTP/1.%*d %d", &st) != 1)
+			st = 0;
+	}
+	return st;
+}
+
+START_TEST(hostile_input_does_not_crash)
+{
+	backend b;
+	be_start(&b, NULL);
+	char u[64];
+	new_user(u, sizeof(u));
+	char *tok = token_for(u, 600);
+	char auth[2048];
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", tok);
+	free(tok);
+
+	/* broken HTTP */
+	const char *junk[] = {
+		"GARBAGE\r\n\r\n",
+		"GET / HTTP/9.9\r\n\r\n",
+		"GET\r\n\r\n",
+		"POST /api/v1/tasks HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+		"POST /api/v1/tasks HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+		"POST /api/v1/tasks HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"ti",
+		"POST /api/v1/tasks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"GET /api/v1/tasks HTTP/1.1\r\nAuthorization: Bearer \r\n\r\n",
+		"GET /api/v1/tasks HTTP/1.1\r\nAuthorization: Bearer a.b.c.d.e\r\n\r\n",
+		"GET /api/v1/events?since=0&since=1&limit=%00 HTTP/1.1\r\n\r\n",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(junk); i++)
+		raw(b.p.port, junk[i], strlen(junk[i]), 1);
+	char noise[8192];
+	for (size_t i = 0; i < sizeof(noise); i++)
+		noise[i] = (char)(rand() & 0xff);
+	raw(b.p.port, noise, sizeof(noise), 1);
+	/* an oversized header line and an oversized token */
+	size_t hl = 70000;
+	char *big = xmalloc(hl + 256);
+	int n = snprintf(big, 256, "GET /api/v1/tasks HTTP/1.1\r\nX-Big: ");
+	memset(big + n, 'h', hl);
+	memcpy(big + n + hl, "\r\n\r\n", 5);
+	raw(b.p.port, big, (size_t)n + hl + 4, 1);
+	memset(big, 'A', 5000);
+	memcpy(big, "Authorization: Bearer ", 22);
+	memcpy(big + 5000, "\r\n", 3);
+	json_t *e = NULL;
+	ck_assert_int_eq(api(&b, NULL, "GET", "/api/v1/tasks", NULL, big, &e, NULL), 401);
+	expect_error(e, "unauthorized", NULL);
+
+	/* hostile JSON */
+	char *deep = xmalloc(60000);
+	memset(deep, '[', 20000);
+	memset(deep + 20000, ']', 20000);
+	deep[40000] = 0;
+	int st = api(&b, u, "POST", "/api/v1/tasks", deep, NULL, &e, NULL);
+	ck_assert_msg(st == 400 || st == 422, "deeply nested JSON: %d", st);
+	json_decref(e);
+	st = api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"nul\\u0000inside\"}", NULL, &e, NULL);
+	ck_assert_msg(st == 400 || st == 422, "NUL in a title: %d", st);
+	json_decref(e);
+	st = api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"\\ud800\"}", NULL, &e, NULL);
+	ck_assert_msg(st == 400 || st == 422, "lone surrogate: %d", st);
+	json_decref(e);
+	st = api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"x\",\"title\":\"y\"}", NULL, &e,
+		 NULL);
+	ck_assert_msg(st == 201 || st == 400 || st == 422, "duplicate key: %d", st);
+	json_decref(e);
+	free(deep);
+	free(big);
+
+	/* odd but valid text is stored verbatim */
+	const char *odd[] = {"'; DROP TABLE tasks; --", "\xf0\x9f\x98\x80 emoji", "%s%n%x",
+			     "back\\slash \"quote\"", "$1 $2"};
+	for (size_t i = 0; i < ARRAY_LEN(odd); i++) {
+		json_t *t = create_task(&b, u, odd[i]);
+		json_t *g = NULL;
+		ck_assert_int_eq(api(&b, u, "GET", task_path(jstr(t, "id")), NULL, NULL, &g, NULL), 200);
+		ck_assert_str_eq(jstr(g, "title"), odd[i]);
+		json_decref(g);
+		json_decref(t);
+	}
+	size_t writes = ARRAY_LEN(odd) + (st == 201);
+	json_t *l = NULL;
+	ck_assert_int_eq(api(&b, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(l, "tasks")), writes);
+	ck_assert_int_eq(jint(l, "seq"), (long long)writes);
+	json_decref(l);
+	ck_assert_int_eq(get(&b, "/healthz", NULL, NULL), 200);
+	be_stop(&b);
+}
+END_TEST
+
 Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -426,6 +571,7 @@ Suite *server_suite(void)
 	tcase_add_test(tc, dev_login_and_config);
 	tcase_add_test(tc, static_files);
 	tcase_add_test(tc, cors);
+	tcase_add_test(tc, hostile_input_does_not_crash);
 	tcase_add_test(tc, sigterm_exits_cleanly);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1179,6 +1179,45 @@ START_TEST(concurrent_reorders_converge)
 }
 END_TEST
 
+typedef struct create_arg {
+	const char *user;
+	int n;
+	volatile int done;
+} create_arg;
+
+static void *creator(void *p)
+{
+	create_arg *c = p;
+	for (int i = 0; i < c->n; i++)
+		api(&B, c->user, "POST", "/api/v1/tasks", "{\"title\":\"snap\"}", NULL, NULL, NULL);
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+START_TEST(list_and_seq_are_one_snapshot)
+{
+	/* With creates only, a consistent snapshot always has as many tasks as seq;
+	 * a list read apart from its seq would sometimes disagree. */
+	char u[64];
+	new_user(u, sizeof(u));
+	create_arg c = {u, 150, 0};
+	pthread_t t;
+	pthread_create(&t, NULL, creator, &c);
+	int reads = 0;
+	while (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE)) {
+		json_t *l = NULL;
+		ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
+		ck_assert_int_eq((long long)json_array_size(json_object_get(l, "tasks")),
+				 jint(l, "seq"));
+		json_decref(l);
+		reads++;
+	}
+	pthread_join(t, NULL);
+	ck_assert_int_gt(reads, 0);
+	ck_assert_int_eq(user_seq(u), 150);
+}
+END_TEST
+
 /* ---- isolation ---- */
 
 START_TEST(user_isolation)
@@ -1266,6 +1305,7 @@ Suite *tasks_suite(void)
 	tcase_add_test(tc, concurrent_if_match_one_wins);
 	tcase_add_test(tc, delete_wins_over_concurrent_patches);
 	tcase_add_test(tc, concurrent_reorders_converge);
+	tcase_add_test(tc, list_and_seq_are_one_snapshot);
 	tcase_add_test(tc, user_isolation);
 	suite_add_tcase(s, tc);
 	return s;
