@@ -677,8 +677,8 @@ for (const svc of Object.keys(SERVICES)) {
     assert(needed.length > 0, 'no NEEDED entries');
     const runtime = new Set(pkgList('runtime.txt'));
     const missing = [];
+    const ld = run('ldd', [bin]).stdout;
     for (const lib of needed) {
-      const ld = run('ldd', [bin]).stdout;
       const m = new RegExp(`${lib.replace(/[.+]/g, '\\$&')} => (\\S+)`).exec(ld);
       assert(m, `ldd does not resolve ${lib}`);
       const real = fs.realpathSync(m[1]);
