@@ -1,8 +1,8 @@
 #include "consumer.h"
 
 #include "common/log.h"
+#include "kafka_dl.h"
 
-#include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -130,7 +130,10 @@ static void *consumer_main(void *arg)
 				if (p >= 0 && p < MAX_PARTITIONS)
 					atomic_store(&c->next[p], m->offset + 1);
 			} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-				log_warn("consumer error", "{s:s}", "err", rd_kafka_message_errstr(m));
+				/* not rd_kafka_message_errstr(): an inline of rdkafka.h that
+				 * would link librdkafka in (see kafka_dl.h) */
+				log_warn("consumer error", "{s:s, s:i}", "err",
+					 rd_kafka_err2str(m->err), "partition", (int)m->partition);
 			}
 			rd_kafka_message_destroy(m);
 		}
@@ -158,6 +161,8 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 
 consumer *consumer_start(const consumer_opts *o, fanout *f, char *err, size_t errlen)
 {
+	if (kafka_dl_load(err, errlen))
+		return NULL;
 	consumer *c = xcalloc(1, sizeof(*c));
 	c->topic = xstrdup(o->topic);
 	c->fan = f;
@@ -182,6 +187,7 @@ consumer *consumer_start(const consumer_opts *o, fanout *f, char *err, size_t er
 		{"enable.partition.eof", "false"},
 		{"allow.auto.create.topics", "true"},
 		{"fetch.wait.max.ms", fw},
+		{"fetch.min.bytes", "1"}, /* a fetch returns as soon as one event is there */
 		{"fetch.error.backoff.ms", "50"},
 		{"reconnect.backoff.ms", "50"},
 		{"reconnect.backoff.max.ms", "1000"},

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #define HTTP_SPARE_THREADS 16 /* civetweb threads kept for HTTP and refusals */
 #define FD_HEADROOM 512       /* Kafka, epoll, parked dups, logs, civetweb's queue */
 #define SWEEP_MS 250
+#define STACK_TRIM_KEEP (8 * 1024) /* stack kept below ws_ready's frame (madvise's own) */
 
 struct ws_server {
 	const gw_config *cfg;
@@ -225,6 +227,34 @@ static int ws_connect(const struct mg_connection *mc, void *cbdata)
 	return 0;
 }
 
+/* Hands the kernel back the pages of this thread's stack below the current frame.
+ * The handshake (token verification: libjwt, jansson, OpenSSL's HMAC) runs deep and
+ * leaves pages resident that the WebSocket's whole idle life never touches again;
+ * with one civetweb thread per socket, that is most of the memory of an idle socket
+ * that is not the kernel's. Everything below the current frame is dead (signals are
+ * blocked in these threads); STACK_TRIM_KEEP spares madvise's own frames.
+ * @locality a civetweb worker thread, between handshake and read loop. */
+static void trim_stack(void)
+{
+	pthread_attr_t a;
+	void *lo;
+	size_t size, guard;
+	if (pthread_getattr_np(pthread_self(), &a))
+		return;
+	int ok = !pthread_attr_getstack(&a, &lo, &size) && !pthread_attr_getguardsize(&a, &guard);
+	pthread_attr_destroy(&a);
+	if (!ok)
+		return;
+	volatile char here = 0;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)lo + guard + page - 1) & ~(page - 1);
+	uintptr_t sp = (uintptr_t)&here;
+	if (sp < start + STACK_TRIM_KEEP + page)
+		return;
+	uintptr_t end = (sp - STACK_TRIM_KEEP) & ~(page - 1);
+	(void)madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 static void ws_ready(struct mg_connection *mc, void *cbdata)
 {
 	ws_server *s = cbdata;
@@ -253,6 +283,7 @@ static void ws_ready(struct mg_connection *mc, void *cbdata)
 		log_debug("websocket open", "{s:s, s:s}", "conn", conn_id(c), "user", conn_user(c));
 	}
 	frame_unref(f);
+	trim_stack();
 }
 
 static void handle_text(ws_server *s, conn *c, const char *data, size_t len)
