@@ -104,16 +104,33 @@ wait_file() {
 # start_gateway VAR=VALUE...: a ws-gateway on a free port; sets GW_PID, GW_PORT.
 start_gateway() {
 	stop_gateway
-	GW_PORT=$(free_port)
-	env "$@" PORT="$GW_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" ALLOWED_ORIGINS='*' LOG_LEVEL=warn \
-		"$BIN/ws-gateway" 2>>"$WORK/ws-gateway.log" &
-	GW_PID=$!
-	if ! wait_http "http://127.0.0.1:$GW_PORT/ready" 90; then
-		log "ws-gateway did not get ready; last log lines:"
-		tail -n 5 "$WORK/ws-gateway.log" >&2
-		stop_gateway
-		return 1
-	fi
+	# free_port only knows listening sockets: right after a scenario with thousands of
+	# client sockets, the port it picks may still be some socket's local port and the
+	# bind fails. The gateway then exits at once: try another port.
+	local try
+	for try in 1 2 3 4 5; do
+		GW_PORT=$(free_port)
+		env "$@" PORT="$GW_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" ALLOWED_ORIGINS='*' \
+			LOG_LEVEL=warn "$BIN/ws-gateway" 2>>"$WORK/ws-gateway.log" &
+		GW_PID=$!
+		local i
+		for i in $(seq 1 1800); do # 180 s: 19,500 civetweb threads start slowly
+			if ! kill -0 "$GW_PID" 2>/dev/null; then
+				wait "$GW_PID"
+				GW_PID=
+				break
+			fi
+			curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$GW_PORT/ready" 2>/dev/null &&
+				return 0
+			sleep 0.1
+		done
+		[ -n "$GW_PID" ] && break # alive but never ready
+		log "ws-gateway exited at start (try $try); last log line: $(tail -n 1 "$WORK/ws-gateway.log")"
+	done
+	log "ws-gateway did not get ready; last log lines:"
+	tail -n 5 "$WORK/ws-gateway.log" >&2
+	stop_gateway
+	return 1
 }
 stop_gateway() {
 	[ -n "$GW_PID" ] && stop_pid "$GW_PID" 10
