@@ -278,6 +278,8 @@ test("another user's page sees none of it", 60000, async () => {
   await addTask(A.page, 'Carol: secret plan');
   await addTask(A.page, 'Carol: dentist');
   await (await item(A.page, 'Carol: dentist')).locator('.toggle').click();
+  // The changes are optimistic: read the server's list once A has sent them all.
+  await A.page.waitForFunction(() => window.tasksync.pending === 0, null, { timeout: 5000 });
   const carol = await stack.login('carol');
   const dave = await stack.login('dave');
   const srv = await serverList(carol);
@@ -388,7 +390,10 @@ test('A offline makes 5 changes and reloads, then online: they reach the server 
   const B = await device('grace');
   const token = await stack.login('grace');
   await addTask(A.page, 'Before going offline');
+  // Optimistic: the create is shown at once; the baseline is taken once it is sent.
+  await A.page.waitForFunction(() => window.tasksync.pending === 0, null, { timeout: 5000 });
   const before = await serverList(token);
+  assert(before.tasks.length === 1, `server has ${before.tasks.length} tasks before going offline, want 1`);
   await waitList(B.page, before.tasks, 2000, 'B before');
   // The page must be under its service worker to open again while offline.
   await A.page.waitForFunction(() => !!navigator.serviceWorker && !!navigator.serviceWorker.controller, null, { timeout: 10000 });
