@@ -244,6 +244,30 @@ void free_events(json_t **ev, size_t n)
 	free(ev);
 }
 
+void assert_schema(const char *schema, json_t *const *docs, size_t n)
+{
+	static int seq;
+	const char *dir = getenv("TEST_RUN_DIR") ? getenv("TEST_RUN_DIR") : "/tmp";
+	char file[600], log[640], script[1024];
+	snprintf(file, sizeof(file), "%s/docs-%d-%d.jsonl", dir, (int)getpid(), ++seq);
+	snprintf(log, sizeof(log), "%s.log", file);
+	snprintf(script, sizeof(script), "%s/tests/backend-api/check_schema.py",
+		 test_env("TASKSYNC_ROOT"));
+	FILE *f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	for (size_t i = 0; i < n; i++) {
+		char *line = json_dumps(docs[i], JSON_COMPACT);
+		fprintf(f, "%s\n", line);
+		free(line);
+	}
+	fclose(f);
+	const char *args[] = {script, schema, file, NULL};
+	int rc = proc_run("/usr/bin/python3", args, NULL, log, 60000);
+	char *out = read_text_file(log);
+	ck_assert_msg(rc == 0, "documents do not match proto/%s (%s):\n%s", schema, file, out);
+	free(out);
+}
+
 static pid_t guard_pid;
 
 void broker_down(void)

@@ -67,6 +67,10 @@ json_t **topic_events(const backend *b, const char *user, size_t n, int timeout_
 		      int linger_ms, size_t *count);
 void free_events(json_t **ev, size_t n);
 
+/* Asserts that every document validates against proto/<schema> (JSON Schema,
+ * checked by tests/backend-api/check_schema.py with python3-jsonschema). */
+void assert_schema(const char *schema, json_t *const *docs, size_t n);
+
 /* Brings the devbroker down (SIGUSR1) with a guard process that brings it back
  * up (SIGUSR2) when this test process ends, however it ends. */
 void broker_down(void);

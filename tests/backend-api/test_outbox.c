@@ -96,6 +96,14 @@ START_TEST(events_match_api_calls)
 				      "event %zu's task differs from the API's answer", i);
 		}
 	}
+	/* what was published and answered matches proto/ */
+	assert_schema("task-event.schema.json", ev, count);
+	json_t *tasks[8];
+	size_t nt = 0;
+	for (size_t i = 0; i < n; i++)
+		if (resp[i] && json_object_get(resp[i], "id"))
+			tasks[nt++] = resp[i];
+	assert_schema("task.schema.json", tasks, nt);
 	/* the catch-up feed serves the very same events */
 	json_t *f = NULL;
 	ck_assert_int_eq(api(&b, u, "GET", "/api/v1/events?since=0", NULL, NULL, &f, NULL), 200);
