@@ -445,6 +445,12 @@ export class TaskSync extends EventTarget {
           }
           throw e;
         }
+        // The API's seq never goes back: one behind ours means the list we hold (a
+        // snapshot in localStorage) came from another database. Take the API's list.
+        if (data && Number.isInteger(data.seq) && data.seq < this.seq) {
+          await this._reload();
+          continue;
+        }
         const events = data && Array.isArray(data.events) ? data.events : [];
         const before = this.seq;
         let gap = false;
@@ -813,6 +819,13 @@ export class TaskSync extends EventTarget {
           break;
         case 'error':
           this._emit('server-error', { code: msg.code, message: msg.message });
+          break;
+        case 'ping':
+          try {
+            ws.send('{"type":"pong"}');
+          } catch {
+            /* onclose follows */
+          }
           break;
         default:
           break; // pong and anything newer

@@ -7,7 +7,7 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Stack } from './stack.js';
+import { Stack, BlockingProxy } from './stack.js';
 import { register as registerUnit } from './unit.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -435,26 +435,46 @@ test('A offline makes 5 changes and reloads, then online: they reach the server 
 
 // ---- 6. WebSocket blocked: polling --------------------------------------------
 
-test('with the WebSocket blocked, B still receives changes by polling', 60000, async () => {
-  const A = await device('heidi');
-  const B = await device('heidi', { query: '?gateway=ws://127.0.0.1:1/ws&poll=2000', expect: 'polling' });
-  const token = await stack.login('heidi');
-  for (const title of ['Polled 1', 'Polled 2']) {
-    const t0 = Date.now();
-    await addTask(A.page, title);
+// B reaches the gateway only through a proxy that refuses WebSockets (403): B polls
+// /events (every 3 s, the client's default) and still gets every change within a few
+// seconds; once the proxy lets WebSockets through, B is back on push by itself.
+test('with the WebSocket blocked, B still receives changes by polling (and returns to push)', 90000, async () => {
+  const proxy = await new BlockingProxy(stack.gwPort).listen();
+  try {
+    const A = await device('heidi');
+    const B = await device('heidi', { query: `?gateway=${encodeURIComponent(proxy.url)}`, expect: 'polling' });
+    const token = await stack.login('heidi');
+    for (const title of ['Polled 1', 'Polled 2']) {
+      const t0 = Date.now();
+      await addTask(A.page, title);
+      await A.page.waitForFunction(() => window.tasksync.pending === 0, null, { timeout: 5000 });
+      const srv = await serverList(token);
+      await waitList(B.page, srv.tasks, 5000, `B by polling (${title})`);
+      latencies.push({ what: `polling ${title}`, ms: Date.now() - t0 });
+    }
+    await (await item(A.page, 'Polled 1')).locator('.toggle').click();
     await A.page.waitForFunction(() => window.tasksync.pending === 0, null, { timeout: 5000 });
-    const srv = await serverList(token);
-    await waitList(B.page, srv.tasks, 5000, `B by polling (${title})`);
-    latencies.push({ what: `polling ${title}`, ms: Date.now() - t0 });
+    await waitList(B.page, (await serverList(token)).tasks, 5000, 'B by polling (toggle)');
+    const st = await B.page.evaluate(() => ({ state: window.tasksync.state, polls: window.tasksync.stats.polls, live: window.__changes.filter((c) => c.source === 'live').length }));
+    assert(st.state === 'polling' && st.polls > 0, `B is not polling: ${JSON.stringify(st)}`);
+    assert(st.live === 0, `B got ${st.live} changes by push through a blocked proxy`);
+    assert(proxy.refused > 0 && proxy.passed === 0, `proxy refused ${proxy.refused}, passed ${proxy.passed}`);
+    const t = await toasts(B.page);
+    assert(t.includes('Task created: Polled 1'), `no toast in B for a polled change: ${JSON.stringify(t)}`);
+
+    // The proxy lets WebSockets through again: B's next reconnect attempt (backoff,
+    // at most 16 s * 1.2 this early) opens the socket, and changes come by push again.
+    proxy.blocked = false;
+    const t1 = Date.now();
+    await waitState(B.page, 'live', 30000);
+    console.log(`# B back on push ${Date.now() - t1} ms after the proxy let WebSockets through`);
+    await lat2(A.page, B.page, 'push after polling', () => addTask(A.page, 'Pushed again'));
+    const last = await B.page.evaluate(() => window.__changes[window.__changes.length - 1]);
+    assert(last.source === 'live', `B applied the change by ${last.source}, want push`);
+    for (const d of [A, B]) await d.ctx.close();
+  } finally {
+    await proxy.close();
   }
-  await (await item(A.page, 'Polled 1')).locator('.toggle').click();
-  await A.page.waitForFunction(() => window.tasksync.pending === 0, null, { timeout: 5000 });
-  await waitList(B.page, (await serverList(token)).tasks, 5000, 'B by polling (toggle)');
-  const st = await B.page.evaluate(() => ({ state: window.tasksync.state, polls: window.tasksync.stats.polls }));
-  assert(st.state === 'polling' && st.polls > 0, `B is not polling: ${JSON.stringify(st)}`);
-  const t = await toasts(B.page);
-  assert(t.includes('Task created: Polled 1'), `no toast in B for a polled change: ${JSON.stringify(t)}`);
-  for (const d of [A, B]) await d.ctx.close();
 });
 
 // ---- runner ---------------------------------------------------------------------

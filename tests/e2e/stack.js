@@ -41,6 +41,55 @@ export async function waitHttp(url, ms = 20000, proc = null) {
   throw new Error(`${url} not ready after ${ms} ms (${last})`);
 }
 
+/**
+ * A TCP proxy in front of the gateway that plays a proxy blocking WebSockets: while
+ * blocked it answers every connection with 403 (the browser's socket never opens);
+ * unblocked it pipes bytes to the gateway unchanged. Connections already piped stay up.
+ */
+export class BlockingProxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.blocked = true;
+    this.refused = 0;
+    this.passed = 0;
+    this.socks = new Set();
+    this.server = net.createServer((c) => {
+      this.socks.add(c);
+      c.on('close', () => this.socks.delete(c));
+      c.on('error', () => {});
+      if (this.blocked) {
+        this.refused++;
+        c.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      this.passed++;
+      const up = net.connect(this.targetPort, '127.0.0.1');
+      this.socks.add(up);
+      up.on('close', () => this.socks.delete(up));
+      up.on('error', () => c.destroy());
+      c.on('close', () => up.destroy());
+      up.on('close', () => c.destroy());
+      c.pipe(up);
+      up.pipe(c);
+    });
+  }
+
+  async listen() {
+    this.port = await freePort();
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', resolve);
+    });
+    this.url = `ws://127.0.0.1:${this.port}`;
+    return this;
+  }
+
+  async close() {
+    for (const s of this.socks) s.destroy();
+    await new Promise((r) => this.server.close(() => r()));
+  }
+}
+
 export class Stack {
   constructor() {
     const root = process.env.TASKSYNC_ROOT || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');

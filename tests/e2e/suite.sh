@@ -26,12 +26,25 @@ for b in backend-api ws-gateway devbroker; do
 done
 
 own_pg=
+own_dir=
 if [ -z "${PG_ADMIN_URL:-}" ]; then
-	export TEST_RUN_DIR=${TEST_RUN_DIR:-$(mktemp -d /tmp/tasksync-e2e.XXXXXX)}
+	if [ -z "${TEST_RUN_DIR:-}" ]; then
+		TEST_RUN_DIR=$(mktemp -d /tmp/tasksync-e2e.XXXXXX)
+		own_dir=$TEST_RUN_DIR
+	fi
+	export TEST_RUN_DIR
 	own_pg=$TEST_RUN_DIR/pg
 	pg_start "$own_pg" || fail "could not start PostgreSQL"
 fi
 node tests/e2e/e2e.js "$@"
 rc=$?
 [ -n "$own_pg" ] && pg_stop "$own_pg"
+# The logs of a failed run stay for reading; a green run leaves nothing behind.
+if [ -n "$own_dir" ]; then
+	if [ "$rc" -eq 0 ] && [ "${KEEP_TEST_DIR:-0}" != 1 ]; then
+		rm -rf "$own_dir"
+	else
+		echo "# e2e: files kept in $own_dir"
+	fi
+fi
 exit $rc

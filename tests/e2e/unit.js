@@ -251,4 +251,53 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       c.stop();
     });
   });
+
+  test('unit: polls every period while the socket cannot open; once it opens, push only (polling stops)', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      globalThis.fetch = fakeFetch(async (m, p) => (p === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 20 });
+      const states = [];
+      c.addEventListener('state', (e) => states.push(e.detail.state));
+      c.start();
+      FakeWS.all[0].fail(1006); // never opened: blocked
+      await sleep(130);
+      const polled = log.filter((l) => l.startsWith('GET /api/v1/events')).length;
+      assert(c.stats.polls >= 3 && polled >= 3, `polls ${c.stats.polls}, /events requests ${polled}`);
+      eq(c.state, 'polling', 'state while blocked');
+      c._connect(); // the reconnect timer's attempt, now that the socket can open
+      FakeWS.all[1].open();
+      await sleep(20);
+      eq(c.state, 'live', 'state once open');
+      const polls = c.stats.polls;
+      log.length = 0;
+      await sleep(100);
+      eq(c.stats.polls, polls, 'polls after the socket opened');
+      eq(log, [], 'requests while live and idle');
+      assert(states.includes('polling') && states[states.length - 1] === 'live', `states ${states}`);
+      // The gateway's JSON ping is answered.
+      FakeWS.all[1].push({ type: 'ping' });
+      eq(FakeWS.all[1].sent.filter((x) => x === '{"type":"pong"}').length, 1, 'pong');
+      c.stop();
+    });
+  });
+
+  test('unit: a cached list from another database (API seq behind ours) is replaced by the API list', 10000, async () => {
+    await withEnv(async () => {
+      globalThis.localStorage = new MemStorage();
+      localStorage.setItem('tasksync.snapshot.u1', JSON.stringify({ seq: 50, tasks: [task('old', 'Old life', 0)] }));
+      const log = [];
+      globalThis.fetch = fakeFetch(async (m, p) => {
+        if (p === '/api/v1/tasks') return { body: { tasks: [task('n', 'New', 0)], seq: 3 } };
+        return { body: { events: [], seq: 3, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
+      c.start();
+      await sleep(30);
+      eq(c.seq, 3, 'seq');
+      eq(c.tasks().map((t) => t.title), ['New'], 'list');
+      eq(JSON.parse(localStorage.getItem('tasksync.snapshot.u1')).seq, 3, 'snapshot');
+      c.stop();
+    });
+  });
 }
