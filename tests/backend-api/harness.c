@@ -20,19 +20,11 @@ static void start(backend *b, const char *const *extra)
 	snprintf(db, sizeof(db), "DATABASE_URL=%s", b->db);
 	snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s", test_env("KAFKA_BROKERS"));
 	snprintf(topic, sizeof(topic), "KAFKA_TOPIC=%s", b->topic);
-	const char *env[64] = {db,
-			       brokers,
-			       topic,
-			       "JWT_SECRET=" TEST_SECRET,
-			       "LOG_LEVEL=info",
-			       "DB_POOL_SIZE=4",
-			       "HTTP_THREADS=16",
-			       "SHUTDOWN_TIMEOUT_MS=5000",
-			       /* settings the harness may leak must not change a test */
-			       "DEV_LOGIN=0",
-			       "STATIC_DIR=",
-			       "ALLOWED_ORIGINS=",
-			       "EVENT_RETENTION=604800"};
+	const char *env[64] = {db, brokers, topic, "JWT_SECRET=" TEST_SECRET, "LOG_LEVEL=info",
+	                       "DB_POOL_SIZE=4", "HTTP_THREADS=16", "SHUTDOWN_TIMEOUT_MS=5000",
+	                       /* settings the harness may leak must not change a test */
+	                       "DEV_LOGIN=0",
+	                       "STATIC_DIR=", "ALLOWED_ORIGINS=", "EVENT_RETENTION=604800"};
 	size_t n = 12;
 	for (size_t i = 0; extra && extra[i] && n < ARRAY_LEN(env) - 1; i++)
 		env[n++] = extra[i];
@@ -59,7 +51,7 @@ int be_log_clean(const backend *b)
 {
 	char *log = read_text_file(b->p.log);
 	int bad = strstr(log, "AddressSanitizer") || strstr(log, "LeakSanitizer") ||
-		  strstr(log, "runtime error:");
+	          strstr(log, "runtime error:");
 	free(log);
 	return !bad;
 }
@@ -78,10 +70,13 @@ void be_stop(backend *b)
 	ck_assert_msg(be_log_clean(b), "sanitizer report in %s", b->p.log);
 }
 
-void new_user(char *out, size_t len) { unique_name(out, len, "u"); }
+void new_user(char *out, size_t len)
+{
+	unique_name(out, len, "u");
+}
 
-int api(const backend *b, const char *user, const char *method, const char *path,
-	const char *body, const char *headers, json_t **out, http_resp *resp)
+int api(const backend *b, const char *user, const char *method, const char *path, const char *body,
+        const char *headers, json_t **out, http_resp *resp)
 {
 	char *h = NULL;
 	size_t cap = 8192 + (headers ? strlen(headers) : 0);
@@ -111,7 +106,7 @@ int api(const backend *b, const char *user, const char *method, const char *path
 }
 
 int apif(const backend *b, const char *user, const char *method, const char *path, json_t **out,
-	 const char *fmt, ...)
+         const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -129,15 +124,15 @@ void expect_error(json_t *body, const char *code, const char *field)
 	json_t *e = json_object_get(body, "error");
 	ck_assert_msg(json_is_object(e), "no error object in %s", dump ? dump : "(not JSON)");
 	ck_assert_msg(json_is_string(json_object_get(e, "code")) &&
-			      !strcmp(json_string_value(json_object_get(e, "code")), code),
-		      "error code %s expected in %s", code, dump);
+	                  !strcmp(json_string_value(json_object_get(e, "code")), code),
+	              "error code %s expected in %s", code, dump);
 	ck_assert_msg(json_is_string(json_object_get(e, "message")) &&
-			      json_string_length(json_object_get(e, "message")) > 0,
-		      "no message in %s", dump);
+	                  json_string_length(json_object_get(e, "message")) > 0,
+	              "no message in %s", dump);
 	if (field)
 		ck_assert_msg(json_is_string(json_object_get(e, "field")) &&
-				      !strcmp(json_string_value(json_object_get(e, "field")), field),
-			      "field %s expected in %s", field, dump);
+		                  !strcmp(json_string_value(json_object_get(e, "field")), field),
+		              "field %s expected in %s", field, dump);
 	free(dump);
 	json_decref(body);
 }
@@ -181,9 +176,9 @@ void wait_published(const backend *b, const char *user, int timeout_ms)
 	long left = -1;
 	while (mono_ms() < deadline) {
 		left = pgtest_long(b->db,
-				   "SELECT count(*) FROM outbox WHERE user_id = $1 AND "
-				   "published_at IS NULL",
-				   1, p);
+		                   "SELECT count(*) FROM outbox WHERE user_id = $1 AND "
+		                   "published_at IS NULL",
+		                   1, p);
 		if (left == 0)
 			return;
 		usleep(50000);
@@ -200,8 +195,8 @@ static size_t count_user(kreader *r, const char *user)
 	return c;
 }
 
-json_t **topic_events(const backend *b, const char *user, size_t n, int timeout_ms,
-		      int linger_ms, size_t *count)
+json_t **topic_events(const backend *b, const char *user, size_t n, int timeout_ms, int linger_ms,
+                      size_t *count)
 {
 	kreader *r = kreader_open(b->topic, timeout_ms);
 	int64_t deadline = mono_ms() + timeout_ms;
@@ -225,7 +220,7 @@ json_t **topic_events(const backend *b, const char *user, size_t n, int timeout_
 		event e;
 		char err[256];
 		ck_assert_msg(event_parse(m[i].value, m[i].value_len, &e, err, sizeof(err)) == 0,
-			      "event does not parse (%s): %s", err, m[i].value);
+		              "event does not parse (%s): %s", err, m[i].value);
 		ck_assert_str_eq(e.user_id, user);
 		event_clear(&e);
 		json_t *j = json_loadb(m[i].value, m[i].value_len, 0, NULL);
@@ -252,7 +247,7 @@ void assert_schema(const char *schema, json_t *const *docs, size_t n)
 	snprintf(file, sizeof(file), "%s/docs-%d-%d.jsonl", dir, (int)getpid(), ++seq);
 	snprintf(log, sizeof(log), "%s.log", file);
 	snprintf(script, sizeof(script), "%s/tests/backend-api/check_schema.py",
-		 test_env("TASKSYNC_ROOT"));
+	         test_env("TASKSYNC_ROOT"));
 	FILE *f = fopen(file, "w");
 	ck_assert_ptr_nonnull(f);
 	for (size_t i = 0; i < n; i++) {
@@ -305,7 +300,10 @@ void broker_up(void)
 
 static char verdicts[4096];
 
-void shared_start(backend *b, const char *const *extra) { be_start(b, extra); }
+void shared_start(backend *b, const char *const *extra)
+{
+	be_start(b, extra);
+}
 
 void shared_stop(backend *b)
 {
@@ -320,8 +318,8 @@ void shared_stop(backend *b)
 START_TEST(shared_backends_exited_cleanly)
 {
 	ck_assert_msg(verdicts[0] == 0,
-		      "shared backend-api exited non-zero or with a sanitizer report: %s",
-		      verdicts);
+	              "shared backend-api exited non-zero or with a sanitizer report: %s",
+	              verdicts);
 }
 END_TEST
 

@@ -40,11 +40,11 @@ void new_user(char *out, size_t len);
  * Content-Type. headers: NULL or complete lines. Returns the status; *out (may be
  * NULL) gets the parsed JSON body or NULL; resp (may be NULL) the raw answer
  * (release with http_resp_free). */
-int api(const backend *b, const char *user, const char *method, const char *path,
-	const char *body, const char *headers, json_t **out, http_resp *resp);
+int api(const backend *b, const char *user, const char *method, const char *path, const char *body,
+        const char *headers, json_t **out, http_resp *resp);
 /* api() with a printf-formatted body. */
 int apif(const backend *b, const char *user, const char *method, const char *path, json_t **out,
-	 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+         const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* Asserts body is {"error":{"code":code,"message":"..."}} (and, when field is
  * not NULL, error.field == field). Takes body (decref'd). */
@@ -63,8 +63,8 @@ void wait_published(const backend *b, const char *user, int timeout_ms);
  * to pass common/event.h's parser and to be keyed by user). Waits until at least
  * n arrived (timeout_ms), then ~linger_ms more for extras. *count is set; caller
  * frees with free_events. */
-json_t **topic_events(const backend *b, const char *user, size_t n, int timeout_ms,
-		      int linger_ms, size_t *count);
+json_t **topic_events(const backend *b, const char *user, size_t n, int timeout_ms, int linger_ms,
+                      size_t *count);
 void free_events(json_t **ev, size_t n);
 
 /* Asserts that every document validates against proto/<schema> (JSON Schema,
@@ -75,7 +75,6 @@ void assert_schema(const char *schema, json_t *const *docs, size_t n);
  * up (SIGUSR2) when this test process ends, however it ends. */
 void broker_down(void);
 void broker_up(void);
-
 
 /* A backend shared by the tests of one TCase: start it from an unchecked setup
  * (runs once, in the runner process) and stop it from the unchecked teardown,

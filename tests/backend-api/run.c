@@ -5,6 +5,6 @@
 int main(void)
 {
 	Suite *s[] = {config_suite(), migrate_suite(), tasks_suite(),
-		      server_suite(), outbox_suite(), verdict_suite()};
+	              server_suite(), outbox_suite(),  verdict_suite()};
 	return run_suites("test-backend", s, sizeof(s) / sizeof(s[0]));
 }

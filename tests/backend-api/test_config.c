@@ -17,7 +17,7 @@ static void paths(char *bin, size_t blen, char *log, size_t llen, const char *ta
 	static int n;
 	snprintf(bin, blen, "%s/backend-api", test_env("TASKSYNC_BIN"));
 	snprintf(log, llen, "%s/config-%s-%d-%d.log",
-		 getenv("TEST_RUN_DIR") ? getenv("TEST_RUN_DIR") : "/tmp", tag, (int)getpid(), ++n);
+	         getenv("TEST_RUN_DIR") ? getenv("TEST_RUN_DIR") : "/tmp", tag, (int)getpid(), ++n);
 }
 
 START_TEST(help_prints_the_table)
@@ -27,11 +27,23 @@ START_TEST(help_prints_the_table)
 	const char *args[] = {"--help", NULL};
 	ck_assert_int_eq(proc_run(bin, args, NULL, log, 20000), 0);
 	char *text = read_text_file(log);
-	const char *names[] = {"PORT",           "DATABASE_URL",   "KAFKA_BROKERS", "KAFKA_TOPIC",
-			       "JWT_SECRET",     "ALLOWED_ORIGINS", "LOG_LEVEL",    "DB_POOL_SIZE",
-			       "HTTP_THREADS",   "MAX_BODY_BYTES", "EVENT_RETENTION", "OUTBOX_POLL_MS",
-			       "KAFKA_LINGER_MS", "DEV_LOGIN",     "STATIC_DIR",    "PUBLIC_GATEWAY_URL",
-			       "SHUTDOWN_TIMEOUT_MS"};
+	const char *names[] = {"PORT",
+	                       "DATABASE_URL",
+	                       "KAFKA_BROKERS",
+	                       "KAFKA_TOPIC",
+	                       "JWT_SECRET",
+	                       "ALLOWED_ORIGINS",
+	                       "LOG_LEVEL",
+	                       "DB_POOL_SIZE",
+	                       "HTTP_THREADS",
+	                       "MAX_BODY_BYTES",
+	                       "EVENT_RETENTION",
+	                       "OUTBOX_POLL_MS",
+	                       "KAFKA_LINGER_MS",
+	                       "DEV_LOGIN",
+	                       "STATIC_DIR",
+	                       "PUBLIC_GATEWAY_URL",
+	                       "SHUTDOWN_TIMEOUT_MS"};
 	for (size_t i = 0; i < ARRAY_LEN(names); i++)
 		ck_assert_msg(strstr(text, names[i]), "--help lacks %s:\n%s", names[i], text);
 	free(text);
@@ -49,7 +61,7 @@ static void expect_refused(const char *const *env, const char *var)
 	char *text = read_text_file(log);
 	ck_assert_msg(strstr(text, var), "the message does not name %s: %s", var, text);
 	ck_assert_msg(!strstr(text, "AddressSanitizer") && !strstr(text, "runtime error"),
-		      "sanitizer report: %s", text);
+	              "sanitizer report: %s", text);
 	free(text);
 }
 
@@ -63,17 +75,17 @@ START_TEST(bad_settings_refused)
 	struct {
 		const char *bad, *var;
 	} cases[] = {
-		{"JWT_SECRET=short", "JWT_SECRET"},
-		{"PORT=0", "PORT"},
-		{"PORT=80x", "PORT"},
-		{"DB_POOL_SIZE=0", "DB_POOL_SIZE"},
-		{"DB_POOL_SIZE=65", "DB_POOL_SIZE"},
-		{"EVENT_RETENTION=59", "EVENT_RETENTION"},
-		{"EVENT_RETENTION=31536001", "EVENT_RETENTION"},
-		{"KAFKA_LINGER_MS=1001", "KAFKA_LINGER_MS"},
-		{"MAX_BODY_BYTES=-1", "MAX_BODY_BYTES"},
-		{"DEV_LOGIN=maybe", "DEV_LOGIN"},
-		{"LOG_LEVEL=loud", "LOG_LEVEL"},
+	    {"JWT_SECRET=short", "JWT_SECRET"},
+	    {"PORT=0", "PORT"},
+	    {"PORT=80x", "PORT"},
+	    {"DB_POOL_SIZE=0", "DB_POOL_SIZE"},
+	    {"DB_POOL_SIZE=65", "DB_POOL_SIZE"},
+	    {"EVENT_RETENTION=59", "EVENT_RETENTION"},
+	    {"EVENT_RETENTION=31536001", "EVENT_RETENTION"},
+	    {"KAFKA_LINGER_MS=1001", "KAFKA_LINGER_MS"},
+	    {"MAX_BODY_BYTES=-1", "MAX_BODY_BYTES"},
+	    {"DEV_LOGIN=maybe", "DEV_LOGIN"},
+	    {"LOG_LEVEL=loud", "LOG_LEVEL"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		const char *env[] = {port, db, brokers, secret, cases[i].bad, NULL};

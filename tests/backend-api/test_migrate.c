@@ -59,32 +59,37 @@ START_TEST(migrate_command_applies_once)
 	const char *args[] = {"migrate", NULL};
 	char log[600];
 	snprintf(log, sizeof(log), "%s/migrate-%d.log",
-		 getenv("TEST_RUN_DIR") ? getenv("TEST_RUN_DIR") : "/tmp", (int)getpid());
+	         getenv("TEST_RUN_DIR") ? getenv("TEST_RUN_DIR") : "/tmp", (int)getpid());
 	ck_assert_int_eq(proc_run(bin, args, env, log, 60000), 0);
 	long files = migration_files();
 	ck_assert_int_ge(files, 1);
-	ck_assert_int_eq(pgtest_long(url, "SELECT count(*) FROM schema_migrations", 0, NULL), files);
-	ck_assert_int_eq(pgtest_long(url, "SELECT count(DISTINCT version) FROM schema_migrations", 0,
-				     NULL),
-			 files);
+	ck_assert_int_eq(pgtest_long(url, "SELECT count(*) FROM schema_migrations", 0, NULL),
+	                 files);
+	ck_assert_int_eq(
+	    pgtest_long(url, "SELECT count(DISTINCT version) FROM schema_migrations", 0, NULL),
+	    files);
 	ck_assert_int_eq(pgtest_long(url,
-				     "SELECT count(*) FROM schema_migrations WHERE name IS NULL OR "
-				     "applied_at IS NULL",
-				     0, NULL),
-			 0);
+	                             "SELECT count(*) FROM schema_migrations WHERE name IS NULL OR "
+	                             "applied_at IS NULL",
+	                             0, NULL),
+	                 0);
 	/* the tables of the contract exist */
 	const char *tables[] = {"tasks", "user_seq", "outbox"};
 	for (size_t i = 0; i < ARRAY_LEN(tables); i++) {
 		const char *p[] = {tables[i]};
-		ck_assert_msg(pgtest_long(url, "SELECT count(*) FROM pg_tables WHERE tablename = $1", 1,
-					  p) == 1,
-			      "no table %s", tables[i]);
+		ck_assert_msg(pgtest_long(url,
+		                          "SELECT count(*) FROM pg_tables WHERE tablename = $1", 1,
+		                          p) == 1,
+		              "no table %s", tables[i]);
 	}
 	/* again: nothing applied twice */
-	char *before = pgtest_value(url, "SELECT max(applied_at)::text FROM schema_migrations", 0, NULL);
+	char *before =
+	    pgtest_value(url, "SELECT max(applied_at)::text FROM schema_migrations", 0, NULL);
 	ck_assert_int_eq(proc_run(bin, args, env, log, 60000), 0);
-	ck_assert_int_eq(pgtest_long(url, "SELECT count(*) FROM schema_migrations", 0, NULL), files);
-	char *after = pgtest_value(url, "SELECT max(applied_at)::text FROM schema_migrations", 0, NULL);
+	ck_assert_int_eq(pgtest_long(url, "SELECT count(*) FROM schema_migrations", 0, NULL),
+	                 files);
+	char *after =
+	    pgtest_value(url, "SELECT max(applied_at)::text FROM schema_migrations", 0, NULL);
 	ck_assert_str_eq(before, after);
 	free(before);
 	free(after);
@@ -118,7 +123,8 @@ START_TEST(concurrent_migrations)
 		ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "migrate run %d failed", i);
 	}
 	long files = migration_files();
-	ck_assert_int_eq(pgtest_long(url, "SELECT count(*) FROM schema_migrations", 0, NULL), files);
+	ck_assert_int_eq(pgtest_long(url, "SELECT count(*) FROM schema_migrations", 0, NULL),
+	                 files);
 	/* and two servers starting at once on a fresh database both come up */
 	backend a, b;
 	memset(&a, 0, sizeof(a));
@@ -136,7 +142,8 @@ START_TEST(concurrent_migrations)
 	int ws;
 	ck_assert_int_eq(waitpid(k, &ws, 0), k);
 	ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "the other server failed");
-	ck_assert_int_eq(pgtest_long(a.db, "SELECT count(*) FROM schema_migrations", 0, NULL), files);
+	ck_assert_int_eq(pgtest_long(a.db, "SELECT count(*) FROM schema_migrations", 0, NULL),
+	                 files);
 	char u[64];
 	new_user(u, sizeof(u));
 	json_decref(create_task(&b, u, "works"));

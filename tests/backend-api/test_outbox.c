@@ -37,20 +37,20 @@ START_TEST(events_match_api_calls)
 	size_t n = 0;
 	json_t *a = NULL, *c = NULL;
 	ck_assert_int_eq(api(&b, u, "POST", "/api/v1/tasks",
-			     "{\"title\":\"a\",\"priority\":\"high\",\"description\":\"da\"}",
-			     "X-Client-Id: dev-1\r\n", &a, NULL),
-			 201);
+	                     "{\"title\":\"a\",\"priority\":\"high\",\"description\":\"da\"}",
+	                     "X-Client-Id: dev-1\r\n", &a, NULL),
+	                 201);
 	resp[n] = json_incref(a), types[n] = "task.created", origins[n++] = "dev-1";
 	json_decref(create_task(&b, other, "noise")); /* another user's event between */
-	ck_assert_int_eq(api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"c\"}", NULL, &c, NULL), 201);
+	ck_assert_int_eq(api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"c\"}", NULL, &c, NULL),
+	                 201);
 	resp[n] = json_incref(c), types[n] = "task.created", origins[n++] = NULL;
 	char pa[256], pc[256];
 	snprintf(pa, sizeof(pa), "%s", task_path(jstr(a, "id")));
 	snprintf(pc, sizeof(pc), "%s", task_path(jstr(c, "id")));
 	json_t *p = NULL;
-	ck_assert_int_eq(api(&b, u, "PATCH", pa, "{\"title\":\"a2\"}", "X-Client-Id: dev-2\r\n", &p,
-			     NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&b, u, "PATCH", pa, "{\"title\":\"a2\"}", "X-Client-Id: dev-2\r\n", &p, NULL), 200);
 	resp[n] = p, types[n] = "task.updated", origins[n++] = "dev-2";
 	ck_assert_int_eq(api(&b, u, "PATCH", pc, "{\"completed\":true}", NULL, &p, NULL), 200);
 	resp[n] = p, types[n] = "task.completed", origins[n++] = NULL;
@@ -62,12 +62,12 @@ START_TEST(events_match_api_calls)
 	ck_assert_int_eq(api(&b, u, "PATCH", pc, "{\"completed\":true}", NULL, NULL, NULL), 200);
 	/* rejected calls: no event */
 	ck_assert_int_eq(api(&b, u, "PATCH", pa, "{\"title\":\"\"}", NULL, NULL, NULL), 422);
-	ck_assert_int_eq(api(&b, u, "PATCH", pa, "{\"title\":\"x\"}", "If-Match: 1\r\n", NULL, NULL),
-			 412);
+	ck_assert_int_eq(
+	    api(&b, u, "PATCH", pa, "{\"title\":\"x\"}", "If-Match: 1\r\n", NULL, NULL), 412);
 	json_t *o = NULL;
-	ck_assert_int_eq(apif(&b, u, "PUT", "/api/v1/tasks/order", &o, "{\"order\":[\"%s\",\"%s\"]}",
-			      jstr(c, "id"), jstr(a, "id")),
-			 200);
+	ck_assert_int_eq(apif(&b, u, "PUT", "/api/v1/tasks/order", &o,
+	                      "{\"order\":[\"%s\",\"%s\"]}", jstr(c, "id"), jstr(a, "id")),
+	                 200);
 	resp[n] = o, types[n] = "task.reordered", origins[n++] = NULL;
 	ck_assert_int_eq(api(&b, u, "DELETE", pa, NULL, "X-Client-Id: dev-1\r\n", NULL, NULL), 204);
 	resp[n] = NULL, types[n] = "task.deleted", origins[n++] = "dev-1";
@@ -86,14 +86,14 @@ START_TEST(events_match_api_calls)
 			ck_assert(json_is_null(json_object_get(ev[i], "origin")));
 		if (!strcmp(types[i], "task.reordered")) {
 			ck_assert_msg(json_equal(json_object_get(ev[i], "order"),
-						 json_object_get(resp[i], "order")),
-				      "reordered event's order differs from the API's");
+			                         json_object_get(resp[i], "order")),
+			              "reordered event's order differs from the API's");
 			ck_assert_int_eq(jint(resp[i], "seq"), (long long)i + 1);
 		} else if (!strcmp(types[i], "task.deleted")) {
 			ck_assert_str_eq(jstr(json_object_get(ev[i], "task"), "id"), jstr(a, "id"));
 		} else {
 			ck_assert_msg(json_equal(json_object_get(ev[i], "task"), resp[i]),
-				      "event %zu's task differs from the API's answer", i);
+			              "event %zu's task differs from the API's answer", i);
 		}
 	}
 	/* what was published and answered matches proto/ */
@@ -111,7 +111,7 @@ START_TEST(events_match_api_calls)
 	ck_assert_int_eq(json_array_size(evs), n);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_msg(json_equal(json_array_get(evs, i), ev[i]),
-			      "feed event %zu differs from the topic's", i);
+		              "feed event %zu differs from the topic's", i);
 	json_decref(f);
 	free_events(ev, count);
 	/* the other user's event is on the topic too, under its own key */
@@ -181,8 +181,8 @@ static void *writer(void *p)
 {
 	writer_arg *w = p;
 	for (int i = 0; i < w->n; i++)
-		w->ok += api(w->b, w->user, "POST", "/api/v1/tasks", "{\"title\":\"two\"}", NULL, NULL,
-			     NULL) == 201;
+		w->ok += api(w->b, w->user, "POST", "/api/v1/tasks", "{\"title\":\"two\"}", NULL,
+		             NULL, NULL) == 201;
 	return NULL;
 }
 
@@ -246,9 +246,9 @@ START_TEST(retention_prunes_old_events)
 	/* make the rows two hours old: the pruner must remove all but the latest */
 	const char *p[] = {u};
 	PQclear(pgtest_exec(b.db,
-			    "UPDATE outbox SET created_at = created_at - interval '2 hours', "
-			    "published_at = published_at - interval '2 hours' WHERE user_id = $1",
-			    1, p));
+	                    "UPDATE outbox SET created_at = created_at - interval '2 hours', "
+	                    "published_at = published_at - interval '2 hours' WHERE user_id = $1",
+	                    1, p));
 	int64_t deadline = mono_ms() + 150000;
 	long left = -1;
 	while (mono_ms() < deadline) {
@@ -291,10 +291,10 @@ START_TEST(writes_during_outage_then_restart)
 		json_decref(create_task(&a, u, "during"));
 	const char *p[] = {u};
 	ck_assert_int_gt(pgtest_long(a.db,
-				     "SELECT count(*) FROM outbox WHERE user_id = $1 AND "
-				     "published_at IS NULL",
-				     1, p),
-			 0);
+	                             "SELECT count(*) FROM outbox WHERE user_id = $1 AND "
+	                             "published_at IS NULL",
+	                             1, p),
+	                 0);
 	/* SHUTDOWN_TIMEOUT_MS bounds the stop even with the broker down */
 	long ms = 0;
 	int rc = proc_stop(&a.p, &ms);

@@ -70,10 +70,15 @@ START_TEST(health_and_metrics)
 	/* requests by route pattern (never the raw id), method and status */
 	ck_assert_ptr_null(strstr(m, jstr(t, "id")));
 	ck_assert_ptr_null(strstr(m, other));
-	const char *series[] = {"http_requests_total", "http_request_duration_seconds_bucket",
-				"http_request_duration_seconds_count", "outbox_backlog",
-				"outbox_published_total", "kafka_publish_errors_total",
-				"db_pool_size", "db_pool_in_use", "db_errors_total"};
+	const char *series[] = {"http_requests_total",
+	                        "http_request_duration_seconds_bucket",
+	                        "http_request_duration_seconds_count",
+	                        "outbox_backlog",
+	                        "outbox_published_total",
+	                        "kafka_publish_errors_total",
+	                        "db_pool_size",
+	                        "db_pool_in_use",
+	                        "db_errors_total"};
 	for (size_t i = 0; i < ARRAY_LEN(series); i++)
 		ck_assert_msg(strstr(m, series[i]), "/metrics lacks %s:\n%s", series[i], m);
 	ck_assert_msg(strstr(m, "status=\"201\""), "no status=\"201\" series");
@@ -82,11 +87,11 @@ START_TEST(health_and_metrics)
 	ck_assert_msg(strstr(m, "route=\"/api/v1/tasks\""), "no route label for /api/v1/tasks");
 	ck_assert_msg(strstr(m, "route=\"/api/v1/tasks/{id}\""), "no route pattern for a task id");
 	ck_assert_msg(metric_in(m, "outbox_backlog") == 0, "outbox_backlog %g after publishing",
-		      metric_in(m, "outbox_backlog"));
+	              metric_in(m, "outbox_backlog"));
 	ck_assert_msg(metric_in(m, "outbox_published_total") >= 1, "outbox_published_total %g",
-		      metric_in(m, "outbox_published_total"));
+	              metric_in(m, "outbox_published_total"));
 	ck_assert_msg(metric_in(m, "db_pool_size") == 4, "db_pool_size %g (DB_POOL_SIZE=4)",
-		      metric_in(m, "db_pool_size"));
+	              metric_in(m, "db_pool_size"));
 	http_resp_free(&r);
 	json_decref(t);
 	be_stop(&b);
@@ -139,22 +144,23 @@ START_TEST(database_gone_and_back)
 	char sql[256];
 	snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS false", dbname);
 	PQclear(pgtest_exec(admin, sql, 0, NULL));
-	PQclear(pgtest_exec(admin,
-			    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-			    1, p));
+	PQclear(pgtest_exec(
+	    admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", 1,
+	    p));
 	json_t *j = wait_ready(&b, 503, 15000);
 	char *text = json_dumps(j, JSON_COMPACT);
 	ck_assert_msg(strstr(text, "database") || strstr(text, "db"),
-		      "503 body does not name the database: %s", text);
+	              "503 body does not name the database: %s", text);
 	free(text);
 	json_decref(j);
 	int64_t t0 = mono_ms();
 	http_resp r;
 	json_t *e = NULL;
-	ck_assert_int_eq(api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"during\"}", NULL, &e, &r),
-			 503);
+	ck_assert_int_eq(
+	    api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"during\"}", NULL, &e, &r), 503);
 	char ra[32];
-	ck_assert_msg(http_resp_header(&r, "Retry-After", ra, sizeof(ra)), "503 without Retry-After");
+	ck_assert_msg(http_resp_header(&r, "Retry-After", ra, sizeof(ra)),
+	              "503 without Retry-After");
 	http_resp_free(&r);
 	expect_error(e, "unavailable", NULL);
 	ck_assert_int_eq(api(&b, u, "GET", "/api/v1/tasks", NULL, NULL, &e, NULL), 503);
@@ -181,7 +187,7 @@ START_TEST(database_gone_and_back)
 	free_events(ev, count);
 	ck_assert_int_eq(get(&b, "/metrics", NULL, &r), 200);
 	ck_assert_msg(metric_in(r.body, "db_errors_total") >= 1, "db_errors_total %g",
-		      metric_in(r.body, "db_errors_total"));
+	              metric_in(r.body, "db_errors_total"));
 	http_resp_free(&r);
 	json_decref(t);
 	be_stop(&b);
@@ -194,9 +200,9 @@ START_TEST(dev_login_and_config)
 	const char *env[] = {"DEV_LOGIN=1", "PUBLIC_GATEWAY_URL=ws://127.0.0.1:9/ws", NULL};
 	be_start(&b, env);
 	json_t *j = NULL;
-	ck_assert_int_eq(api(&b, NULL, "POST", "/api/v1/dev/login", "{\"user\":\"alice\"}", NULL, &j,
-			     NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&b, NULL, "POST", "/api/v1/dev/login", "{\"user\":\"alice\"}", NULL, &j, NULL),
+	    200);
 	ck_assert_str_eq(jstr(j, "user_id"), "alice");
 	const char *tok = jstr(j, "token");
 	ck_assert_ptr_nonnull(tok);
@@ -204,9 +210,8 @@ START_TEST(dev_login_and_config)
 	ck_assert_int_eq(auth_verify(TEST_SECRET, tok, user, sizeof(user)), AUTH_OK);
 	ck_assert_str_eq(user, "alice");
 	jwt_t *jw = NULL;
-	ck_assert_int_eq(jwt_decode(&jw, tok, (const unsigned char *)TEST_SECRET,
-				    (int)strlen(TEST_SECRET)),
-			 0);
+	ck_assert_int_eq(
+	    jwt_decode(&jw, tok, (const unsigned char *)TEST_SECRET, (int)strlen(TEST_SECRET)), 0);
 	long ttl = jwt_get_grant_int(jw, "exp") - (long)time(NULL);
 	jwt_free(jw);
 	ck_assert_msg(ttl > 86400 - 120 && ttl <= 86400, "dev token lives %ld s, not 24 h", ttl);
@@ -232,9 +237,9 @@ START_TEST(dev_login_and_config)
 
 	/* without DEV_LOGIN the route does not exist */
 	be_start(&b, NULL);
-	ck_assert_int_eq(api(&b, NULL, "POST", "/api/v1/dev/login", "{\"user\":\"alice\"}", NULL, &j,
-			     NULL),
-			 404);
+	ck_assert_int_eq(
+	    api(&b, NULL, "POST", "/api/v1/dev/login", "{\"user\":\"alice\"}", NULL, &j, NULL),
+	    404);
 	expect_error(j, "not_found", NULL);
 	ck_assert_int_eq(get(&b, "/config.json", &j, NULL), 200);
 	ck_assert(json_is_false(json_object_get(j, "dev_login")));
@@ -264,14 +269,14 @@ START_TEST(static_files)
 	struct {
 		const char *name, *text, *type;
 	} files[] = {
-		{"index.html", "<!doctype html><p>index</p>", "text/html"},
-		{"app.js", "console.log('app')", "text/javascript"},
-		{"style.css", "p{}", "text/css"},
-		{"data.json", "{\"a\":1}", "application/json"},
-		{"logo.png", "PNGDATA", "image/png"},
-		{"logo.svg", "<svg/>", "image/svg+xml"},
-		{"favicon.ico", "ICO", "image/"},
-		{"app.webmanifest", "{}", "application/manifest+json"},
+	    {"index.html", "<!doctype html><p>index</p>", "text/html"},
+	    {"app.js", "console.log('app')", "text/javascript"},
+	    {"style.css", "p{}", "text/css"},
+	    {"data.json", "{\"a\":1}", "application/json"},
+	    {"logo.png", "PNGDATA", "image/png"},
+	    {"logo.svg", "<svg/>", "image/svg+xml"},
+	    {"favicon.ico", "ICO", "image/"},
+	    {"app.webmanifest", "{}", "application/manifest+json"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(files); i++)
 		write_file(dir, files[i].name, files[i].text);
@@ -301,21 +306,21 @@ START_TEST(static_files)
 		http_resp_free(&r);
 	}
 	const char *denied[] = {"/.secret",
-				"/sub/inner.js",
-				"/sub",
-				"/sub/",
-				"/../backend-api.log",
-				"/%2e%2e/%2e%2e/etc/passwd",
-				"/..%2f..%2fetc%2fpasswd",
-				"/../../../../etc/passwd",
-				"/missing.js",
-				"/%2esecret"};
+	                        "/sub/inner.js",
+	                        "/sub",
+	                        "/sub/",
+	                        "/../backend-api.log",
+	                        "/%2e%2e/%2e%2e/etc/passwd",
+	                        "/..%2f..%2fetc%2fpasswd",
+	                        "/../../../../etc/passwd",
+	                        "/missing.js",
+	                        "/%2esecret"};
 	for (size_t i = 0; i < ARRAY_LEN(denied); i++) {
 		int st = get(&b, denied[i], NULL, &r);
 		ck_assert_msg(st >= 400 && st < 500, "%s: %d", denied[i], st);
 		ck_assert_msg(!strstr(r.body, "root:") && !strstr(r.body, "dotfile") &&
-				      !strstr(r.body, "inner"),
-			      "%s leaked %s", denied[i], r.body);
+		                  !strstr(r.body, "inner"),
+		              "%s leaked %s", denied[i], r.body);
 		http_resp_free(&r);
 	}
 	/* an unknown file is a JSON 404 */
@@ -336,10 +341,10 @@ START_TEST(cors)
 	http_resp r;
 	char v[512];
 	int st = api(&b, NULL, "OPTIONS", "/api/v1/tasks", NULL,
-		     "Origin: http://app.example\r\nAccess-Control-Request-Method: POST\r\n"
-		     "Access-Control-Request-Headers: authorization, content-type, if-match, "
-		     "x-client-id\r\n",
-		     NULL, &r);
+	             "Origin: http://app.example\r\nAccess-Control-Request-Method: POST\r\n"
+	             "Access-Control-Request-Headers: authorization, content-type, if-match, "
+	             "x-client-id\r\n",
+	             NULL, &r);
 	ck_assert_msg(st == 200 || st == 204, "preflight: %d", st);
 	ck_assert(http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)));
 	ck_assert_str_eq(v, "http://app.example");
@@ -355,9 +360,9 @@ START_TEST(cors)
 	uuid_new(id);
 	snprintf(path, sizeof(path), "/api/v1/tasks/%s", id);
 	st = api(&b, NULL, "OPTIONS", path, NULL,
-		 "Origin: http://app.example\r\nAccess-Control-Request-Method: PATCH\r\n"
-		 "Access-Control-Request-Headers: authorization, content-type, if-match\r\n",
-		 NULL, &r);
+	         "Origin: http://app.example\r\nAccess-Control-Request-Method: PATCH\r\n"
+	         "Access-Control-Request-Headers: authorization, content-type, if-match\r\n",
+	         NULL, &r);
 	ck_assert_msg(st == 200 || st == 204, "preflight: %d", st);
 	ck_assert(http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)));
 	ck_assert_str_eq(v, "http://app.example");
@@ -365,29 +370,30 @@ START_TEST(cors)
 	ck_assert_msg(strstr(v, "PATCH") && strstr(v, "DELETE"), "Allow-Methods %s", v);
 	http_resp_free(&r);
 	st = api(&b, NULL, "OPTIONS", "/api/v1/tasks/order", NULL,
-		 "Origin: http://app.example\r\nAccess-Control-Request-Method: PUT\r\n", NULL, &r);
+	         "Origin: http://app.example\r\nAccess-Control-Request-Method: PUT\r\n", NULL, &r);
 	ck_assert_msg(st == 200 || st == 204, "preflight: %d", st);
 	ck_assert(http_resp_header(&r, "Access-Control-Allow-Methods", v, sizeof(v)));
 	ck_assert_msg(strstr(v, "PUT"), "Allow-Methods %s", v);
 	http_resp_free(&r);
 	/* an allowed origin's request: the header and ETag exposed */
 	ck_assert_int_eq(api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"c\"}",
-			     "Origin: http://other.example\r\n", NULL, &r),
-			 201);
+	                     "Origin: http://other.example\r\n", NULL, &r),
+	                 201);
 	ck_assert(http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)));
 	ck_assert_str_eq(v, "http://other.example");
 	ck_assert(http_resp_header(&r, "Access-Control-Expose-Headers", v, sizeof(v)));
 	ck_assert_msg(strcasestr(v, "etag"), "Expose-Headers %s", v);
 	http_resp_free(&r);
 	/* another origin gets no CORS header */
-	st = api(&b, NULL, "OPTIONS", "/api/v1/tasks", NULL,
-		 "Origin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n", NULL, &r);
+	st =
+	    api(&b, NULL, "OPTIONS", "/api/v1/tasks", NULL,
+	        "Origin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n", NULL, &r);
 	ck_assert_msg(!http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)),
-		      "evil origin allowed: %s (status %d)", v, st);
+	              "evil origin allowed: %s (status %d)", v, st);
 	http_resp_free(&r);
 	api(&b, u, "GET", "/api/v1/tasks", NULL, "Origin: http://evil.example\r\n", NULL, &r);
 	ck_assert_msg(!http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)),
-		      "evil origin allowed: %s", v);
+	              "evil origin allowed: %s", v);
 	http_resp_free(&r);
 	be_stop(&b);
 }
@@ -409,10 +415,10 @@ START_TEST(sigterm_exits_cleanly)
 	/* what was committed before SIGTERM was published on the way out */
 	const char *p[] = {u};
 	ck_assert_int_eq(pgtest_long(b.db,
-				     "SELECT count(*) FROM outbox WHERE user_id = $1 AND "
-				     "published_at IS NULL",
-				     1, p),
-			 0);
+	                             "SELECT count(*) FROM outbox WHERE user_id = $1 AND "
+	                             "published_at IS NULL",
+	                             1, p),
+	                 0);
 	/* the log is one JSON object per line */
 	char *log = read_text_file(b.p.log);
 	size_t lines = 0;
@@ -485,16 +491,16 @@ START_TEST(hostile_input_does_not_crash)
 
 	/* broken HTTP */
 	const char *junk[] = {
-		"GARBAGE\r\n\r\n",
-		"GET / HTTP/9.9\r\n\r\n",
-		"GET\r\n\r\n",
-		"POST /api/v1/tasks HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-		"POST /api/v1/tasks HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
-		"POST /api/v1/tasks HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"ti",
-		"POST /api/v1/tasks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-		"GET /api/v1/tasks HTTP/1.1\r\nAuthorization: Bearer \r\n\r\n",
-		"GET /api/v1/tasks HTTP/1.1\r\nAuthorization: Bearer a.b.c.d.e\r\n\r\n",
-		"GET /api/v1/events?since=0&since=1&limit=%00 HTTP/1.1\r\n\r\n",
+	    "GARBAGE\r\n\r\n",
+	    "GET / HTTP/9.9\r\n\r\n",
+	    "GET\r\n\r\n",
+	    "POST /api/v1/tasks HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+	    "POST /api/v1/tasks HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+	    "POST /api/v1/tasks HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"ti",
+	    "POST /api/v1/tasks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	    "GET /api/v1/tasks HTTP/1.1\r\nAuthorization: Bearer \r\n\r\n",
+	    "GET /api/v1/tasks HTTP/1.1\r\nAuthorization: Bearer a.b.c.d.e\r\n\r\n",
+	    "GET /api/v1/events?since=0&since=1&limit=%00 HTTP/1.1\r\n\r\n",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(junk); i++)
 		raw(b.p.port, junk[i], strlen(junk[i]), 1);
@@ -524,14 +530,15 @@ START_TEST(hostile_input_does_not_crash)
 	int st = api(&b, u, "POST", "/api/v1/tasks", deep, NULL, &e, NULL);
 	ck_assert_msg(st == 400 || st == 422, "deeply nested JSON: %d", st);
 	json_decref(e);
-	st = api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"nul\\u0000inside\"}", NULL, &e, NULL);
+	st =
+	    api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"nul\\u0000inside\"}", NULL, &e, NULL);
 	ck_assert_msg(st == 400 || st == 422, "NUL in a title: %d", st);
 	json_decref(e);
 	st = api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"\\ud800\"}", NULL, &e, NULL);
 	ck_assert_msg(st == 400 || st == 422, "lone surrogate: %d", st);
 	json_decref(e);
 	st = api(&b, u, "POST", "/api/v1/tasks", "{\"title\":\"x\",\"title\":\"y\"}", NULL, &e,
-		 NULL);
+	         NULL);
 	ck_assert_msg(st == 201 || st == 400 || st == 422, "duplicate key: %d", st);
 	json_decref(e);
 	free(deep);
@@ -539,11 +546,12 @@ START_TEST(hostile_input_does_not_crash)
 
 	/* odd but valid text is stored verbatim */
 	const char *odd[] = {"'; DROP TABLE tasks; --", "\xf0\x9f\x98\x80 emoji", "%s%n%x",
-			     "back\\slash \"quote\"", "$1 $2"};
+	                     "back\\slash \"quote\"", "$1 $2"};
 	for (size_t i = 0; i < ARRAY_LEN(odd); i++) {
 		json_t *t = create_task(&b, u, odd[i]);
 		json_t *g = NULL;
-		ck_assert_int_eq(api(&b, u, "GET", task_path(jstr(t, "id")), NULL, NULL, &g, NULL), 200);
+		ck_assert_int_eq(api(&b, u, "GET", task_path(jstr(t, "id")), NULL, NULL, &g, NULL),
+		                 200);
 		ck_assert_str_eq(jstr(g, "title"), odd[i]);
 		json_decref(g);
 		json_decref(t);

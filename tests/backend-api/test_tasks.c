@@ -18,8 +18,14 @@
 
 static backend B;
 
-static void setup(void) { shared_start(&B, NULL); }
-static void teardown(void) { shared_stop(&B); }
+static void setup(void)
+{
+	shared_start(&B, NULL);
+}
+static void teardown(void)
+{
+	shared_stop(&B);
+}
 
 /* RFC 3339 UTC with milliseconds, as the contract writes timestamps. */
 static void assert_ts(const json_t *o, const char *key)
@@ -27,9 +33,10 @@ static void assert_ts(const json_t *o, const char *key)
 	const char *v = jstr(o, key);
 	ck_assert_msg(v != NULL, "%s missing", key);
 	regex_t re;
-	ck_assert_int_eq(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
-				 REG_EXTENDED | REG_NOSUB),
-			 0);
+	ck_assert_int_eq(
+	    regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
+	            REG_EXTENDED | REG_NOSUB),
+	    0);
 	int ok = regexec(&re, v, 0, NULL, 0) == 0;
 	regfree(&re);
 	ck_assert_msg(ok, "%s is not RFC 3339 UTC with milliseconds: %s", key, v);
@@ -117,8 +124,8 @@ static char *token_alg(const char *user, jwt_alg_t alg, const char *key, int no_
 	ck_assert_int_eq(jwt_add_grant(j, "sub", user), 0);
 	if (!no_exp)
 		ck_assert_int_eq(jwt_add_grant_int(j, "exp", (long)time(NULL) + 600), 0);
-	ck_assert_int_eq(jwt_set_alg(j, alg, (const unsigned char *)key, key ? (int)strlen(key) : 0),
-			 0);
+	ck_assert_int_eq(
+	    jwt_set_alg(j, alg, (const unsigned char *)key, key ? (int)strlen(key) : 0), 0);
 	char *t = jwt_encode_str(j);
 	jwt_free(j);
 	ck_assert_ptr_nonnull(t);
@@ -126,15 +133,16 @@ static char *token_alg(const char *user, jwt_alg_t alg, const char *key, int no_
 }
 
 static void expect_401(const char *auth_line, const char *method, const char *path,
-		       const char *body)
+                       const char *body)
 {
 	http_resp r;
 	json_t *j = NULL;
 	int st = api(&B, NULL, method, path, body, auth_line, &j, &r);
 	ck_assert_msg(st == 401, "%s %s with [%s]: %d", method, path, auth_line ? auth_line : "",
-		      st);
+	              st);
 	char v[128];
-	ck_assert_msg(http_resp_header(&r, "WWW-Authenticate", v, sizeof(v)), "no WWW-Authenticate");
+	ck_assert_msg(http_resp_header(&r, "WWW-Authenticate", v, sizeof(v)),
+	              "no WWW-Authenticate");
 	ck_assert_msg(!strncmp(v, "Bearer", 6), "WWW-Authenticate: %s", v);
 	http_resp_free(&r);
 	expect_error(j, "unauthorized", NULL);
@@ -148,13 +156,13 @@ START_TEST(auth_rejects_bad_tokens)
 	char line[4096];
 	char *tok;
 	const char *routes[][3] = {
-		{"GET", "/api/v1/tasks", NULL},
-		{"POST", "/api/v1/tasks", "{\"title\":\"x\"}"},
-		{"GET", task_path(jstr(t, "id")), NULL},
-		{"PATCH", task_path(jstr(t, "id")), "{\"title\":\"y\"}"},
-		{"DELETE", task_path(jstr(t, "id")), NULL},
-		{"PUT", "/api/v1/tasks/order", "{\"order\":[]}"},
-		{"GET", "/api/v1/events?since=0", NULL},
+	    {"GET", "/api/v1/tasks", NULL},
+	    {"POST", "/api/v1/tasks", "{\"title\":\"x\"}"},
+	    {"GET", task_path(jstr(t, "id")), NULL},
+	    {"PATCH", task_path(jstr(t, "id")), "{\"title\":\"y\"}"},
+	    {"DELETE", task_path(jstr(t, "id")), NULL},
+	    {"PUT", "/api/v1/tasks/order", "{\"order\":[]}"},
+	    {"GET", "/api/v1/events?since=0", NULL},
 	};
 	char paths[7][256];
 	for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
@@ -163,10 +171,10 @@ START_TEST(auth_rejects_bad_tokens)
 	}
 	for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
 		const char *m = routes[i][0], *p = routes[i][1], *b = routes[i][2];
-		expect_401(NULL, m, p, b);                                     /* missing */
-		expect_401("Authorization: Bearer not.a.jwt\r\n", m, p, b);  /* garbage */
-		expect_401("Authorization: Basic dTE6cHc=\r\n", m, p, b);    /* other scheme */
-		tok = token_for(u, -120); /* expired */
+		expect_401(NULL, m, p, b);                                  /* missing */
+		expect_401("Authorization: Bearer not.a.jwt\r\n", m, p, b); /* garbage */
+		expect_401("Authorization: Basic dTE6cHc=\r\n", m, p, b);   /* other scheme */
+		tok = token_for(u, -120);                                   /* expired */
 		snprintf(line, sizeof(line), "Authorization: Bearer %s\r\n", tok);
 		free(tok);
 		expect_401(line, m, p, b);
@@ -186,7 +194,8 @@ START_TEST(auth_rejects_bad_tokens)
 	/* alg none, unsigned, and alg none with a signature of the real secret's
 	 * token appended */
 	char payload[256];
-	snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"exp\":%ld}", u, (long)time(NULL) + 600);
+	snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"exp\":%ld}", u,
+	         (long)time(NULL) + 600);
 	char *h = b64url("{\"alg\":\"none\",\"typ\":\"JWT\"}"), *pl = b64url(payload);
 	snprintf(line, sizeof(line), "Authorization: Bearer %s.%s.\r\n", h, pl);
 	expect_401(line, "GET", "/api/v1/tasks", NULL);
@@ -194,7 +203,7 @@ START_TEST(auth_rejects_bad_tokens)
 	expect_401(line, "GET", "/api/v1/tasks", NULL);
 	char *good = token_for(u, 600);
 	snprintf(line, sizeof(line), "Authorization: Bearer %s.%s.%s\r\n", h, pl,
-		 strrchr(good, '.') + 1);
+	         strrchr(good, '.') + 1);
 	expect_401(line, "GET", "/api/v1/tasks", NULL);
 	free(good);
 	free(h);
@@ -220,8 +229,8 @@ START_TEST(create_defaults_and_get)
 	new_user(u, sizeof(u));
 	http_resp r;
 	json_t *t = NULL;
-	ck_assert_int_eq(api(&B, u, "POST", "/api/v1/tasks", "{\"title\":\"buy milk\"}", NULL, &t, &r),
-			 201);
+	ck_assert_int_eq(
+	    api(&B, u, "POST", "/api/v1/tasks", "{\"title\":\"buy milk\"}", NULL, &t, &r), 201);
 	assert_task_shape(t);
 	ck_assert_str_eq(jstr(t, "title"), "buy milk");
 	ck_assert(json_is_null(json_object_get(t, "description")));
@@ -251,12 +260,13 @@ START_TEST(create_all_fields)
 	new_user(u, sizeof(u));
 	uuid_new(id);
 	json_t *t = NULL;
-	ck_assert_int_eq(apif(&B, u, "POST", "/api/v1/tasks", &t,
-			      "{\"id\":\"%s\",\"title\":\"  pad  \",\"description\":\"d\\u00e9tails\","
-			      "\"priority\":\"high\",\"due_at\":\"2026-12-01T10:00:00+02:00\","
-			      "\"completed\":true}",
-			      id),
-			 201);
+	ck_assert_int_eq(
+	    apif(&B, u, "POST", "/api/v1/tasks", &t,
+	         "{\"id\":\"%s\",\"title\":\"  pad  \",\"description\":\"d\\u00e9tails\","
+	         "\"priority\":\"high\",\"due_at\":\"2026-12-01T10:00:00+02:00\","
+	         "\"completed\":true}",
+	         id),
+	    201);
 	assert_task_shape(t);
 	ck_assert_str_eq(jstr(t, "id"), id);
 	ck_assert_str_eq(jstr(t, "description"), "d\xc3\xa9tails");
@@ -312,13 +322,12 @@ START_TEST(create_idempotent_with_client_id)
 	expect_error(c, "conflict", NULL);
 	ck_assert_int_eq(user_seq(u2), 0);
 	/* a bad id is a validation error */
-	ck_assert_int_eq(api(&B, u, "POST", "/api/v1/tasks", "{\"id\":\"t1\",\"title\":\"x\"}", NULL,
-			     &c, NULL),
-			 422);
+	ck_assert_int_eq(
+	    api(&B, u, "POST", "/api/v1/tasks", "{\"id\":\"t1\",\"title\":\"x\"}", NULL, &c, NULL),
+	    422);
 	expect_error(c, "validation_failed", "id");
-	ck_assert_int_eq(api(&B, u, "POST", "/api/v1/tasks", "{\"id\":7,\"title\":\"x\"}", NULL, &c,
-			     NULL),
-			 422);
+	ck_assert_int_eq(
+	    api(&B, u, "POST", "/api/v1/tasks", "{\"id\":7,\"title\":\"x\"}", NULL, &c, NULL), 422);
 	expect_error(c, "validation_failed", "id");
 	json_decref(a);
 }
@@ -364,7 +373,7 @@ START_TEST(get_not_found)
 	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks/not-a-uuid", NULL, NULL, &j, NULL), 404);
 	expect_error(j, "not_found", NULL);
 	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks/%27%20OR%201=1--", NULL, NULL, &j, NULL),
-			 404);
+	                 404);
 	expect_error(j, "not_found", NULL);
 	json_t *t = create_task(&B, u, "private");
 	http_resp r;
@@ -400,19 +409,19 @@ START_TEST(patch_partial_and_events)
 	json_decref(p);
 
 	ck_assert_int_eq(api(&B, u, "PATCH", path,
-			     "{\"description\":\"more\",\"priority\":\"low\","
-			     "\"due_at\":\"2027-01-02T03:04:05.678Z\"}",
-			     NULL, &p, NULL),
-			 200);
+	                     "{\"description\":\"more\",\"priority\":\"low\","
+	                     "\"due_at\":\"2027-01-02T03:04:05.678Z\"}",
+	                     NULL, &p, NULL),
+	                 200);
 	ck_assert_str_eq(jstr(p, "description"), "more");
 	ck_assert_str_eq(jstr(p, "priority"), "low");
 	ck_assert_str_eq(jstr(p, "due_at"), "2027-01-02T03:04:05.678Z");
 	ck_assert_str_eq(jstr(p, "title"), "final");
 	ck_assert_int_eq(jint(p, "version"), 3);
 	json_decref(p);
-	ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"description\":null,\"due_at\":null}", NULL,
-			     &p, NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&B, u, "PATCH", path, "{\"description\":null,\"due_at\":null}", NULL, &p, NULL),
+	    200);
 	ck_assert(json_is_null(json_object_get(p, "description")));
 	ck_assert(json_is_null(json_object_get(p, "due_at")));
 	ck_assert_int_eq(jint(p, "version"), 4);
@@ -423,9 +432,9 @@ START_TEST(patch_partial_and_events)
 	ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"completed\":false}", NULL, &p, NULL), 200);
 	ck_assert(json_is_false(json_object_get(p, "completed")));
 	json_decref(p);
-	ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"completed\":true,\"title\":\"done\"}", NULL,
-			     &p, NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&B, u, "PATCH", path, "{\"completed\":true,\"title\":\"done\"}", NULL, &p, NULL),
+	    200);
 	ck_assert_int_eq(jint(p, "version"), 7);
 	json_t *last = p;
 
@@ -435,8 +444,8 @@ START_TEST(patch_partial_and_events)
 	json_decref(p);
 
 	/* created, updated x3, completed, updated (un-complete), completed */
-	const char *want[] = {"task.created", "task.updated",   "task.updated", "task.updated",
-			      "task.completed", "task.updated", "task.completed"};
+	const char *want[] = {"task.created",   "task.updated", "task.updated",  "task.updated",
+	                      "task.completed", "task.updated", "task.completed"};
 	json_t *f = feed(u, 0);
 	json_t *evs = json_object_get(f, "events");
 	ck_assert_int_eq(json_array_size(evs), ARRAY_LEN(want));
@@ -461,25 +470,23 @@ START_TEST(patch_if_match)
 	char path[256];
 	snprintf(path, sizeof(path), "%s", task_path(jstr(t, "id")));
 	json_t *p = NULL;
-	ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"v2\"}", "If-Match: 1\r\n", &p, NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&B, u, "PATCH", path, "{\"title\":\"v2\"}", "If-Match: 1\r\n", &p, NULL), 200);
 	ck_assert_int_eq(jint(p, "version"), 2);
 	json_decref(p);
-	ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"v3\"}", "If-Match: \"2\"\r\n", &p,
-			     NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&B, u, "PATCH", path, "{\"title\":\"v3\"}", "If-Match: \"2\"\r\n", &p, NULL), 200);
 	ck_assert_int_eq(jint(p, "version"), 3);
 	json_decref(p);
-	ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"v4\"}", "If-Match: W/\"3\"\r\n", &p,
-			     NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&B, u, "PATCH", path, "{\"title\":\"v4\"}", "If-Match: W/\"3\"\r\n", &p, NULL),
+	    200);
 	ck_assert_int_eq(jint(p, "version"), 4);
 	json_t *cur = p;
 	/* stale: 412 with the current task, nothing changed */
 	http_resp r;
-	ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"lost\"}", "If-Match: \"2\"\r\n", &p,
-			     &r),
-			 412);
+	ck_assert_int_eq(
+	    api(&B, u, "PATCH", path, "{\"title\":\"lost\"}", "If-Match: \"2\"\r\n", &p, &r), 412);
 	http_resp_free(&r);
 	ck_assert_msg(json_equal(json_object_get(p, "task"), cur), "412 without the current task");
 	json_incref(p);
@@ -503,10 +510,10 @@ START_TEST(patch_noop)
 	json_t *p = NULL;
 	http_resp r;
 	ck_assert_int_eq(api(&B, u, "PATCH", task_path(jstr(t, "id")),
-			     "{\"title\":\"same\",\"priority\":\"medium\",\"completed\":false,"
-			     "\"description\":null}",
-			     NULL, &p, &r),
-			 200);
+	                     "{\"title\":\"same\",\"priority\":\"medium\",\"completed\":false,"
+	                     "\"description\":null}",
+	                     NULL, &p, &r),
+	                 200);
 	assert_etag(&r, 1);
 	http_resp_free(&r);
 	ck_assert_msg(json_equal(p, t), "a no-op PATCH changed the task");
@@ -529,19 +536,19 @@ START_TEST(patch_validation)
 	struct {
 		const char *body, *field;
 	} cases[] = {
-		{"{}", NULL},
-		{"{\"colour\":\"red\"}", NULL},
-		{"{\"title\":\"\"}", "title"},
-		{"{\"title\":\"   \\t \"}", "title"},
-		{"{\"title\":5}", "title"},
-		{"{\"title\":null}", "title"},
-		{"{\"priority\":\"urgent\"}", "priority"},
-		{"{\"priority\":1}", "priority"},
-		{"{\"due_at\":\"tomorrow\"}", "due_at"},
-		{"{\"due_at\":12}", "due_at"},
-		{"{\"completed\":\"yes\"}", "completed"},
-		{"{\"completed\":null}", "completed"},
-		{"{\"description\":5}", "description"},
+	    {"{}", NULL},
+	    {"{\"colour\":\"red\"}", NULL},
+	    {"{\"title\":\"\"}", "title"},
+	    {"{\"title\":\"   \\t \"}", "title"},
+	    {"{\"title\":5}", "title"},
+	    {"{\"title\":null}", "title"},
+	    {"{\"priority\":\"urgent\"}", "priority"},
+	    {"{\"priority\":1}", "priority"},
+	    {"{\"due_at\":\"tomorrow\"}", "due_at"},
+	    {"{\"due_at\":12}", "due_at"},
+	    {"{\"completed\":\"yes\"}", "completed"},
+	    {"{\"completed\":null}", "completed"},
+	    {"{\"description\":5}", "description"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		json_t *e = NULL;
@@ -552,7 +559,8 @@ START_TEST(patch_validation)
 	json_t *e = NULL;
 	ck_assert_int_eq(apif(&B, u, "PATCH", path, &e, "{\"title\":\"%s\"}", long_title), 422);
 	expect_error(e, "validation_failed", "title");
-	ck_assert_int_eq(apif(&B, u, "PATCH", path, &e, "{\"description\":\"%s\"}", long_desc), 422);
+	ck_assert_int_eq(apif(&B, u, "PATCH", path, &e, "{\"description\":\"%s\"}", long_desc),
+	                 422);
 	expect_error(e, "validation_failed", "description");
 	/* the limits count characters: 500 two-byte characters are a valid title */
 	char *wide = xcalloc(1, 1100);
@@ -582,14 +590,14 @@ START_TEST(create_validation)
 	struct {
 		const char *body, *field;
 	} cases[] = {
-		{"{}", "title"},
-		{"{\"title\":\"\"}", "title"},
-		{"{\"title\":\" \\n \"}", "title"},
-		{"{\"title\":[\"x\"]}", "title"},
-		{"{\"title\":\"x\",\"priority\":\"urgent\"}", "priority"},
-		{"{\"title\":\"x\",\"due_at\":\"2026-13-45\"}", "due_at"},
-		{"{\"title\":\"x\",\"completed\":1}", "completed"},
-		{"{\"title\":\"x\",\"description\":{}}", "description"},
+	    {"{}", "title"},
+	    {"{\"title\":\"\"}", "title"},
+	    {"{\"title\":\" \\n \"}", "title"},
+	    {"{\"title\":[\"x\"]}", "title"},
+	    {"{\"title\":\"x\",\"priority\":\"urgent\"}", "priority"},
+	    {"{\"title\":\"x\",\"due_at\":\"2026-13-45\"}", "due_at"},
+	    {"{\"title\":\"x\",\"completed\":1}", "completed"},
+	    {"{\"title\":\"x\",\"description\":{}}", "description"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		json_t *e = NULL;
@@ -599,7 +607,7 @@ START_TEST(create_validation)
 	}
 	json_t *e = NULL;
 	ck_assert_int_eq(apif(&B, u, "POST", "/api/v1/tasks", &e, "{\"title\":\"%s\"}", long_title),
-			 422);
+	                 422);
 	expect_error(e, "validation_failed", "title");
 	json_t *l = NULL;
 	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
@@ -634,7 +642,8 @@ START_TEST(delete_then_gone)
 	json_t *l = NULL;
 	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
 	ck_assert_int_eq(json_array_size(json_object_get(l, "tasks")), 1);
-	ck_assert_str_eq(jstr(json_array_get(json_object_get(l, "tasks"), 0), "id"), jstr(keep, "id"));
+	ck_assert_str_eq(jstr(json_array_get(json_object_get(l, "tasks"), 0), "id"),
+	                 jstr(keep, "id"));
 	ck_assert_int_eq(jint(l, "seq"), 3);
 	json_decref(l);
 	json_t *f = feed(u, 2);
@@ -669,9 +678,9 @@ START_TEST(reorder)
 		id[i] = jstr(t[i], "id");
 	}
 	json_t *o = NULL;
-	ck_assert_int_eq(apif(&B, u, "PUT", "/api/v1/tasks/order", &o, "{\"order\":[\"%s\",\"%s\",\"%s\"]}",
-			      id[2], id[0], id[1]),
-			 200);
+	ck_assert_int_eq(apif(&B, u, "PUT", "/api/v1/tasks/order", &o,
+	                      "{\"order\":[\"%s\",\"%s\",\"%s\"]}", id[2], id[0], id[1]),
+	                 200);
 	const char *want1[] = {id[2], id[0], id[1]};
 	assert_order(json_object_get(o, "order"), want1, 3);
 	ck_assert_int_eq(jint(o, "seq"), 4);
@@ -685,8 +694,8 @@ START_TEST(reorder)
 	}
 	json_decref(l);
 	/* a partial list: the others keep their relative order after it */
-	ck_assert_int_eq(apif(&B, u, "PUT", "/api/v1/tasks/order", &o, "{\"order\":[\"%s\"]}", id[1]),
-			 200);
+	ck_assert_int_eq(
+	    apif(&B, u, "PUT", "/api/v1/tasks/order", &o, "{\"order\":[\"%s\"]}", id[1]), 200);
 	const char *want2[] = {id[1], id[2], id[0]};
 	assert_order(json_object_get(o, "order"), want2, 3);
 	json_decref(o);
@@ -761,7 +770,8 @@ START_TEST(events_since_limit)
 	json_decref(f);
 
 	json_t *p = NULL;
-	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/events?since=1&limit=2", NULL, NULL, &p, NULL), 200);
+	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/events?since=1&limit=2", NULL, NULL, &p, NULL),
+	                 200);
 	evs = json_object_get(p, "events");
 	ck_assert_int_eq(json_array_size(evs), 2);
 	ck_assert_int_eq(jint(json_array_get(evs, 0), "seq"), 2);
@@ -769,7 +779,8 @@ START_TEST(events_since_limit)
 	ck_assert(json_is_true(json_object_get(p, "has_more")));
 	ck_assert_int_eq(jint(p, "seq"), 5);
 	json_decref(p);
-	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/events?since=3&limit=2", NULL, NULL, &p, NULL), 200);
+	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/events?since=3&limit=2", NULL, NULL, &p, NULL),
+	                 200);
 	ck_assert_int_eq(json_array_size(json_object_get(p, "events")), 2);
 	ck_assert(json_is_false(json_object_get(p, "has_more")));
 	json_decref(p);
@@ -783,24 +794,25 @@ START_TEST(events_since_limit)
 	json_decref(f);
 
 	const char *bad[] = {"/api/v1/events",
-			     "/api/v1/events?since=",
-			     "/api/v1/events?since=-1",
-			     "/api/v1/events?since=abc",
-			     "/api/v1/events?since=1.5",
-			     "/api/v1/events?since=0&limit=0",
-			     "/api/v1/events?since=0&limit=1001",
-			     "/api/v1/events?since=0&limit=x",
-			     "/api/v1/events?since=99999999999999999999999"};
+	                     "/api/v1/events?since=",
+	                     "/api/v1/events?since=-1",
+	                     "/api/v1/events?since=abc",
+	                     "/api/v1/events?since=1.5",
+	                     "/api/v1/events?since=0&limit=0",
+	                     "/api/v1/events?since=0&limit=1001",
+	                     "/api/v1/events?since=0&limit=x",
+	                     "/api/v1/events?since=99999999999999999999999"};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		json_t *e = NULL;
 		int st = api(&B, u, "GET", bad[i], NULL, NULL, &e, NULL);
 		ck_assert_msg(st == 400, "%s: %d", bad[i], st);
 		json_t *err = json_object_get(e, "error");
-		ck_assert_msg(json_is_string(json_object_get(err, "code")), "%s: no error code", bad[i]);
+		ck_assert_msg(json_is_string(json_object_get(err, "code")), "%s: no error code",
+		              bad[i]);
 		json_decref(e);
 	}
-	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/events?since=0&limit=1000", NULL, NULL, &p, NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&B, u, "GET", "/api/v1/events?since=0&limit=1000", NULL, NULL, &p, NULL), 200);
 	json_decref(p);
 }
 END_TEST
@@ -840,20 +852,19 @@ START_TEST(origin_from_client_id)
 	new_user(u, sizeof(u));
 	json_t *t = NULL;
 	ck_assert_int_eq(api(&B, u, "POST", "/api/v1/tasks", "{\"title\":\"o\"}",
-			     "X-Client-Id: tab-1.a:B_2\r\n", &t, NULL),
-			 201);
+	                     "X-Client-Id: tab-1.a:B_2\r\n", &t, NULL),
+	                 201);
 	json_t *p = NULL;
-	ck_assert_int_eq(api(&B, u, "PATCH", task_path(jstr(t, "id")), "{\"title\":\"p\"}", NULL, &p,
-			     NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&B, u, "PATCH", task_path(jstr(t, "id")), "{\"title\":\"p\"}", NULL, &p, NULL),
+	    200);
 	json_decref(p);
 	char *long_id = xcalloc(1, 200);
 	memset(long_id, 'c', 128);
 	char h[300];
 	snprintf(h, sizeof(h), "X-Client-Id: %s\r\n", long_id);
-	ck_assert_int_eq(api(&B, u, "PATCH", task_path(jstr(t, "id")), "{\"title\":\"q\"}", h, &p,
-			     NULL),
-			 200);
+	ck_assert_int_eq(
+	    api(&B, u, "PATCH", task_path(jstr(t, "id")), "{\"title\":\"q\"}", h, &p, NULL), 200);
 	json_decref(p);
 	json_t *f = feed(u, 0);
 	json_t *evs = json_object_get(f, "events");
@@ -866,7 +877,7 @@ START_TEST(origin_from_client_id)
 	memset(long_id, 'c', 129);
 	snprintf(h, sizeof(h), "X-Client-Id: %s\r\n", long_id);
 	const char *bad[] = {"X-Client-Id: bad id\r\n", "X-Client-Id: a/b\r\n", h,
-			     "X-Client-Id: \"quoted\"\r\n"};
+	                     "X-Client-Id: \"quoted\"\r\n"};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		json_t *e = NULL;
 		int st = api(&B, u, "POST", "/api/v1/tasks", "{\"title\":\"x\"}", bad[i], &e, NULL);
@@ -889,15 +900,16 @@ START_TEST(bad_json_and_media_type)
 	char path[256];
 	snprintf(path, sizeof(path), "%s", task_path(jstr(t, "id")));
 	const char *malformed[] = {"{", "{\"title\":", "not json", "{\"title\":\"x\"} trailing",
-				   "\xff\xfe"};
+	                           "\xff\xfe"};
 	for (size_t i = 0; i < ARRAY_LEN(malformed); i++) {
 		json_t *e = NULL;
-		ck_assert_int_eq(api(&B, u, "POST", "/api/v1/tasks", malformed[i], NULL, &e, NULL), 400);
+		ck_assert_int_eq(api(&B, u, "POST", "/api/v1/tasks", malformed[i], NULL, &e, NULL),
+		                 400);
 		expect_error(e, "bad_json", NULL);
 		ck_assert_int_eq(api(&B, u, "PATCH", path, malformed[i], NULL, &e, NULL), 400);
 		expect_error(e, "bad_json", NULL);
-		ck_assert_int_eq(api(&B, u, "PUT", "/api/v1/tasks/order", malformed[i], NULL, &e, NULL),
-				 400);
+		ck_assert_int_eq(
+		    api(&B, u, "PUT", "/api/v1/tasks/order", malformed[i], NULL, &e, NULL), 400);
 		expect_error(e, "bad_json", NULL);
 	}
 	/* an empty body is not JSON either */
@@ -911,18 +923,19 @@ START_TEST(bad_json_and_media_type)
 	json_decref(e);
 
 	const char *types[] = {"Content-Type: text/plain\r\n",
-			       "Content-Type: application/x-www-form-urlencoded\r\n",
-			       "Content-Type: application/jsonx\r\n"};
+	                       "Content-Type: application/x-www-form-urlencoded\r\n",
+	                       "Content-Type: application/jsonx\r\n"};
 	for (size_t i = 0; i < ARRAY_LEN(types); i++) {
-		ck_assert_int_eq(api(&B, u, "POST", "/api/v1/tasks", "{\"title\":\"x\"}", types[i], &e,
-				     NULL),
-				 415);
+		ck_assert_int_eq(
+		    api(&B, u, "POST", "/api/v1/tasks", "{\"title\":\"x\"}", types[i], &e, NULL),
+		    415);
 		expect_error(e, "unsupported_media_type", NULL);
-		ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"y\"}", types[i], &e, NULL), 415);
+		ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"y\"}", types[i], &e, NULL),
+		                 415);
 		expect_error(e, "unsupported_media_type", NULL);
-		ck_assert_int_eq(api(&B, u, "PUT", "/api/v1/tasks/order", "{\"order\":[]}", types[i], &e,
-				     NULL),
-				 415);
+		ck_assert_int_eq(
+		    api(&B, u, "PUT", "/api/v1/tasks/order", "{\"order\":[]}", types[i], &e, NULL),
+		    415);
 		expect_error(e, "unsupported_media_type", NULL);
 	}
 	/* no Content-Type at all: raw request */
@@ -931,14 +944,14 @@ START_TEST(bad_json_and_media_type)
 	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", tok);
 	free(tok);
 	http_resp r;
-	ck_assert_int_eq(http_request(B.p.port, "POST", "/api/v1/tasks", h, "{\"title\":\"x\"}", 13,
-				      0, &r),
-			 415);
+	ck_assert_int_eq(
+	    http_request(B.p.port, "POST", "/api/v1/tasks", h, "{\"title\":\"x\"}", 13, 0, &r),
+	    415);
 	http_resp_free(&r);
 	/* parameters are fine */
 	ck_assert_int_eq(api(&B, u, "POST", "/api/v1/tasks", "{\"title\":\"cs\"}",
-			     "Content-Type: application/json; charset=utf-8\r\n", &e, NULL),
-			 201);
+	                     "Content-Type: application/json; charset=utf-8\r\n", &e, NULL),
+	                 201);
 	json_decref(e);
 	ck_assert_int_eq(user_seq(u), 2);
 	json_decref(t);
@@ -978,10 +991,10 @@ START_TEST(unknown_route_and_method)
 	char u[64];
 	new_user(u, sizeof(u));
 	const char *nf[][2] = {{"GET", "/api/v1/nope"},
-			       {"GET", "/api/v2/tasks"},
-			       {"GET", "/api/v1/tasks/a/b"},
-			       {"POST", "/api/v1/dev/login"}, /* DEV_LOGIN is off */
-			       {"GET", "/nothing-here"}};
+	                       {"GET", "/api/v2/tasks"},
+	                       {"GET", "/api/v1/tasks/a/b"},
+	                       {"POST", "/api/v1/dev/login"}, /* DEV_LOGIN is off */
+	                       {"GET", "/nothing-here"}};
 	for (size_t i = 0; i < ARRAY_LEN(nf); i++) {
 		json_t *e = NULL;
 		const char *body = strcmp(nf[i][0], "POST") ? NULL : "{\"user\":\"alice\"}";
@@ -995,12 +1008,12 @@ START_TEST(unknown_route_and_method)
 	struct {
 		const char *method, *path, *allow[3];
 	} cases[] = {
-		{"DELETE", "/api/v1/tasks", {"GET", "POST", NULL}},
-		{"PATCH", "/api/v1/tasks", {"GET", "POST", NULL}},
-		{"POST", tp, {"GET", "PATCH", "DELETE"}},
-		{"PUT", tp, {"GET", "PATCH", "DELETE"}},
-		{"POST", "/api/v1/events?since=0", {"GET", NULL, NULL}},
-		{"POST", "/healthz", {"GET", NULL, NULL}},
+	    {"DELETE", "/api/v1/tasks", {"GET", "POST", NULL}},
+	    {"PATCH", "/api/v1/tasks", {"GET", "POST", NULL}},
+	    {"POST", tp, {"GET", "PATCH", "DELETE"}},
+	    {"PUT", tp, {"GET", "PATCH", "DELETE"}},
+	    {"POST", "/api/v1/events?since=0", {"GET", NULL, NULL}},
+	    {"POST", "/healthz", {"GET", NULL, NULL}},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		http_resp r;
@@ -1008,13 +1021,13 @@ START_TEST(unknown_route_and_method)
 		int st = api(&B, u, cases[i].method, cases[i].path, NULL, NULL, &e, &r);
 		ck_assert_msg(st == 405, "%s %s: %d", cases[i].method, cases[i].path, st);
 		char allow[128];
-		ck_assert_msg(http_resp_header(&r, "Allow", allow, sizeof(allow)), "%s %s: no Allow",
-			      cases[i].method, cases[i].path);
+		ck_assert_msg(http_resp_header(&r, "Allow", allow, sizeof(allow)),
+		              "%s %s: no Allow", cases[i].method, cases[i].path);
 		for (int k = 0; k < 3 && cases[i].allow[k]; k++)
 			ck_assert_msg(strstr(allow, cases[i].allow[k]), "Allow: %s lacks %s", allow,
-				      cases[i].allow[k]);
+			              cases[i].allow[k]);
 		ck_assert_msg(!strstr(allow, cases[i].method), "Allow: %s has %s", allow,
-			      cases[i].method);
+		              cases[i].method);
 		http_resp_free(&r);
 		expect_error(e, "method_not_allowed", NULL);
 	}
@@ -1064,8 +1077,9 @@ START_TEST(concurrent_if_match_one_wins)
 		pthread_join(ta, NULL);
 		pthread_join(tb, NULL);
 		pthread_barrier_destroy(&go);
-		ck_assert_msg((a.status == 200 && b.status == 412) || (a.status == 412 && b.status == 200),
-			      "round %d: %d and %d", round, a.status, b.status);
+		ck_assert_msg((a.status == 200 && b.status == 412) ||
+		                  (a.status == 412 && b.status == 200),
+		              "round %d: %d and %d", round, a.status, b.status);
 	}
 	json_t *g = NULL;
 	ck_assert_int_eq(api(&B, u, "GET", path, NULL, NULL, &g, NULL), 200);
@@ -1100,7 +1114,8 @@ START_TEST(delete_wins_over_concurrent_patches)
 		ck_assert(a.status == 200 || a.status == 404);
 		ck_assert(b.status == 200 || b.status == 404);
 		ck_assert_int_eq(api(&B, u, "GET", path, NULL, NULL, NULL, NULL), 404);
-		ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"z\"}", NULL, NULL, NULL), 404);
+		ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"z\"}", NULL, NULL, NULL),
+		                 404);
 		json_decref(t);
 	}
 	json_t *l = NULL;
@@ -1115,7 +1130,7 @@ START_TEST(delete_wins_over_concurrent_patches)
 	for (size_t i = 0; i < json_array_size(evs); i++)
 		ck_assert_int_eq(jint(json_array_get(evs, i), "seq"), (long long)i + 1);
 	ck_assert_str_eq(jstr(json_array_get(evs, json_array_size(evs) - 1), "event_type"),
-			 "task.deleted");
+	                 "task.deleted");
 	json_decref(f);
 }
 END_TEST
@@ -1170,7 +1185,7 @@ START_TEST(concurrent_reorders_converge)
 		ck_assert_int_eq(json_array_size(order), 3);
 		for (size_t i = 0; i < 3; i++)
 			ck_assert_str_eq(json_string_value(json_array_get(order, i)),
-					 jstr(json_array_get(ts, i), "id"));
+			                 jstr(json_array_get(ts, i), "id"));
 		json_decref(f);
 		json_decref(l);
 	}
@@ -1208,7 +1223,7 @@ START_TEST(list_and_seq_are_one_snapshot)
 		json_t *l = NULL;
 		ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
 		ck_assert_int_eq((long long)json_array_size(json_object_get(l, "tasks")),
-				 jint(l, "seq"));
+		                 jint(l, "seq"));
 		json_decref(l);
 		reads++;
 	}
@@ -1241,9 +1256,8 @@ START_TEST(user_isolation)
 	ck_assert_ptr_null(strstr(r.body, "secret"));
 	http_resp_free(&r);
 	expect_error(e, "not_found", NULL);
-	ck_assert_int_eq(api(&B, u2, "PATCH", path, "{\"title\":\"pwned\"}", "If-Match: 1\r\n", &e,
-			     &r),
-			 404);
+	ck_assert_int_eq(
+	    api(&B, u2, "PATCH", path, "{\"title\":\"pwned\"}", "If-Match: 1\r\n", &e, &r), 404);
 	ck_assert_ptr_null(strstr(r.body, "secret"));
 	http_resp_free(&r);
 	expect_error(e, "not_found", NULL);

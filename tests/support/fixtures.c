@@ -16,7 +16,10 @@ void unique_name(char *out, size_t len, const char *prefix)
 	snprintf(out, len, "%s-%d-%d-%.8s", prefix, (int)getpid(), ++n, u);
 }
 
-char *token_for(const char *user, long ttl) { return auth_mint(TEST_SECRET, user, ttl); }
+char *token_for(const char *user, long ttl)
+{
+	return auth_mint(TEST_SECRET, user, ttl);
+}
 
 double metric_in(const char *text, const char *series)
 {

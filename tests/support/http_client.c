@@ -86,7 +86,7 @@ static int complete(const char *buf, size_t len, size_t hend, http_resp *out)
 }
 
 int http_request(int port, const char *method, const char *path, const char *headers,
-		 const char *body, size_t body_len, int timeout_ms, http_resp *out)
+                 const char *body, size_t body_len, int timeout_ms, http_resp *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->status = -1;
@@ -105,8 +105,9 @@ int http_request(int port, const char *method, const char *path, const char *hea
 	size_t hl = strlen(headers ? headers : "");
 	size_t reqcap = strlen(method) + strlen(path) + hl + 256 + (body ? body_len : 0);
 	char *req = xmalloc(reqcap);
-	int n = snprintf(req, reqcap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s",
-			 method, path, port, headers ? headers : "");
+	int n =
+	    snprintf(req, reqcap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s",
+	             method, path, port, headers ? headers : "");
 	size_t rl = (size_t)n;
 	if (body)
 		rl += (size_t)snprintf(req + rl, reqcap - rl, "Content-Length: %zu\r\n", body_len);

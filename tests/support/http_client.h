@@ -20,7 +20,7 @@ typedef struct http_resp {
  * status (also in out->status), -1 on a connection error or timeout. Release out
  * with http_resp_free whatever the result. */
 int http_request(int port, const char *method, const char *path, const char *headers,
-		 const char *body, size_t body_len, int timeout_ms, http_resp *out);
+                 const char *body, size_t body_len, int timeout_ms, http_resp *out);
 void http_resp_free(http_resp *r);
 
 /* Copies the value of header name (case-insensitive, first occurrence, trimmed)

@@ -136,10 +136,10 @@ static rd_kafka_t *producer(void)
 void kafka_produce(const char *topic, const char *key, const char *payload, size_t len)
 {
 	rd_kafka_t *rk = producer();
-	rd_kafka_resp_err_t err = rd_kafka_producev(
-		rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)payload, len),
-		RD_KAFKA_V_END);
+	rd_kafka_resp_err_t err =
+	    rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+	                      RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+	                      RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_END);
 	ck_assert_msg(!err, "produce: %s", rd_kafka_err2str(err));
 	ck_assert_int_eq(rd_kafka_flush(rk, 10000), 0);
 }

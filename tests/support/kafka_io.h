@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 typedef struct kmsg {
-	char *key;         /* NUL-terminated; NULL when the message had none */
-	char *value;       /* NUL-terminated */
-	size_t value_len;  /* bytes in value */
+	char *key;        /* NUL-terminated; NULL when the message had none */
+	char *value;      /* NUL-terminated */
+	size_t value_len; /* bytes in value */
 	int32_t partition;
 	int64_t offset;
 } kmsg;

@@ -25,7 +25,8 @@ int free_port(void)
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t l = sizeof(a);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &l)) {
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(fd, (struct sockaddr *)&a, &l)) {
 		close(fd);
 		return -1;
 	}
@@ -54,7 +55,7 @@ static void apply_env(const char *const *env)
 
 /* Forks bin; the child gets env, its output in log and dies with the parent. */
 static pid_t spawn(const char *bin, const char *const *args, const char *const *env,
-		   const char *log)
+                   const char *log)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -80,7 +81,7 @@ static pid_t spawn(const char *bin, const char *const *args, const char *const *
 }
 
 void proc_start(proc *p, const char *bin, const char *const *args, const char *const *env,
-		const char *wait_path, int wait_status)
+                const char *wait_path, int wait_status)
 {
 	static int seq;
 	memset(p, 0, sizeof(*p));
@@ -88,7 +89,7 @@ void proc_start(proc *p, const char *bin, const char *const *args, const char *c
 	ck_assert_int_gt(p->port, 0);
 	const char *base = strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin;
 	snprintf(p->log, sizeof(p->log), "%s/%s-%d-%d-%d.log", run_dir(), base, (int)getpid(),
-		 ++seq, p->port);
+	         ++seq, p->port);
 	size_t ne = 0;
 	while (env && env[ne])
 		ne++;
@@ -116,7 +117,7 @@ void proc_start(proc *p, const char *bin, const char *const *args, const char *c
 		if (mono_ms() > deadline) {
 			proc_kill(p);
 			ck_abort_msg("%s: %s not %d within 60 s (last %d; log %s)", base, wait_path,
-				     wait_status, st, p->log);
+			             wait_status, st, p->log);
 		}
 		usleep(50000);
 	}
@@ -180,7 +181,7 @@ int proc_alive(proc *p)
 }
 
 int proc_run(const char *bin, const char *const *args, const char *const *env, const char *log,
-	     int timeout_ms)
+             int timeout_ms)
 {
 	char def[512];
 	if (!log) {

@@ -22,7 +22,7 @@ int free_port(void);
  * fails the test with the log's path when the child exits first or the time runs
  * out. */
 void proc_start(proc *p, const char *bin, const char *const *args, const char *const *env,
-		const char *wait_path, int wait_status);
+                const char *wait_path, int wait_status);
 /* SIGTERM, wait up to 20 s (then SIGKILL). Returns the exit status (-1 when killed
  * by a signal) and the time it took in *ms (may be NULL). No-op (-1) when not
  * running. */
@@ -35,7 +35,7 @@ int proc_alive(proc *p);
  * output appended to log (may be NULL: $TEST_RUN_DIR/run.log). Returns the exit
  * status, -1 when killed. */
 int proc_run(const char *bin, const char *const *args, const char *const *env, const char *log,
-	     int timeout_ms);
+             int timeout_ms);
 
 /* The full text of a file (caller frees; "" when unreadable). */
 char *read_text_file(const char *path);

@@ -9,9 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-long long ms_now(void) { return mono_ms(); }
+long long ms_now(void)
+{
+	return mono_ms();
+}
 
-void test_topic(char *out, size_t len) { unique_name(out, len, "gw-test"); }
+void test_topic(char *out, size_t len)
+{
+	unique_name(out, len, "gw-test");
+}
 
 void gw_start(gw_proc *g, const char *topic, const char *const *extra)
 {
@@ -22,11 +28,11 @@ void gw_start(gw_proc *g, const char *topic, const char *const *extra)
 	snprintf(t, sizeof(t), "KAFKA_TOPIC=%s", topic);
 	snprintf(g->topic, sizeof(g->topic), "%s", topic);
 	const char *env[64] = {brokers,
-			       t,
-			       "JWT_SECRET=" TEST_SECRET,
-			       "LOG_LEVEL=info",
-			       "MAX_CONNECTIONS=32",
-			       "KAFKA_METADATA_REFRESH_MS=1000"};
+	                       t,
+	                       "JWT_SECRET=" TEST_SECRET,
+	                       "LOG_LEVEL=info",
+	                       "MAX_CONNECTIONS=32",
+	                       "KAFKA_METADATA_REFRESH_MS=1000"};
 	size_t n = 6;
 	for (size_t i = 0; extra && extra[i] && n < ARRAY_LEN(env) - 1; i++)
 		env[n++] = extra[i];
@@ -68,13 +74,13 @@ char *make_event(const char *user, char *id, size_t desc_len)
 	size_t cap = desc_len + 1024;
 	char *out = malloc(cap);
 	snprintf(out, cap,
-		 "{\"event_id\":\"%s\",\"event_type\":\"task.created\",\"user_id\":\"%s\","
-		 "\"seq\":1,\"origin\":null,\"timestamp\":\"%s\",\"task\":{\"id\":\"%s\","
-		 "\"title\":\"t\",\"description\":%s%s%s,\"priority\":\"medium\",\"due_at\":null,"
-		 "\"completed\":false,\"position\":1,\"version\":1,\"created_at\":\"%s\","
-		 "\"updated_at\":\"%s\"}}",
-		 id, user, ts, tid, desc_len ? "\"" : "", desc_len ? desc : "null",
-		 desc_len ? "\"" : "", ts, ts);
+	         "{\"event_id\":\"%s\",\"event_type\":\"task.created\",\"user_id\":\"%s\","
+	         "\"seq\":1,\"origin\":null,\"timestamp\":\"%s\",\"task\":{\"id\":\"%s\","
+	         "\"title\":\"t\",\"description\":%s%s%s,\"priority\":\"medium\",\"due_at\":null,"
+	         "\"completed\":false,\"position\":1,\"version\":1,\"created_at\":\"%s\","
+	         "\"updated_at\":\"%s\"}}",
+	         id, user, ts, tid, desc_len ? "\"" : "", desc_len ? desc : "null",
+	         desc_len ? "\"" : "", ts, ts);
 	free(desc);
 	return out;
 }
