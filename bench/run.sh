@@ -143,6 +143,20 @@ metric_now() {
 		awk -v n="$1" '$1 == n {v = $2} END {print v + 0}'
 }
 
+# gw_histograms: the gateway's latency histograms as JSON {name: {le: count}} (the
+# gateway's own share, consumed -> written, and event timestamp -> written).
+gw_histograms() {
+	curl -fsS --max-time 5 "http://127.0.0.1:$GW_PORT/metrics" 2>/dev/null |
+		python3 -c '
+import json, re, sys
+h = {}
+for line in sys.stdin:
+    m = re.match(r"(ws_consumed_to_write_seconds|ws_event_delivery_seconds)_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
+    if m:
+        h.setdefault(m.group(1), {})[m.group(2)] = float(m.group(3))
+print(json.dumps(h))' 2>/dev/null || echo '{}'
+}
+
 # ws_recv_run LABEL CONNS USERS EVENTS RATE LINGER STALLED GWVAR=VALUE...: a fresh
 # gateway (settings GWVAR...) on a fresh topic; ws-load holds CONNS sockets,
 # kafka-load produces EVENTS events (RATE/s, 0 flat out) over USERS users; one JSON
@@ -183,6 +197,8 @@ ws_recv_run() {
 	g1=$(cpu_s "$GW_PID") b1=$(cpu_s "$DEVBROKER_PID") t1=$(now)
 	m1=$(machine_busy)
 	slow1=$(metric_now 'ws_server_closes_total{reason="slow_client"}')
+	local hist
+	hist=$(gw_histograms)
 	stop_gateway
 	local mbusy
 	mbusy=$(echo "$m0 $m1" | awk '{printf "%.2f", ($3 - $1) / ($4 - $2) * '"$(nproc)"'}')
@@ -193,10 +209,10 @@ ws_recv_run() {
 	jq -c -n --arg sc "$label" --slurpfile ws "$WORK/wl.json" --slurpfile k "$WORK/kl.json" \
 		--argjson gw "$(sub "$g1" "$g0")" --argjson br "$(sub "$b1" "$b0")" \
 		--argjson wall "$(sub "$t1" "$t0")" --argjson pu "$per_user" --argjson mb "$mbusy" \
-		--argjson slow "$(sub "$slow1" "$slow0")" \
+		--argjson slow "$(sub "$slow1" "$slow0")" --argjson hist "$hist" \
 		'{scenario:$sc, ws:$ws[0], kafka:$k[0], gateway_cpu_s:$gw, broker_cpu_s:$br,
 		  wall_s:$wall, sockets_per_user:$pu, machine_busy_cores:$mb,
-		  gateway_slow_client_closes:$slow}' >>"$RESULTS"
+		  gateway_slow_client_closes:$slow, gateway_histograms:$hist}' >>"$RESULTS"
 	jq -r '"  \(.scenario): \(.ws.frames) frames, \(.ws.frames_per_s|floor)/s, p50 \(.ws.latency.p50_us) us, p99 \(.ws.latency.p99_us) us, gw cpu \(.gateway_cpu_s) s, broker cpu \(.broker_cpu_s) s, ws-load cpu \(.ws.cpu_s) s, closes \(.ws.close_codes), gateway 1013 closes \(.gateway_slow_client_closes)"' \
 		<(tail -n 1 "$RESULTS") >&2
 }

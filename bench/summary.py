@@ -20,6 +20,21 @@ def fmt(v, unit=""):
     return f"{int(round(v)):,}{unit}"
 
 
+def hist_q(h, q):
+    """Upper bound (us) of the bucket holding quantile q of a cumulative Prometheus
+    histogram {le: count}; None when empty."""
+    if not h:
+        return None
+    b = sorted(((float("inf") if k == "+Inf" else float(k)), v) for k, v in h.items())
+    total = b[-1][1]
+    if total <= 0:
+        return None
+    for le, n in b:
+        if n >= q * total:
+            return le * 1e6
+    return None
+
+
 def row(name, runs, f, unit=""):
     vals = []
     for r in runs:
@@ -58,6 +73,11 @@ def main():
             p99[sc] = row("latency p99 (us)", runs, lambda r: r["ws"]["latency"]["p99_us"])
             row("latency p99.9 (us)", runs, lambda r: r["ws"]["latency"]["p999_us"])
             row("latency max (us)", runs, lambda r: r["ws"]["latency"]["max_us"])
+            gh = lambda r: r["gateway_histograms"]["ws_consumed_to_write_seconds"]
+            row("gateway's share p50, consumed->written (us, <=)", runs,
+                lambda r: hist_q(gh(r), 0.5))
+            row("gateway's share p99, consumed->written (us, <=)", runs,
+                lambda r: hist_q(gh(r), 0.99))
             row("gateway CPU s per 100,000 frames", runs,
                 lambda r: r["gateway_cpu_s"] / r["ws"]["frames"] * 1e5)
             row("gateway CPU, cores busy over the frames", runs,

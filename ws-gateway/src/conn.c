@@ -75,6 +75,7 @@ frame *frame_new(int opcode, const void *payload, size_t len, int64_t ts_us)
 	frame *f = xmalloc(sizeof(*f) + hl + len);
 	atomic_init(&f->refs, 1);
 	f->ts_us = ts_us;
+	f->recv_us = 0;
 	f->len = hl + len;
 	memcpy(f->data, hdr, hl);
 	if (len)
@@ -473,7 +474,7 @@ int conn_flush(conn *c)
 	mg_lock_connection(c->mg);
 	int r = write_frames(c->fd, batch, nb, off0, &done, &off);
 
-	int64_t now = 0;
+	int64_t now = 0, now_mono = 0;
 	size_t events = 0;
 	for (size_t i = 0; i < done; i++) {
 		if (batch[i]->ts_us > 0) {
@@ -481,6 +482,11 @@ int conn_flush(conn *c)
 				now = wall_us();
 			double lat = (double)(now - batch[i]->ts_us) / 1e6;
 			metric_observe(c->st->latency, lat < 0 ? 0 : lat);
+		}
+		if (batch[i]->recv_us > 0) {
+			if (!now_mono)
+				now_mono = mono_us();
+			metric_observe(c->st->gw_latency, (double)(now_mono - batch[i]->recv_us) / 1e6);
 		}
 		if (batch[i] != c->close_frame)
 			events++;

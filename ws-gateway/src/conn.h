@@ -26,6 +26,7 @@ enum { WS_OP_TEXT = 0x1, WS_OP_BINARY = 0x2, WS_OP_CLOSE = 0x8, WS_OP_PING = 0x9
 typedef struct frame {
 	atomic_int refs;
 	int64_t ts_us;         /* wall clock of the event (latency histogram); 0: none */
+	int64_t recv_us;       /* mono_us when the consumer got the event; 0: none */
 	size_t len;            /* bytes in data */
 	unsigned char data[];  /* header + payload, ready for the socket */
 } frame;

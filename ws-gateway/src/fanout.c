@@ -46,6 +46,7 @@ static int reject(fanout *f, reject_reason why, const char *detail, const char *
 int fanout_message(fanout *f, const void *key, size_t keylen, const void *payload, size_t len,
 		   const char *topic, int32_t partition, int64_t offset)
 {
+	int64_t recv_us = mono_us();
 	metric_inc(f->st->events_consumed);
 	if (len > f->max_event_bytes)
 		return reject(f, REJECT_TOO_LARGE, "event larger than MAX_EVENT_BYTES", topic,
@@ -64,6 +65,7 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 	size_t mlen;
 	char *msg = event_ws_message(&ev, &mlen);
 	frame *fr = frame_new(WS_OP_TEXT, msg, mlen, ev.timestamp_us);
+	fr->recv_us = recv_us;
 	free(msg);
 	size_t n = registry_deliver(f->reg, ev.user_id, fr);
 	frame_unref(fr);

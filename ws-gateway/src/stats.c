@@ -48,4 +48,8 @@ void gw_stats_init(gw_stats *s, metrics *m)
 	s->latency = metrics_histogram(m, "ws_event_delivery_seconds",
 				       "Event timestamp to socket write, seconds.", NULL,
 				       METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);
+	s->gw_latency = metrics_histogram(
+		m, "ws_consumed_to_write_seconds",
+		"Event consumed from Kafka to socket write (the gateway's own share), seconds.", NULL,
+		METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);
 }

@@ -50,6 +50,7 @@ typedef struct gw_stats {
 	metric *client_messages;             /* frames received from clients */
 	metric *client_errors;               /* error replies sent */
 	metric *latency;                     /* event timestamp -> socket write, seconds */
+	metric *gw_latency;                  /* consumed -> socket write (this process's share) */
 } gw_stats;
 
 /* Creates every series in m. */
