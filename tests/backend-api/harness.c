@@ -327,6 +327,9 @@ Suite *verdict_suite(void)
 {
 	Suite *s = suite_create("verdict");
 	TCase *tc = tcase_create("shared_backends");
+	/* tagged like the cases it judges, so excluding integration runs nothing */
+	tcase_set_tags(tc, "integration");
+	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, shared_backends_exited_cleanly);
 	suite_add_tcase(s, tc);
 	return s;

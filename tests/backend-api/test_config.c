@@ -106,6 +106,7 @@ Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("settings");
+	tcase_set_tags(tc, "integration"); /* runs the binary */
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, help_prints_the_table);
 	tcase_add_test(tc, bad_settings_refused);
