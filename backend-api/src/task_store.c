@@ -26,9 +26,8 @@ typedef struct stmt {
 } stmt;
 
 enum {
-	S_BUMP_CREATE,
+	S_CREATE,
 	S_BUMP,
-	S_INSERT,
 	S_GET,
 	S_GET_LOCK,
 	S_UPDATE,
@@ -43,20 +42,28 @@ enum {
 };
 
 static const stmt stmts[S__COUNT] = {
-	/* The next seq and, for a create, the new task's position; takes the user's lock. */
-	[S_BUMP_CREATE] = {"bump_create",
-			   "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, 1, 1) "
-			   "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1, "
-			   "next_pos = user_seq.next_pos + 1 RETURNING seq, next_pos - 1"},
+	/* A whole create in one statement (one round trip, one implicit transaction):
+	 * take the next seq and position (locking the user's counter row), insert the
+	 * task and the outbox row. The event JSON is built in C; only seq and position,
+	 * known once the row is locked, are spliced in ($10 seq $11 position $12). A
+	 * duplicate id fails the statement as a whole, so no seq is used up. */
+	[S_CREATE] = {"create",
+		      "WITH s AS (INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($2, 1, 1) "
+		      "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1, "
+		      "next_pos = user_seq.next_pos + 1 RETURNING seq, next_pos - 1 AS pos), "
+		      "t AS (INSERT INTO tasks (id, user_id, title, description, priority, due_at, "
+		      "completed, position, version, created_at, updated_at) SELECT $1::uuid, $2, "
+		      "$3::text, $4::text, $5::text, " TS_PARAM("$6") ", $7::boolean, s.pos, 1, " TS_PARAM(
+			      "$8") ", " TS_PARAM("$8") " FROM s), "
+						      "o AS (" OUTBOX_INSERT
+						      "SELECT $2, s.seq, $9::uuid, 'task.created', "
+						      "$10::text || s.seq || $11::text || s.pos || "
+						      "$12::text FROM s) SELECT seq, pos FROM s"},
+	/* The next seq; takes the user's lock. */
 	[S_BUMP] = {"bump",
 		    "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, 1, 0) "
 		    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq, "
 		    "next_pos"},
-	[S_INSERT] = {"insert",
-		      "WITH t AS (INSERT INTO tasks (id, user_id, title, description, priority, "
-		      "due_at, completed, position, version, created_at, updated_at) VALUES ($1, "
-		      "$2, $3, $4, $5, " TS_PARAM("$6") ", $7, $8, 1, " TS_PARAM("$9") ", " TS_PARAM(
-			      "$9") ")) " OUTBOX_INSERT "VALUES ($2, $10, $11, 'task.created', $12)"},
 	[S_GET] = {"get", "SELECT " COLS("") " FROM tasks WHERE id = $1 AND user_id = $2"},
 	[S_GET_LOCK] = {"get_lock", "SELECT " COLS(
 					    "") " FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE"},
@@ -325,41 +332,63 @@ int ts_get(PGconn *pg, const char *user, const char *id, ts_task *out)
 	return get_task(pg, S_GET, user, id, out);
 }
 
+/* The placeholder for the position the create statement splices into the event: a JSON
+ * string that may also occur in user text, but position follows every user-supplied
+ * string, so its last occurrence is the real one. seq is spliced at the first "seq":0,
+ * (only the user id, which cannot contain quotes, precedes it). */
+#define POS_MARK "\"\\u0001pos\\u0001\""
+
+static const char *last_occurrence(const char *hay, const char *needle)
+{
+	const char *last = NULL;
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		last = p;
+	return last;
+}
+
 int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin, ts_task *out,
 	      int *created)
 {
 	memset(out, 0, sizeof(*out));
 	*created = 0;
-	int64_t seq, pos;
-	if (begin_bump(pg, S_BUMP_CREATE, user, &seq, &pos))
-		return TS_DB;
 	ts_task t;
 	task_copy(&t, in);
-	t.position = pos;
 	t.version = 1;
 	t.created_us = t.updated_us = now_ms_us();
 
+	/* The event with placeholders for seq and position, split around them. */
 	json_t *tj = ts_task_json(&t);
+	json_object_set_new(tj, "position", json_string("\x01pos\x01"));
 	char event_id[UUID_STR_LEN];
-	char *payload = ts_event_build(EV_TASK_CREATED, user, seq, origin, t.created_us, tj,
-				       event_id);
+	char *ev = ts_event_build(EV_TASK_CREATED, user, 0, origin, t.created_us, tj, event_id);
 	json_decref(tj);
-	char due[24], posb[24], created_b[24], seqb[24];
+	char *seq_at = strstr(ev, "\"seq\":0,");
+	const char *pos_at = last_occurrence(ev, POS_MARK);
+	if (!seq_at || !pos_at || pos_at < seq_at)
+		abort(); /* cannot happen: the builder writes both */
+	seq_at += strlen("\"seq\":");
+	char *part1 = xstrndup(ev, (size_t)(seq_at - ev));
+	char *part2 = xstrndup(seq_at + 1, (size_t)(pos_at - seq_at - 1));
+	const char *part3 = pos_at + strlen(POS_MARK);
+
+	char due[24], created_b[24];
 	snprintf(due, sizeof(due), "%" PRId64, t.due_us);
-	snprintf(posb, sizeof(posb), "%" PRId64, t.position);
 	snprintf(created_b, sizeof(created_b), "%" PRId64, t.created_us);
-	snprintf(seqb, sizeof(seqb), "%" PRId64, seq);
-	const char *v[] = {t.id,	  user,	     t.title,	  t.description,
-			   t.priority,	  t.has_due ? due : NULL, t.completed ? "true" : "false",
-			   posb,	  created_b, seqb,	  event_id,
-			   payload};
+	const char *v[] = {t.id,	     user,	 t.title,	 t.description,
+			   t.priority,	     t.has_due ? due : NULL, t.completed ? "true" : "false",
+			   created_b,	     event_id,	 part1,		 part2,
+			   part3};
 	int unique = 0;
-	PGresult *r = run_unique(pg, S_INSERT, 12, v, &unique);
-	free(payload);
-	int rc;
+	PGresult *r = run_unique(pg, S_CREATE, 12, v, &unique);
+	free(part1);
+	free(part2);
+	free(ev);
 	if (r) {
+		int ok = PQntuples(r) == 1;
+		if (ok)
+			t.position = getll(r, 0, 1);
 		PQclear(r);
-		if (commit(pg)) {
+		if (!ok) {
 			ts_task_clear(&t);
 			return TS_DB;
 		}
@@ -368,11 +397,10 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 		return TS_OK;
 	}
 	ts_task_clear(&t);
-	rollback(pg); /* undoes the seq taken: seq stays gapless */
 	if (!unique)
 		return TS_DB;
 	/* The id exists: a retried create of this user's task, or someone else's id. */
-	rc = get_task(pg, S_GET, user, in->id, out);
+	int rc = get_task(pg, S_GET, user, in->id, out);
 	if (rc == TS_NOT_FOUND)
 		return TS_CONFLICT;
 	return rc;
