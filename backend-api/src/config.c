@@ -39,6 +39,23 @@ static const cfg_entry table[] = {
 	 "after SIGTERM, how long the relay may keep publishing before exit"},
 };
 
+/* `backend-api migrate` needs only the database (a job or init container need not
+ * carry the broker and the secret). */
+static const cfg_entry migrate_table[] = {
+	{"DATABASE_URL", CFG_STR, &g_cfg.database_url, NULL, 1, 4096,
+	 "PostgreSQL connection string (libpq conninfo or postgresql:// URL)"},
+	{"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
+};
+
+int ba_config_load_migrate(ba_config *cfg, char *err, size_t errlen)
+{
+	memset(&g_cfg, 0, sizeof(g_cfg));
+	if (config_load(migrate_table, ARRAY_LEN(migrate_table), err, errlen))
+		return -1;
+	*cfg = g_cfg;
+	return 0;
+}
+
 int ba_config_load(ba_config *cfg, char *err, size_t errlen)
 {
 	if (config_load(table, ARRAY_LEN(table), err, errlen))

@@ -29,6 +29,9 @@ typedef struct ba_config {
 
 /* Loads the configuration from the environment. 0, or -1 with every problem in err. */
 MUST_CHECK int ba_config_load(ba_config *cfg, char *err, size_t errlen);
+/* The same for `backend-api migrate`: DATABASE_URL and LOG_LEVEL only. */
+MUST_CHECK int ba_config_load_migrate(ba_config *cfg, char *err, size_t errlen);
+/* Frees what either load stored. */
 void ba_config_free(ba_config *cfg);
 void ba_config_help(FILE *out, const char *prog);
 void ba_config_log(void);

@@ -57,7 +57,8 @@ int main(int argc, char **argv)
 	}
 	ba_config cfg;
 	char err[4096];
-	if (ba_config_load(&cfg, err, sizeof(err))) {
+	if ((migrate_only ? ba_config_load_migrate(&cfg, err, sizeof(err))
+			  : ba_config_load(&cfg, err, sizeof(err)))) {
 		fprintf(stderr, "backend-api: bad configuration:\n%s", err);
 		return 2;
 	}

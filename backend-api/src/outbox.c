@@ -21,6 +21,8 @@
 #define BATCH 500          /* rows read per query beyond those in flight */
 #define MAX_IN_FLIGHT 20000
 #define PRUNE_BATCH 10000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct outbox_relay {
 	outbox_opts o; /* strings owned */
@@ -253,6 +255,18 @@ static void try_lead(outbox_relay *r)
 		PGresult *res = PQexec(r->pg, "LISTEN outbox");
 		int ok = exec_ok(r->pg, res);
 		PQclear(res);
+		/* The two statements of every round, planned once per connection. */
+		static const char *const prep[][2] = {
+			{"relay_fetch", "SELECT id, user_id, payload FROM outbox WHERE published_at IS "
+					"NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT " STR(BATCH)},
+			{"relay_mark", "UPDATE outbox SET published_at = now() WHERE id = "
+				       "ANY($1::bigint[])"},
+		};
+		for (size_t i = 0; ok && i < ARRAY_LEN(prep); i++) {
+			res = PQprepare(r->pg, prep[i][0], prep[i][1], 0, NULL);
+			ok = exec_ok(r->pg, res);
+			PQclear(res);
+		}
 		if (!ok) {
 			drop_pg(r, PQerrorMessage(r->pg));
 			return;
@@ -271,9 +285,6 @@ static void try_lead(outbox_relay *r)
 	if (r->leader)
 		log_info("relay is the publishing leader", "{}");
 }
-
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 /* The array literal {1,2,3} of n ids (caller frees). */
 static char *id_array(const int64_t *ids, size_t n)
@@ -296,9 +307,7 @@ static int mark_acked(outbox_relay *r)
 	qsort(r->acked, r->nacked, sizeof(int64_t), cmp64);
 	char *arr = id_array(r->acked, r->nacked);
 	const char *v[] = {arr};
-	PGresult *res = PQexecParams(r->pg,
-				     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-				     1, NULL, v, NULL, NULL, 0);
+	PGresult *res = PQexecPrepared(r->pg, "relay_mark", 1, v, NULL, NULL, 0);
 	free(arr);
 	int ok = exec_ok(r->pg, res);
 	if (!ok)
@@ -339,10 +348,7 @@ static int produce_batch(outbox_relay *r, int *more)
 	/* Rows in flight are left out by id: their payloads are not read again. */
 	char *skip = id_array(r->fl, r->nfl);
 	const char *v[] = {skip};
-	PGresult *res = PQexecParams(r->pg,
-				     "SELECT id, user_id, payload FROM outbox WHERE published_at IS NULL "
-				     "AND id <> ALL($1::bigint[]) ORDER BY id LIMIT " STR(BATCH),
-				     1, NULL, v, NULL, NULL, 0);
+	PGresult *res = PQexecPrepared(r->pg, "relay_fetch", 1, v, NULL, NULL, 0);
 	free(skip);
 	if (!exec_ok(r->pg, res)) {
 		log_warn("could not read the outbox", "{s:s}", "err", PQresultErrorMessage(res));
