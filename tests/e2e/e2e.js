@@ -261,7 +261,7 @@ async function screenshot(a, b) {
   const img = (buf, label) => `<figure><figcaption>${label}</figcaption><img src="data:image/png;base64,${buf.toString('base64')}"></figure>`;
   await p.setContent(`<style>body{margin:0;padding:12px;background:#cfd6df;display:flex;gap:16px;font:14px system-ui}
     figure{margin:0}figcaption{padding:0 0 6px 2px;color:#333}img{display:block;border:1px solid #8894a3;border-radius:6px}</style>
-    ${img(sa, 'Tab A (alice): the changes are made here')}${img(sb, 'Tab B (alice): in step, with a toast for A’s last change')}`);
+    ${img(sa, 'Tab A (alice): most changes made here; a toast for the task B added')}${img(sb, 'Tab B (alice): in step, with toasts for A’s changes')}`);
   const out = path.join(stack.root, 'docs', 'e2e-two-tabs.png');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   await p.screenshot({ path: out });

@@ -300,4 +300,36 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       c.stop();
     });
   });
+
+  test('unit: changes the API refuses with 5xx stay queued, in order, until it accepts them', 10000, async () => {
+    await withEnv(async () => {
+      globalThis.localStorage = new MemStorage();
+      const log = [];
+      let failing = true;
+      const got = [];
+      globalThis.fetch = fakeFetch(async (m, p, body) => {
+        if (m === 'GET') return p === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } };
+        if (failing) return { status: 503, body: { error: { code: 'unavailable', message: 'db down' } } };
+        got.push(`${m} ${body && body.title}`);
+        return { status: m === 'POST' ? 201 : 200, body: task(body.id || p.split('/').pop(), body.title, got.length - 1, 1) };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', clientId: 'tab1', gatewayUrl: null, pollIntervalMs: 60000 });
+      c.start();
+      await sleep(10);
+      const a = c.create({ title: 'first' });
+      c.create({ title: 'second' });
+      c.update(a.id, { title: 'first, edited' });
+      await sleep(20);
+      eq(c.pending, 3, 'kept while the API answers 503');
+      eq(c.state, 'offline', 'state while the API answers 503');
+      eq(JSON.parse(localStorage.getItem('tasksync.queue.u1.tab1')).length, 3, 'persisted');
+      eq(c.tasks().map((t) => t.title), ['first, edited', 'second'], 'shown meanwhile');
+      failing = false;
+      await c.flush(); // what the retry timer does
+      eq(c.pending, 0, 'sent');
+      eq(got, ['POST first', 'POST second', 'PATCH first, edited'], 'order');
+      eq(localStorage.getItem('tasksync.queue.u1.tab1'), null, 'queue cleared');
+      c.stop();
+    });
+  });
 }
