@@ -21,6 +21,8 @@
 #define BATCH 500          /* rows read per query beyond those in flight */
 #define MAX_IN_FLIGHT 20000
 #define PRUNE_BATCH 10000
+#define MARK_EVERY_MS 20
+#define MARK_BATCH 500
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -44,6 +46,7 @@ struct outbox_relay {
 	size_t nacked, capacked;
 	int restart; /* a delivery failed: purge and produce again from the lowest id */
 	int64_t next_prune_ms, next_backlog_ms;
+	int64_t next_mark_ms; /* marks are batched: they do not delay any event */
 
 	metric *published, *errors, *backlog;
 };
@@ -450,9 +453,15 @@ static void *relay_main(void *arg)
 		}
 		if (r->restart)
 			restart_from_lowest(r);
-		if (mark_acked(r)) {
-			drop_pg(r, PQerrorMessage(r->pg));
-			continue;
+		/* Marking published costs the database a write but delays no event, so it is
+		 * batched: at most every MARK_EVERY_MS unless many are waiting. */
+		int64_t tnow = mono_ms();
+		if (r->nacked && (stop || r->nacked >= MARK_BATCH || tnow >= r->next_mark_ms)) {
+			if (mark_acked(r)) {
+				drop_pg(r, PQerrorMessage(r->pg));
+				continue;
+			}
+			r->next_mark_ms = tnow + MARK_EVERY_MS;
 		}
 		/* Notifications up to here are covered by the read that follows. */
 		if (drain_notifies(r) < 0)
@@ -485,6 +494,8 @@ static void *relay_main(void *arg)
 		long wait = r->o.poll_ms;
 		if (stop || r->nfl > 0)
 			wait = wait < 100 ? wait : 100;
+		if (r->nacked)
+			wait = MARK_EVERY_MS;
 		wait_events(r, wait);
 	}
 	/* Flush what is in flight within the deadline, then mark it. */
