@@ -4,6 +4,9 @@
 #include "suites.h"
 #include "ws_client.h"
 
+#include "../support/proc.h"
+#include "../support/runner.h"
+
 #include "common/auth.h"
 #include "common/util.h"
 
@@ -467,11 +470,53 @@ START_TEST(operational_endpoints)
 	ck_assert_double_eq(metric_in(mt, "ws_connects_total"), 1);
 	ck_assert_double_eq(metric_in(mt, "kafka_events_consumed_total"), 1);
 	ck_assert_double_eq(metric_in(mt, "ws_event_delivery_seconds_count"), 1);
+	ck_assert_double_eq(metric_in(mt, "ws_consumed_to_write_seconds_count"), 1);
 	ck_assert_double_eq(metric_in(mt, "kafka_consumer_lag"), 0);
 	ck_assert_double_ge(metric_in(mt, "ws_frames_delivered_total"), 2);
 	free(mt);
 	ws_free(c);
 	ck_assert_int_eq(gw_stop(&g, NULL), 0);
+}
+END_TEST
+
+/* /ready is 503 until the consumer has its partitions at the end of the log: with the
+ * broker down the gateway runs (/health 200) but is not ready; once the broker is
+ * back it gets ready by itself and delivers. */
+START_TEST(ready_follows_the_consumer)
+{
+	char topic[64], id[UUID_STR_LEN], brokers[512], t[128], bin[1024];
+	test_topic(topic, sizeof(topic));
+	pid_t broker = (pid_t)atol(test_env("DEVBROKER_PID"));
+	ck_assert_int_gt(broker, 0);
+	snprintf(bin, sizeof(bin), "%s/ws-gateway", test_env("TASKSYNC_BIN"));
+	snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s", test_env("KAFKA_BROKERS"));
+	snprintf(t, sizeof(t), "KAFKA_TOPIC=%s", topic);
+	const char *env[] = {brokers, t, "JWT_SECRET=" TEST_SECRET, "LOG_LEVEL=info",
+			     "MAX_CONNECTIONS=32", NULL};
+	ck_assert_int_eq(kill(broker, SIGUSR1), 0); /* broker down */
+	proc p;
+	proc_start(&p, bin, NULL, env, "/health", 200);
+	char *body;
+	for (int i = 0; i < 10; i++) { /* two seconds of not ready */
+		ck_assert_int_eq(http_get(p.port, "/ready", &body), 503);
+		free(body);
+		usleep(200000);
+	}
+	ck_assert_int_eq(kill(broker, SIGUSR2), 0); /* back up */
+	int st = 0;
+	for (long long t0 = ms_now(); ms_now() - t0 < 30000 && st != 200; usleep(100000)) {
+		st = http_get(p.port, "/ready", &body);
+		free(body);
+	}
+	ck_assert_int_eq(st, 200);
+	gw_proc g = {.pid = p.pid, .port = p.port};
+	ws_client *c = open_user(&g, "u1");
+	char *ev = make_event("u1", id, 0);
+	produce(topic, "u1", ev, strlen(ev));
+	free(ev);
+	expect_event(c, "u1", id, 5000);
+	ws_free(c);
+	ck_assert_int_eq(proc_stop(&p, NULL), 0);
 }
 END_TEST
 
@@ -492,6 +537,7 @@ Suite *gateway_suite(void)
 	tcase_add_test(tc, sigterm_closes_1001);
 	tcase_add_test(tc, client_messages);
 	tcase_add_test(tc, operational_endpoints);
+	tcase_add_test(tc, ready_follows_the_consumer);
 	suite_add_tcase(s, tc);
 	return s;
 }
