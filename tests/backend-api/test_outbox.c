@@ -321,6 +321,45 @@ START_TEST(writes_during_outage_then_restart)
 }
 END_TEST
 
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return (x > y) - (x < y);
+}
+
+START_TEST(relay_wakes_on_commit)
+{
+	/* With the fallback poll at 10 s, only the commit's wake-up (NOTIFY) can get
+	 * events onto the topic quickly. */
+	backend b;
+	const char *env[] = {"OUTBOX_POLL_MS=10000", NULL};
+	be_start(&b, env);
+	char u[64];
+	new_user(u, sizeof(u));
+	json_decref(create_task(&b, u, "first"));
+	kreader *r = kreader_open(b.topic, 30000);
+	ck_assert_uint_eq(kreader_collect(r, 1, 15000), 1);
+	enum { N = 30 };
+	long lat[N];
+	for (int i = 0; i < N; i++) {
+		size_t have;
+		kreader_msgs(r, &have);
+		int64_t t0 = mono_ms();
+		json_decref(create_task(&b, u, "timed"));
+		ck_assert_uint_eq(kreader_collect(r, have + 1, 9000), have + 1);
+		lat[i] = (long)(mono_ms() - t0);
+	}
+	kreader_free(r);
+	qsort(lat, N, sizeof(lat[0]), cmp_long);
+	fprintf(stderr, "relay_wakes_on_commit: POST-to-consumed ms p50 %ld max %ld\n", lat[N / 2],
+	        lat[N - 1]);
+	ck_assert_msg(lat[N / 2] < 500, "median POST-to-topic %ld ms: no wake-up at commit?",
+	              lat[N / 2]);
+	ck_assert_msg(lat[N - 1] < 3000, "slowest POST-to-topic %ld ms", lat[N - 1]);
+	be_stop(&b);
+}
+END_TEST
+
 Suite *outbox_suite(void)
 {
 	Suite *s = suite_create("outbox");
@@ -328,6 +367,7 @@ Suite *outbox_suite(void)
 	tcase_set_tags(tc, "integration");
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, events_match_api_calls);
+	tcase_add_test(tc, relay_wakes_on_commit);
 	tcase_add_test(tc, outage_loses_nothing);
 	tcase_add_test(tc, two_processes_one_order);
 	tcase_add_test(tc, writes_during_outage_then_restart);
