@@ -567,6 +567,69 @@ START_TEST(hostile_input_does_not_crash)
 }
 END_TEST
 
+/* Reads one answer with a Content-Length body from fd; returns its status. */
+static int read_one(int fd)
+{
+	char buf[8192];
+	size_t got = 0;
+	int64_t deadline = mono_ms() + 10000;
+	while (mono_ms() < deadline && got < sizeof(buf) - 1) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+		buf[got] = 0;
+		char *end = strstr(buf, "\r\n\r\n");
+		char *cl = strcasestr(buf, "Content-Length:");
+		if (end && cl && (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10) <= got) {
+			int st = -1;
+			sscanf(buf, "HTTP/1.%*d %d", &st);
+			return st;
+		}
+	}
+	return -1;
+}
+
+START_TEST(keep_alive)
+{
+	/* Load clients (bench/api_load.c) reuse connections: several requests on one
+	 * connection are all answered. */
+	backend b;
+	be_start(&b, NULL);
+	char u[64];
+	new_user(u, sizeof(u));
+	char *tok = token_for(u, 600);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b.p.port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	for (int i = 0; i < 5; i++) {
+		char req[2048];
+		int n = snprintf(
+		    req, sizeof(req),
+		    "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+		    "Content-Type: application/json\r\nContent-Length: 13\r\n\r\n"
+		    "{\"title\":\"k\"}",
+		    tok);
+		ck_assert_int_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+		ck_assert_int_eq(read_one(fd), 201);
+		n = snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+		ck_assert_int_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+		ck_assert_int_eq(read_one(fd), 200);
+	}
+	close(fd);
+	free(tok);
+	json_t *l = NULL;
+	ck_assert_int_eq(api(&b, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(l, "tasks")), 5);
+	json_decref(l);
+	be_stop(&b);
+}
+END_TEST
+
 Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -579,6 +642,7 @@ Suite *server_suite(void)
 	tcase_add_test(tc, dev_login_and_config);
 	tcase_add_test(tc, static_files);
 	tcase_add_test(tc, cors);
+	tcase_add_test(tc, keep_alive);
 	tcase_add_test(tc, hostile_input_does_not_crash);
 	tcase_add_test(tc, sigterm_exits_cleanly);
 	suite_add_tcase(s, tc);
