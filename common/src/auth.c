@@ -42,6 +42,47 @@ static int b64url_val(unsigned char c)
 	return -1;
 }
 
+/* Deepest JSON nesting accepted in a token's header or payload. libjwt hands them
+ * to jansson, whose recursive parser overflows a small thread stack (civetweb's
+ * workers) long before its own depth limit: a crafted token of '[' would crash the
+ * process before its signature is checked. */
+#define TOKEN_JSON_MAX_DEPTH 16
+
+/* 1 when the base64url text seg (n bytes) decodes to JSON nested at most
+ * TOKEN_JSON_MAX_DEPTH deep (strings skipped), 0 otherwise or when not base64url. */
+static int segment_shallow(const char *seg, size_t n)
+{
+	unsigned acc = 0;
+	int bits = 0, depth = 0, in_str = 0, esc = 0;
+	for (size_t i = 0; i < n; i++) {
+		int v = b64url_val((unsigned char)seg[i]);
+		if (v < 0)
+			return 0;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits < 8)
+			continue;
+		bits -= 8;
+		char ch = (char)((acc >> bits) & 0xff);
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (ch == '\\')
+				esc = 1;
+			else if (ch == '"')
+				in_str = 0;
+		} else if (ch == '"') {
+			in_str = 1;
+		} else if (ch == '[' || ch == '{') {
+			if (++depth > TOKEN_JSON_MAX_DEPTH)
+				return 0;
+		} else if (ch == ']' || ch == '}') {
+			depth--;
+		}
+	}
+	return 1;
+}
+
 /* The header's "alg" is checked before libjwt sees the token, so a token that
  * says "none" (or anything but HS256) never reaches a path that might skip the
  * signature. Returns 1 for HS256, 0 for another algorithm, -1 when malformed. */
@@ -82,6 +123,11 @@ int auth_verify(const char *secret, const char *token, char *user, size_t userle
 	if (!token || !*token)
 		return AUTH_ERR_MISSING;
 	if (strlen(token) > AUTH_TOKEN_MAX)
+		return AUTH_ERR_MALFORMED;
+	const char *d1 = strchr(token, '.');
+	const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	if (!d2 || !segment_shallow(token, (size_t)(d1 - token)) ||
+	    !segment_shallow(d1 + 1, (size_t)(d2 - d1 - 1)))
 		return AUTH_ERR_MALFORMED;
 	int alg = header_alg_is_hs256(token);
 	if (alg < 0)

@@ -2,6 +2,9 @@
 #include "suites.h"
 
 #include <jwt.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -81,6 +84,46 @@ START_TEST(malformed_tokens)
 }
 END_TEST
 
+static void *verify_deep(void *arg)
+{
+	char user[USER_ID_MAX + 1];
+	return (void *)(intptr_t)auth_verify(SECRET, arg, user, sizeof(user));
+}
+
+/* A token whose payload (or header) nests JSON thousands deep is refused before
+ * any JSON parser sees it, even on a thread with a small stack (civetweb's). */
+START_TEST(deeply_nested_token_refused)
+{
+	/* base64url("[[[...") is "W1tb" repeated; {"alg":"HS256","typ":"JWT"} header. */
+	const char *head = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+	size_t reps = 1000;
+	char *tok = malloc(strlen(head) + reps * 4 + 16);
+	char *p = tok + sprintf(tok, "%s.", head);
+	for (size_t i = 0; i < reps; i++)
+		p += sprintf(p, "W1tb");
+	strcpy(p, ".sig");
+	char *tok2 = malloc(reps * 4 + 64);
+	p = tok2;
+	for (size_t i = 0; i < reps; i++)
+		p += sprintf(p, "W1tb");
+	strcpy(p, ".e30.sig");
+	const char *toks[] = {tok, tok2};
+	for (size_t i = 0; i < ARRAY_LEN(toks); i++) {
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, 64 * 1024);
+		pthread_t th;
+		ck_assert_int_eq(pthread_create(&th, &attr, verify_deep, (void *)toks[i]), 0);
+		void *rc;
+		pthread_join(th, &rc);
+		pthread_attr_destroy(&attr);
+		ck_assert_int_eq((int)(intptr_t)rc, AUTH_ERR_MALFORMED);
+	}
+	free(tok);
+	free(tok2);
+}
+END_TEST
+
 START_TEST(subject_checked)
 {
 	char user[USER_ID_MAX + 1];
@@ -114,6 +157,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, other_algorithms_refused);
 	tcase_add_test(tc, malformed_tokens);
 	tcase_add_test(tc, subject_checked);
+	tcase_add_test(tc, deeply_nested_token_refused);
 	tcase_add_test(tc, bearer_header);
 	suite_add_tcase(s, tc);
 	return s;
