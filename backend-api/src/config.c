@@ -6,45 +6,45 @@ static ba_config g_cfg;
 
 /* The one table: name, type, destination, default, bounds, help. */
 static const cfg_entry table[] = {
-	{"PORT", CFG_INT, &g_cfg.port, "8000", 1, 65535, "HTTP listen port"},
-	{"DATABASE_URL", CFG_STR, &g_cfg.database_url, NULL, 1, 4096,
-	 "PostgreSQL connection string (libpq conninfo or postgresql:// URL)"},
-	{"KAFKA_BROKERS", CFG_STR, &g_cfg.kafka_brokers, NULL, 1, 1024, "Kafka bootstrap servers"},
-	{"KAFKA_TOPIC", CFG_STR, &g_cfg.kafka_topic, "task-updates", 1, 249,
-	 "topic task events are published to (key: user id)"},
-	{"JWT_SECRET", CFG_SECRET, &g_cfg.jwt_secret, NULL, 16, 4096,
-	 "HS256 secret shared with ws-gateway (at least 16 bytes)"},
-	{"ALLOWED_ORIGINS", CFG_STR, &g_cfg.allowed_origins, "", 0, 4096,
-	 "CORS: allowed Origin values, comma-separated; * allows any; empty: same origin only"},
-	{"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
-	{"DB_POOL_SIZE", CFG_INT, &g_cfg.db_pool_size, "8", 1, 64,
-	 "PostgreSQL connections used by request handlers"},
-	{"HTTP_THREADS", CFG_INT, &g_cfg.http_threads, "32", 1, 1024,
-	 "civetweb worker threads (each keep-alive connection holds one)"},
-	{"MAX_BODY_BYTES", CFG_INT, &g_cfg.max_body_bytes, "65536", 64, 16777216,
-	 "largest request body; bigger ones get 413"},
-	{"EVENT_RETENTION", CFG_INT, &g_cfg.event_retention, "604800", 60, 31536000,
-	 "seconds published events are kept for GET /api/v1/events"},
-	{"OUTBOX_POLL_MS", CFG_INT, &g_cfg.outbox_poll_ms, "1000", 10, 60000,
-	 "relay fallback poll interval (it is woken by NOTIFY at every commit)"},
-	{"KAFKA_LINGER_MS", CFG_INT, &g_cfg.kafka_linger_ms, "1", 0, 1000,
-	 "producer linger.ms (latency against batching)"},
-	{"DEV_LOGIN", CFG_BOOL, &g_cfg.dev_login, "false", 0, 0,
-	 "enable POST /api/v1/dev/login (tokens for any user name: development only)"},
-	{"STATIC_DIR", CFG_STR, &g_cfg.static_dir, "", 0, 4096,
-	 "directory of the web client served at / (empty: not served)"},
-	{"PUBLIC_GATEWAY_URL", CFG_STR, &g_cfg.public_gateway_url, "", 0, 1024,
-	 "ws-gateway URL that /config.json gives browsers"},
-	{"SHUTDOWN_TIMEOUT_MS", CFG_INT, &g_cfg.shutdown_timeout_ms, "10000", 100, 600000,
-	 "after SIGTERM, how long the relay may keep publishing before exit"},
+    {"PORT", CFG_INT, &g_cfg.port, "8000", 1, 65535, "HTTP listen port"},
+    {"DATABASE_URL", CFG_STR, &g_cfg.database_url, NULL, 1, 4096,
+     "PostgreSQL connection string (libpq conninfo or postgresql:// URL)"},
+    {"KAFKA_BROKERS", CFG_STR, &g_cfg.kafka_brokers, NULL, 1, 1024, "Kafka bootstrap servers"},
+    {"KAFKA_TOPIC", CFG_STR, &g_cfg.kafka_topic, "task-updates", 1, 249,
+     "topic task events are published to (key: user id)"},
+    {"JWT_SECRET", CFG_SECRET, &g_cfg.jwt_secret, NULL, 16, 4096,
+     "HS256 secret shared with ws-gateway (at least 16 bytes)"},
+    {"ALLOWED_ORIGINS", CFG_STR, &g_cfg.allowed_origins, "", 0, 4096,
+     "CORS: allowed Origin values, comma-separated; * allows any; empty: same origin only"},
+    {"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
+    {"DB_POOL_SIZE", CFG_INT, &g_cfg.db_pool_size, "8", 1, 64,
+     "PostgreSQL connections used by request handlers"},
+    {"HTTP_THREADS", CFG_INT, &g_cfg.http_threads, "32", 1, 1024,
+     "civetweb worker threads (each keep-alive connection holds one)"},
+    {"MAX_BODY_BYTES", CFG_INT, &g_cfg.max_body_bytes, "65536", 64, 16777216,
+     "largest request body; bigger ones get 413"},
+    {"EVENT_RETENTION", CFG_INT, &g_cfg.event_retention, "604800", 60, 31536000,
+     "seconds published events are kept for GET /api/v1/events"},
+    {"OUTBOX_POLL_MS", CFG_INT, &g_cfg.outbox_poll_ms, "1000", 10, 60000,
+     "relay fallback poll interval (it is woken by NOTIFY at every commit)"},
+    {"KAFKA_LINGER_MS", CFG_INT, &g_cfg.kafka_linger_ms, "1", 0, 1000,
+     "producer linger.ms (latency against batching)"},
+    {"DEV_LOGIN", CFG_BOOL, &g_cfg.dev_login, "false", 0, 0,
+     "enable POST /api/v1/dev/login (tokens for any user name: development only)"},
+    {"STATIC_DIR", CFG_STR, &g_cfg.static_dir, "", 0, 4096,
+     "directory of the web client served at / (empty: not served)"},
+    {"PUBLIC_GATEWAY_URL", CFG_STR, &g_cfg.public_gateway_url, "", 0, 1024,
+     "ws-gateway URL that /config.json gives browsers"},
+    {"SHUTDOWN_TIMEOUT_MS", CFG_INT, &g_cfg.shutdown_timeout_ms, "10000", 100, 600000,
+     "after SIGTERM, how long the relay may keep publishing before exit"},
 };
 
 /* `backend-api migrate` needs only the database (a job or init container need not
  * carry the broker and the secret). */
 static const cfg_entry migrate_table[] = {
-	{"DATABASE_URL", CFG_STR, &g_cfg.database_url, NULL, 1, 4096,
-	 "PostgreSQL connection string (libpq conninfo or postgresql:// URL)"},
-	{"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
+    {"DATABASE_URL", CFG_STR, &g_cfg.database_url, NULL, 1, 4096,
+     "PostgreSQL connection string (libpq conninfo or postgresql:// URL)"},
+    {"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
 };
 
 int ba_config_load_migrate(ba_config *cfg, char *err, size_t errlen)
@@ -73,11 +73,14 @@ void ba_config_free(ba_config *cfg)
 void ba_config_help(FILE *out, const char *prog)
 {
 	config_print_help(out, prog,
-			  "backend-api: task CRUD on PostgreSQL, events to Kafka through a "
-			  "transactional outbox\n\n"
-			  "  backend-api          apply migrations, then serve\n"
-			  "  backend-api migrate  apply migrations and exit",
-			  table, ARRAY_LEN(table));
+	                  "backend-api: task CRUD on PostgreSQL, events to Kafka through a "
+	                  "transactional outbox\n\n"
+	                  "  backend-api          apply migrations, then serve\n"
+	                  "  backend-api migrate  apply migrations and exit",
+	                  table, ARRAY_LEN(table));
 }
 
-void ba_config_log(void) { config_log(table, ARRAY_LEN(table)); }
+void ba_config_log(void)
+{
+	config_log(table, ARRAY_LEN(table));
+}

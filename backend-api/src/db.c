@@ -56,8 +56,8 @@ PGconn *db_connect(const char *url, const char *app, char *err, size_t errlen)
 	return pg;
 }
 
-db_pool *db_pool_new(const char *url, int size, db_on_connect_fn on_connect, void *arg,
-		     metrics *m, char *err, size_t errlen)
+db_pool *db_pool_new(const char *url, int size, db_on_connect_fn on_connect, void *arg, metrics *m,
+                     char *err, size_t errlen)
 {
 	char *perr = NULL;
 	PQconninfoOption *opts = PQconninfoParse(url, &perr);
@@ -77,7 +77,7 @@ db_pool *db_pool_new(const char *url, int size, db_on_connect_fn on_connect, voi
 	p->arg = arg;
 	if (m) {
 		p->errors = metrics_counter(m, "db_errors_total",
-					    "Database errors (failed connects and queries).", NULL);
+		                            "Database errors (failed connects and queries).", NULL);
 		p->g_size = metrics_gauge(m, "db_pool_size", "Connections in the pool.", NULL);
 		p->g_in_use = metrics_gauge(m, "db_pool_in_use", "Pool connections in use.", NULL);
 		metric_set(p->g_size, size);
@@ -197,8 +197,8 @@ void db_release(db_pool *p, db_conn *c)
 {
 	if (!c)
 		return;
-	if (c->pg && (PQstatus(c->pg) != CONNECTION_OK ||
-		      PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
+	if (c->pg &&
+	    (PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
 		/* Broken, or left inside a transaction by an error path: never reuse. */
 		PQfinish(c->pg);
 		c->pg = NULL;
@@ -212,9 +212,15 @@ void db_release(db_pool *p, db_conn *c)
 		metric_add(p->g_in_use, -1);
 }
 
-PGconn *db_pg(db_conn *c) { return c->pg; }
+PGconn *db_pg(db_conn *c)
+{
+	return c->pg;
+}
 
-int db_pool_size(const db_pool *p) { return p->size; }
+int db_pool_size(const db_pool *p)
+{
+	return p->size;
+}
 
 int db_pool_in_use(db_pool *p)
 {

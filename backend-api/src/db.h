@@ -24,8 +24,8 @@ typedef int (*db_on_connect_fn)(PGconn *pg, void *arg);
 /* Creates a pool of size connections to url (libpq conninfo or URL). Connects one
  * connection at once to report a bad URL early: returns NULL with err filled only
  * for a malformed URL; an unreachable database is not an error here. m may be NULL. */
-db_pool *db_pool_new(const char *url, int size, db_on_connect_fn on_connect, void *arg,
-		     metrics *m, char *err, size_t errlen);
+db_pool *db_pool_new(const char *url, int size, db_on_connect_fn on_connect, void *arg, metrics *m,
+                     char *err, size_t errlen);
 void db_pool_free(db_pool *p);
 
 /* Takes a connected connection, waiting at most timeout_ms for a free slot.

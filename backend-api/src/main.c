@@ -30,7 +30,7 @@ static int run_migrations(const char *url, int wait_s, char *err, size_t errlen)
 			if (n < 0)
 				return -1;
 			log_info("migrations up to date", "{s:i, s:i}", "applied", n, "known",
-				 (int)migrate_count());
+			         (int)migrate_count());
 			return 0;
 		}
 		if (mono_ms() >= deadline)
@@ -50,15 +50,16 @@ int main(int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "migrate"))
 		migrate_only = 1;
 	else if (argc > 1) {
-		fprintf(stderr, "usage: %s [--help | migrate] (configuration comes from the "
-				"environment)\n",
-			argv[0]);
+		fprintf(stderr,
+		        "usage: %s [--help | migrate] (configuration comes from the "
+		        "environment)\n",
+		        argv[0]);
 		return 2;
 	}
 	ba_config cfg;
 	char err[4096];
 	if ((migrate_only ? ba_config_load_migrate(&cfg, err, sizeof(err))
-			  : ba_config_load(&cfg, err, sizeof(err)))) {
+	                  : ba_config_load(&cfg, err, sizeof(err)))) {
 		fprintf(stderr, "backend-api: bad configuration:\n%s", err);
 		return 2;
 	}
@@ -89,15 +90,15 @@ int main(int argc, char **argv)
 	if (run_migrations(cfg.database_url, 30, err, sizeof(err)))
 		goto fail;
 	pool = db_pool_new(cfg.database_url, (int)cfg.db_pool_size, ts_prepare, NULL, m, err,
-			   sizeof(err));
+	                   sizeof(err));
 	if (!pool)
 		goto fail;
 	outbox_opts oo = {.database_url = cfg.database_url,
-			  .brokers = cfg.kafka_brokers,
-			  .topic = cfg.kafka_topic,
-			  .linger_ms = cfg.kafka_linger_ms,
-			  .poll_ms = cfg.outbox_poll_ms,
-			  .retention_s = cfg.event_retention};
+	                  .brokers = cfg.kafka_brokers,
+	                  .topic = cfg.kafka_topic,
+	                  .linger_ms = cfg.kafka_linger_ms,
+	                  .poll_ms = cfg.outbox_poll_ms,
+	                  .retention_s = cfg.event_retention};
 	relay = outbox_start(&oo, m, err, sizeof(err));
 	if (!relay)
 		goto fail;

@@ -14,7 +14,10 @@ extern const size_t ba_migration_count;
 /* Advisory lock key of the migrator ("tasksync" migrations). */
 #define MIGRATE_LOCK_KEY 0x7461736b01L
 
-size_t migrate_count(void) { return ba_migration_count; }
+size_t migrate_count(void)
+{
+	return ba_migration_count;
+}
 
 /* Runs sql (no parameters, possibly several statements); 0 or -1 with err. */
 static int exec(PGconn *pg, const char *sql, char *err, size_t errlen)
@@ -29,7 +32,10 @@ static int exec(PGconn *pg, const char *sql, char *err, size_t errlen)
 }
 
 /* The version number of a name "0001_init": its leading digits. */
-static long name_version(const char *name) { return strtol(name, NULL, 10); }
+static long name_version(const char *name)
+{
+	return strtol(name, NULL, 10);
+}
 
 int migrate_apply(PGconn *pg, char *err, size_t errlen)
 {
@@ -39,12 +45,12 @@ int migrate_apply(PGconn *pg, char *err, size_t errlen)
 	if (exec(pg, lock_sql, err, errlen))
 		return -1;
 	if (exec(pg,
-		 "SET client_min_messages = warning;"
-		 "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		 " version integer PRIMARY KEY,"
-		 " name text NOT NULL,"
-		 " applied_at timestamptz NOT NULL DEFAULT now())",
-		 err, errlen))
+	         "SET client_min_messages = warning;"
+	         "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	         " version integer PRIMARY KEY,"
+	         " name text NOT NULL,"
+	         " applied_at timestamptz NOT NULL DEFAULT now())",
+	         err, errlen))
 		goto fail;
 	for (size_t i = 0; i < ba_migration_count; i++) {
 		const char *name = ba_migration_names[i];
@@ -52,7 +58,7 @@ int migrate_apply(PGconn *pg, char *err, size_t errlen)
 		snprintf(ver, sizeof(ver), "%ld", name_version(name));
 		const char *p1[] = {ver};
 		PGresult *r = PQexecParams(pg, "SELECT 1 FROM schema_migrations WHERE version = $1",
-					   1, NULL, p1, NULL, NULL, 0);
+		                           1, NULL, p1, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 			snprintf(err, errlen, "%s", PQresultErrorMessage(r));
 			PQclear(r);
@@ -72,8 +78,9 @@ int migrate_apply(PGconn *pg, char *err, size_t errlen)
 			goto fail;
 		}
 		const char *p2[] = {ver, name};
-		r = PQexecParams(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-				 2, NULL, p2, NULL, NULL, 0);
+		r = PQexecParams(pg,
+		                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+		                 NULL, p2, NULL, NULL, 0);
 		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 		if (!ok)
 			snprintf(err, errlen, "%s", PQresultErrorMessage(r));

@@ -18,13 +18,13 @@
 
 /* Session advisory lock of the publishing leader ("tasksync" relay). */
 #define LEADER_LOCK_KEY 0x7461736b02L
-#define BATCH 500          /* rows read per query beyond those in flight */
-#define MAX_IN_FLIGHT 20000
-#define PRUNE_BATCH 10000
-#define MARK_EVERY_MS 20
-#define MARK_BATCH 500
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define BATCH           500 /* rows read per query beyond those in flight */
+#define MAX_IN_FLIGHT   20000
+#define PRUNE_BATCH     10000
+#define MARK_EVERY_MS   20
+#define MARK_BATCH      500
+#define STR_(x)         #x
+#define STR(x)          STR_(x)
 
 struct outbox_relay {
 	outbox_opts o; /* strings owned */
@@ -92,7 +92,10 @@ static void fl_remove_sorted(outbox_relay *r, const int64_t *ids, size_t n)
 	r->nfl = w;
 }
 
-static void fl_remove(outbox_relay *r, int64_t id) { fl_remove_sorted(r, &id, 1); }
+static void fl_remove(outbox_relay *r, int64_t id)
+{
+	fl_remove_sorted(r, &id, 1);
+}
 
 /* @locality relay thread (inside rd_kafka_poll). */
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -114,7 +117,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return; /* we purged it: it is produced again */
 	metric_inc(r->errors);
 	log_error("event delivery failed", "{s:I, s:s}", "outbox_id", (json_int_t)id, "err",
-		  rd_kafka_err2str(m->err));
+	          rd_kafka_err2str(m->err));
 	r->restart = 1;
 }
 
@@ -136,8 +139,10 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
-	log_at(level <= 3 ? LOG_ERROR : level <= 5 ? LOG_WARN : LOG_DEBUG, "librdkafka",
-	       "{s:s, s:s}", "facility", fac, "detail", buf);
+	log_at(level <= 3   ? LOG_ERROR
+	       : level <= 5 ? LOG_WARN
+	                    : LOG_DEBUG,
+	       "librdkafka", "{s:s, s:s}", "facility", fac, "detail", buf);
 }
 
 static void wake_write(outbox_relay *r)
@@ -152,15 +157,15 @@ static rd_kafka_t *producer_new(outbox_relay *r, char *err, size_t errlen)
 	char linger[24];
 	snprintf(linger, sizeof(linger), "%ld", r->o.linger_ms);
 	const char *kv[][2] = {
-		{"bootstrap.servers", r->o.brokers},
-		{"enable.idempotence", "true"},
-		{"acks", "all"},
-		{"linger.ms", linger},
-		/* Retry forever: an outage delays events, never drops them; idempotence
-		 * keeps each partition's order through the retries. */
-		{"message.timeout.ms", "0"},
-		{"socket.nagle.disable", "true"},
-		{"client.id", "backend-api"},
+	    {"bootstrap.servers", r->o.brokers},
+	    {"enable.idempotence", "true"},
+	    {"acks", "all"},
+	    {"linger.ms", linger},
+	    /* Retry forever: an outage delays events, never drops them; idempotence
+	     * keeps each partition's order through the retries. */
+	    {"message.timeout.ms", "0"},
+	    {"socket.nagle.disable", "true"},
+	    {"client.id", "backend-api"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(kv); i++) {
 		if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, errlen) != RD_KAFKA_CONF_OK) {
@@ -183,14 +188,17 @@ static void drop_pg(outbox_relay *r, const char *why)
 {
 	if (r->pg) {
 		log_warn("relay lost its database connection", "{s:s, s:b}", "err", why, "leader",
-			 r->leader);
+		         r->leader);
 		PQfinish(r->pg);
 	}
 	r->pg = NULL;
 	r->leader = 0;
 }
 
-static int stopping(outbox_relay *r) { return atomic_load(&r->stop); }
+static int stopping(outbox_relay *r)
+{
+	return atomic_load(&r->stop);
+}
 
 /* Reads what the server sent and discards the notifications. Returns how many
  * there were (-1 when the connection broke). libpq also reads notifications while
@@ -260,10 +268,11 @@ static void try_lead(outbox_relay *r)
 		PQclear(res);
 		/* The two statements of every round, planned once per connection. */
 		static const char *const prep[][2] = {
-			{"relay_fetch", "SELECT id, user_id, payload FROM outbox WHERE published_at IS "
-					"NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT " STR(BATCH)},
-			{"relay_mark", "UPDATE outbox SET published_at = now() WHERE id = "
-				       "ANY($1::bigint[])"},
+		    {"relay_fetch",
+		     "SELECT id, user_id, payload FROM outbox WHERE published_at IS "
+		     "NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT " STR(BATCH)},
+		    {"relay_mark", "UPDATE outbox SET published_at = now() WHERE id = "
+		                   "ANY($1::bigint[])"},
 		};
 		for (size_t i = 0; ok && i < ARRAY_LEN(prep); i++) {
 			res = PQprepare(r->pg, prep[i][0], prep[i][1], 0, NULL);
@@ -315,7 +324,7 @@ static int mark_acked(outbox_relay *r)
 	int ok = exec_ok(r->pg, res);
 	if (!ok)
 		log_warn("could not mark events published", "{s:s}", "err",
-			 PQresultErrorMessage(res));
+		         PQresultErrorMessage(res));
 	PQclear(res);
 	if (!ok)
 		return -1;
@@ -329,7 +338,7 @@ static int mark_acked(outbox_relay *r)
 static void restart_from_lowest(outbox_relay *r)
 {
 	log_warn("relay restarts from the lowest unpublished event", "{s:I}", "in_flight",
-		 (json_int_t)r->nfl);
+	         (json_int_t)r->nfl);
 	rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	for (int i = 0; i < 100 && rd_kafka_outq_len(r->rk) > 0; i++)
 		rd_kafka_poll(r->rk, 10);
@@ -366,11 +375,11 @@ static int produce_batch(outbox_relay *r, int *more)
 			continue;
 		const char *user = PQgetvalue(res, i, 1);
 		rd_kafka_resp_err_t e = rd_kafka_producev(
-			r->rk, RD_KAFKA_V_TOPIC(r->o.topic),
-			RD_KAFKA_V_KEY(user, (size_t)PQgetlength(res, i, 1)),
-			RD_KAFKA_V_VALUE(PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2)),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_OPAQUE((void *)(intptr_t)id), RD_KAFKA_V_END);
+		    r->rk, RD_KAFKA_V_TOPIC(r->o.topic),
+		    RD_KAFKA_V_KEY(user, (size_t)PQgetlength(res, i, 1)),
+		    RD_KAFKA_V_VALUE(PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2)),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_OPAQUE((void *)(intptr_t)id), RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 			/* Later rows wait for the next round, so order is kept. */
 			*more = 1;
@@ -379,7 +388,7 @@ static int produce_batch(outbox_relay *r, int *more)
 		if (e) {
 			metric_inc(r->errors);
 			log_error("could not produce event", "{s:I, s:s}", "outbox_id",
-				  (json_int_t)id, "err", rd_kafka_err2str(e));
+			          (json_int_t)id, "err", rd_kafka_err2str(e));
 			*more = 1;
 			break;
 		}
@@ -392,8 +401,7 @@ static int produce_batch(outbox_relay *r, int *more)
 
 static void update_backlog(outbox_relay *r)
 {
-	PGresult *res =
-		PQexec(r->pg, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
+	PGresult *res = PQexec(r->pg, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
 	if (exec_ok(r->pg, res) && PQntuples(res) == 1)
 		metric_set(r->backlog, (double)strtoll(PQgetvalue(res, 0, 0), NULL, 10));
 	PQclear(res);
@@ -409,17 +417,17 @@ static void prune(outbox_relay *r)
 	long total = 0;
 	for (int round = 0; round < 100; round++) {
 		PGresult *res = PQexecParams(
-			r->pg,
-			"DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE "
-			"o.published_at IS NOT NULL AND o.created_at < now() - make_interval(secs => "
-			"$1::bigint) AND o.seq < (SELECT u.seq FROM user_seq u WHERE u.user_id = "
-			"o.user_id) LIMIT $2::int)",
-			2, NULL, v, NULL, NULL, 0);
+		    r->pg,
+		    "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE "
+		    "o.published_at IS NOT NULL AND o.created_at < now() - make_interval(secs => "
+		    "$1::bigint) AND o.seq < (SELECT u.seq FROM user_seq u WHERE u.user_id = "
+		    "o.user_id) LIMIT $2::int)",
+		    2, NULL, v, NULL, NULL, 0);
 		int ok = exec_ok(r->pg, res);
 		long n = ok ? strtol(PQcmdTuples(res), NULL, 10) : 0;
 		if (!ok)
 			log_warn("could not prune the outbox", "{s:s}", "err",
-				 PQresultErrorMessage(res));
+			         PQresultErrorMessage(res));
 		PQclear(res);
 		total += n;
 		if (!ok || n < PRUNE_BATCH)
@@ -503,8 +511,8 @@ static void *relay_main(void *arg)
 	rd_kafka_flush(r->rk, left > 0 ? (int)left : 0);
 	rd_kafka_poll(r->rk, 0);
 	if (r->pg && r->leader && mark_acked(r) == 0 && r->nfl)
-		log_warn("events left unpublished at exit (published by the next leader)",
-			 "{s:I}", "in_flight", (json_int_t)r->nfl);
+		log_warn("events left unpublished at exit (published by the next leader)", "{s:I}",
+		         "in_flight", (json_int_t)r->nfl);
 	return NULL;
 }
 
@@ -517,9 +525,9 @@ outbox_relay *outbox_start(const outbox_opts *o, metrics *m, char *err, size_t e
 	r->o.topic = xstrdup(o->topic);
 	r->wake[0] = r->wake[1] = -1;
 	r->published = metrics_counter(m, "outbox_published_total",
-				       "Events delivered to Kafka and marked published.", NULL);
+	                               "Events delivered to Kafka and marked published.", NULL);
 	r->errors = metrics_counter(m, "kafka_publish_errors_total",
-				    "Events Kafka refused or failed to deliver.", NULL);
+	                            "Events Kafka refused or failed to deliver.", NULL);
 	r->backlog = metrics_gauge(m, "outbox_backlog", "Outbox rows not yet published.", NULL);
 	if (pipe2(r->wake, O_NONBLOCK | O_CLOEXEC)) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));

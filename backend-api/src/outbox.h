@@ -21,8 +21,8 @@ typedef struct outbox_opts {
 	const char *brokers;
 	const char *topic;
 	long linger_ms;
-	long poll_ms;         /* fallback poll when no NOTIFY arrives */
-	long retention_s;     /* EVENT_RETENTION */
+	long poll_ms;     /* fallback poll when no NOTIFY arrives */
+	long retention_s; /* EVENT_RETENTION */
 } outbox_opts;
 
 /* Creates the producer and starts the relay thread. NULL with err filled when the

@@ -28,9 +28,9 @@ typedef int (*server_fn)(server *s, api_req *r);
 typedef struct route {
 	const char *method;
 	const char *pattern;
-	api_fn api;     /* authenticated /api handler, or NULL */
-	server_fn fn;   /* public handler, or NULL */
-	int dev_only;   /* exists only with DEV_LOGIN */
+	api_fn api;   /* authenticated /api handler, or NULL */
+	server_fn fn; /* public handler, or NULL */
+	int dev_only; /* exists only with DEV_LOGIN */
 } route;
 
 static int h_healthz(server *s, api_req *r);
@@ -40,18 +40,18 @@ static int h_config(server *s, api_req *r);
 static int h_dev_login(server *s, api_req *r);
 
 static const route routes[] = {
-	{"GET", "/api/v1/tasks", tasks_list, NULL, 0},
-	{"POST", "/api/v1/tasks", tasks_create, NULL, 0},
-	{"PUT", "/api/v1/tasks/order", tasks_reorder, NULL, 0},
-	{"GET", "/api/v1/tasks/{id}", tasks_get, NULL, 0},
-	{"PATCH", "/api/v1/tasks/{id}", tasks_patch, NULL, 0},
-	{"DELETE", "/api/v1/tasks/{id}", tasks_delete, NULL, 0},
-	{"GET", "/api/v1/events", tasks_events, NULL, 0},
-	{"POST", "/api/v1/dev/login", NULL, h_dev_login, 1},
-	{"GET", "/healthz", NULL, h_healthz, 0},
-	{"GET", "/readyz", NULL, h_readyz, 0},
-	{"GET", "/metrics", NULL, h_metrics, 0},
-	{"GET", "/config.json", NULL, h_config, 0},
+    {"GET", "/api/v1/tasks", tasks_list, NULL, 0},
+    {"POST", "/api/v1/tasks", tasks_create, NULL, 0},
+    {"PUT", "/api/v1/tasks/order", tasks_reorder, NULL, 0},
+    {"GET", "/api/v1/tasks/{id}", tasks_get, NULL, 0},
+    {"PATCH", "/api/v1/tasks/{id}", tasks_patch, NULL, 0},
+    {"DELETE", "/api/v1/tasks/{id}", tasks_delete, NULL, 0},
+    {"GET", "/api/v1/events", tasks_events, NULL, 0},
+    {"POST", "/api/v1/dev/login", NULL, h_dev_login, 1},
+    {"GET", "/healthz", NULL, h_healthz, 0},
+    {"GET", "/readyz", NULL, h_readyz, 0},
+    {"GET", "/metrics", NULL, h_metrics, 0},
+    {"GET", "/config.json", NULL, h_config, 0},
 };
 
 /* 1 when path matches pattern; *id points at the {id} segment (inside path). */
@@ -75,7 +75,7 @@ static int match(const char *pattern, const char *path, const char **id)
  * the methods of the chosen pattern; returns the route for method or NULL. *pattern
  * is the chosen pattern (NULL when no pattern matches). */
 static const route *find_route(const server *s, const char *method, const char *path,
-			       const char **id, const char **pattern, char *allow, size_t alen)
+                               const char **id, const char **pattern, char *allow, size_t alen)
 {
 	const route *hit = NULL;
 	*pattern = NULL;
@@ -137,9 +137,10 @@ static int h_readyz(server *s, api_req *r)
 	int kafka_ok = outbox_kafka_ready(s->ctx->relay, READY_TIMEOUT_MS);
 	int ok = db_ok && kafka_ok;
 	return api_json(r, ok ? 200 : 503,
-			json_pack("{s:s, s:s, s:s}", "status", ok ? "ok" : "unavailable",
-				  "database", db_ok ? "ok" : "down", "kafka", kafka_ok ? "ok" : "down"),
-			ok ? NULL : "Retry-After: 1\r\n");
+	                json_pack("{s:s, s:s, s:s}", "status", ok ? "ok" : "unavailable",
+	                          "database", db_ok ? "ok" : "down", "kafka",
+	                          kafka_ok ? "ok" : "down"),
+	                ok ? NULL : "Retry-After: 1\r\n");
 }
 
 static int h_metrics(server *s, api_req *r)
@@ -155,9 +156,9 @@ static int h_config(server *s, api_req *r)
 {
 	const ba_config *cfg = s->ctx->cfg;
 	return api_json(r, 200,
-			json_pack("{s:s, s:b}", "gateway_url", cfg->public_gateway_url, "dev_login",
-				  cfg->dev_login),
-			NULL);
+	                json_pack("{s:s, s:b}", "gateway_url", cfg->public_gateway_url, "dev_login",
+	                          cfg->dev_login),
+	                NULL);
 }
 
 static int h_dev_login(server *s, api_req *r)
@@ -169,16 +170,16 @@ static int h_dev_login(server *s, api_req *r)
 static const char *content_type(const char *name)
 {
 	static const char *const types[][2] = {
-		{".html", "text/html; charset=utf-8"},
-		{".js", "text/javascript; charset=utf-8"},
-		{".mjs", "text/javascript; charset=utf-8"},
-		{".css", "text/css; charset=utf-8"},
-		{".json", "application/json"},
-		{".png", "image/png"},
-		{".svg", "image/svg+xml"},
-		{".ico", "image/x-icon"},
-		{".webmanifest", "application/manifest+json"},
-		{".txt", "text/plain; charset=utf-8"},
+	    {".html", "text/html; charset=utf-8"},
+	    {".js", "text/javascript; charset=utf-8"},
+	    {".mjs", "text/javascript; charset=utf-8"},
+	    {".css", "text/css; charset=utf-8"},
+	    {".json", "application/json"},
+	    {".png", "image/png"},
+	    {".svg", "image/svg+xml"},
+	    {".ico", "image/x-icon"},
+	    {".webmanifest", "application/manifest+json"},
+	    {".txt", "text/plain; charset=utf-8"},
 	};
 	const char *dot = strrchr(name, '.');
 	for (size_t i = 0; dot && i < ARRAY_LEN(types); i++)
@@ -218,9 +219,9 @@ static int serve_static(server *s, api_req *r, const char *path)
 	}
 	close(fd);
 	mg_printf(r->c,
-		  "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		  "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
-		  ctype, got, r->cors);
+	          "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	          "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
+	          ctype, got, r->cors);
 	if (strcmp(mg_get_request_info(r->c)->request_method, "HEAD") != 0)
 		mg_write(r->c, buf, got);
 	free(buf);
@@ -238,22 +239,22 @@ static void cors_headers(const server *s, struct mg_connection *c, char *buf, si
 	if (strlen(origin) > 256 || strpbrk(origin, "\r\n"))
 		return;
 	snprintf(buf, len,
-		 "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
-		 "Access-Control-Expose-Headers: ETag, Location, Retry-After\r\n",
-		 origin);
+	         "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
+	         "Access-Control-Expose-Headers: ETag, Location, Retry-After\r\n",
+	         origin);
 }
 
 static void count(server *s, const char *label, const char *method, int status, int64_t t0)
 {
 	char labels[256];
-	snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%d\"", label,
-		 method, status);
+	snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%d\"", label, method,
+	         status);
 	metric_inc(metrics_counter(s->ctx->m, "http_requests_total", "HTTP requests.", labels));
 	snprintf(labels, sizeof(labels), "route=\"%s\"", label);
 	metric_observe(metrics_histogram(s->ctx->m, "http_request_duration_seconds",
-					 "HTTP request latency.", labels, METRICS_LATENCY_BUCKETS,
-					 METRICS_LATENCY_NBUCKETS),
-		       (double)(mono_us() - t0) / 1e6);
+	                                 "HTTP request latency.", labels, METRICS_LATENCY_BUCKETS,
+	                                 METRICS_LATENCY_NBUCKETS),
+	               (double)(mono_us() - t0) / 1e6);
 }
 
 /* Every request. @locality civetweb worker thread. */
@@ -287,24 +288,24 @@ static int dispatch(struct mg_connection *c)
 	}
 	if (!strcmp(method, "OPTIONS")) {
 		snprintf(hdr, sizeof(hdr),
-			 "Allow: %s, OPTIONS\r\nAccess-Control-Allow-Methods: %s, OPTIONS\r\n"
-			 "Access-Control-Allow-Headers: Authorization, Content-Type, If-Match, "
-			 "X-Client-Id\r\nAccess-Control-Max-Age: 600\r\n",
-			 allow, allow);
+		         "Allow: %s, OPTIONS\r\nAccess-Control-Allow-Methods: %s, OPTIONS\r\n"
+		         "Access-Control-Allow-Headers: Authorization, Content-Type, If-Match, "
+		         "X-Client-Id\r\nAccess-Control-Max-Age: 600\r\n",
+		         allow, allow);
 		status = api_json(&r, 204, NULL, hdr);
 		goto out;
 	}
 	if (!rt) {
 		snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
 		status = api_error(&r, 405, "method_not_allowed", NULL, hdr, NULL,
-				   "%s is not allowed here (allowed: %s)", method, allow);
+		                   "%s is not allowed here (allowed: %s)", method, allow);
 		goto out;
 	}
 	r.id = id;
 	const char *xcid = mg_get_header(c, "X-Client-Id");
 	if (xcid && !client_id_valid(xcid)) {
 		status = api_error(&r, 400, "bad_request", "X-Client-Id", NULL, NULL,
-				   "X-Client-Id must be 1..128 characters of A-Z a-z 0-9 . _ : -");
+		                   "X-Client-Id must be 1..128 characters of A-Z a-z 0-9 . _ : -");
 		goto out;
 	}
 	r.origin = xcid;
@@ -312,11 +313,11 @@ static int dispatch(struct mg_connection *c)
 		char user[USER_ID_MAX + 1];
 		const char *token = auth_bearer(mg_get_header(c, "Authorization"));
 		int rc = token ? auth_verify(s->ctx->cfg->jwt_secret, token, user, sizeof(user))
-			       : AUTH_ERR_MISSING;
+		               : AUTH_ERR_MISSING;
 		if (rc != AUTH_OK) {
-			status = api_error(&r, 401, "unauthorized", NULL,
-					   "WWW-Authenticate: Bearer\r\n", NULL, "%s",
-					   auth_strerror(rc));
+			status =
+			    api_error(&r, 401, "unauthorized", NULL, "WWW-Authenticate: Bearer\r\n",
+			              NULL, "%s", auth_strerror(rc));
 			goto out;
 		}
 		r.user = user;
@@ -344,21 +345,10 @@ server *server_start(const api_ctx *ctx, char *err, size_t errlen)
 	char port[32], threads[32];
 	snprintf(port, sizeof(port), "%ld", ctx->cfg->port);
 	snprintf(threads, sizeof(threads), "%ld", ctx->cfg->http_threads);
-	const char *opts[] = {"listening_ports",
-			      port,
-			      "num_threads",
-			      threads,
-			      "enable_keep_alive",
-			      "yes",
-			      "keep_alive_timeout_ms",
-			      "5000",
-			      "tcp_nodelay",
-			      "1",
-			      "request_timeout_ms",
-			      "30000",
-			      "listen_backlog",
-			      "1024",
-			      NULL};
+	const char *opts[] = {
+	    "listening_ports",       port,   "num_threads", threads, "enable_keep_alive",  "yes",
+	    "keep_alive_timeout_ms", "5000", "tcp_nodelay", "1",     "request_timeout_ms", "30000",
+	    "listen_backlog",        "1024", NULL};
 	struct mg_callbacks cb;
 	memset(&cb, 0, sizeof(cb));
 	cb.begin_request = dispatch;
@@ -372,7 +362,7 @@ server *server_start(const api_ctx *ctx, char *err, size_t errlen)
 		return NULL;
 	}
 	log_info("listening", "{s:i, s:i}", "port", (int)ctx->cfg->port, "threads",
-		 (int)ctx->cfg->http_threads);
+	         (int)ctx->cfg->http_threads);
 	return s;
 }
 

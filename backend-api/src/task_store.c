@@ -10,14 +10,14 @@
 /* A timestamptz from a bigint parameter of microseconds since the epoch (exact,
  * unlike to_timestamp(double)); NULL stays NULL. */
 #define TS_PARAM(p) "('epoch'::timestamptz + (" p "::bigint) * interval '1 microsecond')"
-#define US_COL(c) "(extract(epoch FROM " c ") * 1000000)::bigint"
+#define US_COL(c)   "(extract(epoch FROM " c ") * 1000000)::bigint"
 /* The task columns in the order row_task() reads them, with a table prefix. */
 #define COLS(p)                                                                                    \
-	p "id::text, " p "title, " p "description, " p "priority, " US_COL(p "due_at") ", " p      \
-	  "completed, " p "position, " p "version, " US_COL(p "created_at") ", " US_COL(         \
-		  p "updated_at")
-#define NCOLS 10
-#define ORDER_BY(p) " ORDER BY " p "position, " p "created_at, " p "id"
+	p "id::text, " p "title, " p "description, " p "priority, " US_COL(                        \
+	    p "due_at") ", " p "completed, " p "position, " p                                      \
+	                "version, " US_COL(p "created_at") ", " US_COL(p "updated_at")
+#define NCOLS         10
+#define ORDER_BY(p)   " ORDER BY " p "position, " p "created_at, " p "id"
 #define OUTBOX_INSERT "INSERT INTO outbox (user_id, seq, event_id, event_type, payload) "
 
 typedef struct stmt {
@@ -42,68 +42,77 @@ enum {
 };
 
 static const stmt stmts[S__COUNT] = {
-	/* A whole create in one statement (one round trip, one implicit transaction):
-	 * take the next seq and position (locking the user's counter row), insert the
-	 * task and the outbox row. The event JSON is built in C; only seq and position,
-	 * known once the row is locked, are spliced in ($10 seq $11 position $12). A
-	 * duplicate id fails the statement as a whole, so no seq is used up. */
-	[S_CREATE] = {"create",
-		      "WITH s AS (INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($2, 1, 1) "
-		      "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1, "
-		      "next_pos = user_seq.next_pos + 1 RETURNING seq, next_pos - 1 AS pos), "
-		      "t AS (INSERT INTO tasks (id, user_id, title, description, priority, due_at, "
-		      "completed, position, version, created_at, updated_at) SELECT $1::uuid, $2, "
-		      "$3::text, $4::text, $5::text, " TS_PARAM("$6") ", $7::boolean, s.pos, 1, " TS_PARAM(
-			      "$8") ", " TS_PARAM("$8") " FROM s), "
-						      "o AS (" OUTBOX_INSERT
-						      "SELECT $2, s.seq, $9::uuid, 'task.created', "
-						      "$10::text || s.seq || $11::text || s.pos || "
-						      "$12::text FROM s) SELECT seq, pos FROM s"},
-	/* The next seq; takes the user's lock. */
-	[S_BUMP] = {"bump",
-		    "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, 1, 0) "
-		    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq, "
-		    "next_pos"},
-	[S_GET] = {"get", "SELECT " COLS("") " FROM tasks WHERE id = $1 AND user_id = $2"},
-	[S_GET_LOCK] = {"get_lock", "SELECT " COLS(
-					    "") " FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE"},
-	[S_UPDATE] = {"update",
-		      "WITH t AS (UPDATE tasks SET title = $3, description = $4, priority = $5, "
-		      "due_at = " TS_PARAM("$6") ", completed = $7, version = $8, updated_at = " TS_PARAM(
-			      "$9") " WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
-			    "VALUES ($2, $10, $11, $12, $13)"},
-	[S_DELETE] = {"delete", "WITH t AS (DELETE FROM tasks WHERE id = $1 AND user_id = $2) "
-		      OUTBOX_INSERT "VALUES ($2, $3, $4, 'task.deleted', $5)"},
-	[S_NEXTPOS] = {"nextpos", "UPDATE user_seq SET next_pos = (SELECT coalesce(max(position) "
-				  "+ 1, 0) FROM tasks WHERE user_id = $1) WHERE user_id = $1"},
-	[S_IDS] = {"ids", "SELECT id::text FROM tasks WHERE user_id = $1" ORDER_BY("")},
-	[S_REORDER] = {"reorder",
-		       "WITH o AS (SELECT id, ord FROM unnest($2::uuid[]) WITH ORDINALITY AS o(id, "
-		       "ord)), t AS (UPDATE tasks SET position = o.ord - 1 FROM o WHERE tasks.id = "
-		       "o.id AND tasks.user_id = $1), u AS (UPDATE user_seq SET next_pos = $3 WHERE "
-		       "user_id = $1) " OUTBOX_INSERT "VALUES ($1, $4, $5, 'task.reordered', $6)"},
-	/* One statement, so one snapshot: the list and the seq it is current at. */
-	[S_LIST] = {"list", "SELECT s.seq, " COLS(
-				    "t.") " FROM (SELECT coalesce((SELECT seq FROM user_seq WHERE "
-					  "user_id = $1), 0) AS seq) s LEFT JOIN tasks t ON t.user_id "
-					  "= $1" ORDER_BY("t.")},
-	[S_EVENTS_HEAD] = {"events_head",
-			   "SELECT coalesce((SELECT seq FROM user_seq WHERE user_id = $1), 0), "
-			   "(SELECT min(seq) FROM outbox WHERE user_id = $1)"},
-	[S_EVENTS] = {"events", "SELECT payload FROM outbox WHERE user_id = $1 AND seq > $2 "
-				"ORDER BY seq LIMIT $3"},
+    /* A whole create in one statement (one round trip, one implicit transaction):
+     * take the next seq and position (locking the user's counter row), insert the
+     * task and the outbox row. The event JSON is built in C; only seq and position,
+     * known once the row is locked, are spliced in ($10 seq $11 position $12). A
+     * duplicate id fails the statement as a whole, so no seq is used up. */
+    [S_CREATE] =
+        {"create",
+         "WITH s AS (INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($2, 1, 1) "
+         "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1, "
+         "next_pos = user_seq.next_pos + 1 RETURNING seq, next_pos - 1 AS pos), "
+         "t AS (INSERT INTO tasks (id, user_id, title, description, priority, due_at, "
+         "completed, position, version, created_at, updated_at) SELECT $1::uuid, $2, "
+         "$3::text, $4::text, $5::text, " TS_PARAM("$6") ", $7::boolean, s.pos, 1, " TS_PARAM(
+             "$8") ", " TS_PARAM("$8") " FROM s), "
+                                       "o AS (" OUTBOX_INSERT
+                                       "SELECT $2, s.seq, $9::uuid, 'task.created', "
+                                       "$10::text || s.seq || $11::text || s.pos || "
+                                       "$12::text FROM s) SELECT seq, pos FROM s"},
+    /* The next seq; takes the user's lock. */
+    [S_BUMP] = {"bump", "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, 1, 0) "
+                        "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq, "
+                        "next_pos"},
+    [S_GET] = {"get", "SELECT " COLS("") " FROM tasks WHERE id = $1 AND user_id = $2"},
+    [S_GET_LOCK] = {"get_lock",
+                    "SELECT " COLS("") " FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE"},
+    [S_UPDATE] =
+        {"update",
+         "WITH t AS (UPDATE tasks SET title = $3, description = $4, priority = $5, "
+         "due_at = " TS_PARAM("$6") ", completed = $7, version = $8, updated_at = " TS_PARAM(
+             "$9") " WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
+                   "VALUES ($2, $10, $11, $12, $13)"},
+    [S_DELETE] = {"delete",
+                  "WITH t AS (DELETE FROM tasks WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
+                  "VALUES ($2, $3, $4, 'task.deleted', $5)"},
+    [S_NEXTPOS] = {"nextpos", "UPDATE user_seq SET next_pos = (SELECT coalesce(max(position) "
+                              "+ 1, 0) FROM tasks WHERE user_id = $1) WHERE user_id = $1"},
+    [S_IDS] = {"ids", "SELECT id::text FROM tasks WHERE user_id = $1" ORDER_BY("")},
+    [S_REORDER] = {"reorder",
+                   "WITH o AS (SELECT id, ord FROM unnest($2::uuid[]) WITH ORDINALITY AS o(id, "
+                   "ord)), t AS (UPDATE tasks SET position = o.ord - 1 FROM o WHERE tasks.id = "
+                   "o.id AND tasks.user_id = $1), u AS (UPDATE user_seq SET next_pos = $3 WHERE "
+                   "user_id = $1) " OUTBOX_INSERT "VALUES ($1, $4, $5, 'task.reordered', $6)"},
+    /* One statement, so one snapshot: the list and the seq it is current at. */
+    [S_LIST] = {"list", "SELECT s.seq, " COLS(
+                            "t.") " FROM (SELECT coalesce((SELECT seq FROM user_seq WHERE "
+                                  "user_id = $1), 0) AS seq) s LEFT JOIN tasks t ON t.user_id "
+                                  "= $1" ORDER_BY("t.")},
+    [S_EVENTS_HEAD] = {"events_head",
+                       "SELECT coalesce((SELECT seq FROM user_seq WHERE user_id = $1), 0), "
+                       "(SELECT min(seq) FROM outbox WHERE user_id = $1)"},
+    [S_EVENTS] = {"events", "SELECT payload FROM outbox WHERE user_id = $1 AND seq > $2 "
+                            "ORDER BY seq LIMIT $3"},
 };
 
 const char *ts_strerror(int code)
 {
 	switch (code) {
-	case TS_OK: return "ok";
-	case TS_NOT_FOUND: return "not found";
-	case TS_CONFLICT: return "id belongs to another user";
-	case TS_STALE: return "version does not match";
-	case TS_INVALID: return "invalid";
-	case TS_GONE: return "events pruned";
-	case TS_DB: return "database error";
+	case TS_OK:
+		return "ok";
+	case TS_NOT_FOUND:
+		return "not found";
+	case TS_CONFLICT:
+		return "id belongs to another user";
+	case TS_STALE:
+		return "version does not match";
+	case TS_INVALID:
+		return "invalid";
+	case TS_GONE:
+		return "events pruned";
+	case TS_DB:
+		return "database error";
 	}
 	return "unknown";
 }
@@ -115,8 +124,8 @@ int ts_prepare(PGconn *pg, void *arg)
 		PGresult *r = PQprepare(pg, stmts[i].name, stmts[i].sql, 0, NULL);
 		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 		if (!ok)
-			log_error("could not prepare statement", "{s:s, s:s}", "stmt", stmts[i].name,
-				  "err", PQresultErrorMessage(r));
+			log_error("could not prepare statement", "{s:s, s:s}", "stmt",
+			          stmts[i].name, "err", PQresultErrorMessage(r));
 		PQclear(r);
 		if (!ok)
 			return -1;
@@ -132,9 +141,9 @@ static PGresult *run(PGconn *pg, int s, int n, const char *const *vals)
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
 	log_warn("statement failed", "{s:s, s:s, s:s}", "stmt", stmts[s].name, "sqlstate",
-		 PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE)
-							 : "",
-		 "err", PQresultErrorMessage(r));
+	         PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE)
+	                                                 : "",
+	         "err", PQresultErrorMessage(r));
 	PQclear(r);
 	return NULL;
 }
@@ -152,7 +161,7 @@ static PGresult *run_unique(PGconn *pg, int s, int n, const char *const *vals, i
 		*unique = 1;
 	else
 		log_warn("statement failed", "{s:s, s:s}", "stmt", stmts[s].name, "err",
-			 PQresultErrorMessage(r));
+		         PQresultErrorMessage(r));
 	PQclear(r);
 	return NULL;
 }
@@ -163,7 +172,7 @@ static int simple(PGconn *pg, const char *sql)
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
 	if (!ok)
 		log_warn("statement failed", "{s:s, s:s}", "sql", sql, "err",
-			 PQresultErrorMessage(r));
+		         PQresultErrorMessage(r));
 	PQclear(r);
 	return ok ? 0 : -1;
 }
@@ -220,23 +229,23 @@ json_t *ts_task_json(const ts_task *t)
 	json_object_set_new(o, "id", json_string(t->id));
 	json_object_set_new(o, "title", json_string(t->title ? t->title : ""));
 	json_object_set_new(o, "description",
-			    t->description ? json_string(t->description) : json_null());
+	                    t->description ? json_string(t->description) : json_null());
 	json_object_set_new(o, "priority", json_string(t->priority));
 	json_object_set_new(o, "due_at",
-			    t->has_due ? json_string(time_iso8601(t->due_us, due, sizeof(due)))
-				       : json_null());
+	                    t->has_due ? json_string(time_iso8601(t->due_us, due, sizeof(due)))
+	                               : json_null());
 	json_object_set_new(o, "completed", json_boolean(t->completed));
 	json_object_set_new(o, "position", json_integer(t->position));
 	json_object_set_new(o, "version", json_integer(t->version));
 	json_object_set_new(o, "created_at",
-			    json_string(time_iso8601(t->created_us, created, sizeof(created))));
+	                    json_string(time_iso8601(t->created_us, created, sizeof(created))));
 	json_object_set_new(o, "updated_at",
-			    json_string(time_iso8601(t->updated_us, updated, sizeof(updated))));
+	                    json_string(time_iso8601(t->updated_us, updated, sizeof(updated))));
 	return o;
 }
 
 char *ts_event_build(event_type type, const char *user, int64_t seq, const char *origin,
-		     int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN])
+                     int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN])
 {
 	char ts[40];
 	uuid_new(event_id);
@@ -256,7 +265,10 @@ char *ts_event_build(event_type type, const char *user, int64_t seq, const char 
 }
 
 /* Wall clock now at millisecond precision (what the API shows is what is stored). */
-static int64_t now_ms_us(void) { return wall_us() / 1000 * 1000; }
+static int64_t now_ms_us(void)
+{
+	return wall_us() / 1000 * 1000;
+}
 
 /* Takes the user's next seq (and the lock on the user's writes) inside a transaction
  * just begun. 0 or -1 (transaction rolled back). */
@@ -286,7 +298,10 @@ static int commit(PGconn *pg)
 	return 0;
 }
 
-int ts_ping(PGconn *pg) { return simple(pg, "SELECT 1"); }
+int ts_ping(PGconn *pg)
+{
+	return simple(pg, "SELECT 1");
+}
 
 int ts_list(PGconn *pg, const char *user, json_t **tasks, int64_t *seq)
 {
@@ -347,7 +362,7 @@ static const char *last_occurrence(const char *hay, const char *needle)
 }
 
 int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin, ts_task *out,
-	      int *created)
+              int *created)
 {
 	memset(out, 0, sizeof(*out));
 	*created = 0;
@@ -374,10 +389,18 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 	char due[24], created_b[24];
 	snprintf(due, sizeof(due), "%" PRId64, t.due_us);
 	snprintf(created_b, sizeof(created_b), "%" PRId64, t.created_us);
-	const char *v[] = {t.id,	     user,	 t.title,	 t.description,
-			   t.priority,	     t.has_due ? due : NULL, t.completed ? "true" : "false",
-			   created_b,	     event_id,	 part1,		 part2,
-			   part3};
+	const char *v[] = {t.id,
+	                   user,
+	                   t.title,
+	                   t.description,
+	                   t.priority,
+	                   t.has_due ? due : NULL,
+	                   t.completed ? "true" : "false",
+	                   created_b,
+	                   event_id,
+	                   part1,
+	                   part2,
+	                   part3};
 	int unique = 0;
 	PGresult *r = run_unique(pg, S_CREATE, 12, v, &unique);
 	free(part1);
@@ -417,8 +440,8 @@ static int apply_patch(ts_task *t, const ts_patch *p)
 	}
 	if (p->has_description) {
 		int same = (!t->description && !p->description) ||
-			   (t->description && p->description &&
-			    strcmp(t->description, p->description) == 0);
+		           (t->description && p->description &&
+		            strcmp(t->description, p->description) == 0);
 		if (!same) {
 			free(t->description);
 			t->description = xstrdup(p->description);
@@ -444,8 +467,8 @@ static int apply_patch(ts_task *t, const ts_patch *p)
 	return changed;
 }
 
-int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patch,
-	      int64_t if_match, const char *origin, ts_task *out, int *changed)
+int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patch, int64_t if_match,
+              const char *origin, ts_task *out, int *changed)
 {
 	memset(out, 0, sizeof(*out));
 	*changed = 0;
@@ -484,18 +507,18 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 	snprintf(upd, sizeof(upd), "%" PRId64, t.updated_us);
 	snprintf(seqb, sizeof(seqb), "%" PRId64, seq);
 	const char *v[] = {t.id,
-			   user,
-			   t.title,
-			   t.description,
-			   t.priority,
-			   t.has_due ? due : NULL,
-			   t.completed ? "true" : "false",
-			   ver,
-			   upd,
-			   seqb,
-			   event_id,
-			   event_type_name(type),
-			   payload};
+	                   user,
+	                   t.title,
+	                   t.description,
+	                   t.priority,
+	                   t.has_due ? due : NULL,
+	                   t.completed ? "true" : "false",
+	                   ver,
+	                   upd,
+	                   seqb,
+	                   event_id,
+	                   event_type_name(type),
+	                   payload};
 	PGresult *r = run(pg, S_UPDATE, 13, v);
 	free(payload);
 	if (!r) {
@@ -526,8 +549,8 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin)
 	}
 	json_t *tj = ts_task_json(&t);
 	char event_id[UUID_STR_LEN];
-	char *payload = ts_event_build(EV_TASK_DELETED, user, seq, origin, now_ms_us(), tj,
-				       event_id);
+	char *payload =
+	    ts_event_build(EV_TASK_DELETED, user, seq, origin, now_ms_us(), tj, event_id);
 	json_decref(tj);
 	char seqb[24];
 	snprintf(seqb, sizeof(seqb), "%" PRId64, seq);
@@ -550,8 +573,8 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin)
 	return commit(pg) ? TS_DB : TS_OK;
 }
 
-int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n,
-	       const char *origin, json_t **order, int64_t *seq, char *err, size_t errlen)
+int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n, const char *origin,
+               json_t **order, int64_t *seq, char *err, size_t errlen)
 {
 	*order = NULL;
 	int64_t pos;
@@ -601,12 +624,12 @@ int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n,
 	arr[len++] = '{';
 	for (size_t i = 0; i < json_array_size(full); i++)
 		len += (size_t)snprintf(arr + len, cap - len, "%s%s", i ? "," : "",
-					json_string_value(json_array_get(full, i)));
+		                        json_string_value(json_array_get(full, i)));
 	arr[len++] = '}';
 	arr[len] = '\0';
 	char event_id[UUID_STR_LEN];
-	char *payload = ts_event_build(EV_TASK_REORDERED, user, *seq, origin, now_ms_us(), full,
-				       event_id);
+	char *payload =
+	    ts_event_build(EV_TASK_REORDERED, user, *seq, origin, now_ms_us(), full, event_id);
 	char nb[24], seqb[24];
 	snprintf(nb, sizeof(nb), "%zu", json_array_size(full));
 	snprintf(seqb, sizeof(seqb), "%" PRId64, *seq);
@@ -629,7 +652,7 @@ int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n,
 }
 
 int ts_events(PGconn *pg, const char *user, int64_t since, int limit, char **body, size_t *len,
-	      int64_t *seq)
+              int64_t *seq)
 {
 	*body = NULL;
 	*len = 0;
@@ -679,7 +702,7 @@ int ts_events(PGconn *pg, const char *user, int64_t since, int limit, char **bod
 		n += l;
 	}
 	n += (size_t)snprintf(b + n, cap - n, "],\"seq\":%" PRId64 ",\"has_more\":%s}", *seq,
-			      has_more ? "true" : "false");
+	                      has_more ? "true" : "false");
 	PQclear(r);
 	if (commit(pg)) {
 		free(b);

@@ -66,7 +66,7 @@ typedef struct ts_patch {
  * payload is the task object or, for EV_TASK_REORDERED, the order array (borrowed).
  * event_id receives the new event's UUID. */
 char *ts_event_build(event_type type, const char *user, int64_t seq, const char *origin,
-		     int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN]);
+                     int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN]);
 
 /* Prepares the statements on a new connection (db on_connect hook). 0 or -1. */
 int ts_prepare(PGconn *pg, void *arg);
@@ -83,11 +83,11 @@ MUST_CHECK int ts_get(PGconn *pg, const char *user, const char *id, ts_task *out
  * When the user already has that id, fills *out with the stored task, sets *created
  * to 0 and publishes nothing. TS_CONFLICT when another user has it. */
 MUST_CHECK int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin,
-			 ts_task *out, int *created);
+                         ts_task *out, int *created);
 /* Applies patch. if_match < 0: unconditional. A patch that changes nothing commits
  * nothing (*changed = 0, *out the task). TS_STALE leaves the current task in *out. */
 MUST_CHECK int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patch,
-			 int64_t if_match, const char *origin, ts_task *out, int *changed);
+                         int64_t if_match, const char *origin, ts_task *out, int *changed);
 /* Deletes and publishes task.deleted (with the last state of the task). */
 MUST_CHECK int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin);
 /* Rewrites positions: ids (lower-case UUIDs, n of them) first, then the user's other
@@ -95,12 +95,12 @@ MUST_CHECK int ts_delete(PGconn *pg, const char *user, const char *id, const cha
  * order. TS_INVALID (reason in err) for an unknown or duplicate id. *order is a new
  * JSON array; *seq the event's seq. */
 MUST_CHECK int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n,
-			  const char *origin, json_t **order, int64_t *seq, char *err,
-			  size_t errlen);
+                          const char *origin, json_t **order, int64_t *seq, char *err,
+                          size_t errlen);
 /* The user's events with seq > since (at most limit), as the JSON reply body
  * {"events":[...],"seq":N,"has_more":b} (caller frees *body). TS_GONE when events
  * after since were pruned; *seq is set in every case. */
 MUST_CHECK int ts_events(PGconn *pg, const char *user, int64_t since, int limit, char **body,
-			 size_t *len, int64_t *seq);
+                         size_t *len, int64_t *seq);
 
 #endif

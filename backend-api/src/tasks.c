@@ -16,10 +16,10 @@
 #include <strings.h>
 
 /* How long a request waits for a pooled connection before answering 503. */
-#define POOL_WAIT_MS 2000
-#define DEV_TOKEN_TTL_S 86400
+#define POOL_WAIT_MS         2000
+#define DEV_TOKEN_TTL_S      86400
 #define EVENTS_LIMIT_DEFAULT 500
-#define EVENTS_LIMIT_MAX 1000
+#define EVENTS_LIMIT_MAX     1000
 
 int api_json(api_req *r, int status, json_t *body, const char *extra)
 {
@@ -29,7 +29,7 @@ int api_json(api_req *r, int status, json_t *body, const char *extra)
 }
 
 int api_error(api_req *r, int status, const char *code, const char *field, const char *extra,
-	      json_t *top_extra, const char *fmt, ...)
+              json_t *top_extra, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -49,10 +49,13 @@ int api_error(api_req *r, int status, const char *code, const char *field, const
 static int unavailable(api_req *r)
 {
 	return api_error(r, 503, "unavailable", NULL, "Retry-After: 1\r\n", NULL,
-			 "database unavailable, retry shortly");
+	                 "database unavailable, retry shortly");
 }
 
-static int not_found(api_req *r) { return api_error(r, 404, "not_found", NULL, NULL, NULL, "no such task"); }
+static int not_found(api_req *r)
+{
+	return api_error(r, 404, "not_found", NULL, NULL, NULL, "no such task");
+}
 
 /* Deepest JSON nesting accepted. jansson parses recursively and civetweb's worker
  * stacks are small: thousands of '[' would overflow the stack before jansson's own
@@ -92,30 +95,30 @@ static int read_json(api_req *r, json_t **out)
 	if (!ct || strncasecmp(ct, "application/json", n) != 0 ||
 	    (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t'))
 		return api_error(r, 415, "unsupported_media_type", NULL, NULL, NULL,
-				 "Content-Type must be application/json");
+		                 "Content-Type must be application/json");
 	char *buf;
 	size_t len;
 	int rc = http_read_body(r->c, (size_t)r->ctx->cfg->max_body_bytes, &buf, &len);
 	if (rc == HTTP_BODY_TOO_LARGE)
 		return api_error(r, 413, "too_large", NULL, "Connection: close\r\n", NULL,
-				 "body larger than %ld bytes", r->ctx->cfg->max_body_bytes);
+		                 "body larger than %ld bytes", r->ctx->cfg->max_body_bytes);
 	if (rc != HTTP_BODY_OK)
 		return api_error(r, 400, "bad_json", NULL, NULL, NULL, "could not read the body");
 	if (too_deep(buf, len)) {
 		free(buf);
 		return api_error(r, 400, "bad_json", NULL, NULL, NULL,
-				 "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+		                 "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
 	}
 	json_error_t jerr;
 	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(buf);
 	if (!j)
 		return api_error(r, 400, "bad_json", NULL, NULL, NULL, "malformed JSON: %s",
-				 jerr.text);
+		                 jerr.text);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return api_error(r, 400, "bad_json", NULL, NULL, NULL,
-				 "the body must be a JSON object");
+		                 "the body must be a JSON object");
 	}
 	*out = j;
 	return 0;
@@ -133,7 +136,7 @@ static int check_keys(api_req *r, json_t *o, const char *const *allowed)
 			ok = strcmp(*a, key) == 0;
 		if (!ok)
 			return api_error(r, 422, "validation_failed", key, NULL, NULL,
-					 "unknown field \"%.64s\"", key);
+			                 "unknown field \"%.64s\"", key);
 	}
 	return 0;
 }
@@ -180,13 +183,13 @@ int tasks_list(api_req *r)
 	if (rc != TS_OK)
 		return unavailable(r);
 	return api_json(r, 200, json_pack("{s:o, s:I}", "tasks", tasks, "seq", (json_int_t)seq),
-			NULL);
+	                NULL);
 }
 
 int tasks_create(api_req *r)
 {
-	static const char *const allowed[] = {"id",	"title",  "description", "priority",
-					      "due_at", "completed", NULL};
+	static const char *const allowed[] = {"id",     "title",     "description", "priority",
+	                                      "due_at", "completed", NULL};
 	json_t *b;
 	int st = read_json(r, &b);
 	if (st)
@@ -199,7 +202,7 @@ int tasks_create(api_req *r)
 	if (id) {
 		if (!json_is_string(id) || !uuid_valid(json_string_value(id))) {
 			st = api_error(r, 422, "validation_failed", "id", NULL, NULL,
-				       "id must be a UUID");
+			               "id must be a UUID");
 			goto done;
 		}
 		snprintf(in.id, sizeof(in.id), "%s", json_string_value(id));
@@ -232,12 +235,12 @@ int tasks_create(api_req *r)
 	switch (rc) {
 	case TS_OK:
 		st = api_json(r, created ? 201 : 200, ts_task_json(&out),
-			      task_headers(&out, 1, hdr, sizeof(hdr)));
+		              task_headers(&out, 1, hdr, sizeof(hdr)));
 		ts_task_clear(&out);
 		break;
 	case TS_CONFLICT:
 		st = api_error(r, 409, "conflict", "id", NULL, NULL,
-			       "a task with this id already exists");
+		               "a task with this id already exists");
 		break;
 	default:
 		st = unavailable(r);
@@ -296,8 +299,8 @@ static int64_t parse_if_match(const char *h)
 
 int tasks_patch(api_req *r)
 {
-	static const char *const allowed[] = {"title",	   "description", "priority",
-					      "due_at", "completed",	NULL};
+	static const char *const allowed[] = {"title",  "description", "priority",
+	                                      "due_at", "completed",   NULL};
 	if (!uuid_valid(r->id))
 		return not_found(r);
 	json_t *b;
@@ -308,7 +311,7 @@ int tasks_patch(api_req *r)
 		goto done;
 	if (json_object_size(b) == 0) {
 		st = api_error(r, 422, "validation_failed", "body", NULL, NULL,
-			       "nothing to change: give at least one field");
+		               "nothing to change: give at least one field");
 		goto done;
 	}
 	if ((st = validate(r, b, r->id, 0)))
@@ -360,9 +363,9 @@ int tasks_patch(api_req *r)
 		break;
 	case TS_STALE:
 		st = api_error(r, 412, "precondition_failed", NULL,
-			       task_headers(&t, 0, hdr, sizeof(hdr)),
-			       json_pack("{s:o}", "task", ts_task_json(&t)),
-			       "the task has changed: version is %" PRId64, t.version);
+		               task_headers(&t, 0, hdr, sizeof(hdr)),
+		               json_pack("{s:o}", "task", ts_task_json(&t)),
+		               "the task has changed: version is %" PRId64, t.version);
 		break;
 	default:
 		st = unavailable(r);
@@ -405,7 +408,7 @@ int tasks_reorder(api_req *r)
 	json_t *order = json_object_get(b, "order");
 	if (!json_is_array(order)) {
 		st = api_error(r, 422, "validation_failed", "order", NULL, NULL,
-			       "order must be an array of task ids");
+		               "order must be an array of task ids");
 		goto done;
 	}
 	size_t n = json_array_size(order);
@@ -415,7 +418,7 @@ int tasks_reorder(api_req *r)
 		const char *s = json_string_value(json_array_get(order, i));
 		if (!s || !uuid_valid(s)) {
 			st = api_error(r, 422, "validation_failed", "order", NULL, NULL,
-				       "order[%zu] is not a task id", i);
+			               "order[%zu] is not a task id", i);
 			goto done;
 		}
 		char *d = idbuf + i * UUID_STR_LEN;
@@ -436,8 +439,8 @@ int tasks_reorder(api_req *r)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
 	if (rc == TS_OK)
-		st = api_json(r, 200, json_pack("{s:o, s:I}", "order", full, "seq", (json_int_t)seq),
-			      NULL);
+		st = api_json(r, 200,
+		              json_pack("{s:o, s:I}", "order", full, "seq", (json_int_t)seq), NULL);
 	else if (rc == TS_INVALID)
 		st = api_error(r, 422, "validation_failed", "order", NULL, NULL, "%s", why);
 	else
@@ -469,14 +472,14 @@ int tasks_events(api_req *r)
 	int64_t since = n >= 0 ? parse_count(buf) : -1;
 	if (since < 0)
 		return api_error(r, 400, "bad_request", "since", NULL, NULL,
-				 "since must be an integer >= 0");
+		                 "since must be an integer >= 0");
 	long limit = EVENTS_LIMIT_DEFAULT;
 	n = http_query_param(q, "limit", buf, sizeof(buf));
 	if (n != -1) {
 		int64_t l = n >= 0 ? parse_count(buf) : -1;
 		if (l < 1 || l > EVENTS_LIMIT_MAX)
 			return api_error(r, 400, "bad_request", "limit", NULL, NULL,
-					 "limit must be an integer in 1..%d", EVENTS_LIMIT_MAX);
+			                 "limit must be an integer in 1..%d", EVENTS_LIMIT_MAX);
 		limit = (long)l;
 	}
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
@@ -490,10 +493,9 @@ int tasks_events(api_req *r)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
 	if (rc == TS_GONE)
-		return api_error(r, 410, "gone", NULL, NULL,
-				 json_pack("{s:I}", "seq", (json_int_t)seq),
-				 "events after %" PRId64 " are no longer kept: reload the list",
-				 since);
+		return api_error(
+		    r, 410, "gone", NULL, NULL, json_pack("{s:I}", "seq", (json_int_t)seq),
+		    "events after %" PRId64 " are no longer kept: reload the list", since);
 	if (rc != TS_OK)
 		return unavailable(r);
 	char hdr[1024];
@@ -515,7 +517,7 @@ int tasks_dev_login(api_req *r)
 	const char *user = json_string_value(json_object_get(b, "user"));
 	if (!user || !user_id_valid(user)) {
 		st = api_error(r, 422, "validation_failed", "user", NULL, NULL,
-			       "user must be 1..128 characters of A-Z a-z 0-9 . _ @ : -");
+		               "user must be 1..128 characters of A-Z a-z 0-9 . _ @ : -");
 		goto done;
 	}
 	char *token = auth_mint(r->ctx->cfg->jwt_secret, user, DEV_TOKEN_TTL_S);

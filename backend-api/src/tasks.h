@@ -45,6 +45,6 @@ int tasks_dev_login(api_req *r);
 int api_json(api_req *r, int status, json_t *body, const char *extra);
 /* {"error":{"code","message"[,"field"]}[, top_extra members]}; top_extra stolen. */
 int api_error(api_req *r, int status, const char *code, const char *field, const char *extra,
-	      json_t *top_extra, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+              json_t *top_extra, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
 #endif

@@ -34,16 +34,17 @@ static ts_task sample(void)
 START_TEST(event_build_parses_for_every_task_type)
 {
 	static const event_type types[] = {EV_TASK_CREATED, EV_TASK_UPDATED, EV_TASK_COMPLETED,
-					   EV_TASK_DELETED};
+	                                   EV_TASK_DELETED};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		ts_task t = sample();
 		json_t *tj = ts_task_json(&t);
 		char eid[UUID_STR_LEN];
-		char *s = ts_event_build(types[i], "alice@x.test", 42, "tab-1", t.updated_us, tj, eid);
+		char *s =
+		    ts_event_build(types[i], "alice@x.test", 42, "tab-1", t.updated_us, tj, eid);
 		event ev;
 		char err[256];
 		ck_assert_msg(event_parse(s, strlen(s), &ev, err, sizeof(err)) == 0, "%s: %s", s,
-			      err);
+		              err);
 		ck_assert_int_eq(ev.type, types[i]);
 		ck_assert_str_eq(ev.user_id, "alice@x.test");
 		ck_assert_int_eq(ev.seq, 42);
@@ -64,7 +65,7 @@ END_TEST
 START_TEST(event_build_reordered_and_null_origin)
 {
 	json_t *order = json_pack("[s, s]", "11111111-2222-4333-8444-555555555555",
-				  "21111111-2222-4333-8444-555555555555");
+	                          "21111111-2222-4333-8444-555555555555");
 	char eid[UUID_STR_LEN];
 	char *s = ts_event_build(EV_TASK_REORDERED, "bob", 1, NULL, 1796119200000000LL, order, eid);
 	event ev;
@@ -89,16 +90,17 @@ START_TEST(task_json_follows_the_contract)
 	const char *field = NULL;
 	char err[256];
 	ck_assert_msg(event_validate_task(j, 1, &field, err, sizeof(err)) == 0, "%s", err);
-	static const char *const keys[] = {"id",	"title",   "description", "priority",
-					   "due_at",	"completed", "position",  "version",
-					   "created_at", "updated_at"};
+	static const char *const keys[] = {"id",         "title",     "description", "priority",
+	                                   "due_at",     "completed", "position",    "version",
+	                                   "created_at", "updated_at"};
 	ck_assert_int_eq(json_object_size(j), sizeof(keys) / sizeof(keys[0]));
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		ck_assert_msg(json_object_get(j, keys[i]), "missing %s", keys[i]);
 	ck_assert(json_is_null(json_object_get(j, "description")));
-	ck_assert_str_eq(json_string_value(json_object_get(j, "due_at")), "2026-12-01T10:00:00.000Z");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "due_at")),
+	                 "2026-12-01T10:00:00.000Z");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "created_at")),
-			 "2026-12-01T10:00:00.123Z");
+	                 "2026-12-01T10:00:00.123Z");
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "version")), 7);
 	ck_assert(json_is_true(json_object_get(j, "completed")));
 	json_decref(j);
