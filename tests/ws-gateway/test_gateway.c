@@ -69,7 +69,8 @@ START_TEST(isolation_and_all_sockets)
 	char topic[64], id[UUID_STR_LEN];
 	test_topic(topic, sizeof(topic));
 	gw_proc g;
-	gw_start(&g, topic, NULL);
+	const char *extra[] = {"STACK_TRIM=1", NULL}; /* exercised under ASan here */
+	gw_start(&g, topic, extra);
 	ws_client *a[3];
 	for (int i = 0; i < 3; i++)
 		a[i] = open_user(&g, "u1");

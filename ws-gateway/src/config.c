@@ -49,6 +49,9 @@ static const cfg_entry table[] = {
 	 "seconds from SIGTERM to exit"},
 	{"STATUS_MAX_USERS", CFG_INT, &g_cfg.status_max_users, "1000", 0, 1000000,
 	 "most users listed in /status connections_per_user (the rest are counted)"},
+	{"STACK_TRIM", CFG_BOOL, &g_cfg.stack_trim, "false", 0, 0,
+	 "after each handshake give the stack pages it touched back to the kernel: about "
+	 "4 KiB less RSS per idle socket, but fewer handshakes per second"},
 };
 
 int gw_config_load(gw_config *cfg, char *err, size_t errlen)

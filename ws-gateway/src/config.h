@@ -31,6 +31,7 @@ typedef struct gw_config {
 	long ws_sndbuf;             /* WS_SNDBUF: SO_SNDBUF of each socket (0: kernel's) */
 	long shutdown_timeout;      /* SHUTDOWN_TIMEOUT seconds */
 	long status_max_users;      /* STATUS_MAX_USERS: size cap of /status's per-user map */
+	int stack_trim;             /* STACK_TRIM: give back the handshake's stack pages */
 } gw_config;
 
 /* Loads the configuration from the environment. 0, or -1 with every problem in err. */

@@ -233,7 +233,9 @@ int conn_try_schedule(conn *c)
 	return go;
 }
 
-static int ring_push(conn *c, frame *f)
+/* Makes room for one more frame (the bound is checked by the callers); -1 when the
+ * ring is at its largest size. (mu) held. */
+static int ring_grow(conn *c)
 {
 	if (c->n == c->cap) {
 		size_t ncap = c->cap ? c->cap * 2 : 8;
@@ -249,6 +251,13 @@ static int ring_push(conn *c, frame *f)
 		c->cap = ncap;
 		c->head = 0;
 	}
+	return 0;
+}
+
+static int ring_push(conn *c, frame *f)
+{
+	if (ring_grow(c))
+		return -1;
 	c->ring[(c->head + c->n) % c->cap] = f;
 	c->n++;
 	c->bytes += f->len;
@@ -349,6 +358,57 @@ int conn_detach(conn *c)
 	drop_queue(c);
 	pthread_mutex_unlock(&c->mu);
 	return 1;
+}
+
+void conn_hold(conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->scheduled = 1; /* a fresh connection: nobody else can hold the token yet */
+	pthread_mutex_unlock(&c->mu);
+}
+
+void conn_send_first(conn *c, frame *f)
+{
+	mg_lock_connection(c->mg);
+	pthread_mutex_lock(&c->mu);
+	if (c->dead || c->cut || c->cstate != CLOSE_NONE || c->partial_off > 0)
+		goto out;
+	/* We hold the token: no writer is on the socket, and nothing queued has been
+	 * written, so f can go first. */
+	ssize_t r = send(c->fd, f->data, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (r == (ssize_t)f->len) {
+		metric_inc(c->st->frames_delivered);
+		goto out;
+	}
+	if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		cut_locked(c);
+		drop_queue(c);
+		goto out;
+	}
+	if (ring_grow(c)) { /* a queue of max_frames already: the client is gone anyway */
+		if (r > 0)
+			cut_locked(c); /* half a frame is out: the stream cannot be repaired */
+		goto out;
+	}
+	c->head = (c->head + c->cap - 1) % c->cap;
+	c->ring[c->head] = frame_ref(f);
+	c->n++;
+	c->bytes += f->len;
+	c->partial_off = r > 0 ? (size_t)r : 0;
+out:
+	pthread_mutex_unlock(&c->mu);
+	mg_unlock_connection(c->mg);
+}
+
+void conn_release(conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	int go = c->n > 0 && !c->dead && !c->cut;
+	if (!go)
+		c->scheduled = 0;
+	pthread_mutex_unlock(&c->mu);
+	if (go)
+		writer_schedule(c->w, conn_ref(c));
 }
 
 void conn_send_now(conn *c, const frame *f)

@@ -85,6 +85,17 @@ int conn_rate_ok(conn *c, int64_t now_us, double rate, double burst);
  * a write in progress). Idempotent. Returns 1 the first time. */
 int conn_detach(conn *c);
 
+/* Setup of a new connection without a writer thread (one thread wake less per
+ * handshake): conn_hold() takes the scheduling token before the connection is
+ * attached to the registry, so frames queued meanwhile wait in its queue;
+ * conn_send_first() then writes f straight to the socket ahead of them (what the
+ * socket does not take is put at the head of the queue, so the stream stays
+ * whole); conn_release() hands the token to the writer when frames are waiting.
+ * @locality the connection's civetweb thread, in that order. */
+void conn_hold(conn *c);
+void conn_send_first(conn *c, frame *f);
+void conn_release(conn *c);
+
 /* Writes one small frame now, without queueing and without blocking (best effort;
  * used for the close reply from the connection's own thread). */
 void conn_send_now(conn *c, const frame *f);
