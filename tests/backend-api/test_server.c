@@ -522,6 +522,17 @@ START_TEST(hostile_input_does_not_crash)
 	ck_assert_int_eq(api(&b, NULL, "GET", "/api/v1/tasks", NULL, big, &e, NULL), 401);
 	expect_error(e, "unauthorized", NULL);
 
+	/* a JWT whose header is deeply nested JSON (the largest header auth reads) */
+	char nested[800], *hdr, line[1400];
+	memset(nested, '[', 390);
+	memset(nested + 390, ']', 390);
+	nested[780] = 0;
+	hdr = b64url(nested);
+	snprintf(line, sizeof(line), "Authorization: Bearer %s.e30.x\r\n", hdr);
+	free(hdr);
+	ck_assert_int_eq(api(&b, NULL, "GET", "/api/v1/tasks", NULL, line, &e, NULL), 401);
+	expect_error(e, "unauthorized", NULL);
+
 	/* hostile JSON */
 	char *deep = xmalloc(60000);
 	memset(deep, '[', 20000);

@@ -93,29 +93,6 @@ static json_t *feed(const char *user, long since)
 
 /* ---- auth ---- */
 
-static char *b64url(const char *s)
-{
-	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t n = strlen(s);
-	char *o = xmalloc(n * 2 + 4);
-	size_t j = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned char)s[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned char)s[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned char)s[i + 2];
-		o[j++] = t[(v >> 18) & 63];
-		o[j++] = t[(v >> 12) & 63];
-		if (i + 1 < n)
-			o[j++] = t[(v >> 6) & 63];
-		if (i + 2 < n)
-			o[j++] = t[v & 63];
-	}
-	o[j] = 0;
-	return o;
-}
-
 /* A token signed with alg and key (NULL for none), with exp unless no_exp. */
 static char *token_alg(const char *user, jwt_alg_t alg, const char *key, int no_exp)
 {

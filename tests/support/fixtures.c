@@ -30,3 +30,25 @@ double metric_in(const char *text, const char *series)
 	}
 	return -1;
 }
+
+char *b64url(const char *s)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t n = strlen(s), j = 0;
+	char *o = xmalloc(n * 2 + 4);
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)(unsigned char)s[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)(unsigned char)s[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)s[i + 2];
+		o[j++] = t[(v >> 18) & 63];
+		o[j++] = t[(v >> 12) & 63];
+		if (i + 1 < n)
+			o[j++] = t[(v >> 6) & 63];
+		if (i + 2 < n)
+			o[j++] = t[v & 63];
+	}
+	o[j] = 0;
+	return o;
+}
