@@ -208,7 +208,8 @@ export class Stack {
       KAFKA_TOPIC: this.topic,
       JWT_SECRET: this.jwtSecret,
       ALLOWED_ORIGINS: this.apiUrl,
-      LOG_LEVEL: 'info',
+      // E2E_GATEWAY_LOG_LEVEL=debug logs each event fanned out (for latency hunts).
+      LOG_LEVEL: process.env.E2E_GATEWAY_LOG_LEVEL || 'info',
     });
     const base = `http://127.0.0.1:${this.gwPort}`;
     await waitHttp(`${base}/health`, 30000, this.gw);
