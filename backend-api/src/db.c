@@ -12,9 +12,14 @@
 /* After a failed connect, acquires fail at once for this long so a database outage
  * costs requests a quick 503 rather than a connect attempt each. */
 #define FAIL_FAST_MS 250
+/* A connection idle longer than this is checked (one poll) before use; one in
+ * constant use is not (a syscall per request costs throughput), and a server that
+ * closed it in between costs that one request a 503. */
+#define IDLE_CHECK_MS 200
 
 struct db_conn {
-	PGconn *pg; /* NULL until connected */
+	PGconn *pg;           /* NULL until connected */
+	int64_t last_used_ms; /* mono ms of the last release */
 	int in_use; /* guarded by pool->mu */
 };
 
@@ -166,7 +171,7 @@ db_conn *db_acquire(db_pool *p, int timeout_ms)
 	if (p->g_in_use)
 		metric_add(p->g_in_use, 1);
 
-	if (c->pg && !idle_conn_ok(c->pg)) {
+	if (c->pg && mono_ms() - c->last_used_ms > IDLE_CHECK_MS && !idle_conn_ok(c->pg)) {
 		PQfinish(c->pg);
 		c->pg = NULL;
 	}
@@ -203,6 +208,7 @@ void db_release(db_pool *p, db_conn *c)
 		PQfinish(c->pg);
 		c->pg = NULL;
 	}
+	c->last_used_ms = mono_ms();
 	pthread_mutex_lock(&p->mu);
 	c->in_use = 0;
 	p->in_use--;
