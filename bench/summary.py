@@ -87,6 +87,10 @@ def main():
                 lambda r: r["broker_cpu_s"] / max(span(r), r["wall_s"] - 3, 0.1))
             row("whole machine, cores busy (2 = saturated)", runs,
                 lambda r: r["machine_busy_cores"])
+            row("other processes, cores busy (not ours: approx.)", runs,
+                lambda r: max(0.0, r["machine_busy_cores"] - (
+                    r["gateway_cpu_s"] + r["broker_cpu_s"] + r["kafka"]["cpu_s"] +
+                    r["ws"]["cpu_s"]) / r["wall_s"]))
             row("ws-load CPU s (whole run)", runs, lambda r: r["ws"]["cpu_s"])
             row("kafka-load CPU s", runs, lambda r: r["kafka"]["cpu_s"])
             row("sockets closed by the gateway", runs,
