@@ -4,6 +4,7 @@
 // with a hard time limit. Prints one line per test and `e2e: N passed, N failed`.
 //
 //   node tests/e2e/e2e.js [name-filter]      (tests/e2e/suite.sh sets the environment)
+//   node tests/e2e/e2e.js unit:               (only the unit tests of tasksync.js: no stack)
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
