@@ -1,4 +1,5 @@
 #include "common/auth.h"
+#include "common/json.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -49,11 +50,13 @@ static int b64url_val(unsigned char c)
 #define TOKEN_JSON_MAX_DEPTH 16
 
 /* 1 when the base64url text seg (n bytes) decodes to JSON nested at most
- * TOKEN_JSON_MAX_DEPTH deep (strings skipped), 0 otherwise or when not base64url. */
+ * TOKEN_JSON_MAX_DEPTH deep, 0 otherwise or when not base64url. */
 static int segment_shallow(const char *seg, size_t n)
 {
+	json_nesting nest;
+	json_nesting_init(&nest, TOKEN_JSON_MAX_DEPTH);
 	unsigned acc = 0;
-	int bits = 0, depth = 0, in_str = 0, esc = 0;
+	int bits = 0;
 	for (size_t i = 0; i < n; i++) {
 		int v = b64url_val((unsigned char)seg[i]);
 		if (v < 0)
@@ -64,21 +67,8 @@ static int segment_shallow(const char *seg, size_t n)
 			continue;
 		bits -= 8;
 		char ch = (char)((acc >> bits) & 0xff);
-		if (in_str) {
-			if (esc)
-				esc = 0;
-			else if (ch == '\\')
-				esc = 1;
-			else if (ch == '"')
-				in_str = 0;
-		} else if (ch == '"') {
-			in_str = 1;
-		} else if (ch == '[' || ch == '{') {
-			if (++depth > TOKEN_JSON_MAX_DEPTH)
-				return 0;
-		} else if (ch == ']' || ch == '}') {
-			depth--;
-		}
+		if (json_nesting_feed(&nest, &ch, 1) < 0)
+			return 0;
 	}
 	return 1;
 }

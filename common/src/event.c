@@ -1,11 +1,12 @@
 #include "common/event.h"
+#include "common/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const type_names[EV__COUNT] = {
-	"task.created", "task.updated", "task.completed", "task.deleted", "task.reordered",
+    "task.created", "task.updated", "task.completed", "task.deleted", "task.reordered",
 };
 
 const char *event_type_name(event_type t)
@@ -30,7 +31,7 @@ int event_type_parse(const char *name)
 	} while (0)
 
 static int optional_string(const json_t *o, const char *key, int nullable, size_t maxchars,
-			   const char **field, char *err, size_t errlen)
+                           const char **field, char *err, size_t errlen)
 {
 	const json_t *v = json_object_get(o, key);
 	if (!v || (nullable && json_is_null(v)))
@@ -47,12 +48,13 @@ static int optional_string(const json_t *o, const char *key, int nullable, size_
 }
 
 int event_validate_task(const json_t *task, int require_title, const char **field, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	if (!json_is_object(task))
 		FAIL("task", "task must be an object");
 	const json_t *id = json_object_get(task, "id");
-	if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > TASK_ID_MAX)
+	if (!json_is_string(id) || json_string_length(id) == 0 ||
+	    json_string_length(id) > TASK_ID_MAX)
 		FAIL("id", "task.id must be a non-empty string of at most %d bytes", TASK_ID_MAX);
 	const json_t *title = json_object_get(task, "title");
 	if (title || require_title) {
@@ -104,7 +106,7 @@ int event_parse(const char *buf, size_t len, event *ev, char *err, size_t errlen
 	memset(ev, 0, sizeof(*ev));
 	ev->seq = -1;
 	json_error_t jerr;
-	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = json_load_untrusted(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		snprintf(err, errlen, "not valid JSON: %s", jerr.text);
 		return -1;
@@ -142,7 +144,8 @@ int event_parse(const char *buf, size_t len, event *ev, char *err, size_t errlen
 	}
 	json_t *ts = json_object_get(root, "timestamp");
 	if (ts && !json_is_null(ts)) {
-		if (!json_is_string(ts) || time_parse_iso8601(json_string_value(ts), &ev->timestamp_us))
+		if (!json_is_string(ts) ||
+		    time_parse_iso8601(json_string_value(ts), &ev->timestamp_us))
 			FAIL("timestamp must be an RFC 3339 date-time");
 		ev->timestamp = json_string_value(ts);
 	}
@@ -199,7 +202,8 @@ char *event_ws_message(const event *ev, size_t *len)
 	if (ev->order)
 		json_object_set(m, "order", ev->order);
 	json_object_set_new(m, "origin", ev->origin ? json_string(ev->origin) : json_null());
-	json_object_set_new(m, "timestamp", ev->timestamp ? json_string(ev->timestamp) : json_null());
+	json_object_set_new(m, "timestamp",
+	                    ev->timestamp ? json_string(ev->timestamp) : json_null());
 	char *s = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(m);
 	if (!s)

@@ -8,4 +8,5 @@ Suite *auth_suite(void);
 Suite *event_suite(void);
 Suite *http_suite(void);
 Suite *metrics_suite(void);
+Suite *json_suite(void);
 #endif
