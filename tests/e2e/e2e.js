@@ -177,6 +177,7 @@ test('two tabs of one user stay in step within 1 s (toast in B, none in A)', 900
   const a = A.page;
   const b = B.page;
   const token = await stack.login('alice');
+  const srv0 = await serverList(token);
   assert((await a.evaluate(() => window.tasksync.clientId)) !== (await b.evaluate(() => window.tasksync.clientId)), 'both tabs have the same client id');
 
   // A change made in A shows in B within 1 s, measured inside the browser (one clock
@@ -248,6 +249,12 @@ test('two tabs of one user stay in step within 1 s (toast in B, none in A)', 900
   await a.waitForFunction(() => window.__toasts.includes('Task created: Pick up the kids'), null, { timeout: 1000 });
   await (await item(a, 'Pick up the kids')).locator('.toggle').click();
   await b.waitForFunction(() => window.__toasts.includes('Task completed: Pick up the kids'), null, { timeout: 1000 });
+  // Each tab applied every event of the session once, in order (its own echoes too).
+  const end = await serverList(token);
+  await waitList(a, end.tasks, WAIT_MS, 'A at the end');
+  await waitList(b, end.tasks, WAIT_MS, 'B at the end');
+  checkSeqs(await a.evaluate(() => window.__changes.slice()), srv0.seq, end.seq, 'A');
+  checkSeqs(await b.evaluate(() => window.__changes.slice()), srv0.seq, end.seq, 'B');
   await screenshot(a, b);
   await ctx.close();
 });
