@@ -20,7 +20,7 @@
 struct db_conn {
 	PGconn *pg;           /* NULL until connected */
 	int64_t last_used_ms; /* mono ms of the last release */
-	int in_use; /* guarded by pool->mu */
+	int in_use;           /* guarded by pool->mu */
 };
 
 struct db_pool {
