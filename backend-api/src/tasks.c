@@ -3,6 +3,7 @@
 #include "common/auth.h"
 #include "common/event.h"
 #include "common/http.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "task_store.h"
 
@@ -57,34 +58,6 @@ static int not_found(api_req *r)
 	return api_error(r, 404, "not_found", NULL, NULL, NULL, "no such task");
 }
 
-/* Deepest JSON nesting accepted. jansson parses recursively and civetweb's worker
- * stacks are small: thousands of '[' would overflow the stack before jansson's own
- * depth limit, so the body is checked before it is parsed. */
-#define JSON_MAX_DEPTH 32
-
-/* 1 when buf nests arrays/objects deeper than JSON_MAX_DEPTH (strings skipped). */
-static int too_deep(const char *buf, size_t len)
-{
-	int depth = 0, in_str = 0;
-	for (size_t i = 0; i < len; i++) {
-		char ch = buf[i];
-		if (in_str) {
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				in_str = 0;
-		} else if (ch == '"') {
-			in_str = 1;
-		} else if (ch == '[' || ch == '{') {
-			if (++depth > JSON_MAX_DEPTH)
-				return 1;
-		} else if (ch == ']' || ch == '}') {
-			depth--;
-		}
-	}
-	return 0;
-}
-
 /* Checks Content-Type, reads and parses the body as a JSON object. Returns 0 with
  * *out set, or the error status already sent. */
 static int read_json(api_req *r, json_t **out)
@@ -104,13 +77,9 @@ static int read_json(api_req *r, json_t **out)
 		                 "body larger than %ld bytes", r->ctx->cfg->max_body_bytes);
 	if (rc != HTTP_BODY_OK)
 		return api_error(r, 400, "bad_json", NULL, NULL, NULL, "could not read the body");
-	if (too_deep(buf, len)) {
-		free(buf);
-		return api_error(r, 400, "bad_json", NULL, NULL, NULL,
-		                 "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
-	}
 	json_error_t jerr;
-	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* Nesting is checked before jansson's recursive parser sees the body. */
+	json_t *j = json_load_untrusted(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(buf);
 	if (!j)
 		return api_error(r, 400, "bad_json", NULL, NULL, NULL, "malformed JSON: %s",
