@@ -5,9 +5,9 @@
 
 #include <stdlib.h>
 
-#define FINE_US 100000          /* 1 us buckets below 100 ms */
-#define COARSE_MS 60000         /* then 1 ms buckets up to 60 s */
-#define NBUCKETS (FINE_US + COARSE_MS)
+#define FINE_US   100000 /* 1 us buckets below 100 ms */
+#define COARSE_MS 60000  /* then 1 ms buckets up to 60 s */
+#define NBUCKETS  (FINE_US + COARSE_MS)
 
 struct bhist {
 	uint64_t n;
@@ -92,7 +92,7 @@ int64_t bhist_pct(const bhist *h, double p)
 json_t *bhist_json(const bhist *h)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "n", (json_int_t)h->n, "p50_us",
-			 (json_int_t)bhist_pct(h, 0.50), "p90_us", (json_int_t)bhist_pct(h, 0.90),
-			 "p99_us", (json_int_t)bhist_pct(h, 0.99), "p999_us",
-			 (json_int_t)bhist_pct(h, 0.999), "max_us", (json_int_t)h->max);
+	                 (json_int_t)bhist_pct(h, 0.50), "p90_us", (json_int_t)bhist_pct(h, 0.90),
+	                 "p99_us", (json_int_t)bhist_pct(h, 0.99), "p999_us",
+	                 (json_int_t)bhist_pct(h, 0.999), "max_us", (json_int_t)h->max);
 }

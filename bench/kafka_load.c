@@ -28,18 +28,18 @@ static struct {
 } cfg;
 
 static const cfg_entry table[] = {
-	{"KAFKA_BROKERS", CFG_STR, &cfg.brokers, "127.0.0.1:9092", 1, 1024, "bootstrap servers"},
-	{"KAFKA_TOPIC", CFG_STR, &cfg.topic, "task-updates", 1, 249, "topic"},
-	{"USERS", CFG_INT, &cfg.users, "100", 1, 1000000, "users; event i goes to user i % USERS"},
-	{"USER_PREFIX", CFG_STR, &cfg.prefix, "bench-u", 0, 64, "user ids are PREFIX<n>"},
-	{"USER_OFFSET", CFG_INT, &cfg.user_offset, "0", 0, 1000000,
-	 "first user number (PREFIX<offset>...)"},
-	{"RATE", CFG_INT, &cfg.rate, "0", 0, 10000000, "events per second (0: flat out)"},
-	{"COUNT", CFG_INT, &cfg.count, "100000", 1, 2000000000, "events to produce"},
-	{"DURATION_S", CFG_INT, &cfg.duration_s, "30", 1, 3600, "longest run"},
-	{"LINGER_MS", CFG_INT, &cfg.linger_ms, "5", 0, 1000, "producer linger.ms"},
-	{"EVENT_TYPE", CFG_STR, &cfg.type, "task.updated", 1, 32, "task.created | task.updated"},
-	{"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
+    {"KAFKA_BROKERS", CFG_STR, &cfg.brokers, "127.0.0.1:9092", 1, 1024, "bootstrap servers"},
+    {"KAFKA_TOPIC", CFG_STR, &cfg.topic, "task-updates", 1, 249, "topic"},
+    {"USERS", CFG_INT, &cfg.users, "100", 1, 1000000, "users; event i goes to user i % USERS"},
+    {"USER_PREFIX", CFG_STR, &cfg.prefix, "bench-u", 0, 64, "user ids are PREFIX<n>"},
+    {"USER_OFFSET", CFG_INT, &cfg.user_offset, "0", 0, 1000000,
+     "first user number (PREFIX<offset>...)"},
+    {"RATE", CFG_INT, &cfg.rate, "0", 0, 10000000, "events per second (0: flat out)"},
+    {"COUNT", CFG_INT, &cfg.count, "100000", 1, 2000000000, "events to produce"},
+    {"DURATION_S", CFG_INT, &cfg.duration_s, "30", 1, 3600, "longest run"},
+    {"LINGER_MS", CFG_INT, &cfg.linger_ms, "5", 0, 1000, "producer linger.ms"},
+    {"EVENT_TYPE", CFG_STR, &cfg.type, "task.updated", 1, 32, "task.created | task.updated"},
+    {"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -70,18 +70,19 @@ static rd_kafka_t *producer_new(void)
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	snprintf(linger, sizeof(linger), "%ld", cfg.linger_ms);
 	const char *kv[][2] = {
-		{"bootstrap.servers", cfg.brokers},
-		{"linger.ms", linger},
-		{"batch.num.messages", "10000"},
-		{"queue.buffering.max.messages", "1000000"},
-		{"queue.buffering.max.kbytes", "1048576"},
-		{"acks", "1"},
-		{"compression.type", "none"},
+	    {"bootstrap.servers", cfg.brokers},
+	    {"linger.ms", linger},
+	    {"batch.num.messages", "10000"},
+	    {"queue.buffering.max.messages", "1000000"},
+	    {"queue.buffering.max.kbytes", "1048576"},
+	    {"acks", "1"},
+	    {"compression.type", "none"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(kv); i++)
 		if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)) !=
 		    RD_KAFKA_CONF_OK) {
-			log_error("bad producer setting", "{s:s, s:s}", "key", kv[i][0], "err", err);
+			log_error("bad producer setting", "{s:s, s:s}", "key", kv[i][0], "err",
+			          err);
 			rd_kafka_conf_destroy(conf);
 			return NULL;
 		}
@@ -125,7 +126,7 @@ int main(int argc, char **argv)
 {
 	if (argc > 1) {
 		config_print_help(stdout, "kafka-load", "Produces task events for the benchmarks.",
-				  table, ARRAY_LEN(table));
+		                  table, ARRAY_LEN(table));
 		return strcmp(argv[1], "--help") ? 2 : 0;
 	}
 	char err[2048];
@@ -185,25 +186,27 @@ int main(int argc, char **argv)
 			snprintf(uid, sizeof(uid), "%s%ld", cfg.prefix, cfg.user_offset + u);
 			uuid_new(eid);
 			snprintf(tid, sizeof(tid), "00000000-0000-4000-8000-%012lx",
-				 (unsigned long)(cfg.user_offset + u) & 0xffffffffffffUL);
+			         (unsigned long)(cfg.user_offset + u) & 0xffffffffffffUL);
 			int n = snprintf(
-				buf, sizeof(buf),
-				"{\"event_id\":\"%s\",\"event_type\":\"%s\",\"user_id\":\"%s\","
-				"\"seq\":%lld,\"origin\":null,\"timestamp\":\"%s\",\"task\":{\"id\":\"%s\","
-				"\"title\":\"bench task of %s\",\"description\":\"bench-ts:%lld\","
-				"\"priority\":\"medium\",\"due_at\":null,\"completed\":false,"
-				"\"position\":1,\"version\":%lld,\"created_at\":\"%s\","
-				"\"updated_at\":\"%s\"}}",
-				eid, cfg.type, uid, (long long)s, ts, tid, uid, (long long)w,
-				(long long)s, ts, ts);
+			    buf, sizeof(buf),
+			    "{\"event_id\":\"%s\",\"event_type\":\"%s\",\"user_id\":\"%s\","
+			    "\"seq\":%lld,\"origin\":null,\"timestamp\":\"%s\",\"task\":{\"id\":\"%"
+			    "s\","
+			    "\"title\":\"bench task of %s\",\"description\":\"bench-ts:%lld\","
+			    "\"priority\":\"medium\",\"due_at\":null,\"completed\":false,"
+			    "\"position\":1,\"version\":%lld,\"created_at\":\"%s\","
+			    "\"updated_at\":\"%s\"}}",
+			    eid, cfg.type, uid, (long long)s, ts, tid, uid, (long long)w,
+			    (long long)s, ts, ts);
 			for (int tries = 0;; tries++) {
-				if (rd_kafka_produce(topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-						     buf, (size_t)n, uid, strlen(uid), NULL) == 0)
+				if (rd_kafka_produce(topic, RD_KAFKA_PARTITION_UA,
+				                     RD_KAFKA_MSG_F_COPY, buf, (size_t)n, uid,
+				                     strlen(uid), NULL) == 0)
 					break;
 				if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
 				    tries > 1000 || mono_us() >= deadline) {
 					log_error("produce failed", "{s:s}", "err",
-						  rd_kafka_err2str(rd_kafka_last_error()));
+					          rd_kafka_err2str(rd_kafka_last_error()));
 					goto done;
 				}
 				queue_full++;
@@ -222,14 +225,14 @@ done:;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	double cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-		       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 	double prod_s = (double)(t_produced - t0) / 1e6, all_s = (double)(t_flushed - t0) / 1e6;
 	printf("{\"sent\":%ld,\"delivered\":%ld,\"delivery_errors\":%ld,\"queue_full\":%ld,"
 	       "\"produce_s\":%.3f,\"produce_rate\":%.0f,\"delivered_rate\":%.0f,\"linger_ms\":%ld,"
 	       "\"cpu_s\":%.3f}\n",
 	       sent, delivered, delivery_errors, queue_full, prod_s,
-	       prod_s > 0 ? (double)sent / prod_s : 0.0, all_s > 0 ? (double)delivered / all_s : 0.0,
-	       cfg.linger_ms, cpu_s);
+	       prod_s > 0 ? (double)sent / prod_s : 0.0,
+	       all_s > 0 ? (double)delivered / all_s : 0.0, cfg.linger_ms, cpu_s);
 	fflush(stdout);
 	free(seq);
 	rd_kafka_topic_destroy(topic);

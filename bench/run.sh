@@ -157,6 +157,19 @@ for line in sys.stdin:
 print(json.dumps(h))' 2>/dev/null || echo '{}'
 }
 
+# gw_threads_cpu: CPU seconds of the gateway's threads grouped by thread name, as
+# JSON {"gw-consumer": s, "gw-writer": s, "civetweb-worker": s, "rdk:broker...": s}.
+gw_threads_cpu() {
+	awk -v t="$CLK_TCK" '{
+		c = $0; sub(/^[0-9]+ \(/, "", c); n = c; sub(/\) .*/, "", n); sub(/^.*\) /, "", c)
+		split(c, f, " "); cpu[n] += (f[12] + f[13]) / t
+	} END {
+		printf "{"; sep = ""
+		for (n in cpu) { gsub(/"/, "", n); printf "%s\"%s\":%.2f", sep, n, cpu[n]; sep = "," }
+		printf "}\n"
+	}' /proc/"$GW_PID"/task/*/stat 2>/dev/null || echo '{}'
+}
+
 # ws_recv_run LABEL CONNS USERS EVENTS RATE LINGER STALLED GWVAR=VALUE...: a fresh
 # gateway (settings GWVAR...) on a fresh topic; ws-load holds CONNS sockets,
 # kafka-load produces EVENTS events (RATE/s, 0 flat out) over USERS users; one JSON
@@ -197,8 +210,9 @@ ws_recv_run() {
 	g1=$(cpu_s "$GW_PID") b1=$(cpu_s "$DEVBROKER_PID") t1=$(now)
 	m1=$(machine_busy)
 	slow1=$(metric_now 'ws_server_closes_total{reason="slow_client"}')
-	local hist
+	local hist thr
 	hist=$(gw_histograms)
+	thr=$(gw_threads_cpu)
 	stop_gateway
 	local mbusy
 	mbusy=$(echo "$m0 $m1" | awk '{printf "%.2f", ($3 - $1) / ($4 - $2) * '"$(nproc)"'}')
@@ -209,10 +223,11 @@ ws_recv_run() {
 	jq -c -n --arg sc "$label" --slurpfile ws "$WORK/wl.json" --slurpfile k "$WORK/kl.json" \
 		--argjson gw "$(sub "$g1" "$g0")" --argjson br "$(sub "$b1" "$b0")" \
 		--argjson wall "$(sub "$t1" "$t0")" --argjson pu "$per_user" --argjson mb "$mbusy" \
-		--argjson slow "$(sub "$slow1" "$slow0")" --argjson hist "$hist" \
+		--argjson slow "$(sub "$slow1" "$slow0")" --argjson hist "$hist" --argjson thr "$thr" \
 		'{scenario:$sc, ws:$ws[0], kafka:$k[0], gateway_cpu_s:$gw, broker_cpu_s:$br,
 		  wall_s:$wall, sockets_per_user:$pu, machine_busy_cores:$mb,
-		  gateway_slow_client_closes:$slow, gateway_histograms:$hist}' >>"$RESULTS"
+		  gateway_slow_client_closes:$slow, gateway_histograms:$hist,
+		  gateway_threads_cpu_s:$thr}' >>"$RESULTS"
 	jq -r '"  \(.scenario): \(.ws.frames) frames, \(.ws.frames_per_s|floor)/s, p50 \(.ws.latency.p50_us) us, p99 \(.ws.latency.p99_us) us, gw cpu \(.gateway_cpu_s) s, broker cpu \(.broker_cpu_s) s, ws-load cpu \(.ws.cpu_s) s, closes \(.ws.close_codes), gateway 1013 closes \(.gateway_slow_client_closes)"' \
 		<(tail -n 1 "$RESULTS") >&2
 }

@@ -87,6 +87,12 @@ def main():
                 lambda r: r["broker_cpu_s"] / max(span(r), r["wall_s"] - 3, 0.1))
             row("whole machine, cores busy (2 = saturated)", runs,
                 lambda r: r["machine_busy_cores"])
+            names = sorted({n for r in runs for n in r.get("gateway_threads_cpu_s", {})},
+                           key=lambda n: -med([r.get("gateway_threads_cpu_s", {}).get(n, 0)
+                                               for r in runs]))
+            for n in names[:4]:
+                row(f"gateway CPU s in threads {n}", runs,
+                    lambda r, n=n: r["gateway_threads_cpu_s"].get(n, 0))
             row("other processes, cores busy (not ours: approx.)", runs,
                 lambda r: max(0.0, r["machine_busy_cores"] - (
                     r["gateway_cpu_s"] + r["broker_cpu_s"] + r["kafka"]["cpu_s"] +

@@ -48,33 +48,33 @@ static struct {
 } cfg;
 
 static const cfg_entry table[] = {
-	{"WS_HOST", CFG_STR, &cfg.host, "127.0.0.1", 0, 64, "gateway IPv4 address"},
-	{"WS_PORT", CFG_INT, &cfg.port, "8005", 1, 65535, "gateway port"},
-	{"WS_PATH", CFG_STR, &cfg.path, "/ws", 0, 256, "WebSocket path (token appended)"},
-	{"JWT_SECRET", CFG_SECRET, &cfg.secret, NULL, 16, 4096, "the gateway's JWT_SECRET"},
-	{"MODE", CFG_STR, &cfg.mode, "recv", 0, 16, "connect | hold | recv"},
-	{"CONNECTIONS", CFG_INT, &cfg.conns, "1000", 1, 19990, "sockets to open"},
-	{"USERS", CFG_INT, &cfg.users, "100", 1, 1000000, "users; socket i belongs to user i % USERS"},
-	{"USER_PREFIX", CFG_STR, &cfg.prefix, "bench-u", 0, 64, "user ids are PREFIX<n>"},
-	{"CONCURRENCY", CFG_INT, &cfg.concurrency, "200", 1, 19990, "handshakes in flight"},
-	{"HANDSHAKE_TIMEOUT_MS", CFG_INT, &cfg.hs_timeout_ms, "10000", 10, 600000,
-	 "a handshake slower than this fails"},
-	{"CONNECT_DEADLINE_S", CFG_INT, &cfg.connect_deadline_s, "120", 1, 3600,
-	 "bound of the whole connect phase"},
-	{"HOLD_S", CFG_INT, &cfg.hold_s, "10", 0, 3600, "hold mode: seconds to hold the sockets"},
-	{"DURATION_S", CFG_INT, &cfg.duration_s, "30", 1, 3600, "recv mode: longest receive phase"},
-	{"IDLE_S", CFG_INT, &cfg.idle_s, "3", 1, 3600,
-	 "recv mode: stop after this long without a frame (once frames came)"},
-	{"EXPECT_FRAMES", CFG_INT, &cfg.expect, "0", 0, 2000000000,
-	 "recv mode: stop once this many frames came (0: no bound)"},
-	{"STALLED", CFG_INT, &cfg.stalled, "0", 0, 19990, "sockets that stop reading"},
-	{"STALLED_RCVBUF", CFG_INT, &cfg.stalled_rcvbuf, "4096", 1024, 1048576,
-	 "SO_RCVBUF of a stalled socket"},
-	{"SRC_ADDRS", CFG_INT, &cfg.src_addrs, "1", 1, 250,
-	 "spread sockets over 127.0.0.2.. source addresses (more port tuples)"},
-	{"READY_FILE", CFG_STR, &cfg.ready_file, "", 0, 4096, "written when connected"},
-	{"ORIGIN", CFG_STR, &cfg.origin, "http://127.0.0.1", 0, 256, "Origin header"},
-	{"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
+    {"WS_HOST", CFG_STR, &cfg.host, "127.0.0.1", 0, 64, "gateway IPv4 address"},
+    {"WS_PORT", CFG_INT, &cfg.port, "8005", 1, 65535, "gateway port"},
+    {"WS_PATH", CFG_STR, &cfg.path, "/ws", 0, 256, "WebSocket path (token appended)"},
+    {"JWT_SECRET", CFG_SECRET, &cfg.secret, NULL, 16, 4096, "the gateway's JWT_SECRET"},
+    {"MODE", CFG_STR, &cfg.mode, "recv", 0, 16, "connect | hold | recv"},
+    {"CONNECTIONS", CFG_INT, &cfg.conns, "1000", 1, 19990, "sockets to open"},
+    {"USERS", CFG_INT, &cfg.users, "100", 1, 1000000, "users; socket i belongs to user i % USERS"},
+    {"USER_PREFIX", CFG_STR, &cfg.prefix, "bench-u", 0, 64, "user ids are PREFIX<n>"},
+    {"CONCURRENCY", CFG_INT, &cfg.concurrency, "200", 1, 19990, "handshakes in flight"},
+    {"HANDSHAKE_TIMEOUT_MS", CFG_INT, &cfg.hs_timeout_ms, "10000", 10, 600000,
+     "a handshake slower than this fails"},
+    {"CONNECT_DEADLINE_S", CFG_INT, &cfg.connect_deadline_s, "120", 1, 3600,
+     "bound of the whole connect phase"},
+    {"HOLD_S", CFG_INT, &cfg.hold_s, "10", 0, 3600, "hold mode: seconds to hold the sockets"},
+    {"DURATION_S", CFG_INT, &cfg.duration_s, "30", 1, 3600, "recv mode: longest receive phase"},
+    {"IDLE_S", CFG_INT, &cfg.idle_s, "3", 1, 3600,
+     "recv mode: stop after this long without a frame (once frames came)"},
+    {"EXPECT_FRAMES", CFG_INT, &cfg.expect, "0", 0, 2000000000,
+     "recv mode: stop once this many frames came (0: no bound)"},
+    {"STALLED", CFG_INT, &cfg.stalled, "0", 0, 19990, "sockets that stop reading"},
+    {"STALLED_RCVBUF", CFG_INT, &cfg.stalled_rcvbuf, "4096", 1024, 1048576,
+     "SO_RCVBUF of a stalled socket"},
+    {"SRC_ADDRS", CFG_INT, &cfg.src_addrs, "1", 1, 250,
+     "spread sockets over 127.0.0.2.. source addresses (more port tuples)"},
+    {"READY_FILE", CFG_STR, &cfg.ready_file, "", 0, 4096, "written when connected"},
+    {"ORIGIN", CFG_STR, &cfg.origin, "http://127.0.0.1", 0, 256, "Origin header"},
+    {"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
 };
 
 /* ---- connections ---- */
@@ -83,22 +83,22 @@ typedef enum { ST_IDLE = 0, ST_CONNECTING, ST_HS_RECV, ST_OPEN, ST_CLOSED } csta
 typedef struct wconn {
 	int fd;
 	cstate st;
-	int stalled;          /* stops reading once open */
-	int connected_msg;    /* got {"type":"connected"} */
-	int user;             /* index into users[] */
-	int64_t t_start;      /* mono us when connect() began */
-	char *out;            /* pending output (handshake, pongs) */
+	int stalled;       /* stops reading once open */
+	int connected_msg; /* got {"type":"connected"} */
+	int user;          /* index into users[] */
+	int64_t t_start;   /* mono us when connect() began */
+	char *out;         /* pending output (handshake, pongs) */
 	size_t outlen, outoff;
-	char *in;             /* unparsed input */
+	char *in; /* unparsed input */
 	size_t inlen, incap;
-	char *frag;           /* fragmented message being assembled */
+	char *frag; /* fragmented message being assembled */
 	size_t fraglen;
 	int frag_op;
 } wconn;
 
 static wconn *conns;
-static char **tokens;     /* per user */
-static char **user_pat;   /* per user: "\"user_id\":\"<id>\"" */
+static char **tokens;   /* per user */
+static char **user_pat; /* per user: "\"user_id\":\"<id>\"" */
 static int epfd;
 static volatile sig_atomic_t stop_flag;
 
@@ -244,10 +244,10 @@ static void start_connect(int idx)
 	c->st = ST_CONNECTING;
 	char req[8192];
 	int n = snprintf(req, sizeof(req),
-			 "GET %s?token=%s HTTP/1.1\r\nHost: %s:%ld\r\nUpgrade: websocket\r\n"
-			 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			 "Sec-WebSocket-Version: 13\r\nOrigin: %s\r\n\r\n",
-			 cfg.path, tokens[c->user], cfg.host, cfg.port, cfg.origin);
+	                 "GET %s?token=%s HTTP/1.1\r\nHost: %s:%ld\r\nUpgrade: websocket\r\n"
+	                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	                 "Sec-WebSocket-Version: 13\r\nOrigin: %s\r\n\r\n",
+	                 cfg.path, tokens[c->user], cfg.host, cfg.port, cfg.origin);
 	queue_out(c, req, (size_t)n);
 	ep_set(c, EPOLLOUT, EPOLL_CTL_ADD);
 }
@@ -532,7 +532,8 @@ static int connect_phase_done(void)
 		return 0;
 	/* every socket is open or failed; wait for the connected messages briefly */
 	for (long i = 0; i < cfg.conns; i++)
-		if (conns[i].st == ST_OPEN && !conns[i].connected_msg && now - R.t_last_open < 2000000)
+		if (conns[i].st == ST_OPEN && !conns[i].connected_msg &&
+		    now - R.t_last_open < 2000000)
 			return 0;
 	return 1;
 }
@@ -586,8 +587,9 @@ static json_t *counts_json(const long *v, size_t n)
 int main(int argc, char **argv)
 {
 	if (argc > 1) {
-		config_print_help(stdout, "ws-load", "An epoll WebSocket load client for ws-gateway.",
-				  table, ARRAY_LEN(table));
+		config_print_help(stdout, "ws-load",
+		                  "An epoll WebSocket load client for ws-gateway.", table,
+		                  ARRAY_LEN(table));
 		return strcmp(argv[1], "--help") ? 2 : 0;
 	}
 	char err[2048];
@@ -616,7 +618,7 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 		if ((long)rl.rlim_cur < cfg.conns + 16)
 			log_warn("open-file limit below CONNECTIONS", "{s:i}", "limit",
-				 (int)rl.rlim_cur);
+			         (int)rl.rlim_cur);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_stop);
@@ -649,13 +651,13 @@ int main(int argc, char **argv)
 	}
 
 	log_info("connecting", "{s:I, s:I, s:I}", "connections", (json_int_t)cfg.conns, "users",
-		 (json_int_t)cfg.users, "port", (json_int_t)cfg.port);
+	         (json_int_t)cfg.users, "port", (json_int_t)cfg.port);
 	connect_deadline = mono_us() + cfg.connect_deadline_s * 1000000;
 	loop(connect_deadline, connect_phase_done);
 	int64_t hs_span = R.t_last_open > R.t_first_start ? R.t_last_open - R.t_first_start : 0;
 	long open_after_connect = count_open();
 	log_info("connect phase over", "{s:I, s:I}", "open", (json_int_t)open_after_connect,
-		 "span_ms", (json_int_t)(hs_span / 1000));
+	         "span_ms", (json_int_t)(hs_span / 1000));
 	write_ready(open_after_connect);
 
 	if (mode_hold) {
@@ -671,32 +673,31 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_LEN(R.second_frames); i++)
 		if (R.second_frames[i] > peak)
 			peak = R.second_frames[i];
-	json_t *failed = json_pack("{s:I, s:I, s:I, s:I, s:I}", "connect",
-				   (json_int_t)R.failed_connect, "http_status",
-				   (json_int_t)R.failed_status, "eof", (json_int_t)R.failed_eof,
-				   "timeout", (json_int_t)R.failed_timeout, "protocol",
-				   (json_int_t)R.failed_proto);
+	json_t *failed = json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I}", "connect", (json_int_t)R.failed_connect, "http_status",
+	    (json_int_t)R.failed_status, "eof", (json_int_t)R.failed_eof, "timeout",
+	    (json_int_t)R.failed_timeout, "protocol", (json_int_t)R.failed_proto);
 	json_t *out = json_pack(
-		"{s:s, s:I, s:I, s:I, s:o, s:o, s:f, s:f, s:I, s:I, s:o, s:o, s:I, s:f, s:I, s:o, "
-		"s:I, s:I, s:I, s:I, s:I, s:I}",
-		"mode", cfg.mode, "connections", (json_int_t)cfg.conns, "users",
-		(json_int_t)cfg.users, "opened", (json_int_t)R.opened, "failed", failed,
-		"refusal_status", counts_json(R.status_counts, ARRAY_LEN(R.status_counts)),
-		"handshake_span_s", (double)hs_span / 1e6, "handshakes_per_s",
-		hs_span ? (double)R.opened / ((double)hs_span / 1e6) : 0.0, "open_after_connect",
-		(json_int_t)open_after_connect, "open_at_end", (json_int_t)open_at_end,
-		"close_codes", counts_json(R.close_codes, ARRAY_LEN(R.close_codes)), "latency",
-		bhist_json(R.lat), "frames", (json_int_t)R.frames, "frames_per_s",
-		span_s > 0 ? (double)R.frames / span_s : 0.0, "peak_1s_frames", (json_int_t)peak,
-		"stalled", json_integer(cfg.stalled), "stalled_closed",
-		(json_int_t)R.stalled_closed, "closed_eof", (json_int_t)R.closed_eof,
-		"wrong_user", (json_int_t)R.wrong_user, "no_timestamp", (json_int_t)R.no_ts,
-		"other_msgs", (json_int_t)R.other_msgs, "pings", (json_int_t)R.pings);
+	    "{s:s, s:I, s:I, s:I, s:o, s:o, s:f, s:f, s:I, s:I, s:o, s:o, s:I, s:f, s:I, s:o, "
+	    "s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "mode", cfg.mode, "connections", (json_int_t)cfg.conns, "users", (json_int_t)cfg.users,
+	    "opened", (json_int_t)R.opened, "failed", failed, "refusal_status",
+	    counts_json(R.status_counts, ARRAY_LEN(R.status_counts)), "handshake_span_s",
+	    (double)hs_span / 1e6, "handshakes_per_s",
+	    hs_span ? (double)R.opened / ((double)hs_span / 1e6) : 0.0, "open_after_connect",
+	    (json_int_t)open_after_connect, "open_at_end", (json_int_t)open_at_end, "close_codes",
+	    counts_json(R.close_codes, ARRAY_LEN(R.close_codes)), "latency", bhist_json(R.lat),
+	    "frames", (json_int_t)R.frames, "frames_per_s",
+	    span_s > 0 ? (double)R.frames / span_s : 0.0, "peak_1s_frames", (json_int_t)peak,
+	    "stalled", json_integer(cfg.stalled), "stalled_closed", (json_int_t)R.stalled_closed,
+	    "closed_eof", (json_int_t)R.closed_eof, "wrong_user", (json_int_t)R.wrong_user,
+	    "no_timestamp", (json_int_t)R.no_ts, "other_msgs", (json_int_t)R.other_msgs, "pings",
+	    (json_int_t)R.pings);
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	json_object_set_new(out, "cpu_s",
-			    json_real((double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-				      (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6));
+	                    json_real((double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	                              (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6));
 	char *s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	printf("%s\n", s);
 	fflush(stdout);

@@ -15,7 +15,10 @@ static void setup(void)
 	gw_stats_init(&st, mr);
 }
 
-static void teardown(void) { metrics_free(mr); }
+static void teardown(void)
+{
+	metrics_free(mr);
+}
 
 START_TEST(frame_headers)
 {

@@ -104,7 +104,7 @@ START_TEST(minimal_event_delivered)
 	gw_start(&g, topic, NULL);
 	ws_client *c = open_user(&g, "u1");
 	const char *ev = "{\"event_type\":\"task.created\",\"user_id\":\"u1\","
-			 "\"task\":{\"id\":\"t1\",\"title\":\"typed by hand\"}}";
+	                 "\"task\":{\"id\":\"t1\",\"title\":\"typed by hand\"}}";
 	produce(topic, NULL, ev, strlen(ev)); /* no key, like kafka-console-producer */
 	char *m = ws_recv_text(c, 5000);
 	ck_assert_ptr_nonnull(m);
@@ -112,7 +112,7 @@ START_TEST(minimal_event_delivered)
 	ck_assert_str_eq(json_string_value(json_object_get(j, "event")), "task.created");
 	ck_assert(json_is_null(json_object_get(j, "seq")));
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "task"), "title")),
-			 "typed by hand");
+	                 "typed by hand");
 	json_decref(j);
 	free(m);
 	ws_free(c);
@@ -129,9 +129,9 @@ START_TEST(malformed_events_skipped)
 	gw_start(&g, topic, extra);
 	ws_client *c = open_user(&g, "u1");
 	const char *bad[] = {
-		"this is not json",
-		"{\"event_type\":\"task.created\",\"task\":{\"id\":\"t1\",\"title\":\"x\"}}",
-		"{\"event_type\":\"task.exploded\",\"user_id\":\"u1\",\"task\":{\"id\":\"t1\"}}",
+	    "this is not json",
+	    "{\"event_type\":\"task.created\",\"task\":{\"id\":\"t1\",\"title\":\"x\"}}",
+	    "{\"event_type\":\"task.exploded\",\"user_id\":\"u1\",\"task\":{\"id\":\"t1\"}}",
 	};
 	for (size_t i = 0; i < 3; i++)
 		produce(topic, i == 0 ? "u1" : NULL, bad[i], strlen(bad[i]));
@@ -149,12 +149,13 @@ START_TEST(malformed_events_skipped)
 
 	char *mt = metrics_text(&g);
 	ck_assert_double_eq(metric_in(mt, "kafka_events_rejected_total{reason=\"not_json\"}"), 1);
-	ck_assert_double_eq(metric_in(mt, "kafka_events_rejected_total{reason=\"bad_user_id\"}"), 1);
-	ck_assert_double_eq(
-		metric_in(mt, "kafka_events_rejected_total{reason=\"bad_event_type\"}"), 1);
+	ck_assert_double_eq(metric_in(mt, "kafka_events_rejected_total{reason=\"bad_user_id\"}"),
+	                    1);
+	ck_assert_double_eq(metric_in(mt, "kafka_events_rejected_total{reason=\"bad_event_type\"}"),
+	                    1);
 	ck_assert_double_eq(metric_in(mt, "kafka_events_rejected_total{reason=\"too_large\"}"), 1);
 	ck_assert_double_eq(metric_in(mt, "kafka_events_rejected_total{reason=\"key_mismatch\"}"),
-			    1);
+	                    1);
 	ck_assert_double_eq(metric_in(mt, "kafka_events_consumed_total"), 6);
 	free(mt);
 	ws_free(c);
@@ -314,7 +315,7 @@ START_TEST(stalled_client_closed_1013)
 	test_topic(topic, sizeof(topic));
 	gw_proc g;
 	const char *extra[] = {"SEND_QUEUE_MAX_FRAMES=16", "SEND_QUEUE_MAX_BYTES=131072",
-			       "WS_SNDBUF=16384", "CLOSE_GRACE_MS=20000", NULL};
+	                       "WS_SNDBUF=16384", "CLOSE_GRACE_MS=20000", NULL};
 	gw_start(&g, topic, extra);
 	int st;
 	char t[1024];
@@ -386,7 +387,7 @@ START_TEST(client_messages)
 	test_topic(topic, sizeof(topic));
 	gw_proc g;
 	const char *extra[] = {"MAX_MESSAGE_BYTES=256", "CLIENT_RATE_LIMIT=5",
-			       "CLIENT_RATE_BURST=10", NULL};
+	                       "CLIENT_RATE_BURST=10", NULL};
 	gw_start(&g, topic, extra);
 	ws_client *c = open_user(&g, "u1");
 	ws_send_text(c, "{\"type\":\"ping\"}");
@@ -432,7 +433,8 @@ START_TEST(client_messages)
 	ck_assert_int_le(pongs, 12);
 	ws_free(c);
 	char *mt = metrics_text(&g);
-	ck_assert_double_eq(metric_in(mt, "ws_server_closes_total{reason=\"message_too_large\"}"), 1);
+	ck_assert_double_eq(metric_in(mt, "ws_server_closes_total{reason=\"message_too_large\"}"),
+	                    1);
 	ck_assert_double_eq(metric_in(mt, "ws_server_closes_total{reason=\"rate_limited\"}"), 1);
 	free(mt);
 	ck_assert_int_eq(gw_stop(&g, NULL), 0);
@@ -463,8 +465,8 @@ START_TEST(operational_endpoints)
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "connections")), 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "active_users")), 1);
 	ck_assert_int_eq(
-		json_integer_value(json_object_get(json_object_get(j, "connections_per_user"), "u1")),
-		1);
+	    json_integer_value(json_object_get(json_object_get(j, "connections_per_user"), "u1")),
+	    1);
 	json_decref(j);
 	char *mt = metrics_text(&g);
 	ck_assert_double_eq(metric_in(mt, "ws_connections_open"), 1);
@@ -492,8 +494,8 @@ START_TEST(ready_follows_the_consumer)
 	snprintf(bin, sizeof(bin), "%s/ws-gateway", test_env("TASKSYNC_BIN"));
 	snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s", test_env("KAFKA_BROKERS"));
 	snprintf(t, sizeof(t), "KAFKA_TOPIC=%s", topic);
-	const char *env[] = {brokers, t, "JWT_SECRET=" TEST_SECRET, "LOG_LEVEL=info",
-			     "MAX_CONNECTIONS=32", NULL};
+	const char *env[] = {
+	    brokers, t, "JWT_SECRET=" TEST_SECRET, "LOG_LEVEL=info", "MAX_CONNECTIONS=32", NULL};
 	ck_assert_int_eq(kill(broker, SIGUSR1), 0); /* broker down */
 	proc p;
 	proc_start(&p, bin, NULL, env, "/health", 200);

@@ -85,11 +85,11 @@ ws_client *ws_open(int port, const char *target, const char *origin, int rcvbuf,
 	c->auto_pong = 1;
 	char req[8192];
 	int n = snprintf(req, sizeof(req),
-			 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-			 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			 "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
-			 target, port, origin ? "Origin: " : "", origin ? origin : "",
-			 origin ? "\r\n" : "");
+	                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+	                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	                 "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+	                 target, port, origin ? "Origin: " : "", origin ? origin : "",
+	                 origin ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(req) || send_all(fd, req, (size_t)n))
 		goto fail;
 	long long deadline = now_ms() + 10000;
@@ -150,7 +150,10 @@ int ws_send(ws_client *c, int opcode, const void *data, size_t len)
 	return r;
 }
 
-int ws_send_text(ws_client *c, const char *text) { return ws_send(c, 0x1, text, strlen(text)); }
+int ws_send_text(ws_client *c, const char *text)
+{
+	return ws_send(c, 0x1, text, strlen(text));
+}
 
 int ws_recv(ws_client *c, int timeout_ms, char **data, size_t *len)
 {
@@ -184,11 +187,12 @@ int ws_recv(ws_client *c, int timeout_ms, char **data, size_t *len)
 				memmove(c->buf, c->buf + hl + pl, c->len - hl - pl);
 				c->len -= hl + pl;
 				if (op == 0x8) {
-					c->close_code = pl >= 2 ? (((unsigned char)(*data)[0] << 8) |
-								   (unsigned char)(*data)[1])
-								: 1005;
+					c->close_code = pl >= 2
+					                    ? (((unsigned char)(*data)[0] << 8) |
+					                       (unsigned char)(*data)[1])
+					                    : 1005;
 					snprintf(c->close_reason, sizeof(c->close_reason), "%s",
-						 pl > 2 ? *data + 2 : "");
+					         pl > 2 ? *data + 2 : "");
 				}
 				return op;
 			}
@@ -219,7 +223,19 @@ char *ws_recv_text(ws_client *c, int timeout_ms)
 	}
 }
 
-int ws_close_code(const ws_client *c) { return c->close_code; }
-const char *ws_close_reason(const ws_client *c) { return c->close_reason; }
-int ws_fd(const ws_client *c) { return c->fd; }
-void ws_set_auto_pong(ws_client *c, int on) { c->auto_pong = on; }
+int ws_close_code(const ws_client *c)
+{
+	return c->close_code;
+}
+const char *ws_close_reason(const ws_client *c)
+{
+	return c->close_reason;
+}
+int ws_fd(const ws_client *c)
+{
+	return c->fd;
+}
+void ws_set_auto_pong(ws_client *c, int on)
+{
+	c->auto_pong = on;
+}

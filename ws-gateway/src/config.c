@@ -6,52 +6,52 @@ static gw_config g_cfg;
 
 /* The one table: name, type, destination, default, bounds, help. */
 static const cfg_entry table[] = {
-	{"PORT", CFG_INT, &g_cfg.port, "8005", 1, 65535, "HTTP/WebSocket listen port"},
-	{"KAFKA_BROKERS", CFG_STR, &g_cfg.kafka_brokers, "127.0.0.1:9092", 1, 1024,
-	 "Kafka bootstrap servers"},
-	{"KAFKA_TOPIC", CFG_STR, &g_cfg.kafka_topic, "task-updates", 1, 249, "topic of task events"},
-	{"JWT_SECRET", CFG_SECRET, &g_cfg.jwt_secret, NULL, 16, 4096,
-	 "HS256 secret shared with backend-api (at least 16 bytes)"},
-	{"ALLOWED_ORIGINS", CFG_STR, &g_cfg.allowed_origins, "*", 1, 4096,
-	 "allowed Origin values, comma-separated exact origins; * allows any (development)"},
-	{"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
-	{"MAX_CONNECTIONS", CFG_INT, &g_cfg.max_connections, "1000", 1, 100000,
-	 "open WebSockets in total (one civetweb thread each; clamped below the fd limit)"},
-	{"MAX_CONNECTIONS_PER_USER", CFG_INT, &g_cfg.max_conn_per_user, "20", 1, 100000,
-	 "open WebSockets per user; more are closed with 1008"},
-	{"MAX_MESSAGE_BYTES", CFG_INT, &g_cfg.max_message_bytes, "4096", 16, 1048576,
-	 "largest client frame; bigger closes with 1009"},
-	{"CLIENT_RATE_LIMIT", CFG_INT, &g_cfg.client_rate_limit, "20", 1, 100000,
-	 "client messages per second per connection; more closes with 1008"},
-	{"CLIENT_RATE_BURST", CFG_INT, &g_cfg.client_rate_burst, "40", 1, 100000,
-	 "burst of client messages allowed above the rate"},
-	{"HEARTBEAT_INTERVAL", CFG_INT, &g_cfg.heartbeat_interval, "30", 1, 3600,
-	 "seconds between server pings; a client silent for two intervals is closed"},
-	{"SEND_QUEUE_MAX_FRAMES", CFG_INT, &g_cfg.send_queue_max_frames, "512", 1, 1000000,
-	 "frames queued for one socket; past it the client is closed with 1013"},
-	{"SEND_QUEUE_MAX_BYTES", CFG_INT, &g_cfg.send_queue_max_bytes, "4194304", 1024,
-	 1073741824, "bytes queued for one socket; past it the client is closed with 1013"},
-	{"MAX_EVENT_BYTES", CFG_INT, &g_cfg.max_event_bytes, "262144", 64, 16777216,
-	 "largest Kafka event accepted; bigger ones are rejected and counted"},
-	{"KAFKA_FETCH_WAIT_MS", CFG_INT, &g_cfg.kafka_fetch_wait_ms, "10", 1, 10000,
-	 "fetch.wait.max.ms: small for latency, larger to spare the broker's CPU"},
-	{"KAFKA_METADATA_REFRESH_MS", CFG_INT, &g_cfg.kafka_refresh_ms, "10000", 100, 3600000,
-	 "how often new partitions of the topic are looked for"},
-	{"WRITER_THREADS", CFG_INT, &g_cfg.writer_threads, "2", 1, 64,
-	 "threads writing queued frames to sockets"},
-	{"WRITE_TIMEOUT_MS", CFG_INT, &g_cfg.write_timeout_ms, "10000", 100, 600000,
-	 "a socket that takes no bytes for this long while frames wait is closed with 1013"},
-	{"CLOSE_GRACE_MS", CFG_INT, &g_cfg.close_grace_ms, "2000", 10, 60000,
-	 "after a server-initiated close the socket is cut when the client has not closed"},
-	{"WS_SNDBUF", CFG_INT, &g_cfg.ws_sndbuf, "0", 0, 16777216,
-	 "SO_SNDBUF of each WebSocket in bytes (0: kernel autotuning)"},
-	{"SHUTDOWN_TIMEOUT", CFG_INT, &g_cfg.shutdown_timeout, "5", 1, 300,
-	 "seconds from SIGTERM to exit"},
-	{"STATUS_MAX_USERS", CFG_INT, &g_cfg.status_max_users, "1000", 0, 1000000,
-	 "most users listed in /status connections_per_user (the rest are counted)"},
-	{"STACK_TRIM", CFG_BOOL, &g_cfg.stack_trim, "false", 0, 0,
-	 "after each handshake give the stack pages it touched back to the kernel: about "
-	 "4 KiB less RSS per idle socket, but fewer handshakes per second"},
+    {"PORT", CFG_INT, &g_cfg.port, "8005", 1, 65535, "HTTP/WebSocket listen port"},
+    {"KAFKA_BROKERS", CFG_STR, &g_cfg.kafka_brokers, "127.0.0.1:9092", 1, 1024,
+     "Kafka bootstrap servers"},
+    {"KAFKA_TOPIC", CFG_STR, &g_cfg.kafka_topic, "task-updates", 1, 249, "topic of task events"},
+    {"JWT_SECRET", CFG_SECRET, &g_cfg.jwt_secret, NULL, 16, 4096,
+     "HS256 secret shared with backend-api (at least 16 bytes)"},
+    {"ALLOWED_ORIGINS", CFG_STR, &g_cfg.allowed_origins, "*", 1, 4096,
+     "allowed Origin values, comma-separated exact origins; * allows any (development)"},
+    {"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
+    {"MAX_CONNECTIONS", CFG_INT, &g_cfg.max_connections, "1000", 1, 100000,
+     "open WebSockets in total (one civetweb thread each; clamped below the fd limit)"},
+    {"MAX_CONNECTIONS_PER_USER", CFG_INT, &g_cfg.max_conn_per_user, "20", 1, 100000,
+     "open WebSockets per user; more are closed with 1008"},
+    {"MAX_MESSAGE_BYTES", CFG_INT, &g_cfg.max_message_bytes, "4096", 16, 1048576,
+     "largest client frame; bigger closes with 1009"},
+    {"CLIENT_RATE_LIMIT", CFG_INT, &g_cfg.client_rate_limit, "20", 1, 100000,
+     "client messages per second per connection; more closes with 1008"},
+    {"CLIENT_RATE_BURST", CFG_INT, &g_cfg.client_rate_burst, "40", 1, 100000,
+     "burst of client messages allowed above the rate"},
+    {"HEARTBEAT_INTERVAL", CFG_INT, &g_cfg.heartbeat_interval, "30", 1, 3600,
+     "seconds between server pings; a client silent for two intervals is closed"},
+    {"SEND_QUEUE_MAX_FRAMES", CFG_INT, &g_cfg.send_queue_max_frames, "512", 1, 1000000,
+     "frames queued for one socket; past it the client is closed with 1013"},
+    {"SEND_QUEUE_MAX_BYTES", CFG_INT, &g_cfg.send_queue_max_bytes, "4194304", 1024, 1073741824,
+     "bytes queued for one socket; past it the client is closed with 1013"},
+    {"MAX_EVENT_BYTES", CFG_INT, &g_cfg.max_event_bytes, "262144", 64, 16777216,
+     "largest Kafka event accepted; bigger ones are rejected and counted"},
+    {"KAFKA_FETCH_WAIT_MS", CFG_INT, &g_cfg.kafka_fetch_wait_ms, "10", 1, 10000,
+     "fetch.wait.max.ms: small for latency, larger to spare the broker's CPU"},
+    {"KAFKA_METADATA_REFRESH_MS", CFG_INT, &g_cfg.kafka_refresh_ms, "10000", 100, 3600000,
+     "how often new partitions of the topic are looked for"},
+    {"WRITER_THREADS", CFG_INT, &g_cfg.writer_threads, "2", 1, 64,
+     "threads writing queued frames to sockets"},
+    {"WRITE_TIMEOUT_MS", CFG_INT, &g_cfg.write_timeout_ms, "10000", 100, 600000,
+     "a socket that takes no bytes for this long while frames wait is closed with 1013"},
+    {"CLOSE_GRACE_MS", CFG_INT, &g_cfg.close_grace_ms, "2000", 10, 60000,
+     "after a server-initiated close the socket is cut when the client has not closed"},
+    {"WS_SNDBUF", CFG_INT, &g_cfg.ws_sndbuf, "0", 0, 16777216,
+     "SO_SNDBUF of each WebSocket in bytes (0: kernel autotuning)"},
+    {"SHUTDOWN_TIMEOUT", CFG_INT, &g_cfg.shutdown_timeout, "5", 1, 300,
+     "seconds from SIGTERM to exit"},
+    {"STATUS_MAX_USERS", CFG_INT, &g_cfg.status_max_users, "1000", 0, 1000000,
+     "most users listed in /status connections_per_user (the rest are counted)"},
+    {"STACK_TRIM", CFG_BOOL, &g_cfg.stack_trim, "false", 0, 0,
+     "after each handshake give the stack pages it touched back to the kernel: about "
+     "4 KiB less RSS per idle socket, but fewer handshakes per second"},
 };
 
 int gw_config_load(gw_config *cfg, char *err, size_t errlen)
@@ -70,10 +70,14 @@ void gw_config_free(gw_config *cfg)
 
 void gw_config_help(FILE *out, const char *prog)
 {
-	config_print_help(out, prog,
-			  "ws-gateway: pushes each task event from Kafka to every open WebSocket of "
-			  "its user",
-			  table, ARRAY_LEN(table));
+	config_print_help(
+	    out, prog,
+	    "ws-gateway: pushes each task event from Kafka to every open WebSocket of "
+	    "its user",
+	    table, ARRAY_LEN(table));
 }
 
-void gw_config_log(void) { config_log(table, ARRAY_LEN(table)); }
+void gw_config_log(void)
+{
+	config_log(table, ARRAY_LEN(table));
+}

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #define FLUSH_BATCH_FRAMES 64
-#define FLUSH_BATCH_BYTES (256 * 1024)
+#define FLUSH_BATCH_BYTES  (256 * 1024)
 
 /* NONE -> PENDING (asked for; applied when no writer is on the socket) -> QUEUED
  * (the close frame is in the ring behind at most a partly sent frame) -> SENT. */
@@ -22,10 +22,10 @@ typedef enum { CLOSE_NONE = 0, CLOSE_PENDING, CLOSE_QUEUED, CLOSE_SENT } close_s
 
 struct conn {
 	atomic_int refs;
-	pthread_mutex_t mu;          /* protects everything below marked (mu) */
-	pthread_cond_t idle;         /* signalled when writing drops to 0 */
-	struct mg_connection *mg;    /* civetweb connection; its lock serialises socket writes */
-	int fd;                      /* the socket; valid while !dead */
+	pthread_mutex_t mu;       /* protects everything below marked (mu) */
+	pthread_cond_t idle;      /* signalled when writing drops to 0 */
+	struct mg_connection *mg; /* civetweb connection; its lock serialises socket writes */
+	int fd;                   /* the socket; valid while !dead */
 	char id[UUID_STR_LEN];
 	char user[USER_ID_MAX + 1];
 	char device[USER_ID_MAX + 1];
@@ -35,19 +35,19 @@ struct conn {
 	/* (mu) outbound queue: ring of frame references */
 	frame **ring;
 	size_t cap, head, n, bytes;
-	size_t partial_off;          /* (mu) bytes of the head frame already on the socket */
-	int64_t blocked_since_ms;    /* (mu) socket full with frames waiting since (0: not) */
-	int scheduled;               /* (mu) owned by the write pipeline */
-	int writing;                 /* (mu) a writer is on the socket */
-	int dead;                    /* (mu) detached: the socket is no longer ours */
-	int cut;                     /* (mu) socket shut down by us */
-	close_state cstate;          /* (mu) */
-	frame *close_frame;          /* (mu) pending close frame */
-	int64_t close_since_ms;      /* (mu) */
-	int parked;                  /* (mu) waiting for POLLOUT in the writer's poller */
-	int park_fd;                 /* (mu) dup of fd registered with epoll while parked */
+	size_t partial_off;       /* (mu) bytes of the head frame already on the socket */
+	int64_t blocked_since_ms; /* (mu) socket full with frames waiting since (0: not) */
+	int scheduled;            /* (mu) owned by the write pipeline */
+	int writing;              /* (mu) a writer is on the socket */
+	int dead;                 /* (mu) detached: the socket is no longer ours */
+	int cut;                  /* (mu) socket shut down by us */
+	close_state cstate;       /* (mu) */
+	frame *close_frame;       /* (mu) pending close frame */
+	int64_t close_since_ms;   /* (mu) */
+	int parked;               /* (mu) waiting for POLLOUT in the writer's poller */
+	int park_fd;              /* (mu) dup of fd registered with epoll while parked */
 	atomic_llong last_seen_ms;
-	double tokens;               /* rate limiter (connection thread only) */
+	double tokens; /* rate limiter (connection thread only) */
 	int64_t tokens_at_us;
 };
 
@@ -111,7 +111,7 @@ void frame_unref(frame *f)
 /* ---- connection ---- */
 
 conn *conn_new(struct mg_connection *mg, int fd, const char *user, const char *device,
-	       const conn_limits *lim, struct writer *w, const gw_stats *st)
+               const conn_limits *lim, struct writer *w, const gw_stats *st)
 {
 	conn *c = xcalloc(1, sizeof(*c));
 	atomic_init(&c->refs, 1);
@@ -183,10 +183,22 @@ void conn_unref(conn *c)
 	free(c);
 }
 
-const char *conn_id(const conn *c) { return c->id; }
-const char *conn_user(const conn *c) { return c->user; }
-const char *conn_device(const conn *c) { return c->device[0] ? c->device : NULL; }
-int conn_fd(const conn *c) { return c->fd; }
+const char *conn_id(const conn *c)
+{
+	return c->id;
+}
+const char *conn_user(const conn *c)
+{
+	return c->user;
+}
+const char *conn_device(const conn *c)
+{
+	return c->device[0] ? c->device : NULL;
+}
+int conn_fd(const conn *c)
+{
+	return c->fd;
+}
 
 void conn_touch(conn *c, int64_t now_ms)
 {
@@ -274,7 +286,7 @@ static void start_close(conn *c, int code, const char *reason, close_reason why)
 		apply_close(c);
 	metric_inc(c->st->closes[why]);
 	log_info("closing connection", "{s:s, s:s, s:i, s:s}", "conn", c->id, "user", c->user,
-		 "code", code, "reason", reason);
+	         "code", code, "reason", reason);
 }
 
 int conn_enqueue(conn *c, frame *f)
@@ -285,8 +297,7 @@ int conn_enqueue(conn *c, frame *f)
 		pthread_mutex_unlock(&c->mu);
 		return CONN_CLOSING;
 	}
-	if (c->n >= c->lim.max_frames || c->bytes + f->len > c->lim.max_bytes ||
-	    ring_push(c, f)) {
+	if (c->n >= c->lim.max_frames || c->bytes + f->len > c->lim.max_bytes || ring_push(c, f)) {
 		start_close(c, 1013, "send queue full: reconnect and catch up", CLOSE_SLOW_CLIENT);
 		rc = CONN_OVERFLOW;
 	} else {
@@ -546,7 +557,8 @@ int conn_flush(conn *c)
 		if (batch[i]->recv_us > 0) {
 			if (!now_mono)
 				now_mono = mono_us();
-			metric_observe(c->st->gw_latency, (double)(now_mono - batch[i]->recv_us) / 1e6);
+			metric_observe(c->st->gw_latency,
+			               (double)(now_mono - batch[i]->recv_us) / 1e6);
 		}
 		if (batch[i] != c->close_frame)
 			events++;

@@ -21,14 +21,20 @@
 struct mg_connection;
 struct writer;
 
-enum { WS_OP_TEXT = 0x1, WS_OP_BINARY = 0x2, WS_OP_CLOSE = 0x8, WS_OP_PING = 0x9, WS_OP_PONG = 0xa };
+enum {
+	WS_OP_TEXT = 0x1,
+	WS_OP_BINARY = 0x2,
+	WS_OP_CLOSE = 0x8,
+	WS_OP_PING = 0x9,
+	WS_OP_PONG = 0xa
+};
 
 typedef struct frame {
 	atomic_int refs;
-	int64_t ts_us;         /* wall clock of the event (latency histogram); 0: none */
-	int64_t recv_us;       /* mono_us when the consumer got the event; 0: none */
-	size_t len;            /* bytes in data */
-	unsigned char data[];  /* header + payload, ready for the socket */
+	int64_t ts_us;        /* wall clock of the event (latency histogram); 0: none */
+	int64_t recv_us;      /* mono_us when the consumer got the event; 0: none */
+	size_t len;           /* bytes in data */
+	unsigned char data[]; /* header + payload, ready for the socket */
 } frame;
 
 /* A new unmasked server frame (FIN set) of opcode with a copy of payload. refs=1. */
@@ -39,8 +45,8 @@ frame *frame_ref(frame *f);
 void frame_unref(frame *f);
 
 typedef struct conn_limits {
-	size_t max_frames;      /* queue bound in frames */
-	size_t max_bytes;       /* queue bound in bytes */
+	size_t max_frames; /* queue bound in frames */
+	size_t max_bytes;  /* queue bound in bytes */
 } conn_limits;
 
 typedef struct conn conn;
@@ -48,7 +54,7 @@ typedef struct conn conn;
 /* A connection for user on socket fd (-1 when unknown) of civetweb connection mg.
  * refs=1 (the caller's). device may be NULL. */
 conn *conn_new(struct mg_connection *mg, int fd, const char *user, const char *device,
-	       const conn_limits *lim, struct writer *w, const gw_stats *st);
+               const conn_limits *lim, struct writer *w, const gw_stats *st);
 conn *conn_ref(conn *c);
 void conn_unref(conn *c);
 

@@ -19,11 +19,14 @@ struct consumer {
 	int have_thread;
 	atomic_int stop;
 	atomic_int ready;
-	atomic_int npart;                        /* partitions assigned */
-	atomic_llong next[MAX_PARTITIONS];       /* next offset to read per partition */
+	atomic_int npart;                  /* partitions assigned */
+	atomic_llong next[MAX_PARTITIONS]; /* next offset to read per partition */
 };
 
-int consumer_ready(consumer *c) { return c && atomic_load(&c->ready); }
+int consumer_ready(consumer *c)
+{
+	return c && atomic_load(&c->ready);
+}
 
 double consumer_lag(void *arg)
 {
@@ -37,7 +40,7 @@ double consumer_lag(void *arg)
 		if (next < 0)
 			continue;
 		if (rd_kafka_get_watermark_offsets(c->rk, c->topic, p, &lo, &hi) ==
-			    RD_KAFKA_RESP_ERR_NO_ERROR &&
+		        RD_KAFKA_RESP_ERR_NO_ERROR &&
 		    hi > next)
 			lag += (double)(hi - next);
 	}
@@ -58,7 +61,7 @@ static int partition_count(consumer *c, int timeout_ms)
 		n = md->topics[0].partition_cnt;
 	else if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
 		log_debug("topic metadata not ready", "{s:s}", "err",
-			  rd_kafka_err2str(md->topics[0].err));
+		          rd_kafka_err2str(md->topics[0].err));
 	if (md)
 		rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(t);
@@ -75,10 +78,10 @@ static int assign_range(consumer *c, int from, int to, int at_end)
 		if (at_end) {
 			int64_t lo, hi;
 			rd_kafka_resp_err_t e =
-				rd_kafka_query_watermark_offsets(c->rk, c->topic, p, &lo, &hi, 5000);
+			    rd_kafka_query_watermark_offsets(c->rk, c->topic, p, &lo, &hi, 5000);
 			if (e) {
 				log_warn("could not query watermarks", "{s:i, s:s}", "partition", p,
-					 "err", rd_kafka_err2str(e));
+				         "err", rd_kafka_err2str(e));
 				rd_kafka_topic_partition_list_destroy(l);
 				return -1;
 			}
@@ -98,7 +101,7 @@ static int assign_range(consumer *c, int from, int to, int at_end)
 	}
 	atomic_store(&c->npart, to);
 	log_info("partitions assigned", "{s:s, s:i, s:i, s:s}", "topic", c->topic, "from", from,
-		 "to", to, "start", at_end ? "end" : "beginning");
+	         "to", to, "start", at_end ? "end" : "beginning");
 	return 0;
 }
 
@@ -117,7 +120,7 @@ static void *consumer_main(void *arg)
 	if (!atomic_load(&c->stop)) {
 		atomic_store(&c->ready, 1);
 		log_info("consumer ready", "{s:s, s:i}", "topic", c->topic, "partitions",
-			 atomic_load(&c->npart));
+		         atomic_load(&c->npart));
 	}
 	int64_t next_refresh = mono_ms() + c->refresh_ms;
 	while (!atomic_load(&c->stop)) {
@@ -126,14 +129,14 @@ static void *consumer_main(void *arg)
 			if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 				int32_t p = m->partition;
 				(void)fanout_message(c->fan, m->key, m->key_len, m->payload, m->len,
-						     c->topic, p, m->offset);
+				                     c->topic, p, m->offset);
 				if (p >= 0 && p < MAX_PARTITIONS)
 					atomic_store(&c->next[p], m->offset + 1);
 			} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 				/* not rd_kafka_message_errstr(): an inline of rdkafka.h that
 				 * would link librdkafka in (see kafka_dl.h) */
 				log_warn("consumer error", "{s:s, s:i}", "err",
-					 rd_kafka_err2str(m->err), "partition", (int)m->partition);
+				         rd_kafka_err2str(m->err), "partition", (int)m->partition);
 			}
 			rd_kafka_message_destroy(m);
 		}
@@ -174,24 +177,23 @@ consumer *consumer_start(const consumer_opts *o, fanout *f, char *err, size_t er
 	/* A group id only names this client: it never joins the group (no subscribe). */
 	snprintf(gid, sizeof(gid), "ws-gateway-%s", uuid);
 	snprintf(fw, sizeof(fw), "%ld", o->fetch_wait_ms);
-	snprintf(fmax, sizeof(fmax), "%zu", o->max_event_bytes + 1024 > 1048576
-						    ? o->max_event_bytes + 1024
-						    : 1048576);
+	snprintf(fmax, sizeof(fmax), "%zu",
+	         o->max_event_bytes + 1024 > 1048576 ? o->max_event_bytes + 1024 : 1048576);
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	const char *kv[][2] = {
-		{"bootstrap.servers", o->brokers},
-		{"group.id", gid},
-		{"client.id", "ws-gateway"},
-		{"enable.auto.commit", "false"},
-		{"enable.auto.offset.store", "false"},
-		{"enable.partition.eof", "false"},
-		{"allow.auto.create.topics", "true"},
-		{"fetch.wait.max.ms", fw},
-		{"fetch.min.bytes", "1"}, /* a fetch returns as soon as one event is there */
-		{"fetch.error.backoff.ms", "50"},
-		{"reconnect.backoff.ms", "50"},
-		{"reconnect.backoff.max.ms", "1000"},
-		{"message.max.bytes", fmax},
+	    {"bootstrap.servers", o->brokers},
+	    {"group.id", gid},
+	    {"client.id", "ws-gateway"},
+	    {"enable.auto.commit", "false"},
+	    {"enable.auto.offset.store", "false"},
+	    {"enable.partition.eof", "false"},
+	    {"allow.auto.create.topics", "true"},
+	    {"fetch.wait.max.ms", fw},
+	    {"fetch.min.bytes", "1"}, /* a fetch returns as soon as one event is there */
+	    {"fetch.error.backoff.ms", "50"},
+	    {"reconnect.backoff.ms", "50"},
+	    {"reconnect.backoff.max.ms", "1000"},
+	    {"message.max.bytes", fmax},
 	};
 	char e[512];
 	for (size_t i = 0; i < ARRAY_LEN(kv); i++) {
@@ -214,6 +216,7 @@ consumer *consumer_start(const consumer_opts *o, fanout *f, char *err, size_t er
 		goto fail;
 	}
 	c->have_thread = 1;
+	(void)pthread_setname_np(c->thread, "gw-consumer");
 	return c;
 fail:
 	consumer_stop(c);

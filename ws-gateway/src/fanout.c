@@ -21,7 +21,10 @@ fanout *fanout_new(registry *reg, const gw_stats *st, size_t max_event_bytes)
 	return f;
 }
 
-void fanout_free(fanout *f) { free(f); }
+void fanout_free(fanout *f)
+{
+	free(f);
+}
 
 static reject_reason classify(const char *err)
 {
@@ -35,22 +38,22 @@ static reject_reason classify(const char *err)
 }
 
 static int reject(fanout *f, reject_reason why, const char *detail, const char *topic,
-		  int32_t partition, int64_t offset)
+                  int32_t partition, int64_t offset)
 {
 	metric_inc(f->st->events_rejected[why]);
 	log_warn("event rejected", "{s:s, s:i, s:I, s:s}", "topic", topic, "partition",
-		 (int)partition, "offset", (json_int_t)offset, "reason", detail);
+	         (int)partition, "offset", (json_int_t)offset, "reason", detail);
 	return -1;
 }
 
 int fanout_message(fanout *f, const void *key, size_t keylen, const void *payload, size_t len,
-		   const char *topic, int32_t partition, int64_t offset)
+                   const char *topic, int32_t partition, int64_t offset)
 {
 	int64_t recv_us = mono_us();
 	metric_inc(f->st->events_consumed);
 	if (len > f->max_event_bytes)
 		return reject(f, REJECT_TOO_LARGE, "event larger than MAX_EVENT_BYTES", topic,
-			      partition, offset);
+		              partition, offset);
 	if (!payload || len == 0)
 		return reject(f, REJECT_NOT_JSON, "empty message", topic, partition, offset);
 	event ev;
@@ -60,7 +63,7 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 	if (key && (keylen != strlen(ev.user_id) || memcmp(key, ev.user_id, keylen))) {
 		event_clear(&ev);
 		return reject(f, REJECT_KEY_MISMATCH, "Kafka key differs from user_id", topic,
-			      partition, offset);
+		              partition, offset);
 	}
 	size_t mlen;
 	char *msg = event_ws_message(&ev, &mlen);
@@ -73,7 +76,7 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 	if (n)
 		metric_add(f->st->event_frames, (double)n);
 	log_debug("event fanned out", "{s:s, s:s, s:I, s:i}", "user", ev.user_id, "type",
-		  event_type_name(ev.type), "offset", (json_int_t)offset, "sockets", (int)n);
+	          event_type_name(ev.type), "offset", (json_int_t)offset, "sockets", (int)n);
 	event_clear(&ev);
 	return (int)n;
 }

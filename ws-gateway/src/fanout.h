@@ -18,6 +18,6 @@ void fanout_free(fanout *f);
  * queued to, or -1 when the message was rejected (logged and counted with topic,
  * partition, offset and the reason). @locality the consumer thread. */
 int fanout_message(fanout *f, const void *key, size_t keylen, const void *payload, size_t len,
-		   const char *topic, int32_t partition, int64_t offset);
+                   const char *topic, int32_t partition, int64_t offset);
 
 #endif

@@ -64,30 +64,34 @@ MUST_CHECK int kafka_dl_load(char *err, size_t errlen);
  * not expanded again inside its own expansion, so kafka_api.f names the member).
  * kafka_dl.c itself defines KAFKA_DL_NO_RENAME. */
 #ifndef KAFKA_DL_NO_RENAME
-#define rd_kafka_conf_new(...) kafka_api.rd_kafka_conf_new(__VA_ARGS__)
-#define rd_kafka_conf_set(...) kafka_api.rd_kafka_conf_set(__VA_ARGS__)
-#define rd_kafka_conf_destroy(...) kafka_api.rd_kafka_conf_destroy(__VA_ARGS__)
-#define rd_kafka_conf_set_log_cb(...) kafka_api.rd_kafka_conf_set_log_cb(__VA_ARGS__)
-#define rd_kafka_new(...) kafka_api.rd_kafka_new(__VA_ARGS__)
-#define rd_kafka_destroy(...) kafka_api.rd_kafka_destroy(__VA_ARGS__)
-#define rd_kafka_poll_set_consumer(...) kafka_api.rd_kafka_poll_set_consumer(__VA_ARGS__)
-#define rd_kafka_consumer_close(...) kafka_api.rd_kafka_consumer_close(__VA_ARGS__)
-#define rd_kafka_consumer_poll(...) kafka_api.rd_kafka_consumer_poll(__VA_ARGS__)
-#define rd_kafka_poll(...) kafka_api.rd_kafka_poll(__VA_ARGS__)
-#define rd_kafka_message_destroy(...) kafka_api.rd_kafka_message_destroy(__VA_ARGS__)
-#define rd_kafka_err2str(...) kafka_api.rd_kafka_err2str(__VA_ARGS__)
-#define rd_kafka_error_destroy(...) kafka_api.rd_kafka_error_destroy(__VA_ARGS__)
-#define rd_kafka_error_string(...) kafka_api.rd_kafka_error_string(__VA_ARGS__)
+#define rd_kafka_conf_new(...)              kafka_api.rd_kafka_conf_new(__VA_ARGS__)
+#define rd_kafka_conf_set(...)              kafka_api.rd_kafka_conf_set(__VA_ARGS__)
+#define rd_kafka_conf_destroy(...)          kafka_api.rd_kafka_conf_destroy(__VA_ARGS__)
+#define rd_kafka_conf_set_log_cb(...)       kafka_api.rd_kafka_conf_set_log_cb(__VA_ARGS__)
+#define rd_kafka_new(...)                   kafka_api.rd_kafka_new(__VA_ARGS__)
+#define rd_kafka_destroy(...)               kafka_api.rd_kafka_destroy(__VA_ARGS__)
+#define rd_kafka_poll_set_consumer(...)     kafka_api.rd_kafka_poll_set_consumer(__VA_ARGS__)
+#define rd_kafka_consumer_close(...)        kafka_api.rd_kafka_consumer_close(__VA_ARGS__)
+#define rd_kafka_consumer_poll(...)         kafka_api.rd_kafka_consumer_poll(__VA_ARGS__)
+#define rd_kafka_poll(...)                  kafka_api.rd_kafka_poll(__VA_ARGS__)
+#define rd_kafka_message_destroy(...)       kafka_api.rd_kafka_message_destroy(__VA_ARGS__)
+#define rd_kafka_err2str(...)               kafka_api.rd_kafka_err2str(__VA_ARGS__)
+#define rd_kafka_error_destroy(...)         kafka_api.rd_kafka_error_destroy(__VA_ARGS__)
+#define rd_kafka_error_string(...)          kafka_api.rd_kafka_error_string(__VA_ARGS__)
 #define rd_kafka_get_watermark_offsets(...) kafka_api.rd_kafka_get_watermark_offsets(__VA_ARGS__)
-#define rd_kafka_query_watermark_offsets(...) kafka_api.rd_kafka_query_watermark_offsets(__VA_ARGS__)
+#define rd_kafka_query_watermark_offsets(...)                                                      \
+	kafka_api.rd_kafka_query_watermark_offsets(__VA_ARGS__)
 #define rd_kafka_incremental_assign(...) kafka_api.rd_kafka_incremental_assign(__VA_ARGS__)
-#define rd_kafka_metadata(...) kafka_api.rd_kafka_metadata(__VA_ARGS__)
-#define rd_kafka_metadata_destroy(...) kafka_api.rd_kafka_metadata_destroy(__VA_ARGS__)
-#define rd_kafka_topic_new(...) kafka_api.rd_kafka_topic_new(__VA_ARGS__)
-#define rd_kafka_topic_destroy(...) kafka_api.rd_kafka_topic_destroy(__VA_ARGS__)
-#define rd_kafka_topic_partition_list_new(...) kafka_api.rd_kafka_topic_partition_list_new(__VA_ARGS__)
-#define rd_kafka_topic_partition_list_add(...) kafka_api.rd_kafka_topic_partition_list_add(__VA_ARGS__)
-#define rd_kafka_topic_partition_list_destroy(...) kafka_api.rd_kafka_topic_partition_list_destroy(__VA_ARGS__)
+#define rd_kafka_metadata(...)           kafka_api.rd_kafka_metadata(__VA_ARGS__)
+#define rd_kafka_metadata_destroy(...)   kafka_api.rd_kafka_metadata_destroy(__VA_ARGS__)
+#define rd_kafka_topic_new(...)          kafka_api.rd_kafka_topic_new(__VA_ARGS__)
+#define rd_kafka_topic_destroy(...)      kafka_api.rd_kafka_topic_destroy(__VA_ARGS__)
+#define rd_kafka_topic_partition_list_new(...)                                                     \
+	kafka_api.rd_kafka_topic_partition_list_new(__VA_ARGS__)
+#define rd_kafka_topic_partition_list_add(...)                                                     \
+	kafka_api.rd_kafka_topic_partition_list_add(__VA_ARGS__)
+#define rd_kafka_topic_partition_list_destroy(...)                                                 \
+	kafka_api.rd_kafka_topic_partition_list_destroy(__VA_ARGS__)
 #endif
 
 #endif

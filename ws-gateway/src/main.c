@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static double active_users(void *reg) { return (double)registry_users(reg); }
+static double active_users(void *reg)
+{
+	return (double)registry_users(reg);
+}
 
 int main(int argc, char **argv)
 {
@@ -23,7 +26,7 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1) {
 		fprintf(stderr, "usage: %s [--help] (configuration comes from the environment)\n",
-			argv[0]);
+		        argv[0]);
 		return 2;
 	}
 	gw_config cfg;
@@ -56,10 +59,10 @@ int main(int argc, char **argv)
 	if (!w)
 		goto fail;
 	consumer_opts co = {.brokers = cfg.kafka_brokers,
-			    .topic = cfg.kafka_topic,
-			    .fetch_wait_ms = cfg.kafka_fetch_wait_ms,
-			    .refresh_ms = cfg.kafka_refresh_ms,
-			    .max_event_bytes = (size_t)cfg.max_event_bytes};
+	                    .topic = cfg.kafka_topic,
+	                    .fetch_wait_ms = cfg.kafka_fetch_wait_ms,
+	                    .refresh_ms = cfg.kafka_refresh_ms,
+	                    .max_event_bytes = (size_t)cfg.max_event_bytes};
 	cons = consumer_start(&co, fan, err, sizeof(err));
 	if (!cons)
 		goto fail;
@@ -67,11 +70,11 @@ int main(int argc, char **argv)
 	if (!srv)
 		goto fail;
 	metrics_gauge_fn(m, "ws_connections_open", "Open WebSocket connections.", NULL,
-			 ws_server_open, srv);
+	                 ws_server_open, srv);
 	metrics_gauge_fn(m, "ws_active_users", "Users with at least one open WebSocket.", NULL,
-			 active_users, reg);
+	                 active_users, reg);
 	metrics_gauge_fn(m, "kafka_consumer_lag", "Messages between position and high watermark.",
-			 NULL, consumer_lag, cons);
+	                 NULL, consumer_lag, cons);
 
 	int sig = 0;
 	sigwait(&set, &sig);

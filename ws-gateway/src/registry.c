@@ -124,7 +124,8 @@ void registry_detach(registry *r, conn *c)
 		for (size_t i = 0; i < u->n; i++) {
 			if (u->conns[i] == c) {
 				/* keep the order of the rest (not required, but cheap) */
-				memmove(&u->conns[i], &u->conns[i + 1], (u->n - i - 1) * sizeof(conn *));
+				memmove(&u->conns[i], &u->conns[i + 1],
+				        (u->n - i - 1) * sizeof(conn *));
 				u->n--;
 				break;
 			}
@@ -209,6 +210,6 @@ json_t *registry_status(registry *r, size_t max_users)
 	}
 	pthread_rwlock_unlock(&r->lock);
 	return json_pack("{s:I, s:I, s:o, s:I}", "connections", (json_int_t)nall, "active_users",
-			 (json_int_t)users, "connections_per_user", per, "users_not_listed",
-			 (json_int_t)unlisted);
+	                 (json_int_t)users, "connections_per_user", per, "users_not_listed",
+	                 (json_int_t)unlisted);
 }

@@ -3,53 +3,57 @@
 #include <stdio.h>
 
 static const char *const refuse_names[REFUSE__COUNT] = {
-	"shutting_down", "total_cap", "bad_origin", "unauthorized", "wrong_user", "bad_request",
-	"user_cap"};
+    "shutting_down", "total_cap",   "bad_origin", "unauthorized",
+    "wrong_user",    "bad_request", "user_cap"};
 static const char *const close_names[CLOSE__COUNT] = {
-	"slow_client", "write_failed", "heartbeat", "rate_limited", "message_too_large",
-	"shutdown", "user_cap"};
-static const char *const reject_names[REJECT__COUNT] = {
-	"too_large", "not_json", "bad_event_type", "bad_user_id", "invalid", "key_mismatch"};
+    "slow_client",       "write_failed", "heartbeat", "rate_limited",
+    "message_too_large", "shutdown",     "user_cap"};
+static const char *const reject_names[REJECT__COUNT] = {"too_large",   "not_json", "bad_event_type",
+                                                        "bad_user_id", "invalid",  "key_mismatch"};
 
-const char *close_reason_name(close_reason r) { return close_names[r]; }
+const char *close_reason_name(close_reason r)
+{
+	return close_names[r];
+}
 
 void gw_stats_init(gw_stats *s, metrics *m)
 {
 	char lbl[64];
 	s->reg = m;
-	s->connects = metrics_counter(m, "ws_connects_total", "WebSocket connections opened.", NULL);
+	s->connects =
+	    metrics_counter(m, "ws_connects_total", "WebSocket connections opened.", NULL);
 	for (int i = 0; i < REFUSE__COUNT; i++) {
 		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", refuse_names[i]);
 		s->refusals[i] = metrics_counter(m, "ws_refusals_total",
-						 "Connection attempts refused, by reason.", lbl);
+		                                 "Connection attempts refused, by reason.", lbl);
 	}
 	for (int i = 0; i < CLOSE__COUNT; i++) {
 		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", close_names[i]);
 		s->closes[i] = metrics_counter(m, "ws_server_closes_total",
-					       "Connections closed by the server, by reason.", lbl);
+		                               "Connections closed by the server, by reason.", lbl);
 	}
 	s->frames_delivered = metrics_counter(m, "ws_frames_delivered_total",
-					      "Frames completely written to sockets.", NULL);
+	                                      "Frames completely written to sockets.", NULL);
 	s->event_frames = metrics_counter(m, "ws_event_frames_queued_total",
-					  "Event frames queued, one per recipient socket.", NULL);
-	s->events_consumed = metrics_counter(m, "kafka_events_consumed_total",
-					     "Kafka messages consumed.", NULL);
-	s->events_delivered = metrics_counter(m, "kafka_events_valid_total",
-					      "Valid events fanned out.", NULL);
+	                                  "Event frames queued, one per recipient socket.", NULL);
+	s->events_consumed =
+	    metrics_counter(m, "kafka_events_consumed_total", "Kafka messages consumed.", NULL);
+	s->events_delivered =
+	    metrics_counter(m, "kafka_events_valid_total", "Valid events fanned out.", NULL);
 	for (int i = 0; i < REJECT__COUNT; i++) {
 		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", reject_names[i]);
-		s->events_rejected[i] = metrics_counter(
-			m, "kafka_events_rejected_total", "Kafka messages rejected, by reason.", lbl);
+		s->events_rejected[i] = metrics_counter(m, "kafka_events_rejected_total",
+		                                        "Kafka messages rejected, by reason.", lbl);
 	}
-	s->client_messages = metrics_counter(m, "ws_client_messages_total",
-					     "Frames received from clients.", NULL);
-	s->client_errors = metrics_counter(m, "ws_client_errors_total",
-					   "Error messages sent to clients.", NULL);
+	s->client_messages =
+	    metrics_counter(m, "ws_client_messages_total", "Frames received from clients.", NULL);
+	s->client_errors =
+	    metrics_counter(m, "ws_client_errors_total", "Error messages sent to clients.", NULL);
 	s->latency = metrics_histogram(m, "ws_event_delivery_seconds",
-				       "Event timestamp to socket write, seconds.", NULL,
-				       METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);
+	                               "Event timestamp to socket write, seconds.", NULL,
+	                               METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);
 	s->gw_latency = metrics_histogram(
-		m, "ws_consumed_to_write_seconds",
-		"Event consumed from Kafka to socket write (the gateway's own share), seconds.", NULL,
-		METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);
+	    m, "ws_consumed_to_write_seconds",
+	    "Event consumed from Kafka to socket write (the gateway's own share), seconds.", NULL,
+	    METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);
 }

@@ -39,18 +39,18 @@ typedef enum {
 
 typedef struct gw_stats {
 	metrics *reg;
-	metric *connects;                    /* WebSockets opened */
-	metric *refusals[REFUSE__COUNT];     /* connection attempts refused, by reason */
-	metric *closes[CLOSE__COUNT];        /* server-initiated closes, by reason */
-	metric *frames_delivered;            /* frames fully written to sockets */
-	metric *event_frames;                /* event frames queued (one per recipient) */
-	metric *events_consumed;             /* Kafka messages read */
-	metric *events_delivered;            /* valid events (with or without recipients) */
+	metric *connects;                /* WebSockets opened */
+	metric *refusals[REFUSE__COUNT]; /* connection attempts refused, by reason */
+	metric *closes[CLOSE__COUNT];    /* server-initiated closes, by reason */
+	metric *frames_delivered;        /* frames fully written to sockets */
+	metric *event_frames;            /* event frames queued (one per recipient) */
+	metric *events_consumed;         /* Kafka messages read */
+	metric *events_delivered;        /* valid events (with or without recipients) */
 	metric *events_rejected[REJECT__COUNT];
-	metric *client_messages;             /* frames received from clients */
-	metric *client_errors;               /* error replies sent */
-	metric *latency;                     /* event timestamp -> socket write, seconds */
-	metric *gw_latency;                  /* consumed -> socket write (this process's share) */
+	metric *client_messages; /* frames received from clients */
+	metric *client_errors;   /* error replies sent */
+	metric *latency;         /* event timestamp -> socket write, seconds */
+	metric *gw_latency;      /* consumed -> socket write (this process's share) */
 } gw_stats;
 
 /* Creates every series in m. */

@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 struct writer {
-	pthread_mutex_t mu;    /* protects the ready ring and stop */
+	pthread_mutex_t mu; /* protects the ready ring and stop */
 	pthread_cond_t cv;
-	struct conn **ring;    /* FIFO of scheduled connections */
+	struct conn **ring; /* FIFO of scheduled connections */
 	size_t cap, head, n;
 	int stop;
 	int epfd;
@@ -57,7 +57,10 @@ int writer_epoll_arm(int epfd, int fd, struct conn *c)
 	return -1;
 }
 
-void writer_epoll_disarm(int epfd, int fd) { (void)epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
+void writer_epoll_disarm(int epfd, int fd)
+{
+	(void)epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+}
 
 /* @locality writer threads. */
 static void *writer_main(void *arg)
@@ -130,12 +133,14 @@ writer *writer_new(int nthreads, char *err, size_t errlen)
 			goto fail;
 		}
 		w->nthreads++;
+		(void)pthread_setname_np(w->threads[i], "gw-writer");
 	}
 	if (pthread_create(&w->poller, NULL, poller_main, w)) {
 		snprintf(err, errlen, "could not start poller thread");
 		goto fail;
 	}
 	w->have_poller = 1;
+	(void)pthread_setname_np(w->poller, "gw-poller");
 	return w;
 fail:
 	writer_free(w);

@@ -17,10 +17,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HTTP_SPARE_THREADS 16 /* civetweb threads kept for HTTP and refusals */
-#define FD_HEADROOM 512       /* Kafka, epoll, parked dups, logs, civetweb's queue */
-#define SWEEP_MS 250
-#define STACK_TRIM_KEEP (8 * 1024) /* stack kept below ws_ready's frame (madvise's own) */
+#define HTTP_SPARE_THREADS 16  /* civetweb threads kept for HTTP and refusals */
+#define FD_HEADROOM        512 /* Kafka, epoll, parked dups, logs, civetweb's queue */
+#define SWEEP_MS           250
+#define STACK_TRIM_KEEP    (8 * 1024) /* stack kept below ws_ready's frame (madvise's own) */
 
 struct ws_server {
 	const gw_config *cfg;
@@ -29,14 +29,14 @@ struct ws_server {
 	const gw_stats *st;
 	consumer *cons;
 	struct mg_context *ctx;
-	long cap;                 /* WebSocket cap (MAX_CONNECTIONS clamped by fds) */
+	long cap; /* WebSocket cap (MAX_CONNECTIONS clamped by fds) */
 	conn_limits lim;
-	atomic_long open;         /* accepted WebSockets not yet closed */
+	atomic_long open; /* accepted WebSockets not yet closed */
 	atomic_int draining;
 	atomic_int stop;
 	pthread_t sweeper;
 	int have_sweeper;
-	frame *ping;              /* the heartbeat ping frame, shared */
+	frame *ping; /* the heartbeat ping frame, shared */
 };
 
 /* ---- the socket of a civetweb connection ----
@@ -110,12 +110,12 @@ static ws_server *server_of(const struct mg_connection *c)
 }
 
 static int refuse(ws_server *s, const struct mg_connection *mc, refuse_reason why, int status,
-		  const char *code, const char *msg)
+                  const char *code, const char *msg)
 {
 	metric_inc(s->st->refusals[why]);
 	const struct mg_request_info *ri = mg_get_request_info(mc);
 	log_info("websocket refused", "{s:i, s:s, s:s, s:i}", "status", status, "code", code,
-		 "remote", ri->remote_addr, "port", ri->remote_port);
+	         "remote", ri->remote_addr, "port", ri->remote_port);
 	(void)http_reply_error((struct mg_connection *)mc, status, code, "%s", msg);
 	return 1;
 }
@@ -148,7 +148,8 @@ static void release_conn(ws_server *s, const struct mg_connection *mc)
 	if (conn_detach(c)) {
 		registry_detach(s->reg, c);
 		atomic_fetch_sub(&s->open, 1);
-		log_debug("websocket closed", "{s:s, s:s}", "conn", conn_id(c), "user", conn_user(c));
+		log_debug("websocket closed", "{s:s, s:s}", "conn", conn_id(c), "user",
+		          conn_user(c));
 	}
 	conn_unref(c);
 }
@@ -164,10 +165,10 @@ static int ws_connect(const struct mg_connection *mc, void *cbdata)
 
 	if (atomic_load(&s->draining))
 		return refuse(s, mc, REFUSE_SHUTTING_DOWN, 503, "shutting_down",
-			      "this replica is shutting down; reconnect");
+		              "this replica is shutting down; reconnect");
 	if (!http_origin_allowed(s->cfg->allowed_origins, mg_get_header(mc, "Origin")))
 		return refuse(s, mc, REFUSE_BAD_ORIGIN, 403, "forbidden_origin",
-			      "origin not allowed");
+		              "origin not allowed");
 
 	/* /ws or /ws/{user_id} */
 	const char *uri = ri->local_uri ? ri->local_uri : "";
@@ -176,7 +177,7 @@ static int ws_connect(const struct mg_connection *mc, void *cbdata)
 		if (strncmp(uri, "/ws/", 4) != 0 || strlen(uri + 4) > USER_ID_MAX ||
 		    !user_id_valid(uri + 4))
 			return refuse(s, mc, REFUSE_BAD_REQUEST, 404, "not_found",
-				      "use /ws or /ws/{user_id}");
+			              "use /ws or /ws/{user_id}");
 		snprintf(path_user, sizeof(path_user), "%s", uri + 4);
 	}
 
@@ -197,32 +198,32 @@ static int ws_connect(const struct mg_connection *mc, void *cbdata)
 		return refuse(s, mc, REFUSE_UNAUTHORIZED, 401, "unauthorized", auth_strerror(ar));
 	if (path_user[0] && strcmp(path_user, user) != 0)
 		return refuse(s, mc, REFUSE_WRONG_USER, 403, "forbidden",
-			      "the token's user differs from the path's");
+		              "the token's user differs from the path's");
 
 	char device[USER_ID_MAX + 1];
 	int dl = http_query_param(ri->query_string, "device_id", device, sizeof(device));
 	if (dl == -2 || (dl >= 0 && !user_id_valid(device)))
 		return refuse(s, mc, REFUSE_BAD_REQUEST, 400, "invalid_device_id",
-			      "device_id must be 1..128 characters of [A-Za-z0-9._@:-]");
+		              "device_id must be 1..128 characters of [A-Za-z0-9._@:-]");
 
 	/* The total cap keeps civetweb's threads and the process's file descriptors
 	 * from running out (civetweb spins when accept fails for want of fds). */
 	if (atomic_fetch_add(&s->open, 1) >= s->cap) {
 		atomic_fetch_sub(&s->open, 1);
 		return refuse(s, mc, REFUSE_TOTAL_CAP, 503, "over_capacity",
-			      "this replica is full; try again");
+		              "this replica is full; try again");
 	}
 	int fd = socket_of(ri);
 	if (fd < 0) {
 		atomic_fetch_sub(&s->open, 1);
 		log_error("socket of connection not found", "{s:s, s:i}", "remote", ri->remote_addr,
-			  "port", ri->remote_port);
+		          "port", ri->remote_port);
 		(void)http_reply_error((struct mg_connection *)mc, 500, "internal",
-				       "could not set up the connection");
+		                       "could not set up the connection");
 		return 1;
 	}
 	conn *c = conn_new((struct mg_connection *)mc, fd, user, dl >= 0 ? device : NULL, &s->lim,
-			   s->w, s->st);
+	                   s->w, s->st);
 	mg_set_user_connection_data(mc, c);
 	return 0;
 }
@@ -269,8 +270,8 @@ static void ws_ready(struct mg_connection *mc, void *cbdata)
 		(void)setsockopt(conn_fd(c), SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 	}
 	json_t *hello = json_pack("{s:s, s:s, s:s, s:I}", "type", "connected", "connection_id",
-				  conn_id(c), "user_id", conn_user(c), "heartbeat_interval",
-				  (json_int_t)s->cfg->heartbeat_interval);
+	                          conn_id(c), "user_id", conn_user(c), "heartbeat_interval",
+	                          (json_int_t)s->cfg->heartbeat_interval);
 	if (conn_device(c))
 		json_object_set_new(hello, "device_id", json_string(conn_device(c)));
 	char *txt = json_dumps(hello, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -324,7 +325,8 @@ static int ws_data(struct mg_connection *mc, int bits, char *data, size_t len, v
 	metric_inc(s->st->client_messages);
 	if (op == WS_OP_CLOSE) {
 		/* Echo the close; civetweb ends the read loop after this frame. */
-		frame *f = len >= 2 ? frame_new(WS_OP_CLOSE, data, 2, 0) : frame_new(WS_OP_CLOSE, "", 0, 0);
+		frame *f = len >= 2 ? frame_new(WS_OP_CLOSE, data, 2, 0)
+		                    : frame_new(WS_OP_CLOSE, "", 0, 0);
 		conn_send_now(c, f);
 		frame_unref(f);
 		return 0;
@@ -332,7 +334,7 @@ static int ws_data(struct mg_connection *mc, int bits, char *data, size_t len, v
 	if (conn_closing(c, NULL))
 		return 1;
 	if (!conn_rate_ok(c, mono_us(), (double)s->cfg->client_rate_limit,
-			  (double)s->cfg->client_rate_burst)) {
+	                  (double)s->cfg->client_rate_burst)) {
 		(void)conn_close(c, 1008, "rate limit exceeded", CLOSE_RATE_LIMITED);
 		return 1;
 	}
@@ -351,7 +353,8 @@ static int ws_data(struct mg_connection *mc, int bits, char *data, size_t len, v
 		break;
 	case WS_OP_TEXT:
 		if (!fin)
-			send_error(s, c, "invalid_message", "fragmented messages are not supported");
+			send_error(s, c, "invalid_message",
+			           "fragmented messages are not supported");
 		else
 			handle_text(s, c, data, len);
 		break;
@@ -364,7 +367,10 @@ static int ws_data(struct mg_connection *mc, int bits, char *data, size_t len, v
 	return 1;
 }
 
-static void ws_close(const struct mg_connection *mc, void *cbdata) { release_conn(cbdata, mc); }
+static void ws_close(const struct mg_connection *mc, void *cbdata)
+{
+	release_conn(cbdata, mc);
+}
 
 /* Every connection (HTTP or not) passes here: frees what an accepted upgrade left
  * when the handshake itself failed. */
@@ -390,7 +396,7 @@ static int h_ready(struct mg_connection *mc, void *cbdata)
 		return http_reply_error(mc, 503, "shutting_down", "shutting down");
 	if (!consumer_ready(s->cons))
 		return http_reply_error(mc, 503, "not_ready",
-					"Kafka partitions not assigned at the end of the log yet");
+		                        "Kafka partitions not assigned at the end of the log yet");
 	return http_reply_json(mc, 200, json_pack("{s:s}", "status", "ready"), NULL);
 }
 
@@ -441,7 +447,7 @@ static void *sweeper_main(void *arg)
 				if (now - since > s->cfg->close_grace_ms)
 					conn_kill(c);
 			} else if (conn_blocked_since(c) &&
-				   now - conn_blocked_since(c) > s->cfg->write_timeout_ms) {
+			           now - conn_blocked_since(c) > s->cfg->write_timeout_ms) {
 				(void)conn_close(c, 1013, "client not reading", CLOSE_SLOW_CLIENT);
 			} else if (now - conn_last_seen(c) > 2 * hb_ms) {
 				(void)conn_close(c, 1001, "heartbeat timeout", CLOSE_HEARTBEAT);
@@ -462,10 +468,13 @@ double ws_server_open(void *arg)
 	return s ? (double)atomic_load(&s->open) : 0;
 }
 
-long ws_server_cap(const ws_server *s) { return s->cap; }
+long ws_server_cap(const ws_server *s)
+{
+	return s->cap;
+}
 
 ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const gw_stats *st,
-			   consumer *cons, char *err, size_t errlen)
+                           consumer *cons, char *err, size_t errlen)
 {
 	ws_server *s = xcalloc(1, sizeof(*s));
 	s->cfg = cfg;
@@ -479,8 +488,8 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 
 	struct rlimit rl;
 	long fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-			   ? (long)rl.rlim_cur
-			   : 1048576;
+	               ? (long)rl.rlim_cur
+	               : 1048576;
 	long room = fds - FD_HEADROOM - HTTP_SPARE_THREADS;
 	s->cap = cfg->max_connections;
 	if (room < 1) {
@@ -489,18 +498,29 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	}
 	if (s->cap > room) {
 		log_warn("MAX_CONNECTIONS lowered to fit the open-file limit", "{s:i, s:i, s:i}",
-			 "configured", (int)cfg->max_connections, "effective", (int)room,
-			 "nofile", (int)fds);
+		         "configured", (int)cfg->max_connections, "effective", (int)room, "nofile",
+		         (int)fds);
 		s->cap = room;
 	}
 
 	char port[32], threads[32];
 	snprintf(port, sizeof(port), "%ld", cfg->port);
 	snprintf(threads, sizeof(threads), "%ld", s->cap + HTTP_SPARE_THREADS);
-	const char *opts[] = {"listening_ports", port,       "num_threads",  threads,
-			      "tcp_nodelay",     "1",        "enable_keep_alive", "no",
-			      "request_timeout_ms", "10000", "websocket_timeout_ms", "30000",
-			      "listen_backlog",  "4096",     NULL};
+	const char *opts[] = {"listening_ports",
+	                      port,
+	                      "num_threads",
+	                      threads,
+	                      "tcp_nodelay",
+	                      "1",
+	                      "enable_keep_alive",
+	                      "no",
+	                      "request_timeout_ms",
+	                      "10000",
+	                      "websocket_timeout_ms",
+	                      "30000",
+	                      "listen_backlog",
+	                      "4096",
+	                      NULL};
 	struct mg_callbacks cb;
 	memset(&cb, 0, sizeof(cb));
 	cb.connection_close = on_connection_close;
@@ -521,6 +541,7 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 		goto fail;
 	}
 	s->have_sweeper = 1;
+	(void)pthread_setname_np(s->sweeper, "gw-sweeper");
 	log_info("listening", "{s:i, s:i}", "port", (int)cfg->port, "max_connections", (int)s->cap);
 	return s;
 fail:

@@ -15,7 +15,7 @@ typedef struct ws_server ws_server;
 
 /* Starts civetweb on cfg->port. NULL with a reason in err. */
 ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const gw_stats *st,
-			   consumer *cons, char *err, size_t errlen);
+                           consumer *cons, char *err, size_t errlen);
 /* SIGTERM: refuses new sockets (503), closes every socket with 1001 and waits for
  * them to go, cutting the stragglers, until deadline_ms (mono_ms clock). */
 void ws_server_drain(ws_server *s, int64_t deadline_ms);
