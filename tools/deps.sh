@@ -19,6 +19,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Node.js runs the browser and deployment checks. These machines ship Node.js 20
+# (playwright-core 1.65 needs 20 or newer); where node is missing, Debian's is
+# installed (bookworm's is 18: the browser tests then say so and fail clearly).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	echo "deps: installing nodejs npm"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
 # npm packages of the test suites that have a package.json (playwright-core for the
 # browser tests drives Debian's chromium and downloads no browser).
 for pj in tests/*/package.json; do
