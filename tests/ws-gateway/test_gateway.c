@@ -402,6 +402,14 @@ START_TEST(client_messages)
 	m = ws_recv_text(c, 3000);
 	ck_assert_ptr_nonnull(strstr(m, "\"code\":\"invalid_json\""));
 	free(m);
+	char deep[241]; /* nested past common/json.h's limit: refused before jansson */
+	memset(deep, '[', 120);
+	memset(deep + 120, ']', 120);
+	deep[240] = '\0';
+	ws_send_text(c, deep);
+	m = ws_recv_text(c, 3000);
+	ck_assert_ptr_nonnull(strstr(m, "\"code\":\"invalid_json\""));
+	free(m);
 	ws_send(c, 0x9, "hb", 2); /* a WebSocket ping gets a pong */
 	char *d;
 	size_t l;

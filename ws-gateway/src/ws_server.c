@@ -2,6 +2,7 @@
 
 #include "common/auth.h"
 #include "common/http.h"
+#include "common/json.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
@@ -298,7 +299,7 @@ static void ws_ready(struct mg_connection *mc, void *cbdata)
 static void handle_text(ws_server *s, conn *c, const char *data, size_t len)
 {
 	json_error_t jerr;
-	json_t *m = json_loadb(data, len, 0, &jerr);
+	json_t *m = json_load_untrusted(data, len, 0, &jerr);
 	if (!m || !json_is_object(m)) {
 		json_decref(m);
 		send_error(s, c, "invalid_json", "message must be a JSON object");
