@@ -45,25 +45,24 @@ static struct {
 } cfg;
 
 static const cfg_entry table[] = {
-	{"API_HOST", CFG_STR, &cfg.host, "127.0.0.1", 0, 64, "backend-api IPv4 address"},
-	{"API_PORT", CFG_INT, &cfg.port, "8000", 1, 65535, "backend-api port"},
-	{"JWT_SECRET", CFG_SECRET, &cfg.secret, NULL, 16, 4096, "the backend's JWT_SECRET"},
-	{"MODE", CFG_STR, &cfg.mode, "saturation", 0, 16, "saturation | rate"},
-	{"CONNECTIONS", CFG_INT, &cfg.conns, "32", 1, 4096, "keep-alive connections"},
-	{"USERS", CFG_INT, &cfg.users, "100", 1, 1000000, "users; request i is user i % USERS"},
-	{"USER_PREFIX", CFG_STR, &cfg.prefix, "bench-u", 0, 64, "user ids are PREFIX<n>"},
-	{"RATE", CFG_INT, &cfg.rate, "1000", 1, 1000000, "rate mode: requests per second"},
-	{"DURATION_S", CFG_INT, &cfg.duration_s, "10", 1, 3600, "length of the run"},
-	{"WARMUP_S", CFG_INT, &cfg.warmup_s, "1", 0, 600,
-	 "first seconds not counted in latency and throughput"},
-	{"MAX_REQUESTS", CFG_INT, &cfg.max_requests, "1000000", 1, 100000000,
-	 "bound on requests sent"},
-	{"KAFKA_BROKERS", CFG_STR, &cfg.brokers, "", 0, 1024,
-	 "measure commit-to-topic from these brokers (empty: skip)"},
-	{"KAFKA_TOPIC", CFG_STR, &cfg.topic, "task-updates", 1, 249, "topic of task events"},
-	{"DRAIN_S", CFG_INT, &cfg.drain_s, "10", 1, 600,
-	 "after the run, wait at most this long for the last events"},
-	{"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
+    {"API_HOST", CFG_STR, &cfg.host, "127.0.0.1", 0, 64, "backend-api IPv4 address"},
+    {"API_PORT", CFG_INT, &cfg.port, "8000", 1, 65535, "backend-api port"},
+    {"JWT_SECRET", CFG_SECRET, &cfg.secret, NULL, 16, 4096, "the backend's JWT_SECRET"},
+    {"MODE", CFG_STR, &cfg.mode, "saturation", 0, 16, "saturation | rate"},
+    {"CONNECTIONS", CFG_INT, &cfg.conns, "32", 1, 4096, "keep-alive connections"},
+    {"USERS", CFG_INT, &cfg.users, "100", 1, 1000000, "users; request i is user i % USERS"},
+    {"USER_PREFIX", CFG_STR, &cfg.prefix, "bench-u", 0, 64, "user ids are PREFIX<n>"},
+    {"RATE", CFG_INT, &cfg.rate, "1000", 1, 1000000, "rate mode: requests per second"},
+    {"DURATION_S", CFG_INT, &cfg.duration_s, "10", 1, 3600, "length of the run"},
+    {"WARMUP_S", CFG_INT, &cfg.warmup_s, "1", 0, 600,
+     "first seconds not counted in latency and throughput"},
+    {"MAX_REQUESTS", CFG_INT, &cfg.max_requests, "1000000", 1, 100000000, "bound on requests sent"},
+    {"KAFKA_BROKERS", CFG_STR, &cfg.brokers, "", 0, 1024,
+     "measure commit-to-topic from these brokers (empty: skip)"},
+    {"KAFKA_TOPIC", CFG_STR, &cfg.topic, "task-updates", 1, 249, "topic of task events"},
+    {"DRAIN_S", CFG_INT, &cfg.drain_s, "10", 1, 600,
+     "after the run, wait at most this long for the last events"},
+    {"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
 };
 
 typedef enum { C_DOWN = 0, C_CONNECTING, C_IDLE, C_BUSY } cst;
@@ -115,8 +114,7 @@ static void on_event_msg(const rd_kafka_message_t *m, int64_t now_wall)
 	json_error_t je;
 	json_t *root = json_loadb(m->payload, m->len, 0, &je);
 	const char *ts = NULL, *id = NULL;
-	if (root &&
-	    json_unpack(root, "{s:s, s:{s:s}}", "timestamp", &ts, "task", "id", &id) == 0) {
+	if (root && json_unpack(root, "{s:s, s:{s:s}}", "timestamp", &ts, "task", "id", &id) == 0) {
 		unsigned tag = 0;
 		unsigned long long idx = 0;
 		int64_t t_us;
@@ -142,14 +140,15 @@ static rd_kafka_t *consumer_new(void)
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	const char *kv[][2] = {
-		{"bootstrap.servers", cfg.brokers}, {"group.id", "api-load-bench"},
-		{"enable.auto.commit", "false"},     {"fetch.wait.max.ms", "1"},
-		{"fetch.error.backoff.ms", "10"},
+	    {"bootstrap.servers", cfg.brokers}, {"group.id", "api-load-bench"},
+	    {"enable.auto.commit", "false"},    {"fetch.wait.max.ms", "1"},
+	    {"fetch.error.backoff.ms", "10"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(kv); i++)
 		if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)) !=
 		    RD_KAFKA_CONF_OK) {
-			log_error("bad consumer setting", "{s:s, s:s}", "key", kv[i][0], "err", err);
+			log_error("bad consumer setting", "{s:s, s:s}", "key", kv[i][0], "err",
+			          err);
 			rd_kafka_conf_destroy(conf);
 			return NULL;
 		}
@@ -166,7 +165,9 @@ static rd_kafka_t *consumer_new(void)
 	rd_kafka_topic_destroy(t);
 	if (e || md->topic_cnt != 1 || md->topics[0].err) {
 		log_error("no metadata for topic", "{s:s, s:s}", "topic", cfg.topic, "err",
-			  rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err : e));
+		          rd_kafka_err2str(e               ? e
+		                           : md->topic_cnt ? md->topics[0].err
+		                                           : e));
 		if (md)
 			rd_kafka_metadata_destroy(md);
 		rd_kafka_destroy(rk);
@@ -182,7 +183,7 @@ static rd_kafka_t *consumer_new(void)
 		e = rd_kafka_query_watermark_offsets(rk, cfg.topic, p, &lo, &hi, 10000);
 		if (e) {
 			log_error("no watermarks", "{s:i, s:s}", "partition", p, "err",
-				  rd_kafka_err2str(e));
+			          rd_kafka_err2str(e));
 			rd_kafka_topic_partition_list_destroy(pl);
 			rd_kafka_destroy(rk);
 			return NULL;
@@ -281,14 +282,14 @@ static void send_request(hconn *c, long idx, int64_t t_sched)
 {
 	char body[256];
 	int bl = snprintf(body, sizeof(body),
-			  "{\"id\":\"%08x-0000-4000-8000-%012lx\",\"title\":\"bench task %ld\","
-			  "\"priority\":\"medium\"}",
-			  run_tag, (unsigned long)idx, idx);
+	                  "{\"id\":\"%08x-0000-4000-8000-%012lx\",\"title\":\"bench task %ld\","
+	                  "\"priority\":\"medium\"}",
+	                  run_tag, (unsigned long)idx, idx);
 	int n = snprintf(c->out, sizeof(c->out),
-			 "POST /api/v1/tasks HTTP/1.1\r\nHost: %s:%ld\r\n"
-			 "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-			 "X-Client-Id: api-load\r\nContent-Length: %d\r\n\r\n%s",
-			 cfg.host, cfg.port, tokens[idx % cfg.users], bl, body);
+	                 "POST /api/v1/tasks HTTP/1.1\r\nHost: %s:%ld\r\n"
+	                 "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+	                 "X-Client-Id: api-load\r\nContent-Length: %d\r\n\r\n%s",
+	                 cfg.host, cfg.port, tokens[idx % cfg.users], bl, body);
 	c->outlen = (size_t)n;
 	c->outoff = 0;
 	c->req = idx;
@@ -425,7 +426,7 @@ int main(int argc, char **argv)
 {
 	if (argc > 1) {
 		config_print_help(stdout, "api-load", "An epoll HTTP load client for backend-api.",
-				  table, ARRAY_LEN(table));
+		                  table, ARRAY_LEN(table));
 		return strcmp(argv[1], "--help") ? 2 : 0;
 	}
 	char err[2048];
@@ -509,8 +510,8 @@ int main(int argc, char **argv)
 			hconn *c = &conns[i];
 			if (c->st != C_IDLE)
 				continue;
-			int64_t due = rate_mode ? t0 + (int64_t)((double)next * 1e6 / (double)cfg.rate)
-						: now;
+			int64_t due =
+			    rate_mode ? t0 + (int64_t)((double)next * 1e6 / (double)cfg.rate) : now;
 			if (due > now)
 				break;
 			send_request(c, next++, due);
@@ -538,22 +539,21 @@ int main(int argc, char **argv)
 
 	double win = (double)(R.t_measure_end - R.t_measure_start) / 1e6;
 	json_t *out = json_pack(
-		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:f, s:f, s:o}", "mode",
-		cfg.mode, "connections", (json_int_t)cfg.conns, "target_rate",
-		(json_int_t)(rate_mode ? cfg.rate : 0), "sent", (json_int_t)R.sent, "answered",
-		(json_int_t)R.answered, "ok", (json_int_t)R.ok, "conn_errors",
-		(json_int_t)R.conn_errors, "bad_responses", (json_int_t)R.bad_responses,
-		"reconnects", (json_int_t)R.reconnects, "status", status_json(), "window_s", win,
-		"writes_per_s", win > 0 ? (double)R.measured_ok / win : 0.0, "latency",
-		bhist_json(R.lat));
+	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:f, s:f, s:o}", "mode", cfg.mode,
+	    "connections", (json_int_t)cfg.conns, "target_rate",
+	    (json_int_t)(rate_mode ? cfg.rate : 0), "sent", (json_int_t)R.sent, "answered",
+	    (json_int_t)R.answered, "ok", (json_int_t)R.ok, "conn_errors",
+	    (json_int_t)R.conn_errors, "bad_responses", (json_int_t)R.bad_responses, "reconnects",
+	    (json_int_t)R.reconnects, "status", status_json(), "window_s", win, "writes_per_s",
+	    win > 0 ? (double)R.measured_ok / win : 0.0, "latency", bhist_json(R.lat));
 	if (have_consumer)
-		json_object_set_new(
-			out, "topic",
-			json_pack("{s:I, s:I, s:I, s:I, s:o, s:o}", "events", (json_int_t)K.events,
-				  "ours", (json_int_t)K.ours, "missing",
-				  (json_int_t)(R.ok - K.ours), "foreign", (json_int_t)K.foreign,
-				  "commit_to_topic", bhist_json(K.commit_topic), "response_to_topic",
-				  bhist_json(K.resp_topic)));
+		json_object_set_new(out, "topic",
+		                    json_pack("{s:I, s:I, s:I, s:I, s:o, s:o}", "events",
+		                              (json_int_t)K.events, "ours", (json_int_t)K.ours,
+		                              "missing", (json_int_t)(R.ok - K.ours), "foreign",
+		                              (json_int_t)K.foreign, "commit_to_topic",
+		                              bhist_json(K.commit_topic), "response_to_topic",
+		                              bhist_json(K.resp_topic)));
 	char *s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	printf("%s\n", s);
 	fflush(stdout);

@@ -19,20 +19,23 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: devbroker [--topic NAME] [--partitions N] [--brokers N] [--bootstrap-file PATH]\n"
-		"\n"
-		"An in-memory Kafka broker on librdkafka's mock cluster, for development and tests.\n"
-		"Listens on 127.0.0.1 (ephemeral port), creates the topic, prints the bootstrap\n"
-		"address on stdout and writes it to --bootstrap-file. Not durable.\n"
-		"\n"
-		"  --topic NAME           topic to create (default task-updates)\n"
-		"  --partitions N         its partition count, 1..256 (default 3)\n"
-		"  --brokers N            number of mock brokers, 1..5 (default 1)\n"
-		"  --bootstrap-file PATH  also write the bootstrap address to PATH\n"
-		"\n"
-		"Signals: SIGUSR1 takes the brokers down, SIGUSR2 brings them up, SIGINT/SIGTERM stop.\n"
-		"Environment: LOG_LEVEL (debug|info|warn|error, default info).\n");
+	fprintf(
+	    out,
+	    "usage: devbroker [--topic NAME] [--partitions N] [--brokers N] [--bootstrap-file "
+	    "PATH]\n"
+	    "\n"
+	    "An in-memory Kafka broker on librdkafka's mock cluster, for development and tests.\n"
+	    "Listens on 127.0.0.1 (ephemeral port), creates the topic, prints the bootstrap\n"
+	    "address on stdout and writes it to --bootstrap-file. Not durable.\n"
+	    "\n"
+	    "  --topic NAME           topic to create (default task-updates)\n"
+	    "  --partitions N         its partition count, 1..256 (default 3)\n"
+	    "  --brokers N            number of mock brokers, 1..5 (default 1)\n"
+	    "  --bootstrap-file PATH  also write the bootstrap address to PATH\n"
+	    "\n"
+	    "Signals: SIGUSR1 takes the brokers down, SIGUSR2 brings them up, SIGINT/SIGTERM "
+	    "stop.\n"
+	    "Environment: LOG_LEVEL (debug|info|warn|error, default info).\n");
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -105,10 +108,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rd_kafka_resp_err_t err =
-		rd_kafka_mock_topic_create(mc, topic, (int)partitions, (int)brokers);
+	    rd_kafka_mock_topic_create(mc, topic, (int)partitions, (int)brokers);
 	if (err) {
 		log_error("could not create topic", "{s:s, s:s}", "topic", topic, "err",
-			  rd_kafka_err2str(err));
+		          rd_kafka_err2str(err));
 		rd_kafka_mock_cluster_destroy(mc);
 		rd_kafka_destroy(rk);
 		return 1;
@@ -119,8 +122,8 @@ int main(int argc, char **argv)
 		snprintf(tmp, sizeof(tmp), "%s.tmp", bootfile);
 		FILE *f = fopen(tmp, "w");
 		if (!f || fprintf(f, "%s\n", boot) < 0 || fclose(f) != 0 || rename(tmp, bootfile)) {
-			log_error("could not write bootstrap file", "{s:s, s:s}", "path", bootfile, "err",
-				  strerror(errno));
+			log_error("could not write bootstrap file", "{s:s, s:s}", "path", bootfile,
+			          "err", strerror(errno));
 			rd_kafka_mock_cluster_destroy(mc);
 			rd_kafka_destroy(rk);
 			return 1;
@@ -129,7 +132,7 @@ int main(int argc, char **argv)
 	printf("%s\n", boot);
 	fflush(stdout);
 	log_info("devbroker up", "{s:s, s:s, s:i, s:i}", "bootstrap", boot, "topic", topic,
-		 "partitions", (int)partitions, "brokers", (int)brokers);
+	         "partitions", (int)partitions, "brokers", (int)brokers);
 
 	for (;;) {
 		int sig = 0;
@@ -143,7 +146,7 @@ int main(int argc, char **argv)
 					rd_kafka_mock_broker_set_up(mc, b);
 			}
 			log_info(sig == SIGUSR1 ? "brokers down" : "brokers up", "{s:i}", "brokers",
-				 (int)brokers);
+			         (int)brokers);
 			continue;
 		}
 		if (sig == SIGHUP)

@@ -41,7 +41,8 @@ static int load_one(const cfg_entry *e, const char *val, char *err, size_t errle
 			return -1;
 		}
 		if (v < e->min || v > e->max) {
-			snprintf(msg, sizeof(msg), "%ld is out of range [%ld, %ld]", v, e->min, e->max);
+			snprintf(msg, sizeof(msg), "%ld is out of range [%ld, %ld]", v, e->min,
+			         e->max);
 			append(err, errlen, e->name, msg);
 			return -1;
 		}
@@ -50,7 +51,8 @@ static int load_one(const cfg_entry *e, const char *val, char *err, size_t errle
 	}
 	case CFG_BOOL:
 		if (parse_bool(val, (int *)e->dst)) {
-			snprintf(msg, sizeof(msg), "\"%.64s\" is not a boolean (1|0|true|false)", val);
+			snprintf(msg, sizeof(msg), "\"%.64s\" is not a boolean (1|0|true|false)",
+			         val);
 			append(err, errlen, e->name, msg);
 			return -1;
 		}
@@ -58,7 +60,8 @@ static int load_one(const cfg_entry *e, const char *val, char *err, size_t errle
 	case CFG_LEVEL: {
 		int lvl = log_level_parse(val);
 		if (lvl < 0) {
-			snprintf(msg, sizeof(msg), "\"%.64s\" is not one of debug|info|warn|error|off", val);
+			snprintf(msg, sizeof(msg),
+			         "\"%.64s\" is not one of debug|info|warn|error|off", val);
 			append(err, errlen, e->name, msg);
 			return -1;
 		}
@@ -122,17 +125,17 @@ void config_free(const cfg_entry *table, size_t n)
 }
 
 void config_print_help(FILE *out, const char *prog, const char *summary, const cfg_entry *table,
-		       size_t n)
+                       size_t n)
 {
 	fprintf(out, "usage: %s [--help]\n\n%s\n\nConfiguration (environment variables):\n", prog,
-		summary);
+	        summary);
 	for (size_t i = 0; i < n; i++) {
 		const cfg_entry *e = &table[i];
 		char bounds[64] = "";
 		if (e->type == CFG_INT)
 			snprintf(bounds, sizeof(bounds), " [%ld..%ld]", e->min, e->max);
 		fprintf(out, "  %-26s %s\n  %-26s default: %s%s\n", e->name, e->help, "",
-			e->def ? (e->def[0] ? e->def : "(empty)") : "(required)", bounds);
+		        e->def ? (e->def[0] ? e->def : "(empty)") : "(required)", bounds);
 	}
 }
 

@@ -10,32 +10,52 @@
 const char *http_status_text(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 412: return "Precondition Failed";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 428: return "Precondition Required";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 412:
+		return "Precondition Failed";
+	case 413:
+		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Entity";
+	case 428:
+		return "Precondition Required";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
 	}
 	return "Unknown";
 }
 
-int http_reply(struct mg_connection *c, int status, const char *ctype, const char *body,
-	       size_t len, const char *extra_headers)
+int http_reply(struct mg_connection *c, int status, const char *ctype, const char *body, size_t len,
+               const char *extra_headers)
 {
 	int no_body = status == 204 || status == 304;
 	if (no_body)
@@ -43,14 +63,14 @@ int http_reply(struct mg_connection *c, int status, const char *ctype, const cha
 	/* Header and a small body go out in one write: one syscall, one segment. */
 	char buf[8192];
 	int n = snprintf(buf, sizeof(buf),
-			 "HTTP/1.1 %d %s\r\n"
-			 "Content-Type: %s\r\n"
-			 "Content-Length: %zu\r\n"
-			 "Cache-Control: no-store\r\n"
-			 "X-Content-Type-Options: nosniff\r\n"
-			 "%s\r\n",
-			 status, http_status_text(status), ctype, len,
-			 extra_headers ? extra_headers : "");
+	                 "HTTP/1.1 %d %s\r\n"
+	                 "Content-Type: %s\r\n"
+	                 "Content-Length: %zu\r\n"
+	                 "Cache-Control: no-store\r\n"
+	                 "X-Content-Type-Options: nosniff\r\n"
+	                 "%s\r\n",
+	                 status, http_status_text(status), ctype, len,
+	                 extra_headers ? extra_headers : "");
 	if (n < 0)
 		return status;
 	if ((size_t)n < sizeof(buf) && len <= sizeof(buf) - (size_t)n) {
@@ -63,14 +83,14 @@ int http_reply(struct mg_connection *c, int status, const char *ctype, const cha
 		mg_write(c, buf, (size_t)n);
 	else
 		mg_printf(c,
-			  "HTTP/1.1 %d %s\r\n"
-			  "Content-Type: %s\r\n"
-			  "Content-Length: %zu\r\n"
-			  "Cache-Control: no-store\r\n"
-			  "X-Content-Type-Options: nosniff\r\n"
-			  "%s\r\n",
-			  status, http_status_text(status), ctype, len,
-			  extra_headers ? extra_headers : "");
+		          "HTTP/1.1 %d %s\r\n"
+		          "Content-Type: %s\r\n"
+		          "Content-Length: %zu\r\n"
+		          "Cache-Control: no-store\r\n"
+		          "X-Content-Type-Options: nosniff\r\n"
+		          "%s\r\n",
+		          status, http_status_text(status), ctype, len,
+		          extra_headers ? extra_headers : "");
 	if (len)
 		mg_write(c, body, len);
 	return status;
@@ -81,13 +101,13 @@ int http_reply_json(struct mg_connection *c, int status, json_t *body, const cha
 	char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(body);
 	int rc = http_reply(c, status, "application/json", s ? s : "{}", s ? strlen(s) : 2,
-			    extra_headers);
+	                    extra_headers);
 	free(s);
 	return rc;
 }
 
-int http_reply_error_ex(struct mg_connection *c, int status, const char *code,
-			json_t *error_extra, json_t *top_extra, const char *message)
+int http_reply_error_ex(struct mg_connection *c, int status, const char *code, json_t *error_extra,
+                        json_t *top_extra, const char *message)
 {
 	json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message ? message : "");
 	if (error_extra)

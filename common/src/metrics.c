@@ -34,9 +34,9 @@ struct metrics {
 	metric *head, *tail;
 };
 
-const double METRICS_LATENCY_BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-					  0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-					  5,      10};
+const double METRICS_LATENCY_BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                          0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                          1,      2.5,     5,      10};
 const size_t METRICS_LATENCY_NBUCKETS = ARRAY_LEN(METRICS_LATENCY_BUCKETS);
 
 static uint64_t d2u(double d)
@@ -57,7 +57,7 @@ static void atomic_add_double(_Atomic uint64_t *p, double v)
 {
 	uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(p, &old, d2u(u2d(old) + v),
-						      memory_order_relaxed, memory_order_relaxed))
+	                                              memory_order_relaxed, memory_order_relaxed))
 		;
 }
 
@@ -130,7 +130,7 @@ metric *metrics_gauge(metrics *m, const char *name, const char *help, const char
 }
 
 metric *metrics_histogram(metrics *m, const char *name, const char *help, const char *labels,
-			  const double *bounds, size_t nbounds)
+                          const double *bounds, size_t nbounds)
 {
 	metric *h = get(m, M_HISTOGRAM, name, help, labels);
 	pthread_mutex_lock(&m->mu);
@@ -143,7 +143,7 @@ metric *metrics_histogram(metrics *m, const char *name, const char *help, const 
 }
 
 void metrics_gauge_fn(metrics *m, const char *name, const char *help, const char *labels,
-		      double (*fn)(void *arg), void *arg)
+                      double (*fn)(void *arg), void *arg)
 {
 	metric *g = get(m, M_GAUGE_FN, name, help, labels);
 	pthread_mutex_lock(&m->mu);
@@ -152,10 +152,22 @@ void metrics_gauge_fn(metrics *m, const char *name, const char *help, const char
 	pthread_mutex_unlock(&m->mu);
 }
 
-void metric_inc(metric *c) { atomic_add_double(&c->bits, 1.0); }
-void metric_add(metric *c, double v) { atomic_add_double(&c->bits, v); }
-void metric_set(metric *g, double v) { atomic_store_explicit(&g->bits, d2u(v), memory_order_relaxed); }
-double metric_value(const metric *c) { return u2d(atomic_load_explicit(&c->bits, memory_order_relaxed)); }
+void metric_inc(metric *c)
+{
+	atomic_add_double(&c->bits, 1.0);
+}
+void metric_add(metric *c, double v)
+{
+	atomic_add_double(&c->bits, v);
+}
+void metric_set(metric *g, double v)
+{
+	atomic_store_explicit(&g->bits, d2u(v), memory_order_relaxed);
+}
+double metric_value(const metric *c)
+{
+	return u2d(atomic_load_explicit(&c->bits, memory_order_relaxed));
+}
 
 void metric_observe(metric *h, double v)
 {
@@ -219,7 +231,7 @@ char *metrics_render(metrics *m, size_t *len)
 	for (metric *x = m->head; x; x = x->next) {
 		if (!family || strcmp(family, x->name) != 0) {
 			sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name,
-				  types[x->kind]);
+			          types[x->kind]);
 			family = x->name;
 		}
 		char v[64], ls[512];
@@ -231,12 +243,13 @@ char *metrics_render(metrics *m, size_t *len)
 				num(bound, sizeof(bound), i < x->nbounds ? x->bounds[i] : INFINITY);
 				snprintf(le, sizeof(le), "le=\"%s\"", bound);
 				labelset(ls, sizeof(ls), x->labels, le);
-				sb_printf(&b, "%s_bucket%s %llu\n", x->name, ls, (unsigned long long)cum);
+				sb_printf(&b, "%s_bucket%s %llu\n", x->name, ls,
+				          (unsigned long long)cum);
 			}
 			labelset(ls, sizeof(ls), x->labels, NULL);
 			num(v, sizeof(v), metric_value(x));
 			sb_printf(&b, "%s_sum%s %s\n%s_count%s %llu\n", x->name, ls, v, x->name, ls,
-				  (unsigned long long)atomic_load(&x->count));
+			          (unsigned long long)atomic_load(&x->count));
 			continue;
 		}
 		labelset(ls, sizeof(ls), x->labels, NULL);

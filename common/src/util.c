@@ -59,9 +59,18 @@ static int64_t clock_us(clockid_t id)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
-int64_t mono_ms(void) { return clock_us(CLOCK_MONOTONIC) / 1000; }
-int64_t wall_us(void) { return clock_us(CLOCK_REALTIME); }
+int64_t mono_us(void)
+{
+	return clock_us(CLOCK_MONOTONIC);
+}
+int64_t mono_ms(void)
+{
+	return clock_us(CLOCK_MONOTONIC) / 1000;
+}
+int64_t wall_us(void)
+{
+	return clock_us(CLOCK_REALTIME);
+}
 
 char *time_iso8601(int64_t us, char *buf, size_t len)
 {
@@ -128,8 +137,12 @@ int time_parse_iso8601(const char *s, int64_t *out_us)
 	}
 	if (*p != '\0')
 		return -1;
-	struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
-			.tm_hour = h, .tm_min = m, .tm_sec = sec};
+	struct tm tm = {.tm_year = Y - 1900,
+	                .tm_mon = M - 1,
+	                .tm_mday = D,
+	                .tm_hour = h,
+	                .tm_min = m,
+	                .tm_sec = sec};
 	time_t t = timegm(&tm);
 	/* timegm normalises 31 February into March: refuse dates that moved. */
 	struct tm back;

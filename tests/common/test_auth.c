@@ -35,7 +35,7 @@ START_TEST(mint_and_verify)
 	ck_assert_int_eq(auth_verify(SECRET, t, user, sizeof(user)), AUTH_OK);
 	ck_assert_str_eq(user, "alice");
 	ck_assert_int_eq(auth_verify("another-secret-0000", t, user, sizeof(user)),
-			 AUTH_ERR_MALFORMED);
+	                 AUTH_ERR_MALFORMED);
 	free(t);
 	ck_assert_ptr_null(auth_mint(SECRET, "bad user", 60));
 }
@@ -62,7 +62,7 @@ START_TEST(other_algorithms_refused)
 	free(t);
 	/* {"alg":"none","typ":"JWT"}.{"sub":"alice","exp":9999999999}. */
 	const char *none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
-			   "eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.";
+	                   "eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.";
 	ck_assert_int_eq(auth_verify(SECRET, none, user, sizeof(user)), AUTH_ERR_ALG);
 }
 END_TEST

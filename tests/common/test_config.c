@@ -8,12 +8,12 @@ static long port, workers;
 static char *secret, *name;
 static int flag, level;
 static const cfg_entry table[] = {
-	{"TST_PORT", CFG_INT, &port, "8000", 1, 65535, "port"},
-	{"TST_WORKERS", CFG_INT, &workers, "4", 1, 64, "workers"},
-	{"TST_SECRET", CFG_SECRET, &secret, NULL, 8, 100, "secret"},
-	{"TST_NAME", CFG_STR, &name, "x", 0, 10, "name"},
-	{"TST_FLAG", CFG_BOOL, &flag, "false", 0, 0, "flag"},
-	{"TST_LEVEL", CFG_LEVEL, &level, "info", 0, 0, "level"},
+    {"TST_PORT", CFG_INT, &port, "8000", 1, 65535, "port"},
+    {"TST_WORKERS", CFG_INT, &workers, "4", 1, 64, "workers"},
+    {"TST_SECRET", CFG_SECRET, &secret, NULL, 8, 100, "secret"},
+    {"TST_NAME", CFG_STR, &name, "x", 0, 10, "name"},
+    {"TST_FLAG", CFG_BOOL, &flag, "false", 0, 0, "flag"},
+    {"TST_LEVEL", CFG_LEVEL, &level, "info", 0, 0, "level"},
 };
 
 static void clear_env(void)
@@ -50,8 +50,8 @@ START_TEST(every_bad_variable_is_reported)
 	setenv("TST_FLAG", "maybe", 1);
 	setenv("TST_LEVEL", "loud", 1);
 	ck_assert_int_eq(config_load(table, ARRAY_LEN(table), err, sizeof(err)), -1);
-	const char *names[] = {"TST_PORT:", "TST_WORKERS:", "TST_SECRET: is required", "TST_NAME:",
-			       "TST_FLAG:", "TST_LEVEL:"};
+	const char *names[] = {"TST_PORT:", "TST_WORKERS:", "TST_SECRET: is required",
+	                       "TST_NAME:", "TST_FLAG:",    "TST_LEVEL:"};
 	for (size_t i = 0; i < ARRAY_LEN(names); i++)
 		ck_assert_msg(strstr(err, names[i]), "missing \"%s\" in: %s", names[i], err);
 	config_free(table, ARRAY_LEN(table));

@@ -39,7 +39,7 @@ static int for_each_example(const char *dir, int expect_ok)
 		char err[256] = "";
 		int rc = event_parse(buf, len, &ev, err, sizeof(err));
 		ck_assert_msg((rc == 0) == expect_ok, "%s: expected %s, got %s (%s)", path,
-			      expect_ok ? "accept" : "reject", rc == 0 ? "accept" : "reject", err);
+		              expect_ok ? "accept" : "reject", rc == 0 ? "accept" : "reject", err);
 		if (rc == 0)
 			event_clear(&ev);
 		else
@@ -97,7 +97,8 @@ END_TEST
 
 START_TEST(minimal_event_message_has_null_seq)
 {
-	const char *in = "{\"event_type\":\"task.reordered\",\"user_id\":\"u1\",\"order\":[\"b\",\"a\"]}";
+	const char *in =
+	    "{\"event_type\":\"task.reordered\",\"user_id\":\"u1\",\"order\":[\"b\",\"a\"]}";
 	event ev;
 	char err[256];
 	ck_assert_int_eq(event_parse(in, strlen(in), &ev, err, sizeof(err)), 0);
@@ -119,13 +120,16 @@ START_TEST(hostile_inputs)
 	event ev;
 	char err[256];
 	/* Not NUL-terminated, embedded NUL, duplicate keys, deep nesting, empty. */
-	const char trunc[] = "{\"event_type\":\"task.created\",\"user_id\":\"u1\",\"task\":{\"id\":\"t\"}}XXXX";
+	const char trunc[] =
+	    "{\"event_type\":\"task.created\",\"user_id\":\"u1\",\"task\":{\"id\":\"t\"}}XXXX";
 	ck_assert_int_eq(event_parse(trunc, sizeof(trunc) - 5, &ev, err, sizeof(err)), 0);
 	event_clear(&ev);
 	ck_assert_int_eq(event_parse(trunc, 10, &ev, err, sizeof(err)), -1);
-	const char nul[] = "{\"event_type\":\"task.created\",\"user_id\":\"u\\u0000x\",\"task\":{\"id\":\"t\"}}";
+	const char nul[] =
+	    "{\"event_type\":\"task.created\",\"user_id\":\"u\\u0000x\",\"task\":{\"id\":\"t\"}}";
 	ck_assert_int_eq(event_parse(nul, sizeof(nul) - 1, &ev, err, sizeof(err)), -1);
-	const char dup[] = "{\"event_type\":\"task.created\",\"user_id\":\"u1\",\"user_id\":\"u2\",\"task\":{\"id\":\"t\"}}";
+	const char dup[] = "{\"event_type\":\"task.created\",\"user_id\":\"u1\",\"user_id\":\"u2\","
+	                   "\"task\":{\"id\":\"t\"}}";
 	ck_assert_int_eq(event_parse(dup, sizeof(dup) - 1, &ev, err, sizeof(err)), -1);
 	ck_assert_int_eq(event_parse("", 0, &ev, err, sizeof(err)), -1);
 	size_t depth = 5000;

@@ -4,8 +4,10 @@
 START_TEST(origins)
 {
 	ck_assert(http_origin_allowed("*", "http://evil.example"));
-	ck_assert(http_origin_allowed("http://a.example, http://127.0.0.1:8000", "http://127.0.0.1:8000"));
-	ck_assert(!http_origin_allowed("http://a.example, http://127.0.0.1:8000", "http://127.0.0.1:9000"));
+	ck_assert(http_origin_allowed("http://a.example, http://127.0.0.1:8000",
+	                              "http://127.0.0.1:8000"));
+	ck_assert(!http_origin_allowed("http://a.example, http://127.0.0.1:8000",
+	                               "http://127.0.0.1:9000"));
 	ck_assert(!http_origin_allowed("http://a.example", "http://a.example.evil"));
 	ck_assert(!http_origin_allowed("", "http://a.example"));
 	ck_assert(http_origin_allowed("http://a.example", NULL));
@@ -22,7 +24,8 @@ START_TEST(query_params)
 	ck_assert_int_eq(http_query_param(NULL, "limit", out, sizeof(out)), -1);
 	ck_assert_int_eq(http_query_param("token=a%20b", "token", out, sizeof(out)), 3);
 	ck_assert_str_eq(out, "a b");
-	ck_assert_int_eq(http_query_param("token=0123456789abcdefXYZ", "token", out, sizeof(out)), -2);
+	ck_assert_int_eq(http_query_param("token=0123456789abcdefXYZ", "token", out, sizeof(out)),
+	                 -2);
 }
 END_TEST
 

@@ -45,7 +45,8 @@ START_TEST(one_json_object_per_line)
 		ck_assert_str_eq(json_string_value(json_object_get(j, "service")), "svc");
 		ck_assert_ptr_nonnull(json_object_get(j, "ts"));
 		if (lines == 0) {
-			ck_assert_str_eq(json_string_value(json_object_get(j, "msg")), "hello \"world\"");
+			ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
+			                 "hello \"world\"");
 			ck_assert_str_eq(json_string_value(json_object_get(j, "user")), "u\n1");
 			ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 3);
 			ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "info");

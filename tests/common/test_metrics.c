@@ -30,7 +30,9 @@ START_TEST(render_text_format)
 	size_t len;
 	char *text = metrics_render(m, &len);
 	ck_assert_uint_eq(strlen(text), len);
-	ck_assert_ptr_nonnull(strstr(text, "# TYPE req_total counter\nreq_total{route=\"/a\"} 3\nreq_total{route=\"/b\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(
+	    text,
+	    "# TYPE req_total counter\nreq_total{route=\"/a\"} 3\nreq_total{route=\"/b\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(text, "other_total 1\n"));
 	ck_assert_ptr_nonnull(strstr(text, "lat_seconds_bucket{le=\"0.1\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(text, "lat_seconds_bucket{le=\"1\"} 2\n"));
@@ -38,7 +40,8 @@ START_TEST(render_text_format)
 	ck_assert_ptr_nonnull(strstr(text, "lat_seconds_count 3\n"));
 	ck_assert_ptr_nonnull(strstr(text, "open 7\n"));
 	/* HELP/TYPE once per family. */
-	ck_assert_ptr_eq(strstr(text, "# TYPE req_total"), strrchr(text, '#') > text ? strstr(text, "# TYPE req_total") : NULL);
+	ck_assert_ptr_eq(strstr(text, "# TYPE req_total"),
+	                 strrchr(text, '#') > text ? strstr(text, "# TYPE req_total") : NULL);
 	free(text);
 	metrics_free(m);
 }

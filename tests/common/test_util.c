@@ -23,9 +23,15 @@ START_TEST(iso8601_offsets_and_errors)
 	ck_assert_int_eq(a, b);
 	ck_assert_int_eq(time_parse_iso8601("2026-11-22T10:00:00.5Z", &b), 0);
 	ck_assert_int_eq(b - a, 500000);
-	const char *bad[] = {"", "2026-11-22", "2026-13-01T00:00:00Z", "2026-02-31T00:00:00Z",
-			     "2026-11-22T10:00:00", "2026-11-22T10:00:00Zjunk", "tomorrow",
-			     "2026-11-22T25:00:00Z", "2026-11-22T10:00:00."};
+	const char *bad[] = {"",
+	                     "2026-11-22",
+	                     "2026-13-01T00:00:00Z",
+	                     "2026-02-31T00:00:00Z",
+	                     "2026-11-22T10:00:00",
+	                     "2026-11-22T10:00:00Zjunk",
+	                     "tomorrow",
+	                     "2026-11-22T25:00:00Z",
+	                     "2026-11-22T10:00:00."};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
 		ck_assert_msg(time_parse_iso8601(bad[i], &a) == -1, "accepted \"%s\"", bad[i]);
 }

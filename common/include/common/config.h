@@ -17,7 +17,7 @@
 typedef enum {
 	CFG_INT,    /* long, within [min, max] */
 	CFG_STR,    /* char * (owned by the table's storage; config_free releases it);
-		       max is the longest length accepted (0: 4096) */
+	               max is the longest length accepted (0: 4096) */
 	CFG_BOOL,   /* int: 1/0 from 1|0|true|false|yes|no|on|off */
 	CFG_SECRET, /* like CFG_STR but never printed; min is the shortest length */
 	CFG_LEVEL,  /* int log level: debug|info|warn|error|off */
@@ -39,7 +39,7 @@ MUST_CHECK int config_load(const cfg_entry *table, size_t n, char *err, size_t e
 void config_free(const cfg_entry *table, size_t n);
 /* Prints usage and the table (name, default, bounds, help) for --help. */
 void config_print_help(FILE *out, const char *prog, const char *summary, const cfg_entry *table,
-		       size_t n);
+                       size_t n);
 /* Logs the effective configuration (secrets masked) at info level. */
 void config_log(const cfg_entry *table, size_t n);
 

@@ -22,10 +22,10 @@ typedef enum {
 	EV__COUNT
 } event_type;
 
-#define TASK_TITLE_MAX 500         /* characters */
+#define TASK_TITLE_MAX       500   /* characters */
 #define TASK_DESCRIPTION_MAX 10000 /* characters */
-#define TASK_ID_MAX 128            /* bytes */
-#define ORIGIN_MAX 128             /* bytes */
+#define TASK_ID_MAX          128   /* bytes */
+#define ORIGIN_MAX           128   /* bytes */
 
 typedef struct event {
 	event_type type;
@@ -55,7 +55,7 @@ void event_clear(event *ev);
  * creation. 0 or -1 with the offending field's name in field (static string) and a
  * reason in err. */
 MUST_CHECK int event_validate_task(const json_t *task, int require_title, const char **field,
-				   char *err, size_t errlen);
+                                   char *err, size_t errlen);
 
 /* Builds the WebSocket message for ev once:
  * {"type":"task_update","event":"task.created","event_id":..,"seq":42|null,

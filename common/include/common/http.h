@@ -16,17 +16,17 @@ const char *http_status_text(int status);
 
 /* Sends status with body of len bytes and Content-Type ctype. extra_headers is
  * NULL or complete header lines ("ETag: \"3\"\r\n"). */
-int http_reply(struct mg_connection *c, int status, const char *ctype, const char *body,
-	       size_t len, const char *extra_headers);
+int http_reply(struct mg_connection *c, int status, const char *ctype, const char *body, size_t len,
+               const char *extra_headers);
 /* Sends body as compact JSON. Steals the reference to body (may be NULL: "{}"). */
 int http_reply_json(struct mg_connection *c, int status, json_t *body, const char *extra_headers);
 /* Sends {"error":{"code":code,"message":printf(fmt, ...)}}. */
 int http_reply_error(struct mg_connection *c, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* The same with extra members merged into the top-level object (stolen; e.g. "field"
  * inside error is added by passing {"field":"title"} as error_extra). */
-int http_reply_error_ex(struct mg_connection *c, int status, const char *code,
-			json_t *error_extra, json_t *top_extra, const char *message);
+int http_reply_error_ex(struct mg_connection *c, int status, const char *code, json_t *error_extra,
+                        json_t *top_extra, const char *message);
 
 enum {
 	HTTP_BODY_OK = 0,

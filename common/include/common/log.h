@@ -30,8 +30,8 @@ void log_json(log_level level, const char *msg, json_t *obj);
 			log_pack(lvl, msg, __VA_ARGS__);                                           \
 	} while (0)
 #define log_debug(msg, ...) log_at(LOG_DEBUG, msg, __VA_ARGS__)
-#define log_info(msg, ...) log_at(LOG_INFO, msg, __VA_ARGS__)
-#define log_warn(msg, ...) log_at(LOG_WARN, msg, __VA_ARGS__)
+#define log_info(msg, ...)  log_at(LOG_INFO, msg, __VA_ARGS__)
+#define log_warn(msg, ...)  log_at(LOG_WARN, msg, __VA_ARGS__)
 #define log_error(msg, ...) log_at(LOG_ERROR, msg, __VA_ARGS__)
 
 #endif

@@ -25,10 +25,10 @@ metric *metrics_counter(metrics *m, const char *name, const char *help, const ch
 metric *metrics_gauge(metrics *m, const char *name, const char *help, const char *labels);
 /* bounds: ascending upper bounds (the +Inf bucket is implicit), at most 32. */
 metric *metrics_histogram(metrics *m, const char *name, const char *help, const char *labels,
-			  const double *bounds, size_t nbounds);
+                          const double *bounds, size_t nbounds);
 /* A gauge read at render time from fn(arg). */
 void metrics_gauge_fn(metrics *m, const char *name, const char *help, const char *labels,
-		      double (*fn)(void *arg), void *arg);
+                      double (*fn)(void *arg), void *arg);
 
 void metric_inc(metric *c);
 void metric_add(metric *c, double v); /* counters and gauges */
