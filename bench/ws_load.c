@@ -200,7 +200,7 @@ static void queue_frame(wconn *c, int opcode, const unsigned char *payload, size
 	memcpy(hdr + h, mask, 4);
 	h += 4;
 	queue_out(c, hdr, h);
-	unsigned char tmp[128];
+	unsigned char tmp[128] = {0};
 	for (size_t i = 0; i < len && i < sizeof(tmp); i++)
 		tmp[i] = payload[i] ^ mask[i % 4];
 	queue_out(c, tmp, len < sizeof(tmp) ? len : sizeof(tmp));

@@ -31,7 +31,7 @@ static void write_lines(void)
 	log_setup("svc", LOG_INFO);
 	log_debug("hidden", "{}");
 	log_info("hello \"world\"", "{s:s, s:i}", "user", "u\n1", "n", 3);
-	log_warn("bad format", "{s:s}", "x", NULL);
+	log_warn("bad format", "{s:s}", "x", (const char *)NULL);
 }
 
 START_TEST(one_json_object_per_line)
