@@ -23,10 +23,3 @@ $(BA_LIB): $(call objs,$(BA_SRCS)) $(OBJ)/gen/migrations.o
 $(BIN)/backend-api: $(call objs,backend-api/src/main.c) $(BA_LIB) $(COMMON_LIB)
 	$(call link)
 BINS += $(BIN)/backend-api
-
-# Unit tests of backend-api modules (no database or broker needed); the harness
-# runs every $(BIN)/test-* binary.
-$(BIN)/test-backend-units: $(call objs,backend-api/tests/test_units.c tests/support/runner.c) \
-                           $(BA_LIB) $(COMMON_LIB)
-	$(call link,$(CHECK_LIBS))
-TEST_BINS += $(BIN)/test-backend-units

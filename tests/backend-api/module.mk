@@ -9,3 +9,11 @@ TEST_BA_SRCS := tests/backend-api/run.c tests/backend-api/harness.c \
 $(BIN)/test-backend: $(call objs,$(TEST_BA_SRCS) $(TEST_SUPPORT_SRCS) $(TEST_KIT_SRCS)) $(COMMON_LIB)
 	$(call link,$(CHECK_LIBS))
 TEST_BINS += $(BIN)/test-backend
+
+# test-backend-units: unit tests of backend-api's modules (no database or broker):
+# the events the store builds parse with common/event.h, the task JSON contract,
+# the embedded migrations.
+$(BIN)/test-backend-units: $(call objs,tests/backend-api/test_units.c $(TEST_SUPPORT_SRCS)) \
+                           $(BA_LIB) $(COMMON_LIB)
+	$(call link,$(CHECK_LIBS))
+TEST_BINS += $(BIN)/test-backend-units

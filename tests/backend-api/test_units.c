@@ -3,9 +3,9 @@
  * gateway's) accepts, task JSON follows the shared task contract, and the
  * migrations are embedded. Integration tests of the running service are in
  * tests/backend-api (test-backend). */
-#include "../../tests/support/runner.h"
-#include "../src/migrate.h"
-#include "../src/task_store.h"
+#include "../support/runner.h"
+#include "../../backend-api/src/migrate.h"
+#include "../../backend-api/src/task_store.h"
 
 #include "common/event.h"
 
