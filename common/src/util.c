@@ -1,6 +1,7 @@
 #include "common/util.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,4 +182,13 @@ int uuid_valid(const char *s)
 		return 0;
 	uuid_t u;
 	return uuid_parse(s, u) == 0;
+}
+
+void signals_take_over(sigset_t *stop)
+{
+	sigemptyset(stop);
+	sigaddset(stop, SIGTERM);
+	sigaddset(stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }

@@ -38,14 +38,9 @@ int main(int argc, char **argv)
 	log_setup("ws-gateway", (log_level)cfg.log_level);
 	gw_config_log();
 
-	/* Signals are taken synchronously by this thread; every thread started below
-	 * inherits the mask. */
+	/* Signals are taken synchronously by this thread (sigwait below). */
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	signals_take_over(&set);
 
 	int rc = 1;
 	metrics *m = metrics_new();

@@ -2,6 +2,7 @@
 #ifndef TASKSYNC_UTIL_H
 #define TASKSYNC_UTIL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,5 +39,11 @@ int user_id_valid(const char *s);
 void uuid_new(char out[UUID_STR_LEN]);
 /* 1 when s is a UUID in canonical 8-4-4-4-12 hex form (any case). */
 int uuid_valid(const char *s);
+
+/* For a service's main thread, before it starts any other: blocks SIGTERM and
+ * SIGINT (every thread started later inherits the mask, so only a sigwait() on
+ * *stop takes them) and ignores SIGPIPE (a peer that went away is an error code
+ * from write, not a signal). Fills *stop with the two signals. */
+void signals_take_over(sigset_t *stop);
 
 #endif
