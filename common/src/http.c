@@ -61,16 +61,16 @@ int http_reply(struct mg_connection *c, int status, const char *ctype, const cha
 	if (no_body)
 		len = 0;
 	/* Header and a small body go out in one write: one syscall, one segment. */
+	static const char head[] = "HTTP/1.1 %d %s\r\n"
+	                           "Content-Type: %s\r\n"
+	                           "Content-Length: %zu\r\n"
+	                           "Cache-Control: no-store\r\n"
+	                           "X-Content-Type-Options: nosniff\r\n"
+	                           "%s\r\n";
+	const char *extra = extra_headers ? extra_headers : "";
 	char buf[8192];
-	int n = snprintf(buf, sizeof(buf),
-	                 "HTTP/1.1 %d %s\r\n"
-	                 "Content-Type: %s\r\n"
-	                 "Content-Length: %zu\r\n"
-	                 "Cache-Control: no-store\r\n"
-	                 "X-Content-Type-Options: nosniff\r\n"
-	                 "%s\r\n",
-	                 status, http_status_text(status), ctype, len,
-	                 extra_headers ? extra_headers : "");
+	int n =
+	    snprintf(buf, sizeof(buf), head, status, http_status_text(status), ctype, len, extra);
 	if (n < 0)
 		return status;
 	if ((size_t)n < sizeof(buf) && len <= sizeof(buf) - (size_t)n) {
@@ -82,15 +82,7 @@ int http_reply(struct mg_connection *c, int status, const char *ctype, const cha
 	if ((size_t)n < sizeof(buf))
 		mg_write(c, buf, (size_t)n);
 	else
-		mg_printf(c,
-		          "HTTP/1.1 %d %s\r\n"
-		          "Content-Type: %s\r\n"
-		          "Content-Length: %zu\r\n"
-		          "Cache-Control: no-store\r\n"
-		          "X-Content-Type-Options: nosniff\r\n"
-		          "%s\r\n",
-		          status, http_status_text(status), ctype, len,
-		          extra_headers ? extra_headers : "");
+		mg_printf(c, head, status, http_status_text(status), ctype, len, extra);
 	if (len)
 		mg_write(c, body, len);
 	return status;
