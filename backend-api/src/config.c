@@ -17,8 +17,9 @@ static const cfg_entry table[] = {
     {"ALLOWED_ORIGINS", CFG_STR, &g_cfg.allowed_origins, "", 0, 4096,
      "CORS: allowed Origin values, comma-separated; * allows any; empty: same origin only"},
     {"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
-    {"DB_POOL_SIZE", CFG_INT, &g_cfg.db_pool_size, "8", 1, 64,
-     "PostgreSQL connections used by request handlers"},
+    {"DB_POOL_SIZE", CFG_INT, &g_cfg.db_pool_size, "4", 1, 64,
+     "PostgreSQL connections of request handlers (beyond ~2 per database core they starve the "
+     "relay)"},
     {"HTTP_THREADS", CFG_INT, &g_cfg.http_threads, "32", 1, 1024,
      "civetweb worker threads (each keep-alive connection holds one)"},
     {"MAX_BODY_BYTES", CFG_INT, &g_cfg.max_body_bytes, "65536", 64, 16777216,
