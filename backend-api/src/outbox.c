@@ -35,7 +35,7 @@ struct outbox_relay {
 	pthread_t th;
 	atomic_int stop;
 	atomic_llong deadline_ms;
-	atomic_int fatal;  /* the producer hit a fatal error: readyz says so */
+	atomic_int fatal; /* the producer hit a fatal error: readyz says so */
 	atomic_int kicked; /* a commit since the relay last read (outbox_kick) */
 
 	/* Relay-thread state. @locality relay thread only (the delivery report
@@ -376,12 +376,10 @@ static void try_lead(outbox_relay *r)
 		     "o.user_id, o.payload FROM unnest($2::bigint[], $3::bigint[]) AS h(lo, hi) "
 		     "JOIN outbox o ON o.id BETWEEN h.lo AND h.hi AND o.published_at IS NULL) "
 		     "UNION ALL (SELECT id, user_id, payload FROM outbox WHERE published_at IS "
-		     "NULL AND id > $1::bigint ORDER BY id LIMIT " STR(
-		         BATCH) ")) SELECT r.id, "
-		                "r.user_id, r.payload, pg_snapshot_xmin(snap.s)::text, "
-		                "pg_snapshot_xmax(snap.s)::text FROM snap LEFT JOIN (SELECT * FROM "
-		                "r "
-		                "ORDER BY id LIMIT " STR(BATCH) ") r ON true ORDER BY r.id"},
+		     "NULL AND id > $1::bigint ORDER BY id LIMIT " STR(BATCH) ")) SELECT r.id, "
+		     "r.user_id, r.payload, pg_snapshot_xmin(snap.s)::text, "
+		     "pg_snapshot_xmax(snap.s)::text FROM snap LEFT JOIN (SELECT * FROM r "
+		     "ORDER BY id LIMIT " STR(BATCH) ") r ON true ORDER BY r.id"},
 		    {"relay_mark", "UPDATE outbox SET published_at = now() WHERE id = "
 		                   "ANY($1::bigint[])"},
 		};

@@ -4,11 +4,10 @@
  * holder of a session advisory lock publishes, so two backend processes never
  * publish concurrently; the others retry every second and take over when the
  * leader's session ends. The leader is woken at once after a commit (outbox_kick
- * in this process, LISTEN outbox for the other processes' commits), reads
- * unpublished rows in id order, produces each keyed by user id (idempotent
- * producer, acks=all, message.timeout.ms=0: an outage delays, never drops) and
- * marks rows published when their delivery report succeeds. Rows are pruned
- * EVENT_RETENTION after publication, except each user's latest. */
+ * in this process, LISTEN outbox for the other processes' commits), reads unpublished rows in id order, produces each keyed by user id
+ * (idempotent producer, acks=all, message.timeout.ms=0: an outage delays, never
+ * drops) and marks rows published when their delivery report succeeds. Rows are
+ * pruned EVENT_RETENTION after publication, except each user's latest. */
 #ifndef BA_OUTBOX_H
 #define BA_OUTBOX_H
 
