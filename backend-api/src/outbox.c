@@ -340,11 +340,7 @@ static void try_lead(outbox_relay *r)
 			log_warn("relay could not connect to database", "{s:s}", "err", err);
 			return;
 		}
-		/* The relay's own writes (marks, prunes) need not wait for the WAL flush:
-		 * a mark lost in a crash only publishes its row again (the duplicate
-		 * after a crash that the contract allows), and with durable commits each
-		 * mark's flush stalled every event behind it. */
-		PGresult *res = PQexec(r->pg, "LISTEN outbox; SET synchronous_commit = off");
+		PGresult *res = PQexec(r->pg, "LISTEN outbox");
 		int ok = exec_ok(r->pg, res);
 		PQclear(res);
 		/* The two statements of every round, planned once per connection.
