@@ -36,7 +36,6 @@ struct outbox_relay {
 	atomic_int stop;
 	atomic_llong deadline_ms;
 	atomic_int fatal; /* the producer hit a fatal error: readyz says so */
-	atomic_int kicked; /* a commit since the relay last read (outbox_kick) */
 
 	/* Relay-thread state. @locality relay thread only (the delivery report
 	 * callback runs inside rd_kafka_poll on that thread). */
@@ -50,10 +49,6 @@ struct outbox_relay {
 	int64_t next_prune_ms, next_backlog_ms;
 	int64_t next_mark_ms; /* marks are batched: they do not delay any event */
 	int64_t next_rescan_ms;
-	int64_t next_lead_ms; /* a follower's next try for the leader lock */
-	int64_t next_read_ms; /* the fallback poll: read by then even without a wake-up */
-	int read_due;         /* a NOTIFY came: read */
-	int more;             /* the last read left rows: read again */
 	/* The read position. Every id <= wm was read (produced) or lies in holes: ids
 	 * skipped over because they were not visible then (not committed yet, or never
 	 * will be). See relay_fetch. */
@@ -168,7 +163,6 @@ static void read_reset(outbox_relay *r)
 {
 	r->wm = 0;
 	r->nholes = 0;
-	r->next_read_ms = 0;
 }
 
 /* @locality relay thread (inside rd_kafka_poll). */
@@ -292,8 +286,6 @@ static int drain_notifies(outbox_relay *r)
 		PQfreemem(nt);
 		n++;
 	}
-	if (n)
-		r->read_due = 1;
 	return n;
 }
 
@@ -475,10 +467,8 @@ static void hole_arrays(const outbox_relay *r, char **lo, char **hi)
 static int produce_batch(outbox_relay *r, int *more)
 {
 	*more = 0;
-	if (r->nfl >= MAX_IN_FLIGHT) {
-		*more = 1;
+	if (r->nfl >= MAX_IN_FLIGHT)
 		return 0;
-	}
 	char wm[24], *lo, *hi;
 	snprintf(wm, sizeof(wm), "%" PRId64, r->wm);
 	hole_arrays(r, &lo, &hi);
@@ -572,19 +562,6 @@ static void prune(outbox_relay *r)
 		log_info("outbox pruned", "{s:i}", "rows", (int)total);
 }
 
-/* A follower passes the wake-ups of this process's commits on to the leader (one
- * NOTIFY for all that came since the last). */
-static void forward_kicks(outbox_relay *r)
-{
-	if (!r->pg || !atomic_exchange(&r->kicked, 0))
-		return;
-	PGresult *res = PQexec(r->pg, "NOTIFY outbox");
-	int ok = exec_ok(r->pg, res);
-	PQclear(res);
-	if (!ok)
-		drop_pg(r, PQerrorMessage(r->pg));
-}
-
 static void *relay_main(void *arg)
 {
 	outbox_relay *r = arg;
@@ -599,16 +576,11 @@ static void *relay_main(void *arg)
 			break;
 		rd_kafka_poll(r->rk, 0);
 		if (!r->leader) {
-			if (mono_ms() >= r->next_lead_ms) {
-				try_lead(r);
-				r->next_lead_ms = mono_ms() + 1000;
-			}
+			try_lead(r);
 			if (!r->leader) {
 				if (stop)
 					break; /* not publishing: nothing to flush */
-				forward_kicks(r);
-				int64_t left = r->next_lead_ms - mono_ms();
-				wait_events(r, left > 0 ? (long)left : 0);
+				wait_events(r, 1000);
 				continue;
 			}
 		}
@@ -628,24 +600,14 @@ static void *relay_main(void *arg)
 			}
 			r->next_mark_ms = tnow + MARK_EVERY_MS;
 		}
-		/* Wake-ups up to here are covered by the read that follows. A round woken by
-		 * delivery reports only does not read: reads cost the database, and
-		 * without a commit since the last one they find nothing. */
-		int due = atomic_exchange(&r->kicked, 0);
+		/* Notifications up to here are covered by the read that follows. */
 		if (drain_notifies(r) < 0)
 			continue;
-		due |= r->read_due;
-		r->read_due = 0;
-		int more = 0, n = 0;
-		if (due || stop || r->more || mono_ms() >= r->next_read_ms) {
-			int64_t t0 = mono_ms();
-			n = produce_batch(r, &more);
-			if (n < 0) {
-				drop_pg(r, PQerrorMessage(r->pg));
-				continue;
-			}
-			r->more = more;
-			r->next_read_ms = t0 + r->o.poll_ms;
+		int more = 0;
+		int n = produce_batch(r, &more);
+		if (n < 0) {
+			drop_pg(r, PQerrorMessage(r->pg));
+			continue;
 		}
 		int64_t now = mono_ms();
 		if (now >= r->next_backlog_ms) {
@@ -661,12 +623,12 @@ static void *relay_main(void *arg)
 			break; /* everything published and marked */
 		if (more && r->nfl < MAX_IN_FLIGHT)
 			continue;
-		if (drain_notifies(r) < 0)
+		int woke = drain_notifies(r);
+		if (woke < 0)
 			continue;
-		if (r->read_due || atomic_load(&r->kicked))
+		if (woke > 0)
 			continue; /* a commit after our read: read again now */
-		int64_t until = r->next_read_ms - mono_ms();
-		long wait = until > 0 ? (long)until : 0;
+		long wait = r->o.poll_ms;
 		if (stop || r->nfl > 0)
 			wait = wait < 100 ? wait : 100;
 		if (r->nacked)
@@ -737,12 +699,6 @@ int outbox_kafka_ready(outbox_relay *r, int timeout_ms)
 	int ok = md->broker_cnt > 0;
 	rd_kafka_metadata_destroy(md);
 	return ok;
-}
-
-void outbox_kick(outbox_relay *r)
-{
-	if (r && !atomic_exchange(&r->kicked, 1))
-		wake_write(r);
 }
 
 void outbox_stop(outbox_relay *r, int64_t deadline_ms)

@@ -3,8 +3,8 @@
  * One thread with its own PostgreSQL connection (not from the pool). Only the
  * holder of a session advisory lock publishes, so two backend processes never
  * publish concurrently; the others retry every second and take over when the
- * leader's session ends. The leader is woken at once after a commit (outbox_kick
- * in this process, LISTEN outbox for the other processes' commits), reads unpublished rows in id order, produces each keyed by user id
+ * leader's session ends. The leader LISTENs on "outbox" (a trigger NOTIFYs at
+ * every commit), reads unpublished rows in id order, produces each keyed by user id
  * (idempotent producer, acks=all, message.timeout.ms=0: an outage delays, never
  * drops) and marks rows published when their delivery report succeeds. Rows are
  * pruned EVENT_RETENTION after publication, except each user's latest. */
@@ -29,12 +29,6 @@ typedef struct outbox_opts {
  * producer cannot be created (an unreachable database or broker is not an error:
  * the relay keeps retrying). */
 outbox_relay *outbox_start(const outbox_opts *o, metrics *m, char *err, size_t errlen);
-
-/* Wakes the relay after a commit that inserted outbox rows, so that it reads them
- * at once; wake-ups that come while the relay is busy fold into one. When this
- * process is not the publishing leader, the relay passes the wake-up on to the
- * leader with NOTIFY outbox. Accepts NULL. @locality any thread. @locks none. */
-void outbox_kick(outbox_relay *r);
 
 /* 1 when the producer reaches a broker (a metadata request answered within
  * timeout_ms). @locality any thread. */

@@ -200,8 +200,6 @@ int tasks_create(api_req *r)
 	if (rc == TS_DB)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
-	if (rc == TS_OK && created)
-		outbox_kick(r->ctx->relay);
 	char hdr[256];
 	switch (rc) {
 	case TS_OK:
@@ -324,8 +322,6 @@ int tasks_patch(api_req *r)
 	if (rc == TS_DB)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
-	if (rc == TS_OK && changed)
-		outbox_kick(r->ctx->relay);
 	char hdr[256];
 	switch (rc) {
 	case TS_OK:
@@ -360,8 +356,6 @@ int tasks_delete(api_req *r)
 	if (rc == TS_DB)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
-	if (rc == TS_OK)
-		outbox_kick(r->ctx->relay);
 	if (rc == TS_NOT_FOUND)
 		return not_found(r);
 	if (rc != TS_OK)
@@ -413,8 +407,6 @@ int tasks_reorder(api_req *r)
 	if (rc == TS_DB)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
-	if (rc == TS_OK)
-		outbox_kick(r->ctx->relay);
 	if (rc == TS_OK)
 		st = api_json(r, 200,
 		              json_pack("{s:o, s:I}", "order", full, "seq", (json_int_t)seq), NULL);
