@@ -23,7 +23,6 @@
 #define PRUNE_BATCH     10000
 #define MARK_EVERY_MS   20
 #define MARK_BATCH      500
-#define RESCAN_EVERY_MS 30000 /* the read-everything safety net (see relay_fetch) */
 #define STR_(x)         #x
 #define STR(x)          STR_(x)
 
@@ -48,24 +47,9 @@ struct outbox_relay {
 	int restart; /* a delivery failed: purge and produce again from the lowest id */
 	int64_t next_prune_ms, next_backlog_ms;
 	int64_t next_mark_ms; /* marks are batched: they do not delay any event */
-	int64_t next_rescan_ms;
-	/* The read position. Every id <= wm was read (produced) or lies in holes: ids
-	 * skipped over because they were not visible then (not committed yet, or never
-	 * will be). See relay_fetch. */
-	int64_t wm;
-	struct hole *holes; /* sorted, disjoint ranges below wm */
-	size_t nholes, capholes;
 
 	metric *published, *errors, *backlog;
 };
-
-/* Ids lo..hi not visible when read; xmax is the reading snapshot's xmax: once a
- * snapshot's xmin reaches it, every transaction that could still insert them has
- * ended. */
-typedef struct hole {
-	int64_t lo, hi;
-	uint64_t xmax;
-} hole;
 
 static int cmp64(const void *a, const void *b)
 {
@@ -111,58 +95,6 @@ static void fl_remove_sorted(outbox_relay *r, const int64_t *ids, size_t n)
 static void fl_remove(outbox_relay *r, int64_t id)
 {
 	fl_remove_sorted(r, &id, 1);
-}
-
-static void hole_push(outbox_relay *r, size_t at, int64_t lo, int64_t hi, uint64_t xmax)
-{
-	if (r->nholes == r->capholes) {
-		r->capholes = r->capholes ? r->capholes * 2 : 64;
-		r->holes = xrealloc(r->holes, r->capholes * sizeof(hole));
-	}
-	memmove(r->holes + at + 1, r->holes + at, (r->nholes - at) * sizeof(hole));
-	r->holes[at] = (hole){lo, hi, xmax};
-	r->nholes++;
-}
-
-/* id (below wm) was read: it is no longer a hole. */
-static void hole_take(outbox_relay *r, int64_t id)
-{
-	for (size_t i = 0; i < r->nholes; i++) {
-		hole *h = &r->holes[i];
-		if (id < h->lo || id > h->hi)
-			continue;
-		if (h->lo == h->hi) {
-			memmove(h, h + 1, (r->nholes - i - 1) * sizeof(hole));
-			r->nholes--;
-		} else if (id == h->lo) {
-			h->lo++;
-		} else if (id == h->hi) {
-			h->hi--;
-		} else {
-			hole right = {id + 1, h->hi, h->xmax};
-			h->hi = id - 1;
-			hole_push(r, i + 1, right.lo, right.hi, right.xmax);
-		}
-		return;
-	}
-}
-
-/* Drops the holes every transaction that could fill them has ended before the
- * snapshot of xmin (which read them and found nothing). */
-static void holes_expire(outbox_relay *r, uint64_t xmin)
-{
-	size_t w = 0;
-	for (size_t i = 0; i < r->nholes; i++)
-		if (r->holes[i].xmax > xmin)
-			r->holes[w++] = r->holes[i];
-	r->nholes = w;
-}
-
-/* Forgets the read position: the next read starts from the lowest unpublished id. */
-static void read_reset(outbox_relay *r)
-{
-	r->wm = 0;
-	r->nholes = 0;
 }
 
 /* @locality relay thread (inside rd_kafka_poll). */
@@ -261,7 +193,6 @@ static void drop_pg(outbox_relay *r, const char *why)
 	}
 	r->pg = NULL;
 	r->leader = 0;
-	read_reset(r);
 }
 
 static int stopping(outbox_relay *r)
@@ -335,39 +266,11 @@ static void try_lead(outbox_relay *r)
 		PGresult *res = PQexec(r->pg, "LISTEN outbox");
 		int ok = exec_ok(r->pg, res);
 		PQclear(res);
-		/* The two statements of every round, planned once per connection.
-		 *
-		 * relay_fetch reads the unpublished rows above the read position ($1) and
-		 * those in the holes below it (ranges $2..$3), in id order, with its
-		 * snapshot's xmin and xmax (one statement: one snapshot). Starting at the
-		 * read position keeps each read off the rows in flight and off the dead
-		 * index entries of rows just marked published, which a scan from the
-		 * start walked every time.
-		 *
-		 * Why nothing is lost: ids are taken from the sequence before commit, so a
-		 * row can become visible below the read position. An id skipped over was
-		 * taken before the snapshot that skipped it (a higher id was already
-		 * committed), by a transaction that already had its xid (every outbox
-		 * insert follows the user_seq write of its transaction: task_store.c),
-		 * so that xid is below the snapshot's xmax. The hole is read again every
-		 * round until a snapshot whose xmin is at least that xmax finds it
-		 * empty: its transaction has then ended without the row.
-		 * Why per-user order holds: a user's row n+1 is inserted only after row n
-		 * committed (the user_seq row lock), with a higher id; so a snapshot that
-		 * sees n+1 sees n, which is in flight already, above the read position or
-		 * in a hole: read in the same statement, ahead of n+1.
-		 * Every RESCAN_EVERY_MS the position is reset (a read from the lowest
-		 * unpublished id), a safety net should that invariant ever break. */
+		/* The two statements of every round, planned once per connection. */
 		static const char *const prep[][2] = {
 		    {"relay_fetch",
-		     "WITH snap AS (SELECT pg_current_snapshot() AS s), r AS ((SELECT o.id, "
-		     "o.user_id, o.payload FROM unnest($2::bigint[], $3::bigint[]) AS h(lo, hi) "
-		     "JOIN outbox o ON o.id BETWEEN h.lo AND h.hi AND o.published_at IS NULL) "
-		     "UNION ALL (SELECT id, user_id, payload FROM outbox WHERE published_at IS "
-		     "NULL AND id > $1::bigint ORDER BY id LIMIT " STR(BATCH) ")) SELECT r.id, "
-		     "r.user_id, r.payload, pg_snapshot_xmin(snap.s)::text, "
-		     "pg_snapshot_xmax(snap.s)::text FROM snap LEFT JOIN (SELECT * FROM r "
-		     "ORDER BY id LIMIT " STR(BATCH) ") r ON true ORDER BY r.id"},
+		     "SELECT id, user_id, payload FROM outbox WHERE published_at IS "
+		     "NULL AND id <> ALL($1::bigint[]) ORDER BY id LIMIT " STR(BATCH)},
 		    {"relay_mark", "UPDATE outbox SET published_at = now() WHERE id = "
 		                   "ANY($1::bigint[])"},
 		};
@@ -442,84 +345,56 @@ static void restart_from_lowest(outbox_relay *r)
 	rd_kafka_poll(r->rk, 0);
 	r->restart = 0;
 	/* Delivered ones stay to be marked; the rest are read again. */
-	read_reset(r);
 	r->nfl = 0;
 	for (size_t i = 0; i < r->nacked; i++)
 		fl_add(r, r->acked[i]);
 }
 
-/* The holes' bounds as two array literals (caller frees both). */
-static void hole_arrays(const outbox_relay *r, char **lo, char **hi)
-{
-	int64_t *a = xmalloc((r->nholes + 1) * sizeof(int64_t));
-	for (size_t i = 0; i < r->nholes; i++)
-		a[i] = r->holes[i].lo;
-	*lo = id_array(a, r->nholes);
-	for (size_t i = 0; i < r->nholes; i++)
-		a[i] = r->holes[i].hi;
-	*hi = id_array(a, r->nholes);
-	free(a);
-}
-
-/* Reads unpublished rows from the read position and the holes and produces those
- * not in flight. Returns the number of rows produced, or -1 when the database
- * failed. *more is set when rows are left. */
+/* Reads unpublished rows and produces those not in flight. Returns the number of
+ * rows produced, or -1 when the database failed. *more is set when rows are left. */
 static int produce_batch(outbox_relay *r, int *more)
 {
 	*more = 0;
 	if (r->nfl >= MAX_IN_FLIGHT)
 		return 0;
-	char wm[24], *lo, *hi;
-	snprintf(wm, sizeof(wm), "%" PRId64, r->wm);
-	hole_arrays(r, &lo, &hi);
-	const char *v[] = {wm, lo, hi};
-	PGresult *res = PQexecPrepared(r->pg, "relay_fetch", 3, v, NULL, NULL, 0);
-	free(lo);
-	free(hi);
-	if (!exec_ok(r->pg, res) || PQntuples(res) < 1) {
+	/* Rows in flight are left out by id: their payloads are not read again. */
+	char *skip = id_array(r->fl, r->nfl);
+	const char *v[] = {skip};
+	PGresult *res = PQexecPrepared(r->pg, "relay_fetch", 1, v, NULL, NULL, 0);
+	free(skip);
+	if (!exec_ok(r->pg, res)) {
 		log_warn("could not read the outbox", "{s:s}", "err", PQresultErrorMessage(res));
 		PQclear(res);
 		return -1;
 	}
-	uint64_t xmin = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
-	uint64_t xmax = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
-	int rows = PQgetisnull(res, 0, 0) ? 0 : PQntuples(res), produced = 0, stopped = 0;
+	int rows = PQntuples(res), produced = 0;
 	*more = rows >= BATCH;
 	for (int i = 0; i < rows; i++) {
 		int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		if (!fl_has(r, id)) {
-			const char *user = PQgetvalue(res, i, 1);
-			rd_kafka_resp_err_t e = rd_kafka_producev(
-			    r->rk, RD_KAFKA_V_TOPIC(r->o.topic),
-			    RD_KAFKA_V_KEY(user, (size_t)PQgetlength(res, i, 1)),
-			    RD_KAFKA_V_VALUE(PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2)),
-			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			    RD_KAFKA_V_OPAQUE((void *)(intptr_t)id), RD_KAFKA_V_END);
-			if (e && e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-				metric_inc(r->errors);
-				log_error("could not produce event", "{s:I, s:s}", "outbox_id",
-				          (json_int_t)id, "err", rd_kafka_err2str(e));
-			}
-			if (e) {
-				/* Later rows wait for the next round (the read position stays
-				 * in front of them), so order is kept. */
-				*more = stopped = 1;
-				break;
-			}
-			fl_add(r, id);
-			produced++;
+		if (fl_has(r, id))
+			continue;
+		const char *user = PQgetvalue(res, i, 1);
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+		    r->rk, RD_KAFKA_V_TOPIC(r->o.topic),
+		    RD_KAFKA_V_KEY(user, (size_t)PQgetlength(res, i, 1)),
+		    RD_KAFKA_V_VALUE(PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2)),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_OPAQUE((void *)(intptr_t)id), RD_KAFKA_V_END);
+		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			/* Later rows wait for the next round, so order is kept. */
+			*more = 1;
+			break;
 		}
-		if (id <= r->wm) {
-			hole_take(r, id);
-		} else {
-			if (id > r->wm + 1)
-				hole_push(r, r->nholes, r->wm + 1, id - 1, xmax);
-			r->wm = id;
+		if (e) {
+			metric_inc(r->errors);
+			log_error("could not produce event", "{s:I, s:s}", "outbox_id",
+			          (json_int_t)id, "err", rd_kafka_err2str(e));
+			*more = 1;
+			break;
 		}
+		fl_add(r, id);
+		produced++;
 	}
-	/* A cut-off read did not look at every hole. */
-	if (!stopped && rows < BATCH)
-		holes_expire(r, xmin);
 	PQclear(res);
 	return produced;
 }
@@ -586,10 +461,6 @@ static void *relay_main(void *arg)
 		}
 		if (r->restart)
 			restart_from_lowest(r);
-		if (mono_ms() >= r->next_rescan_ms) {
-			read_reset(r);
-			r->next_rescan_ms = mono_ms() + RESCAN_EVERY_MS;
-		}
 		/* Marking published costs the database a write but delays no event, so it is
 		 * batched: at most every MARK_EVERY_MS unless many are waiting. */
 		int64_t tnow = mono_ms();
@@ -718,7 +589,6 @@ void outbox_stop(outbox_relay *r, int64_t deadline_ms)
 	close(r->wake[1]);
 	free(r->fl);
 	free(r->acked);
-	free(r->holes);
 	free((char *)r->o.database_url);
 	free((char *)r->o.brokers);
 	free((char *)r->o.topic);
