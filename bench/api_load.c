@@ -96,8 +96,26 @@ static struct {
 
 static struct {
 	long events, ours, foreign, unparsable;
+	long seq_breaks;   /* a user's event whose seq is not the previous one + 1 */
+	int64_t *last_seq; /* per user index: the last seq read (0: none yet) */
 	bhist *commit_topic, *resp_topic;
 } K;
+
+/* Per-user order on the topic: after a user's first event here, each next one must
+ * carry seq + 1 (a gap, a repeat or a step back is counted). */
+static void check_seq(const char *user, json_int_t seq)
+{
+	size_t n = strlen(cfg.prefix);
+	char *end;
+	if (strncmp(user, cfg.prefix, n) != 0)
+		return;
+	long u = strtol(user + n, &end, 10);
+	if (*end || u < 0 || u >= cfg.users)
+		return;
+	if (K.last_seq[u] && seq != K.last_seq[u] + 1)
+		K.seq_breaks++;
+	K.last_seq[u] = seq;
+}
 
 static void on_stop(int sig)
 {
@@ -113,8 +131,11 @@ static void on_event_msg(const rd_kafka_message_t *m, int64_t now_wall)
 	K.events++;
 	json_error_t je;
 	json_t *root = json_loadb(m->payload, m->len, 0, &je);
-	const char *ts = NULL, *id = NULL;
-	if (root && json_unpack(root, "{s:s, s:{s:s}}", "timestamp", &ts, "task", "id", &id) == 0) {
+	const char *ts = NULL, *id = NULL, *user = NULL;
+	json_int_t seq = 0;
+	if (root && json_unpack(root, "{s:s, s:s, s:I, s:{s:s}}", "timestamp", &ts, "user_id",
+	                        &user, "seq", &seq, "task", "id", &id) == 0) {
+		check_seq(user, seq);
 		unsigned tag = 0;
 		unsigned long long idx = 0;
 		int64_t t_us;
@@ -468,6 +489,7 @@ int main(int argc, char **argv)
 	}
 	resp_wall = xcalloc((size_t)cfg.max_requests, sizeof(int64_t));
 	R.lat = bhist_new();
+	K.last_seq = xcalloc((size_t)cfg.users, sizeof(int64_t));
 	K.commit_topic = bhist_new();
 	K.resp_topic = bhist_new();
 
@@ -547,13 +569,13 @@ int main(int argc, char **argv)
 	    (json_int_t)R.reconnects, "status", status_json(), "window_s", win, "writes_per_s",
 	    win > 0 ? (double)R.measured_ok / win : 0.0, "latency", bhist_json(R.lat));
 	if (have_consumer)
-		json_object_set_new(out, "topic",
-		                    json_pack("{s:I, s:I, s:I, s:I, s:o, s:o}", "events",
-		                              (json_int_t)K.events, "ours", (json_int_t)K.ours,
-		                              "missing", (json_int_t)(R.ok - K.ours), "foreign",
-		                              (json_int_t)K.foreign, "commit_to_topic",
-		                              bhist_json(K.commit_topic), "response_to_topic",
-		                              bhist_json(K.resp_topic)));
+		json_object_set_new(
+		    out, "topic",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "events", (json_int_t)K.events,
+		              "ours", (json_int_t)K.ours, "missing", (json_int_t)(R.ok - K.ours),
+		              "seq_breaks", (json_int_t)K.seq_breaks, "foreign",
+		              (json_int_t)K.foreign, "commit_to_topic", bhist_json(K.commit_topic),
+		              "response_to_topic", bhist_json(K.resp_topic)));
 	char *s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	printf("%s\n", s);
 	fflush(stdout);
@@ -568,6 +590,7 @@ int main(int argc, char **argv)
 	free(conns);
 	free(resp_wall);
 	bhist_free(R.lat);
+	free(K.last_seq);
 	bhist_free(K.commit_topic);
 	bhist_free(K.resp_topic);
 	config_free(table, ARRAY_LEN(table));

@@ -145,6 +145,8 @@ def main():
             row("201 received -> consumed, p99 (us)", runs,
                 lambda r: r["api"]["topic"]["response_to_topic"]["p99_us"])
             row("events missing from the topic", runs, lambda r: r["api"]["topic"]["missing"])
+            row("per-user seq breaks on the topic (must be 0)", runs,
+                lambda r: r["api"]["topic"]["seq_breaks"])
             row("backend-api CPU s", runs, lambda r: r["api_cpu_s"])
             row("PostgreSQL CPU s", runs, lambda r: r["pg_cpu_s"])
             row("devbroker CPU s", runs, lambda r: r["broker_cpu_s"])
