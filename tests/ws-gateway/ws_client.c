@@ -1,5 +1,7 @@
 #include "ws_client.h"
 
+#include "common/util.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -9,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 struct ws_client {
@@ -20,13 +21,6 @@ struct ws_client {
 	char close_reason[128];
 	int auto_pong;
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int send_all(int fd, const void *p, size_t n)
 {
@@ -46,7 +40,7 @@ static int send_all(int fd, const void *p, size_t n)
 /* Reads more bytes into buf within the deadline. 1 read, 0 timeout, -1 EOF/error. */
 static int fill(ws_client *c, long long deadline)
 {
-	long long left = deadline - now_ms();
+	long long left = deadline - mono_ms();
 	if (left < 0)
 		left = 0;
 	struct pollfd p = {.fd = c->fd, .events = POLLIN};
@@ -92,7 +86,7 @@ ws_client *ws_open(int port, const char *target, const char *origin, int rcvbuf,
 	                 origin ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(req) || send_all(fd, req, (size_t)n))
 		goto fail;
-	long long deadline = now_ms() + 10000;
+	long long deadline = mono_ms() + 10000;
 	char *end = NULL;
 	while (!end) {
 		if (fill(c, deadline) <= 0)
@@ -157,7 +151,7 @@ int ws_send_text(ws_client *c, const char *text)
 
 int ws_recv(ws_client *c, int timeout_ms, char **data, size_t *len)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = mono_ms() + timeout_ms;
 	*data = NULL;
 	*len = 0;
 	for (;;) {
@@ -207,9 +201,9 @@ int ws_recv(ws_client *c, int timeout_ms, char **data, size_t *len)
 
 char *ws_recv_text(ws_client *c, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = mono_ms() + timeout_ms;
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - mono_ms();
 		char *d;
 		size_t l;
 		int op = ws_recv(c, left > 0 ? (int)left : 0, &d, &l);
