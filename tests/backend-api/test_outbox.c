@@ -327,17 +327,13 @@ static int cmp_long(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-START_TEST(relay_wakes_on_commit)
+/* Times 30 sequential creates of user sent to target, each from the POST until the
+ * event is consumed from target's topic; prints p50/max under name and asserts a
+ * median under 500 ms and a maximum under 3 s. */
+static void assert_post_to_topic_latency(const char *name, const backend *target, const char *user)
 {
-	/* With the fallback poll at 10 s, only the commit's wake-up (NOTIFY) can get
-	 * events onto the topic quickly. */
-	backend b;
-	const char *env[] = {"OUTBOX_POLL_MS=10000", NULL};
-	be_start(&b, env);
-	char u[64];
-	new_user(u, sizeof(u));
-	json_decref(create_task(&b, u, "first"));
-	kreader *r = kreader_open(b.topic, 30000);
+	json_decref(create_task(target, user, "first"));
+	kreader *r = kreader_open(target->topic, 30000);
 	ck_assert_uint_eq(kreader_collect(r, 1, 15000), 1);
 	enum { N = 30 };
 	long lat[N];
@@ -345,17 +341,379 @@ START_TEST(relay_wakes_on_commit)
 		size_t have;
 		kreader_msgs(r, &have);
 		int64_t t0 = mono_ms();
-		json_decref(create_task(&b, u, "timed"));
+		json_decref(create_task(target, user, "timed"));
 		ck_assert_uint_eq(kreader_collect(r, have + 1, 9000), have + 1);
 		lat[i] = (long)(mono_ms() - t0);
 	}
 	kreader_free(r);
 	qsort(lat, N, sizeof(lat[0]), cmp_long);
-	fprintf(stderr, "relay_wakes_on_commit: POST-to-consumed ms p50 %ld max %ld\n", lat[N / 2],
-	        lat[N - 1]);
+	fprintf(stderr, "%s: POST-to-consumed ms p50 %ld max %ld\n", name, lat[N / 2], lat[N - 1]);
 	ck_assert_msg(lat[N / 2] < 500, "median POST-to-topic %ld ms: no wake-up at commit?",
 	              lat[N / 2]);
 	ck_assert_msg(lat[N - 1] < 3000, "slowest POST-to-topic %ld ms", lat[N - 1]);
+}
+
+START_TEST(relay_wakes_on_commit)
+{
+	/* With the fallback poll at 10 s, only the commit's wake-up can get events
+	 * onto the topic quickly. */
+	backend b;
+	const char *env[] = {"OUTBOX_POLL_MS=10000", NULL};
+	be_start(&b, env);
+	char u[64];
+	new_user(u, sizeof(u));
+	assert_post_to_topic_latency("relay_wakes_on_commit", &b, u);
+	be_stop(&b);
+}
+END_TEST
+
+START_TEST(follower_wakes_leader)
+{
+	/* Writes to the process that does not publish: its commits must wake the
+	 * leader (NOTIFY) as fast as the leader's own, with the poll at 10 s. */
+	backend a, b;
+	const char *env[] = {"OUTBOX_POLL_MS=10000", NULL};
+	be_start(&a, env);
+	be_start_same(&b, &a, env);
+	char *log = read_text_file(a.p.log);
+	/* a started first and normally leads; either way the test holds */
+	fprintf(stderr, "follower_wakes_leader: %s\n",
+	        strstr(log, "publishing leader") ? "the first process leads, writes go to the other"
+	                                         : "leader not named in the first process's log");
+	free(log);
+	char u[64];
+	new_user(u, sizeof(u));
+	assert_post_to_topic_latency("follower_wakes_leader", &b, u);
+	be_stop(&b);
+	be_stop(&a);
+}
+END_TEST
+
+/* Saturation: SAT_THREADS writers over SAT_USERS users, as fast as they go. Writer t
+ * writes user (i + 10 * (t % 4)) % SAT_USERS at step i, so four threads hit the same
+ * user at once and contend for its counter row. */
+enum { SAT_USERS = 40, SAT_THREADS = 16, SAT_PER_THREAD = 250 };
+
+typedef struct sat_writer {
+	const backend *b;         /* where this thread writes */
+	const char (*users)[64];  /* SAT_USERS user ids */
+	int t;                    /* thread number */
+	int ok[SAT_USERS];        /* writes answered 2xx (one event each), per user */
+	int refused;              /* writes answered 503 (no event) */
+	int bad_status;           /* the first other answer, 0 if none */
+	char bad_what[160];       /* which call got it */
+	char last[SAT_USERS][40]; /* this thread's latest live task per user ("" none) */
+} sat_writer;
+
+/* One write for user: a create, or (with a task of this thread's at hand) a PATCH,
+ * PUT order or DELETE of it, as dice (0..99) says. Only this thread touches its
+ * tasks, so each call succeeds unless the backend is overloaded. Returns the
+ * status; what names the call. */
+static int sat_write(sat_writer *w, const char *user, char *last, int dice, int i, char *what,
+                     size_t wlen)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/api/v1/tasks/%s", last);
+	if (!last[0] || dice < 70) {
+		snprintf(what, wlen, "POST create");
+		json_t *t = NULL;
+		int st = apif(w->b, user, "POST", "/api/v1/tasks", &t, "{\"title\":\"s%d-%d\"}",
+		              w->t, i);
+		if (st == 201 && jstr(t, "id"))
+			snprintf(last, 40, "%s", jstr(t, "id"));
+		json_decref(t);
+		return st == 201 ? 200 : st == 200 ? 0 : st; /* 200: an idempotent repeat */
+	}
+	if (dice < 85) {
+		snprintf(what, wlen, "PATCH %s", path);
+		return apif(w->b, user, "PATCH", path, NULL, "{\"title\":\"p%d-%d\"}", w->t, i);
+	}
+	if (dice < 93) {
+		snprintf(what, wlen, "PUT order");
+		return apif(w->b, user, "PUT", "/api/v1/tasks/order", NULL, "{\"order\":[\"%s\"]}",
+		            last);
+	}
+	snprintf(what, wlen, "DELETE %s", path);
+	int st = api(w->b, user, "DELETE", path, NULL, NULL, NULL, NULL);
+	if (st == 204)
+		last[0] = '\0';
+	return st == 204 ? 200 : st;
+}
+
+static void *sat_writer_main(void *p)
+{
+	sat_writer *w = p;
+	uint32_t rnd = 2463534242u + (uint32_t)w->t * 7919u; /* xorshift32: repeatable */
+	for (int i = 0; i < SAT_PER_THREAD && !w->bad_status; i++) {
+		int u = (i + 10 * (w->t % 4)) % SAT_USERS;
+		rnd ^= rnd << 13;
+		rnd ^= rnd >> 17;
+		rnd ^= rnd << 5;
+		char what[160];
+		int st =
+		    sat_write(w, w->users[u], w->last[u], (int)(rnd % 100), i, what, sizeof(what));
+		if (st == 200) {
+			w->ok[u]++;
+		} else if (st == 503) {
+			w->refused++;
+		} else {
+			w->bad_status = st ? st : -2;
+			snprintf(w->bad_what, sizeof(w->bad_what), "%s", what);
+		}
+	}
+	return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* No event_id twice among ev. */
+static void assert_distinct_ids(json_t **ev, size_t count)
+{
+	const char **ids = xcalloc(count + 1, sizeof(*ids));
+	for (size_t i = 0; i < count; i++) {
+		ids[i] = jstr(ev[i], "event_id");
+		ck_assert_ptr_nonnull(ids[i]);
+	}
+	qsort(ids, count, sizeof(*ids), cmp_str);
+	for (size_t i = 1; i < count; i++)
+		ck_assert_msg(strcmp(ids[i], ids[i - 1]), "event_id %s twice", ids[i]);
+	free(ids);
+}
+
+/* Runs the writers, spread over the nbe backends (one database), then asserts that
+ * every user's events on the topic are exactly its successful writes: seq 1..n in
+ * order, no event_id twice. */
+static void saturate(const char *name, const backend *const *bes, size_t nbe)
+{
+	char users[SAT_USERS][64];
+	for (int u = 0; u < SAT_USERS; u++)
+		new_user(users[u], sizeof(users[u]));
+	sat_writer *w = xcalloc(SAT_THREADS, sizeof(*w));
+	pthread_t th[SAT_THREADS];
+	int64_t t0 = mono_ms();
+	for (int t = 0; t < SAT_THREADS; t++) {
+		w[t].b = bes[(size_t)t % nbe];
+		w[t].users = (const char(*)[64])users;
+		w[t].t = t;
+		ck_assert_int_eq(pthread_create(&th[t], NULL, sat_writer_main, &w[t]), 0);
+	}
+	for (int t = 0; t < SAT_THREADS; t++)
+		pthread_join(th[t], NULL);
+	long ms = (long)(mono_ms() - t0);
+	int n[SAT_USERS] = {0}, total = 0, refused = 0;
+	for (int t = 0; t < SAT_THREADS; t++) {
+		ck_assert_msg(!w[t].bad_status, "writer %d: %s answered %d", t, w[t].bad_what,
+		              w[t].bad_status);
+		refused += w[t].refused;
+		for (int u = 0; u < SAT_USERS; u++)
+			n[u] += w[t].ok[u];
+	}
+	free(w);
+	for (int u = 0; u < SAT_USERS; u++)
+		total += n[u];
+	fprintf(stderr, "%s: %d writes (%d refused with 503) in %ld ms: %.0f writes/s\n", name,
+	        total, refused, ms, total * 1000.0 / (double)(ms ? ms : 1));
+	ck_assert_msg(refused * 10 <= total, "%d of %d writes refused", refused, total + refused);
+
+	int64_t tp = mono_ms();
+	for (int u = 0; u < SAT_USERS; u++)
+		wait_published(bes[0], users[u], 60000);
+	fprintf(stderr, "%s: all published %ld ms after the last write\n", name,
+	        (long)(mono_ms() - tp));
+	for (int u = 0; u < SAT_USERS; u++) {
+		size_t count;
+		json_t **ev = topic_events(bes[0], users[u], (size_t)n[u], 30000, 200, &count);
+		assert_gapless(ev, count, (size_t)n[u]);
+		assert_distinct_ids(ev, count);
+		free_events(ev, count);
+	}
+}
+
+START_TEST(saturation_keeps_user_order)
+{
+	backend b;
+	be_start(&b, NULL);
+	const backend *bes[] = {&b};
+	saturate("saturation_keeps_user_order", bes, 1);
+	be_stop(&b);
+}
+END_TEST
+
+START_TEST(saturation_two_processes_keeps_user_order)
+{
+	backend a, b;
+	be_start(&a, NULL);
+	be_start_same(&b, &a, NULL);
+	const backend *bes[] = {&a, &b};
+	saturate("saturation_two_processes_keeps_user_order", bes, 2);
+	be_stop(&b);
+	be_stop(&a);
+}
+END_TEST
+
+/* The first column of the first row of sql on pg as a new string (NULL when no
+ * row); fails the test when the statement fails. */
+static char *pg_value(PGconn *pg, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+		PQclear(res);
+		ck_abort_msg("%s: %s", sql, msg);
+	}
+	char *v =
+	    PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
+	PQclear(res);
+	return v;
+}
+
+/* Opens a transaction of the test's own that writes user's next event (seq) the
+ * way the API does: the user's counter row (which stays locked), then an outbox row
+ * whose payload is a task.updated copy of the user's previous event. Returns the
+ * connection with the transaction open: the row's id is taken but invisible until
+ * late_commit. */
+static PGconn *late_event_begin(const backend *b, const char *user, long long seq)
+{
+	PGconn *pg = PQconnectdb(b->db);
+	ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "could not connect to %s: %s", b->db,
+	              PQerrorMessage(pg));
+	free(pg_value(pg, "BEGIN", 0, NULL));
+	const char *pu[] = {user};
+	char *got = pg_value(pg,
+	                     "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, 1, 0) "
+	                     "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 "
+	                     "RETURNING seq",
+	                     1, pu);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_int_eq(atoll(got), seq);
+	free(got);
+	char prev[24], seqs[24];
+	snprintf(prev, sizeof(prev), "%lld", seq - 1);
+	snprintf(seqs, sizeof(seqs), "%lld", seq);
+	const char *pp[] = {user, prev};
+	char *text =
+	    pg_value(pg, "SELECT payload FROM outbox WHERE user_id = $1 AND seq = $2", 2, pp);
+	ck_assert_ptr_nonnull(text);
+	json_t *ev = json_loads(text, 0, NULL);
+	free(text);
+	ck_assert_ptr_nonnull(ev);
+	char *eid = pg_value(pg, "SELECT gen_random_uuid()::text", 0, NULL);
+	json_object_set_new(ev, "seq", json_integer(seq));
+	json_object_set_new(ev, "event_id", json_string(eid));
+	json_object_set_new(ev, "event_type", json_string("task.updated"));
+	char *payload = json_dumps(ev, JSON_COMPACT);
+	json_decref(ev);
+	const char *pi[] = {user, seqs, eid, payload};
+	free(pg_value(pg,
+	              "INSERT INTO outbox (user_id, seq, event_id, event_type, payload) "
+	              "VALUES ($1, $2::bigint, $3::uuid, 'task.updated', $4)",
+	              4, pi));
+	free(payload);
+	free(eid);
+	return pg;
+}
+
+/* Commits late_event_begin's transaction and closes its connection. */
+static void late_commit(PGconn *pg)
+{
+	free(pg_value(pg, "COMMIT", 0, NULL));
+	PQfinish(pg);
+}
+
+/* n creates for user paced evenly over about span_ms. */
+static void creates_over(const backend *b, const char *user, int n, int span_ms)
+{
+	int64_t t0 = mono_ms();
+	for (int i = 0; i < n; i++) {
+		json_decref(create_task(b, user, "pace"));
+		int64_t next = t0 + (int64_t)span_ms * (i + 1) / n;
+		int64_t now = mono_ms();
+		if (next > now)
+			usleep((useconds_t)(next - now) * 1000);
+	}
+}
+
+START_TEST(late_commit_is_published_in_order)
+{
+	/* U's seq 2 commits after the relay read rows with higher ids and (200 ms hole
+	 * limit) stopped looking for it; with the poll at 60 s only the per-user guard
+	 * (seq 3 must follow seq 2) gets seq 2 out before seq 3. */
+	backend b;
+	const char *env[] = {"OUTBOX_HOLE_MS=200", "OUTBOX_POLL_MS=60000", NULL};
+	be_start(&b, env);
+	char u[64], v[64];
+	new_user(u, sizeof(u));
+	new_user(v, sizeof(v));
+	json_decref(create_task(&b, u, "one"));
+	wait_published(&b, u, 10000);
+	PGconn *late = late_event_begin(&b, u, 2);
+	creates_over(&b, v, 20, 1500);
+	late_commit(late);
+	json_decref(create_task(&b, u, "three"));
+	size_t count;
+	json_t **ev = topic_events(&b, u, 3, 10000, 500, &count);
+	assert_gapless(ev, count, 3);
+	ck_assert_str_eq(jstr(ev[1], "event_type"), "task.updated");
+	free_events(ev, count);
+	ev = topic_events(&b, v, 20, 10000, 0, &count);
+	assert_gapless(ev, count, 20);
+	free_events(ev, count);
+	be_stop(&b);
+}
+END_TEST
+
+/* The messages keyed by user that r collected. */
+static size_t user_msgs(const kreader *r, const char *user)
+{
+	size_t n, c = 0;
+	const kmsg *m = kreader_msgs(r, &n);
+	for (size_t i = 0; i < n; i++)
+		c += m[i].key && !strcmp(m[i].key, user);
+	return c;
+}
+
+START_TEST(late_commit_found_by_hole)
+{
+	/* U's seq 2 commits late, within the (default 10 s) hole time; the next
+	 * wake-up (V's write) must find it: it is on the topic within 3 s of the
+	 * COMMIT, with the poll at 60 s. */
+	backend b;
+	const char *env[] = {"OUTBOX_POLL_MS=60000", NULL};
+	be_start(&b, env);
+	char u[64], v[64];
+	new_user(u, sizeof(u));
+	new_user(v, sizeof(v));
+	json_decref(create_task(&b, u, "one"));
+	wait_published(&b, u, 10000);
+	kreader *r = kreader_open(b.topic, 10000);
+	PGconn *late = late_event_begin(&b, u, 2);
+	creates_over(&b, v, 5, 500);
+	int64_t t0 = mono_ms();
+	late_commit(late);
+	json_decref(create_task(&b, v, "wake"));
+	while (user_msgs(r, u) < 2 && mono_ms() - t0 < 10000) {
+		size_t have;
+		kreader_msgs(r, &have);
+		kreader_collect(r, have + 1, 50);
+	}
+	long ms = (long)(mono_ms() - t0);
+	size_t got = user_msgs(r, u);
+	kreader_free(r);
+	fprintf(stderr, "late_commit_found_by_hole: COMMIT-to-consumed %ld ms\n", ms);
+	ck_assert_msg(got >= 2, "U's seq 2 not on the topic %ld ms after its COMMIT", ms);
+	ck_assert_msg(ms < 3000, "U's seq 2 on the topic %ld ms after its COMMIT", ms);
+	size_t count;
+	json_t **ev = topic_events(&b, u, 2, 10000, 300, &count);
+	assert_gapless(ev, count, 2);
+	free_events(ev, count);
+	ev = topic_events(&b, v, 6, 10000, 0, &count);
+	assert_gapless(ev, count, 6);
+	free_events(ev, count);
 	be_stop(&b);
 }
 END_TEST
@@ -372,6 +730,11 @@ Suite *outbox_suite(void)
 	tcase_add_test(tc, two_processes_one_order);
 	tcase_add_test(tc, writes_during_outage_then_restart);
 	tcase_add_test(tc, retention_prunes_old_events);
+	tcase_add_test(tc, saturation_keeps_user_order);
+	tcase_add_test(tc, saturation_two_processes_keeps_user_order);
+	tcase_add_test(tc, late_commit_is_published_in_order);
+	tcase_add_test(tc, late_commit_found_by_hole);
+	tcase_add_test(tc, follower_wakes_leader);
 	suite_add_tcase(s, tc);
 	return s;
 }
