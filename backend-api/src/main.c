@@ -93,6 +93,7 @@ int main(int argc, char **argv)
 	                  .topic = cfg.kafka_topic,
 	                  .linger_ms = cfg.kafka_linger_ms,
 	                  .poll_ms = cfg.outbox_poll_ms,
+	                  .hole_ms = cfg.outbox_hole_ms,
 	                  .retention_s = cfg.event_retention};
 	relay = outbox_start(&oo, m, err, sizeof(err));
 	if (!relay)

@@ -3,11 +3,13 @@
  * One thread with its own PostgreSQL connection (not from the pool). Only the
  * holder of a session advisory lock publishes, so two backend processes never
  * publish concurrently; the others retry every second and take over when the
- * leader's session ends. The leader LISTENs on "outbox" (a trigger NOTIFYs at
- * every commit), reads unpublished rows in id order, produces each keyed by user id
- * (idempotent producer, acks=all, message.timeout.ms=0: an outage delays, never
- * drops) and marks rows published when their delivery report succeeds. Rows are
- * pruned EVENT_RETENTION after publication, except each user's latest. */
+ * leader's session ends. The leader gets each event of its own process at commit
+ * (outbox_handoff); the other processes pass a wake-up on with NOTIFY outbox, upon
+ * which it reads the rows committed since its last read. It produces each event
+ * keyed by user id (idempotent producer, acks=all, message.timeout.ms=0: an outage
+ * delays, never drops) and marks rows published when their delivery report
+ * succeeds. Per-user order is seq order: see outbox.c. Rows are pruned
+ * EVENT_RETENTION after publication, except each user's latest. */
 #ifndef BA_OUTBOX_H
 #define BA_OUTBOX_H
 
@@ -21,7 +23,8 @@ typedef struct outbox_opts {
 	const char *brokers;
 	const char *topic;
 	long linger_ms;
-	long poll_ms;     /* fallback poll when no NOTIFY arrives */
+	long poll_ms;     /* full re-read of the outbox (the safety net) */
+	long hole_ms;     /* how long an id passed while uncommitted is read again */
 	long retention_s; /* EVENT_RETENTION */
 } outbox_opts;
 
@@ -29,6 +32,16 @@ typedef struct outbox_opts {
  * producer cannot be created (an unreachable database or broker is not an error:
  * the relay keeps retrying). */
 outbox_relay *outbox_start(const outbox_opts *o, metrics *m, char *err, size_t errlen);
+
+/* Hands the relay an event just committed (outbox row id, the user, its seq and
+ * payload; all copied), so that it is published without reading the outbox: at
+ * once when it is the user's next event after the last one this relay produced,
+ * else through a read of the outbox (which keeps per-user order). When this
+ * process is not the publishing leader, the relay passes a wake-up on to the
+ * leader with NOTIFY outbox. Accepts NULL. @locality any thread. @locks takes the
+ * relay's hand-off lock briefly. */
+void outbox_handoff(outbox_relay *r, int64_t id, const char *user, int64_t seq,
+                    const char *payload);
 
 /* 1 when the producer reaches a broker (a metadata request answered within
  * timeout_ms). @locality any thread. */

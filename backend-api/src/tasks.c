@@ -53,6 +53,15 @@ static int unavailable(api_req *r)
 	                 "database unavailable, retry shortly");
 }
 
+/* Hands the event a mutation committed to the relay, which publishes it at once,
+ * and frees it. */
+static void hand_off(api_req *r, ts_written *w)
+{
+	if (w->outbox_id)
+		outbox_handoff(r->ctx->relay, w->outbox_id, r->user, w->seq, w->payload);
+	ts_written_clear(w);
+}
+
 static int not_found(api_req *r)
 {
 	return api_error(r, 404, "not_found", NULL, NULL, NULL, "no such task");
@@ -196,10 +205,12 @@ int tasks_create(api_req *r)
 	}
 	ts_task out;
 	int created = 0;
-	int rc = ts_create(db_pg(dc), r->user, &in, r->origin, &out, &created);
+	ts_written w;
+	int rc = ts_create(db_pg(dc), r->user, &in, r->origin, &out, &created, &w);
 	if (rc == TS_DB)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
+	hand_off(r, &w);
 	char hdr[256];
 	switch (rc) {
 	case TS_OK:
@@ -318,10 +329,12 @@ int tasks_patch(api_req *r)
 	}
 	ts_task t;
 	int changed;
-	int rc = ts_update(db_pg(dc), r->user, r->id, &p, if_match, r->origin, &t, &changed);
+	ts_written w;
+	int rc = ts_update(db_pg(dc), r->user, r->id, &p, if_match, r->origin, &t, &changed, &w);
 	if (rc == TS_DB)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
+	hand_off(r, &w);
 	char hdr[256];
 	switch (rc) {
 	case TS_OK:
@@ -352,10 +365,12 @@ int tasks_delete(api_req *r)
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc)
 		return unavailable(r);
-	int rc = ts_delete(db_pg(dc), r->user, r->id, r->origin);
+	ts_written w;
+	int rc = ts_delete(db_pg(dc), r->user, r->id, r->origin, &w);
 	if (rc == TS_DB)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
+	hand_off(r, &w);
 	if (rc == TS_NOT_FOUND)
 		return not_found(r);
 	if (rc != TS_OK)
@@ -403,10 +418,13 @@ int tasks_reorder(api_req *r)
 	json_t *full;
 	int64_t seq;
 	char why[128];
-	int rc = ts_reorder(db_pg(dc), r->user, ids, n, r->origin, &full, &seq, why, sizeof(why));
+	ts_written w;
+	int rc =
+	    ts_reorder(db_pg(dc), r->user, ids, n, r->origin, &full, &seq, why, sizeof(why), &w);
 	if (rc == TS_DB)
 		db_count_error(r->ctx->pool);
 	db_release(r->ctx->pool, dc);
+	hand_off(r, &w);
 	if (rc == TS_OK)
 		st = api_json(r, 200,
 		              json_pack("{s:o, s:I}", "order", full, "seq", (json_int_t)seq), NULL);
