@@ -76,6 +76,9 @@ START_TEST(health_and_metrics)
 	                        "outbox_backlog",
 	                        "outbox_published_total",
 	                        "kafka_publish_errors_total",
+	                        "outbox_order_guard_total",
+	                        "outbox_handoff_fallbacks_total",
+	                        "outbox_holes_given_up_total",
 	                        "db_pool_size",
 	                        "db_pool_in_use",
 	                        "db_errors_total"};
