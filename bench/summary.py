@@ -147,6 +147,10 @@ def main():
             row("events missing from the topic", runs, lambda r: r["api"]["topic"]["missing"])
             row("per-user seq breaks on the topic (must be 0)", runs,
                 lambda r: r["api"]["topic"]["seq_breaks"])
+            row("events published through a read, not the hand-off", runs,
+                lambda r: r.get("relay", {}).get("outbox_handoff_fallbacks_total", 0))
+            row("relay guard trips (full reads)", runs,
+                lambda r: r.get("relay", {}).get("outbox_order_guard_total", 0))
             row("backend-api CPU s", runs, lambda r: r["api_cpu_s"])
             row("PostgreSQL CPU s", runs, lambda r: r["pg_cpu_s"])
             row("devbroker CPU s", runs, lambda r: r["broker_cpu_s"])
