@@ -59,6 +59,7 @@
 #define MAX_HANDOFFS    20000 /* queued hand-offs; beyond, events go by a read */
 #define MAX_LAST_SEQ    65536 /* users in last_seq; beyond, it starts afresh */
 #define PARK_MS         20    /* a hand-off ahead of its user's waits this long */
+#define SENT_RING       32768 /* hand-off times of produced events, by id (> MAX_IN_FLIGHT) */
 #define PRUNE_BATCH     10000
 #define MARK_EVERY_MS   20
 #define MARK_BATCH      500
@@ -107,6 +108,10 @@ struct outbox_relay {
 	size_t nholes, capholes;
 
 	metric *published, *errors, *backlog, *guard, *holes_given_up, *fallbacks;
+	metric *commit_to_ack;
+	/* When each handed-over event was committed (mono_us), slot id % SENT_RING;
+	 * the delivery report turns it into commit_to_ack. */
+	int64_t sent_id[SENT_RING], sent_us[SENT_RING];
 };
 
 /* An event handed over at commit (outbox_handoff). */
@@ -114,6 +119,7 @@ typedef struct handoff {
 	int64_t id, seq;
 	char *user, *payload;
 	int64_t park_until; /* 0 until the relay first looks at it */
+	int64_t commit_us;  /* mono_us when handed over, just after the commit */
 } handoff;
 
 /* Ids lo..hi passed over while not visible; read again until until_ms. */
@@ -292,6 +298,12 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	outbox_relay *r = opaque;
 	int64_t id = (int64_t)(intptr_t)m->_private;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		size_t slot = (size_t)(id % SENT_RING);
+		if (r->sent_id[slot] == id) {
+			metric_observe(r->commit_to_ack,
+			               (double)(mono_us() - r->sent_us[slot]) / 1e6);
+			r->sent_id[slot] = 0;
+		}
 		if (r->nacked == r->capacked) {
 			r->capacked = r->capacked ? r->capacked * 2 : 1024;
 			r->acked = xrealloc(r->acked, r->capacked * sizeof(int64_t));
@@ -859,6 +871,8 @@ static void produce_handoffs(outbox_relay *r)
 			} else {
 				produced(r, e->id, e->user, e->seq);
 				advance(r, e->id, now);
+				r->sent_id[e->id % SENT_RING] = e->id;
+				r->sent_us[e->id % SENT_RING] = e->commit_us;
 			}
 		} else if (json_object_get(r->last_seq, e->user) && now < e->park_until) {
 			park(r, *e);
@@ -1018,6 +1032,13 @@ outbox_relay *outbox_start(const outbox_opts *o, metrics *m, char *err, size_t e
 	                               "through a read instead (a user's first since the "
 	                               "relay started, or handed over out of order).",
 	                               NULL);
+	static const double ack_bounds[] = {0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01,
+	                                    0.015,  0.02,  0.05,  0.1,   0.25,  1,     5,      30};
+	r->commit_to_ack = metrics_histogram(
+	    m, "outbox_commit_to_ack_seconds",
+	    "From an event's commit (handed to the relay) to Kafka's acknowledgement of it: "
+	    "events that go by a read are not counted.",
+	    NULL, ack_bounds, ARRAY_LEN(ack_bounds));
 	r->holes_given_up = metrics_counter(
 	    m, "outbox_holes_given_up_total",
 	    "Outbox ids the relay stopped re-reading (rolled back, or committed later than "
@@ -1072,7 +1093,7 @@ void outbox_handoff(outbox_relay *r, int64_t id, const char *user, int64_t seq, 
 {
 	if (!r)
 		return;
-	handoff h = {id, seq, xstrdup(user), xstrdup(payload), 0};
+	handoff h = {id, seq, xstrdup(user), xstrdup(payload), 0, mono_us()};
 	pthread_mutex_lock(&r->hmu);
 	int queued = r->nhq < MAX_HANDOFFS;
 	if (queued) {

@@ -79,6 +79,7 @@ START_TEST(health_and_metrics)
 	                        "outbox_order_guard_total",
 	                        "outbox_handoff_fallbacks_total",
 	                        "outbox_holes_given_up_total",
+	                        "outbox_commit_to_ack_seconds_bucket",
 	                        "db_pool_size",
 	                        "db_pool_in_use",
 	                        "db_errors_total"};
