@@ -9,6 +9,7 @@
 #     e.g. bench/run.sh build/bin fanout latency
 #   RUNS=3  KEEP=1 (keep the work dir: raw JSON results in results.jsonl)
 #   API_MODES="saturation rate" (the api scenario's runs: saturation, 1,000 writes/s)
+#   API_VACUUM=1 (VACUUM the database before each api run; 0: don't)
 #
 # A scenario whose service binary is missing (backend-api for api) is skipped with a
 # message; a scenario asked for by name on the command line fails instead.
@@ -350,6 +351,10 @@ if has api; then
 			local label=$1 a0 b0 p0 a1 b1 p1
 			local topic="bench-$label-$((++TOPIC_SEQ))"
 			shift
+			# Vacuumed first, as autovacuum keeps it in service: otherwise a run that
+			# follows a saturation run (30,000 rows written and marked published)
+			# shares the machine with the autovacuum of that burst.
+			[ "${API_VACUUM:-1}" = 1 ] && psql -q -X "$DATABASE_URL" -c 'VACUUM (ANALYZE)' >/dev/null
 			start_api "$topic" || return 1
 			a0=$(cpu_s "$API_PID") b0=$(cpu_s "$DEVBROKER_PID")
 			p0=$(pg_cpu_s)
@@ -358,12 +363,19 @@ if has api; then
 				2>>"$WORK/api-load.log"; then
 				a1=$(cpu_s "$API_PID") b1=$(cpu_s "$DEVBROKER_PID")
 				p1=$(pg_cpu_s)
-				# The relay's own counters: events that went by a read of the outbox
-				# instead of the hand-off, guard trips, holes given up.
-				relay=$(curl -fsS --max-time 5 "http://127.0.0.1:$API_PORT/metrics" |
-					awk '$1 ~ /^outbox_(handoff_fallbacks|order_guard|holes_given_up)_total$/ \
-						{ printf "%s\"%s\":%s", n++ ? "," : "{", $1, $2 } END { print n ? "}" : "{}" }')
-				[ -n "$relay" ] || relay='{}'
+				# The relay's own counters (events that went by a read of the outbox
+				# instead of the hand-off, guard trips, holes given up) and its
+				# commit-to-acknowledgement histogram, measured in the service.
+				curl -fsS --max-time 5 "http://127.0.0.1:$API_PORT/metrics" >"$WORK/api-metrics.txt" ||
+					: >"$WORK/api-metrics.txt"
+				relay=$(awk '$1 ~ /^outbox_(handoff_fallbacks|order_guard|holes_given_up)_total$/ \
+						{ printf "%s\"%s\":%s", n++ ? "," : "{", $1, $2 }
+					$1 ~ /^outbox_commit_to_ack_seconds_bucket/ {
+						le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
+						if (le == "+Inf") le = "1e9"
+						b = b (b ? "," : "") "[" le "," $2 "]" }
+					END { printf "%s\"ack_buckets\":[%s]}\n", n ? "," : "{", b }' \
+					"$WORK/api-metrics.txt")
 				jq -c --arg sc "$label" --argjson a "$(sub "$a1" "$a0")" \
 					--argjson b "$(sub "$b1" "$b0")" --argjson p "$(sub "$p1" "$p0")" \
 					--argjson relay "$relay" \

@@ -47,6 +47,31 @@ def row(name, runs, f, unit=""):
     return med(vals)
 
 
+def ack_buckets(r):
+    """The service's outbox_commit_to_ack_seconds buckets: [(le_seconds, cumulative)]."""
+    return sorted((float(le), float(n)) for le, n in r.get("relay", {}).get("ack_buckets", []))
+
+
+def ack_quantile(r, q):
+    """Upper bound (us) of the bucket holding quantile q, or 0 without data."""
+    b = ack_buckets(r)
+    if not b or b[-1][1] <= 0:
+        return 0
+    for le, n in b:
+        if n >= q * b[-1][1]:
+            return int(le * 1e6) if le < 1e8 else float("inf")
+    return 0
+
+
+def ack_share(r, le_s):
+    """Percentage of events acknowledged within le_s seconds (a bucket bound)."""
+    b = ack_buckets(r)
+    if not b or b[-1][1] <= 0:
+        return 0
+    within = max((n for le, n in b if le <= le_s + 1e-12), default=0)
+    return round(100.0 * within / b[-1][1], 2)
+
+
 def main():
     path = sys.argv[1]
     by = OrderedDict()
@@ -147,7 +172,12 @@ def main():
             row("events missing from the topic", runs, lambda r: r["api"]["topic"]["missing"])
             row("per-user seq breaks on the topic (must be 0)", runs,
                 lambda r: r["api"]["topic"]["seq_breaks"])
-            row("events published through a read, not the hand-off", runs,
+            row("service: commit -> Kafka ack p50 (us, <=)", runs,
+                lambda r: ack_quantile(r, 0.5))
+            row("service: commit -> Kafka ack p99 (us, <=)", runs,
+                lambda r: ack_quantile(r, 0.99))
+            row("service: acked within 10 ms (%)", runs, lambda r: ack_share(r, 0.01))
+            row("events that went by a read, not hand-off", runs,
                 lambda r: r.get("relay", {}).get("outbox_handoff_fallbacks_total", 0))
             row("relay guard trips (full reads)", runs,
                 lambda r: r.get("relay", {}).get("outbox_order_guard_total", 0))
