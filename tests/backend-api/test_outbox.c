@@ -558,14 +558,7 @@ END_TEST
  * row); fails the test when the statement fails. */
 static char *pg_value(PGconn *pg, const char *sql, int nparams, const char *const *params)
 {
-	PGresult *res = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
-		PQclear(res);
-		ck_abort_msg("%s: %s", sql, msg);
-	}
+	PGresult *res = pgtest_exec_on(pg, sql, nparams, params);
 	char *v =
 	    PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
 	PQclear(res);

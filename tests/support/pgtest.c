@@ -45,18 +45,23 @@ void pgtest_createdb(char *url, size_t len)
 	snprintf(url, len, "%.*s/%s", (int)(slash - admin), admin, name);
 }
 
-PGresult *pgtest_exec(const char *url, const char *sql, int nparams, const char *const *params)
+PGresult *pgtest_exec_on(PGconn *c, const char *sql, int nparams, const char *const *params)
 {
-	PGconn *c = connect_to(url);
 	PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
 		PQclear(r);
-		PQfinish(c);
 		ck_abort_msg("%s: %s", sql, msg);
 	}
+	return r;
+}
+
+PGresult *pgtest_exec(const char *url, const char *sql, int nparams, const char *const *params)
+{
+	PGconn *c = connect_to(url);
+	PGresult *r = pgtest_exec_on(c, sql, nparams, params);
 	PQfinish(c);
 	return r;
 }

@@ -12,6 +12,8 @@ void pgtest_createdb(char *url, size_t len);
 /* Runs sql with nparams text parameters on the database at url; fails the test on
  * an error. Caller PQclears the result. */
 PGresult *pgtest_exec(const char *url, const char *sql, int nparams, const char *const *params);
+/* pgtest_exec on a connection the caller holds (a transaction of its own). */
+PGresult *pgtest_exec_on(PGconn *c, const char *sql, int nparams, const char *const *params);
 /* The first column of the first row as a new string (caller frees), NULL when no
  * row or SQL NULL. */
 char *pgtest_value(const char *url, const char *sql, int nparams, const char *const *params);
