@@ -27,7 +27,8 @@ static const cfg_entry table[] = {
     {"EVENT_RETENTION", CFG_INT, &g_cfg.event_retention, "604800", 60, 31536000,
      "seconds published events are kept for GET /api/v1/events"},
     {"OUTBOX_POLL_MS", CFG_INT, &g_cfg.outbox_poll_ms, "1000", 10, 60000,
-     "relay's full re-read of the outbox (its safety net; it is woken at every commit)"},
+     "relay's poll of the outbox (it is woken at every commit); every 30th reads all "
+     "unpublished rows"},
     {"OUTBOX_HOLE_MS", CFG_INT, &g_cfg.outbox_hole_ms, "10000", 10, 600000,
      "how long the relay keeps re-reading an outbox id it passed while uncommitted"},
     {"KAFKA_LINGER_MS", CFG_INT, &g_cfg.kafka_linger_ms, "0", 0, 1000,

@@ -19,7 +19,7 @@ typedef struct ba_config {
 	long http_threads;        /* HTTP_THREADS: civetweb workers (one per keep-alive conn) */
 	long max_body_bytes;      /* MAX_BODY_BYTES: larger bodies -> 413 */
 	long event_retention;     /* EVENT_RETENTION seconds published events are kept */
-	long outbox_poll_ms;      /* OUTBOX_POLL_MS: relay's full re-read */
+	long outbox_poll_ms;      /* OUTBOX_POLL_MS: relay's poll */
 	long outbox_hole_ms;      /* OUTBOX_HOLE_MS: relay's wait for an uncommitted id */
 	long kafka_linger_ms;     /* KAFKA_LINGER_MS */
 	int dev_login;            /* DEV_LOGIN: POST /api/v1/dev/login exists */

@@ -23,7 +23,7 @@ typedef struct outbox_opts {
 	const char *brokers;
 	const char *topic;
 	long linger_ms;
-	long poll_ms;     /* full re-read of the outbox (the safety net) */
+	long poll_ms;     /* poll of the outbox (the safety net; see outbox.c) */
 	long hole_ms;     /* how long an id passed while uncommitted is read again */
 	long retention_s; /* EVENT_RETENTION */
 } outbox_opts;
