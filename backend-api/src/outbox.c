@@ -106,7 +106,7 @@ struct outbox_relay {
 	int64_t next_poll_ms; /* the periodic read of what is new */
 	int64_t next_full_ms; /* the periodic full read */
 	int64_t next_lead_ms; /* a follower's next try for the leader lock */
-	int read_due;         /* a NOTIFY came: read */
+	int read_due;         /* a NOTIFY came, or a hand-off fell back: read */
 	int more;             /* the last read left rows: read again at once */
 	int full;             /* the next read is a full read */
 	int64_t wm;           /* the read position (see the top of this file) */
@@ -149,10 +149,7 @@ static int fl_has(const outbox_relay *r, int64_t id)
  * that committed late with a lower id). */
 static void fl_add(outbox_relay *r, int64_t id)
 {
-	if (r->nfl == r->capfl) {
-		r->capfl = r->capfl ? r->capfl * 2 : 1024;
-		r->fl = xrealloc(r->fl, r->capfl * sizeof(int64_t));
-	}
+	r->fl = xgrow(r->fl, &r->capfl, r->nfl + 1, sizeof(int64_t));
 	size_t i = r->nfl;
 	while (i > 0 && r->fl[i - 1] > id)
 		i--;
@@ -180,12 +177,19 @@ static void fl_remove(outbox_relay *r, int64_t id)
 	fl_remove_sorted(r, &id, 1);
 }
 
+/* Appends n delivered ids, to be marked published. */
+static void acked_add(outbox_relay *r, const int64_t *ids, size_t n)
+{
+	if (!n)
+		return;
+	r->acked = xgrow(r->acked, &r->capacked, r->nacked + n, sizeof(int64_t));
+	memcpy(r->acked + r->nacked, ids, n * sizeof(int64_t));
+	r->nacked += n;
+}
+
 static void hole_insert(outbox_relay *r, size_t at, hole h)
 {
-	if (r->nholes == r->capholes) {
-		r->capholes = r->capholes ? r->capholes * 2 : 64;
-		r->holes = xrealloc(r->holes, r->capholes * sizeof(hole));
-	}
+	r->holes = xgrow(r->holes, &r->capholes, r->nholes + 1, sizeof(hole));
 	memmove(r->holes + at + 1, r->holes + at, (r->nholes - at) * sizeof(hole));
 	r->holes[at] = h;
 	r->nholes++;
@@ -310,11 +314,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 			               (double)(mono_us() - r->sent_us[slot]) / 1e6);
 			r->sent_id[slot] = 0;
 		}
-		if (r->nacked == r->capacked) {
-			r->capacked = r->capacked ? r->capacked * 2 : 1024;
-			r->acked = xrealloc(r->acked, r->capacked * sizeof(int64_t));
-		}
-		r->acked[r->nacked++] = id;
+		acked_add(r, &id, 1);
 		metric_inc(r->published);
 		return;
 	}
@@ -401,13 +401,7 @@ static void drop_pg(outbox_relay *r, const char *why)
 	r->leader = 0;
 	if (r->mark_busy) {
 		/* Whether it committed is unknown: marked again (the same rows) later. */
-		for (size_t i = 0; i < r->nmarking; i++) {
-			if (r->nacked == r->capacked) {
-				r->capacked = r->capacked ? r->capacked * 2 : 1024;
-				r->acked = xrealloc(r->acked, r->capacked * sizeof(int64_t));
-			}
-			r->acked[r->nacked++] = r->marking[i];
-		}
+		acked_add(r, r->marking, r->nmarking);
 		r->nmarking = 0;
 		r->mark_busy = 0;
 	}
@@ -670,13 +664,15 @@ static void hole_arrays(const outbox_relay *r, char **lo, char **hi)
 /* Produces the rows of a read (id order) that are not in flight and moves the read
  * position over each. Stops at a row whose user's previous event is unpublished
  * and not in flight (*gap), and when the producer refuses one (*stopped): the rest
- * is read again. Returns the number produced. */
-static int produce_rows(outbox_relay *r, PGresult *res, int *gap, int *stopped)
+ * is read again. *above counts the rows above the read position it started from.
+ * Returns the number produced. */
+static int produce_rows(outbox_relay *r, PGresult *res, int *gap, int *stopped, int *above)
 {
 	int rows = PQntuples(res), n = 0;
-	int64_t now = mono_ms();
+	int64_t now = mono_ms(), wm0 = r->wm;
 	for (int i = 0; i < rows; i++) {
 		int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		*above += id > wm0;
 		if (!fl_has(r, id)) {
 			if (!PQgetisnull(res, i, 3) &&
 			    !fl_has(r, strtoll(PQgetvalue(res, i, 3), NULL, 10))) {
@@ -730,9 +726,7 @@ static int read_and_produce(outbox_relay *r)
 		return -1;
 	}
 	int rows = PQntuples(res), gap = 0, stopped = 0, above = 0;
-	for (int i = 0; i < rows; i++)
-		above += strtoll(PQgetvalue(res, i, 0), NULL, 10) > r->wm;
-	int produced = produce_rows(r, res, &gap, &stopped);
+	int produced = produce_rows(r, res, &gap, &stopped, &above);
 	PQclear(res);
 	r->more = stopped || gap || (full ? rows >= BATCH : above >= BATCH);
 	if (gap) {
@@ -829,10 +823,7 @@ static int cmp_handoff(const void *a, const void *b)
 
 static void park(outbox_relay *r, handoff h)
 {
-	if (r->nparked == r->capparked) {
-		r->capparked = r->capparked ? r->capparked * 2 : 64;
-		r->parked = xrealloc(r->parked, r->capparked * sizeof(handoff));
-	}
+	r->parked = xgrow(r->parked, &r->capparked, r->nparked + 1, sizeof(handoff));
 	r->parked[r->nparked++] = h;
 }
 
@@ -1099,18 +1090,17 @@ int outbox_kafka_ready(outbox_relay *r, int timeout_ms)
 	return ok;
 }
 
-void outbox_handoff(outbox_relay *r, int64_t id, const char *user, int64_t seq, const char *payload)
+void outbox_handoff(outbox_relay *r, int64_t id, const char *user, int64_t seq, char *payload)
 {
-	if (!r)
+	if (!r) {
+		free(payload);
 		return;
-	handoff h = {id, seq, xstrdup(user), xstrdup(payload), 0, mono_us()};
+	}
+	handoff h = {id, seq, xstrdup(user), payload, 0, mono_us()};
 	pthread_mutex_lock(&r->hmu);
 	int queued = r->nhq < MAX_HANDOFFS;
 	if (queued) {
-		if (r->nhq == r->caphq) {
-			r->caphq = r->caphq ? r->caphq * 2 : 256;
-			r->hq = xrealloc(r->hq, r->caphq * sizeof(handoff));
-		}
+		r->hq = xgrow(r->hq, &r->caphq, r->nhq + 1, sizeof(handoff));
 		r->hq[r->nhq++] = h;
 	}
 	pthread_mutex_unlock(&r->hmu);

@@ -33,15 +33,14 @@ typedef struct outbox_opts {
  * the relay keeps retrying). */
 outbox_relay *outbox_start(const outbox_opts *o, metrics *m, char *err, size_t errlen);
 
-/* Hands the relay an event just committed (outbox row id, the user, its seq and
- * payload; all copied), so that it is published without reading the outbox: at
- * once when it is the user's next event after the last one this relay produced,
- * else through a read of the outbox (which keeps per-user order). When this
- * process is not the publishing leader, the relay passes a wake-up on to the
- * leader with NOTIFY outbox. Accepts NULL. @locality any thread. @locks takes the
- * relay's hand-off lock briefly. */
-void outbox_handoff(outbox_relay *r, int64_t id, const char *user, int64_t seq,
-                    const char *payload);
+/* Hands the relay an event just committed: outbox row id, the user (copied), its
+ * seq and payload (taken: a malloc'd string the relay frees), so that it is
+ * published without reading the outbox: at once when it is the user's next event
+ * after the last one this relay produced, else through a read of the outbox (which
+ * keeps per-user order). When this process is not the publishing leader, the relay
+ * passes a wake-up on to the leader with NOTIFY outbox. Accepts NULL (then frees
+ * payload). @locality any thread. @locks takes the relay's hand-off lock briefly. */
+void outbox_handoff(outbox_relay *r, int64_t id, const char *user, int64_t seq, char *payload);
 
 /* 1 when the producer reaches a broker (a metadata request answered within
  * timeout_ms). @locality any thread. */

@@ -53,12 +53,22 @@ static int unavailable(api_req *r)
 	                 "database unavailable, retry shortly");
 }
 
-/* Hands the event a mutation committed to the relay, which publishes it at once,
- * and frees it. */
+/* Gives the connection back, counting a database failure (rc TS_DB). */
+static void release(api_req *r, db_conn *dc, int rc)
+{
+	if (rc == TS_DB)
+		db_count_error(r->ctx->pool);
+	db_release(r->ctx->pool, dc);
+}
+
+/* Hands the event a mutation committed to the relay, which publishes it at once
+ * (the payload goes with it), and clears w. */
 static void hand_off(api_req *r, ts_written *w)
 {
-	if (w->outbox_id)
+	if (w->outbox_id) {
 		outbox_handoff(r->ctx->relay, w->outbox_id, r->user, w->seq, w->payload);
+		w->payload = NULL;
+	}
 	ts_written_clear(w);
 }
 
@@ -155,9 +165,7 @@ int tasks_list(api_req *r)
 	json_t *tasks;
 	int64_t seq;
 	int rc = ts_list(db_pg(dc), r->user, &tasks, &seq);
-	if (rc == TS_DB)
-		db_count_error(r->ctx->pool);
-	db_release(r->ctx->pool, dc);
+	release(r, dc, rc);
 	if (rc != TS_OK)
 		return unavailable(r);
 	return api_json(r, 200, json_pack("{s:o, s:I}", "tasks", tasks, "seq", (json_int_t)seq),
@@ -207,9 +215,7 @@ int tasks_create(api_req *r)
 	int created = 0;
 	ts_written w;
 	int rc = ts_create(db_pg(dc), r->user, &in, r->origin, &out, &created, &w);
-	if (rc == TS_DB)
-		db_count_error(r->ctx->pool);
-	db_release(r->ctx->pool, dc);
+	release(r, dc, rc);
 	hand_off(r, &w);
 	char hdr[256];
 	switch (rc) {
@@ -239,9 +245,7 @@ int tasks_get(api_req *r)
 		return unavailable(r);
 	ts_task t;
 	int rc = ts_get(db_pg(dc), r->user, r->id, &t);
-	if (rc == TS_DB)
-		db_count_error(r->ctx->pool);
-	db_release(r->ctx->pool, dc);
+	release(r, dc, rc);
 	if (rc == TS_NOT_FOUND)
 		return not_found(r);
 	if (rc != TS_OK)
@@ -331,9 +335,7 @@ int tasks_patch(api_req *r)
 	int changed;
 	ts_written w;
 	int rc = ts_update(db_pg(dc), r->user, r->id, &p, if_match, r->origin, &t, &changed, &w);
-	if (rc == TS_DB)
-		db_count_error(r->ctx->pool);
-	db_release(r->ctx->pool, dc);
+	release(r, dc, rc);
 	hand_off(r, &w);
 	char hdr[256];
 	switch (rc) {
@@ -367,9 +369,7 @@ int tasks_delete(api_req *r)
 		return unavailable(r);
 	ts_written w;
 	int rc = ts_delete(db_pg(dc), r->user, r->id, r->origin, &w);
-	if (rc == TS_DB)
-		db_count_error(r->ctx->pool);
-	db_release(r->ctx->pool, dc);
+	release(r, dc, rc);
 	hand_off(r, &w);
 	if (rc == TS_NOT_FOUND)
 		return not_found(r);
@@ -421,9 +421,7 @@ int tasks_reorder(api_req *r)
 	ts_written w;
 	int rc =
 	    ts_reorder(db_pg(dc), r->user, ids, n, r->origin, &full, &seq, why, sizeof(why), &w);
-	if (rc == TS_DB)
-		db_count_error(r->ctx->pool);
-	db_release(r->ctx->pool, dc);
+	release(r, dc, rc);
 	hand_off(r, &w);
 	if (rc == TS_OK)
 		st = api_json(r, 200,
@@ -476,9 +474,7 @@ int tasks_events(api_req *r)
 	size_t len;
 	int64_t seq;
 	int rc = ts_events(db_pg(dc), r->user, since, (int)limit, &body, &len, &seq);
-	if (rc == TS_DB)
-		db_count_error(r->ctx->pool);
-	db_release(r->ctx->pool, dc);
+	release(r, dc, rc);
 	if (rc == TS_GONE)
 		return api_error(
 		    r, 410, "gone", NULL, NULL, json_pack("{s:I}", "seq", (json_int_t)seq),

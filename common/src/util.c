@@ -38,6 +38,17 @@ void *xrealloc(void *p, size_t n)
 	return q;
 }
 
+void *xgrow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return p;
+	size_t n = *cap ? *cap * 2 : 16;
+	if (n < need)
+		n = need;
+	*cap = n;
+	return xrealloc(p, n * elem);
+}
+
 char *xstrdup(const char *s)
 {
 	if (!s)

@@ -1,6 +1,7 @@
 #include "common/util.h"
 #include "suites.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 START_TEST(iso8601_round_trip)
@@ -67,6 +68,25 @@ START_TEST(uuids)
 }
 END_TEST
 
+START_TEST(grow)
+{
+	size_t cap = 0;
+	int *a = xgrow(NULL, &cap, 1, sizeof(int));
+	ck_assert_uint_ge(cap, 1);
+	size_t first = cap;
+	for (size_t i = 0; i < first; i++)
+		a[i] = (int)i;
+	ck_assert_ptr_eq(xgrow(a, &cap, first, sizeof(int)), a); /* room: unchanged */
+	a = xgrow(a, &cap, first + 1, sizeof(int));
+	ck_assert_uint_eq(cap, 2 * first); /* doubled */
+	a = xgrow(a, &cap, 10 * first, sizeof(int));
+	ck_assert_uint_eq(cap, 10 * first); /* at least what is needed */
+	for (size_t i = 0; i < first; i++)
+		ck_assert_int_eq(a[i], (int)i);
+	free(a);
+}
+END_TEST
+
 Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -76,6 +96,7 @@ Suite *util_suite(void)
 	tcase_add_test(tc, iso8601_offsets_and_errors);
 	tcase_add_test(tc, user_ids);
 	tcase_add_test(tc, uuids);
+	tcase_add_test(tc, grow);
 	suite_add_tcase(s, tc);
 	return s;
 }

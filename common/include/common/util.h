@@ -16,6 +16,9 @@ void *xcalloc(size_t count, size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* Room for need elements of elem bytes in the array p of *cap elements: p itself
+ * when it has it, else p grown (at least doubled; *cap updated). */
+void *xgrow(void *p, size_t *cap, size_t need, size_t elem);
 
 /* Milliseconds and microseconds of CLOCK_MONOTONIC (for durations). */
 int64_t mono_ms(void);
