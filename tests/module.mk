@@ -2,8 +2,9 @@
 # adds itself in tests/<area>/module.mk; `make tests` builds them all.
 TEST_SUPPORT_SRCS := tests/support/runner.c
 # The integration kit the service tests share: child processes, an HTTP client,
-# Kafka reader/producer, throw-away databases, tokens and names.
+# Kafka reader/producer, the harness's Kafka cluster (topics, crashes, restarts), throw-away databases, tokens and names.
 TEST_KIT_SRCS := tests/support/proc.c tests/support/http_client.c tests/support/kafka_io.c \
+                 tests/support/broker.c \
                  tests/support/pgtest.c tests/support/fixtures.c
 CFLAGS += $(CHECK_CFLAGS)
 
@@ -14,6 +15,7 @@ TEST_BINS += $(BIN)/test-common
 
 -include tests/backend-api/module.mk
 -include tests/ws-gateway/module.mk
+-include tests/system/module.mk
 
 .PHONY: tests
 tests: $(TEST_BINS)

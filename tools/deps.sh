@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages of packages/*.txt that are missing (idempotent: does
-# nothing when everything is present), then the npm packages of tests/e2e.
+# nothing when everything is present), the npm packages of the test suites, and
+# Apache Kafka (tools/kafka/install.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,4 +41,9 @@ for pj in tests/*/package.json; do
 		(cd "$d" && npm install --no-audit --no-fund --loglevel=error) && touch "$d/node_modules"
 	fi
 done
+# Apache Kafka (a JRE and Maven from Debian, the broker and its tools from Maven
+# Central: tools/kafka/install.sh), unless KAFKA=devbroker asks for none.
+if [ "${KAFKA:-kafka}" != devbroker ]; then
+	tools/kafka/install.sh
+fi
 exit 0

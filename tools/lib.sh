@@ -1,6 +1,8 @@
 # Shell helpers for make run and make test (sourced). A private, throw-away
-# PostgreSQL cluster and the devbroker, each started on a free loopback port and
-# stopped by PID.
+# PostgreSQL cluster and Apache Kafka (or the devbroker), each started on free
+# loopback ports and stopped by PID.
+
+TASKSYNC_TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
@@ -80,6 +82,44 @@ devbroker_start() {
 	done
 	KAFKA_BROKERS=$(cat "$dir/bootstrap")
 	export KAFKA_BROKERS DEVBROKER_PID
+}
+
+# kafka_up DIR [NODES] [TOPIC PARTITIONS]: an Apache Kafka cluster in KRaft mode
+# (tools/kafka/cluster.sh) with its files in DIR, and TOPIC created when given.
+# Exports KAFKA_HOME, KAFKA_VERSION, KAFKA_BROKERS, KAFKA_NODES and KAFKA_DIR.
+kafka_up() {
+	local dir=$1 nodes=${2:-1}
+	"$TASKSYNC_TOOLS/kafka/cluster.sh" up "$dir" "$nodes" || return 1
+	set -a
+	. "$dir/kafka.env"
+	set +a
+	if [ -n "${3:-}" ]; then
+		"$TASKSYNC_TOOLS/kafka/cluster.sh" topic "$dir" "$3" "${4:-6}" || return 1
+	fi
+}
+
+# kafka_down DIR: stops every node of the cluster in DIR.
+kafka_down() {
+	[ -f "$1/kafka.env" ] || [ -d "$1/node-1" ] || return 0
+	"$TASKSYNC_TOOLS/kafka/cluster.sh" down "$1"
+}
+
+# kafka_heal DIR: every node of the cluster in DIR running again (a test that froze
+# or killed one and died before bringing it back must not break the next suite).
+kafka_heal() {
+	local dir=$1 pid i
+	for pf in "$dir"/node-*/pid; do
+		[ -f "$pf" ] || continue
+		pid=$(cat "$pf")
+		i=${pf%/pid}
+		i=${i##*/node-}
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -CONT "$pid" 2>/dev/null || true
+		else
+			echo "harness: kafka node $i was down; starting it"
+			"$TASKSYNC_TOOLS/kafka/cluster.sh" start "$dir" "$i" || return 1
+		fi
+	done
 }
 
 # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5).

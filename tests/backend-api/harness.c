@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include "../support/broker.h"
 #include "../support/runner.h"
 #include "common/event.h"
 #include "common/util.h"
@@ -36,6 +37,7 @@ void be_start(backend *b, const char *const *extra)
 	memset(b, 0, sizeof(*b));
 	pgtest_createdb(b->db, sizeof(b->db));
 	unique_name(b->topic, sizeof(b->topic), "ba-test");
+	broker_create_topic(b->topic, 3);
 	start(b, extra);
 }
 
@@ -263,39 +265,15 @@ void assert_schema(const char *schema, json_t *const *docs, size_t n)
 	free(out);
 }
 
-static pid_t guard_pid;
-
 void broker_down(void)
 {
-	pid_t broker = (pid_t)atol(test_env("DEVBROKER_PID"));
-	ck_assert_int_gt(broker, 0);
-	if (guard_pid <= 0) {
-		int fds[2];
-		ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-		pid_t pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0) {
-			/* The guard: when the test process ends, however it ends, the
-			 * pipe's only writer is gone and the devbroker comes back up.
-			 * O_CLOEXEC keeps the services the test starts from holding it. */
-			close(fds[1]);
-			char c;
-			while (read(fds[0], &c, 1) > 0)
-				;
-			kill(broker, SIGUSR2);
-			_exit(0);
-		}
-		close(fds[0]);
-		/* fds[1] stays open (and leaks on purpose) for the life of the test. */
-		guard_pid = pid;
-	}
-	ck_assert_int_eq(kill(broker, SIGUSR1), 0);
+	broker_guard(1);
+	broker_kill(1);
 }
 
 void broker_up(void)
 {
-	pid_t broker = (pid_t)atol(test_env("DEVBROKER_PID"));
-	ck_assert_int_eq(kill(broker, SIGUSR2), 0);
+	broker_start(1);
 }
 
 static char verdicts[4096];

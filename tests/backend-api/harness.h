@@ -71,8 +71,9 @@ void free_events(json_t **ev, size_t n);
  * checked by tests/backend-api/check_schema.py with python3-jsonschema). */
 void assert_schema(const char *schema, json_t *const *docs, size_t n);
 
-/* Brings the devbroker down (SIGUSR1) with a guard process that brings it back
- * up (SIGUSR2) when this test process ends, however it ends. */
+/* A Kafka outage: the harness's broker SIGKILLed (with a guard that starts it
+ * again when this test process ends, however it ends), then started again on the
+ * same log dirs by broker_up (which waits until it has started). */
 void broker_down(void);
 void broker_up(void);
 

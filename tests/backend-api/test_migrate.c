@@ -2,6 +2,8 @@
  * exactly once, recorded in schema_migrations, safe when two processes start at
  * once; `backend-api migrate` applies them and exits. */
 #include "harness.h"
+
+#include "../support/broker.h"
 #include "suites.h"
 
 #include "../support/runner.h"
@@ -130,6 +132,7 @@ START_TEST(concurrent_migrations)
 	memset(&a, 0, sizeof(a));
 	pgtest_createdb(a.db, sizeof(a.db));
 	unique_name(a.topic, sizeof(a.topic), "ba-test");
+	broker_create_topic(a.topic, 3);
 	pid_t k = fork();
 	ck_assert_int_ge(k, 0);
 	if (k == 0) {

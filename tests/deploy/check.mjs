@@ -8,6 +8,10 @@
 //     the services' defaults, KAFKA_TOPIC equal to the services' default and to the
 //     topic created, ClientIP and cookie affinity, PDB/HPA on the gateway, grace
 //     periods longer than preStop + SHUTDOWN_TIMEOUT;
+//   - Kafka: the apache/kafka tag of compose and k8s is tools/kafka/pom.xml's
+//     kafka.version; the KAFKA_* variables of compose's kafka service and of the dev
+//     StatefulSet are tools/kafka/config/broker.properties (same values) plus a listed
+//     few node-specific ones; the topic gets the partition count `make run` gives it;
 //   - the Dockerfiles install exactly packages/build.txt and packages/runtime.txt,
 //     the lists `make deps` installs, and runtime.txt covers every library the
 //     binaries load;
@@ -573,6 +577,191 @@ test('k8s prod: no Secret in git, PostgreSQL and Kafka as external services, TLS
   }
   assert(!cm.data.DEV_LOGIN || cm.data.DEV_LOGIN === '0', 'DEV_LOGIN on in prod');
   assert(!cm.data.ALLOWED_ORIGINS.split(',').includes('*'), 'ALLOWED_ORIGINS * in prod');
+});
+
+// ======================================================================================
+// Kafka: compose and k8s run the release and the broker settings that tests, `make run`
+// and bench/ run (tools/kafka/pom.xml, tools/kafka/config/broker.properties)
+
+/** kafka.version of tools/kafka/pom.xml. */
+function kafkaVersion() {
+  const pom = fs.readFileSync(path.join(ROOT, 'tools/kafka/pom.xml'), 'utf8');
+  const m = /<kafka\.version>\s*([^<\s]+)\s*<\/kafka\.version>/.exec(pom);
+  assert(m, 'tools/kafka/pom.xml has no <kafka.version>');
+  return m[1];
+}
+
+/** tools/kafka/config/broker.properties as { name: value } (one property a line). */
+function brokerProperties() {
+  const text = fs.readFileSync(path.join(ROOT, 'tools/kafka/config/broker.properties'), 'utf8');
+  const props = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith('!')) continue;
+    assert(!line.endsWith('\\'), `broker.properties: a continued line is not read here: ${line}`);
+    const m = /^([^=:\s]+)\s*[=:]\s*(.*)$/.exec(line);
+    assert(m, `broker.properties: cannot read "${line}"`);
+    assert(!(m[1] in props), `broker.properties sets ${m[1]} twice`);
+    props[m[1]] = m[2];
+  }
+  assert(Object.keys(props).length > 0, 'broker.properties sets nothing');
+  return props;
+}
+
+// The apache/kafka image writes each KAFKA_* variable into server.properties under the
+// name its ConvertKey (docker/resources/utility) gives: KAFKA_ dropped, "_" -> ".",
+// "__" -> "_", "___" -> "-", lower case.
+const propToEnv = (p) => 'KAFKA_' + p.replace(/_/g, '__').replace(/-/g, '___').replace(/\./g, '_').toUpperCase();
+const envToProp = (k) =>
+  k.slice('KAFKA_'.length).replace(/(?<!_)_(?!_)/g, '.').replace(/___/g, '-').replace(/__/g, '_').toLowerCase();
+
+// KAFKA_* variables of compose's kafka service and the k8s Kafka StatefulSet that are
+// not in broker.properties because they differ per node: this node's id, its
+// listeners and the addresses it advertises, the quorum as this node reaches it, its
+// log dirs. tools/kafka/cluster.sh writes each of them per node (checked below).
+const KAFKA_NODE_VARS = [
+  'KAFKA_NODE_ID',
+  'KAFKA_LISTENERS',
+  'KAFKA_ADVERTISED_LISTENERS',
+  'KAFKA_LISTENER_SECURITY_PROTOCOL_MAP',
+  'KAFKA_CONTROLLER_QUORUM_VOTERS',
+  'KAFKA_LOG_DIRS',
+];
+// KAFKA_* variables that are no broker property: the JVM heap, read by
+// kafka-server-start.sh (the StatefulSet sets it to fit its memory limit).
+const KAFKA_JVM_VARS = ['KAFKA_HEAP_OPTS'];
+
+/** The properties cluster.sh writes for each node itself (its PROPS here-document). */
+function clusterNodeProperties() {
+  const sh = fs.readFileSync(path.join(ROOT, 'tools/kafka/cluster.sh'), 'utf8');
+  const m = /<<PROPS\n([\s\S]*?)\n\s*PROPS\n/.exec(sh);
+  assert(m, 'tools/kafka/cluster.sh has no <<PROPS here-document of per-node lines');
+  return new Set([...m[1].matchAll(/^([a-z][a-z0-9._-]*)=/gm)].map((x) => x[1]));
+}
+
+/** Both directions: every broker.properties line is a variable with its value; every
+ *  KAFKA_* variable is a broker.properties line, node-specific, or a JVM variable. */
+function brokerEnvProblems(env, where) {
+  const props = brokerProperties();
+  const problems = [];
+  for (const [p, v] of Object.entries(props)) {
+    const k = propToEnv(p);
+    if (!(k in env)) problems.push(`${where} lacks ${k} (broker.properties: ${p}=${v})`);
+    else if (String(env[k]) !== v) problems.push(`${where}: ${k}=${env[k]}, broker.properties: ${p}=${v}`);
+  }
+  for (const k of Object.keys(env)) {
+    if (!k.startsWith('KAFKA_') || KAFKA_NODE_VARS.includes(k) || KAFKA_JVM_VARS.includes(k)) continue;
+    const p = envToProp(k);
+    if (!(p in props)) problems.push(`${where} sets ${k} (${p}), which is neither in broker.properties nor a node-specific variable`);
+  }
+  return problems;
+}
+
+/** The kafka container of the dev overlay's StatefulSet and its env as { name: value }. */
+function k8sKafkaEnv() {
+  const docs = kustomize('overlays/dev');
+  const sts = find(docs, 'StatefulSet', 'kafka');
+  assert(sts, 'k8s dev has no StatefulSet kafka');
+  const cs = sts.spec.template.spec.containers;
+  eq(cs.length, 1, 'StatefulSet kafka containers');
+  assert(!cs[0].envFrom, 'StatefulSet kafka takes variables from envFrom, which this check does not read');
+  const env = {};
+  for (const e of cs[0].env || []) {
+    assert(!e.valueFrom, `StatefulSet kafka: ${e.name} comes from valueFrom`);
+    assert(!(e.name in env), `StatefulSet kafka sets ${e.name} twice`);
+    env[e.name] = e.value ?? '';
+  }
+  return env;
+}
+
+/** Every container image of the objects in docs: [{ where, image }]. */
+function containerImages(docs, dir) {
+  const out = [];
+  for (const d of docs) {
+    const pod = d.spec?.template?.spec || d.spec?.jobTemplate?.spec?.template?.spec;
+    for (const c of [...(pod?.containers || []), ...(pod?.initContainers || [])])
+      out.push({ where: `k8s/${dir} ${d.kind}/${d.metadata.name} ${c.name}`, image: c.image });
+  }
+  return out;
+}
+
+test('kafka: the apache/kafka tag of compose, every k8s manifest and docs/deploy.md is kafka.version of tools/kafka/pom.xml', () => {
+  const want = kafkaVersion();
+  const bad = [];
+  // compose as docker-compose reads it: kafka and kafka-init run the image.
+  const s = compose().services;
+  for (const svc of ['kafka', 'kafka-init']) assert(/^apache\/kafka:/.test(s[svc]?.image || ''), `compose ${svc} does not run apache/kafka`);
+  for (const [name, svc] of Object.entries(s))
+    if (/^apache\/kafka(:|@|$)/.test(svc.image || '') && svc.image !== `apache/kafka:${want}`) bad.push(`compose ${name}: ${svc.image}`);
+  // k8s as kustomize renders it (images: of a kustomization included)...
+  let dev = 0;
+  for (const dir of ['base', ...OVERLAYS.map((o) => `overlays/${o}`)])
+    for (const { where, image } of containerImages(kustomize(dir), dir)) {
+      if (!/^apache\/kafka(:|@|$)/.test(image)) continue;
+      if (dir === 'overlays/dev') dev++;
+      if (image !== `apache/kafka:${want}`) bad.push(`${where}: ${image}`);
+    }
+  assert(dev >= 2, `k8s dev runs apache/kafka in ${dev} containers (StatefulSet and Job expected)`);
+  // ...and every naming of the image in the files, a manifest kustomize does not
+  // include or a comment too.
+  const files = ['docker-compose.yml'];
+  const walk = (d) => {
+    for (const e of fs.readdirSync(path.join(ROOT, d), { withFileTypes: true }))
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else if (/\.ya?ml$/.test(e.name)) files.push(path.join(d, e.name));
+  };
+  walk('k8s');
+  for (const f of files) {
+    const t = fs.readFileSync(path.join(ROOT, f), 'utf8');
+    for (const m of t.matchAll(/apache\/kafka:([A-Za-z0-9._-]+)/g)) if (m[1] !== want) bad.push(`${f}: apache/kafka:${m[1]}`);
+    // a kustomization retagging the image
+    for (const doc of YAML.parseAllDocuments(t).map((d) => d.toJS()).filter(Boolean))
+      for (const im of doc.images || [])
+        if (im.name === 'apache/kafka' && (im.newTag ?? want) !== want) bad.push(`${f}: images: apache/kafka newTag ${im.newTag}`);
+  }
+  const doc = fs.readFileSync(path.join(ROOT, 'docs/deploy.md'), 'utf8');
+  for (const m of doc.matchAll(/apache\/kafka:([A-Za-z0-9._-]+)/g)) if (m[1] !== want) bad.push(`docs/deploy.md: apache/kafka:${m[1]}`);
+  for (const m of doc.matchAll(/Apache Kafka (\d+(?:\.\d+)+)/g))
+    if (m[1] !== want && !want.startsWith(m[1] + '.')) bad.push(`docs/deploy.md: Apache Kafka ${m[1]}`);
+  assert(bad.length === 0, `expected apache/kafka:${want}:\n${bad.join('\n')}`);
+  console.log(`#   apache/kafka:${want} in compose (${Object.values(s).filter((x) => /^apache\/kafka:/.test(x.image || '')).length} services), k8s dev (${dev} containers), ${files.length} files`);
+});
+
+test('kafka: the node-specific KAFKA_* variables are lines cluster.sh writes per node, none in broker.properties', () => {
+  const perNode = clusterNodeProperties();
+  const props = brokerProperties();
+  for (const k of KAFKA_NODE_VARS) {
+    eq(propToEnv(envToProp(k)), k, `${k} maps back onto itself`);
+    assert(perNode.has(envToProp(k)), `${k} (${envToProp(k)}) is not a line cluster.sh writes per node`);
+    assert(!(envToProp(k) in props), `${k} (${envToProp(k)}) is in broker.properties: not node-specific`);
+  }
+  for (const p of Object.keys(props)) eq(envToProp(propToEnv(p)), p, `${p} maps back onto itself`);
+});
+
+test('kafka: compose\'s kafka environment is tools/kafka/config/broker.properties plus node-specific variables, both ways', () => {
+  const env = envOf(compose().services.kafka);
+  const problems = brokerEnvProblems(env, 'compose kafka');
+  assert(problems.length === 0, problems.join('\n'));
+  assert(env.CLUSTER_ID, 'compose kafka has no CLUSTER_ID (KRaft storage format)');
+});
+
+test('kafka: the k8s dev Kafka StatefulSet\'s environment is tools/kafka/config/broker.properties plus node-specific variables, both ways', () => {
+  const env = k8sKafkaEnv();
+  const problems = brokerEnvProblems(env, 'StatefulSet kafka');
+  assert(problems.length === 0, problems.join('\n'));
+  assert(env.CLUSTER_ID, 'StatefulSet kafka has no CLUSTER_ID (KRaft storage format)');
+});
+
+test('kafka: compose\'s kafka-init and the k8s dev Job create the topic with the partition count `make run` uses (tools/run-stack.sh)', () => {
+  const sh = fs.readFileSync(path.join(ROOT, 'tools/run-stack.sh'), 'utf8');
+  const m = /^KAFKA_PARTITIONS=\$\{KAFKA_PARTITIONS:-(\d+)\}/m.exec(sh);
+  assert(m, 'tools/run-stack.sh has no KAFKA_PARTITIONS=${KAFKA_PARTITIONS:-N}');
+  const want = Number(m[1]);
+  eq(topicCreated(compose().services['kafka-init'].command).partitions, want, 'compose kafka-init --partitions');
+  const jobs = findAll(kustomize('overlays/dev'), 'Job');
+  eq(jobs.length, 1, 'k8s dev Jobs');
+  const c = jobs[0].spec.template.spec.containers[0];
+  eq(topicCreated([...(c.command || []), ...(c.args || [])]).partitions, want, 'k8s dev Job --partitions');
 });
 
 test('ws-gateway joins no consumer group (manifests and sources): every replica gets every event', () => {

@@ -1,5 +1,5 @@
 // End-to-end tests of tasksync in a real browser: Debian's chromium driven by
-// playwright-core, against the real stack (PostgreSQL, devbroker, backend-api,
+// playwright-core, against the real stack (PostgreSQL, Apache Kafka, backend-api,
 // ws-gateway) that stack.js starts on free ports. The six scenarios of issue 4, each
 // with a hard time limit. Prints one line per test and `e2e: N passed, N failed`.
 //
@@ -391,14 +391,14 @@ test('ws-gateway SIGKILLed and restarted during 20 changes: B gets each once, in
 
 // ---- 4. broker outage ---------------------------------------------------------
 
-test('devbroker down for 10 s while A makes changes: B catches up completely', 120000, async () => {
+test('Kafka frozen (SIGSTOP) for 10 s while A makes changes: B catches up completely', 120000, async () => {
   const A = await device('frank');
   const B = await device('frank');
   const token = await stack.login('frank');
   const seq0 = (await serverList(token)).seq;
   await clearLogs(A.page, B.page);
-  stack.brokerDown();
-  console.log('# devbroker down (SIGUSR1)');
+  stack.brokerFreeze();
+  console.log('# Kafka frozen (SIGSTOP)');
   const t0 = Date.now();
   for (let i = 1; i <= 6; i++) {
     await addTask(A.page, `During the outage ${i}`);
@@ -408,9 +408,9 @@ test('devbroker down for 10 s while A makes changes: B catches up completely', 1
   await (await item(A.page, 'During the outage 3')).locator('.delete').click();
   await A.page.waitForFunction(() => window.tasksync.pending === 0, null, { timeout: 20000 });
   await sleep(Math.max(0, 10000 - (Date.now() - t0)));
-  stack.brokerUp();
+  stack.brokerThaw();
   const up = Date.now();
-  console.log('# devbroker up (SIGUSR2)');
+  console.log('# Kafka thawed (SIGCONT)');
   const srv = await serverList(token);
   assert(srv.seq - seq0 === 8, `server seq moved by ${srv.seq - seq0}, want 8`);
   await waitList(B.page, srv.tasks, 40000, 'B after the broker returned');
@@ -534,6 +534,11 @@ async function runOne(t) {
     return true;
   } catch (e) {
     console.log(`not ok - ${t.name} (${Date.now() - t0} ms)\n${String(e.stack || e.message).replace(/^/gm, '#   ')}`);
+    // The services' side of the failure, before the run's files are deleted.
+    for (const n of ['backend-api', 'ws-gateway', 'kafka/node-1/server']) {
+      const tail = stack.logTail(n, 15);
+      if (tail) console.log(`# --- tail of ${n}.log\n${tail.replace(/^/gm, '#   ')}`);
+    }
     return false;
   }
 }
@@ -561,7 +566,7 @@ async function main() {
   }
   try {
     await stack.start();
-    console.log(`# stack: api ${stack.apiUrl}, gateway ${stack.gwUrl}, devbroker ${stack.brokers}, logs ${stack.dir}`);
+    console.log(`# stack: api ${stack.apiUrl}, gateway ${stack.gwUrl}, Apache Kafka ${stack.kafkaVersion} on ${stack.brokers}, logs ${stack.dir}`);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -569,7 +574,7 @@ async function main() {
     });
   } catch (e) {
     console.log(`not ok - setup: ${e.stack || e.message}`);
-    for (const n of ['backend-api', 'ws-gateway', 'devbroker']) {
+    for (const n of ['backend-api', 'ws-gateway', 'kafka/node-1/server']) {
       const t = stack.logTail(n, 15);
       if (t) console.log(`# --- ${n} log\n${t.replace(/^/gm, '# ')}`);
     }
@@ -585,7 +590,7 @@ async function main() {
       for (const ctx of browser.contexts()) await ctx.close().catch(() => {});
       // The stack must be whole for the next test.
       if (stack.gw.exitCode !== null || stack.gw.signalCode !== null) await stack.startGateway().catch(() => {});
-      stack.brokerUp();
+      stack.brokerHeal();
     }
   }
   if (latencies.length) {

@@ -1,7 +1,8 @@
 // The real stack for the browser tests: a fresh database in the harness's PostgreSQL
-// (PG_ADMIN_URL), an own devbroker (so SIGUSR1/SIGUSR2 affect only these tests),
-// backend-api and ws-gateway from TASKSYNC_PLAIN_BIN, each on a free loopback port.
-// Every process is started here and stopped here by its PID, even on failure.
+// (PG_ADMIN_URL), an own one-node Apache Kafka (tools/kafka/cluster.sh, so freezing
+// or crashing it affects only these tests), backend-api and ws-gateway from
+// TASKSYNC_PLAIN_BIN, each on a free loopback port. Every process is started here
+// and stopped here by its PID, even on failure.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -124,10 +125,20 @@ export class Stack {
   async stopAll() {
     await Promise.all([this.gw, this.apiProc].filter(Boolean).map((p) => this.stop(p)));
     await Promise.all([...this.procs].map((p) => this.stop(p)));
+    this.stopKafka();
   }
 
   /** Last resort (process exit): no waiting possible, so SIGKILL. */
   killAllNow() {
+    if (this.kafkaDir) {
+      for (const n of fs.readdirSync(this.kafkaDir).filter((d) => d.startsWith('node-'))) {
+        try {
+          process.kill(Number(fs.readFileSync(path.join(this.kafkaDir, n, 'pid'), 'utf8')), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
     for (const p of this.procs) {
       try {
         p.kill('SIGKILL');
@@ -157,27 +168,65 @@ export class Stack {
     return this.databaseUrl;
   }
 
-  async startDevbroker() {
-    const boot = path.join(this.dir, 'bootstrap');
-    fs.rmSync(boot, { force: true });
-    this.broker = this._spawn('devbroker', path.join(this.bin, 'devbroker'), ['--topic', this.topic, '--partitions', '3', '--bootstrap-file', boot], {});
-    const end = Date.now() + 10000;
-    while (Date.now() < end) {
-      if (fs.existsSync(boot) && fs.statSync(boot).size > 0) {
-        this.brokers = fs.readFileSync(boot, 'utf8').trim();
-        return;
-      }
-      if (this.broker.exitCode !== null) break;
-      await sleep(50);
+  /** A one-node Apache Kafka cluster of its own with the topic (3 partitions). */
+  async startKafka() {
+    this.kafkaDir = path.join(this.dir, 'kafka');
+    this.cluster = path.join(this.root, 'tools', 'kafka', 'cluster.sh');
+    const run = (...args) => execFileSync('bash', [this.cluster, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 180000 });
+    try {
+      run('up', this.kafkaDir, '1');
+      run('topic', this.kafkaDir, this.topic, '3');
+    } catch (e) {
+      throw new Error(`Apache Kafka did not start: ${e.stderr || e.message}\n${this.logTail('kafka/node-1/server')}`);
     }
-    throw new Error(`devbroker did not start:\n${this.logTail('devbroker')}`);
+    const env = Object.fromEntries(
+      fs.readFileSync(path.join(this.kafkaDir, 'kafka.env'), 'utf8').trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)),
+    );
+    this.brokers = env.KAFKA_BROKERS;
+    this.kafkaVersion = env.KAFKA_VERSION;
   }
 
-  brokerDown() {
-    this.broker.kill('SIGUSR1');
+  brokerPid() {
+    return Number(fs.readFileSync(path.join(this.kafkaDir, 'node-1', 'pid'), 'utf8'));
   }
-  brokerUp() {
-    this.broker.kill('SIGUSR2');
+  /** A stalled broker: SIGSTOP (its sockets stay open, nothing answers). */
+  brokerFreeze() {
+    process.kill(this.brokerPid(), 'SIGSTOP');
+  }
+  brokerThaw() {
+    try {
+      process.kill(this.brokerPid(), 'SIGCONT');
+    } catch {
+      /* not running */
+    }
+  }
+  /** A crashed broker: SIGKILL; brokerRestart() starts it on the same log dirs. */
+  brokerKill() {
+    execFileSync('bash', [this.cluster, 'signal', this.kafkaDir, '1', 'KILL'], { stdio: 'pipe', timeout: 20000 });
+  }
+  brokerRestart() {
+    execFileSync('bash', [this.cluster, 'start', this.kafkaDir, '1'], { stdio: 'pipe', timeout: 180000 });
+  }
+  /** Whatever a failed test left: the broker running again. */
+  brokerHeal() {
+    if (!this.kafkaDir) return;
+    let alive = false;
+    try {
+      process.kill(this.brokerPid(), 0);
+      alive = true;
+    } catch {
+      alive = false;
+    }
+    if (alive) this.brokerThaw();
+    else this.brokerRestart();
+  }
+  stopKafka() {
+    if (!this.kafkaDir) return;
+    try {
+      execFileSync('bash', [this.cluster, 'down', this.kafkaDir], { stdio: 'pipe', timeout: 60000 });
+    } catch {
+      /* best effort */
+    }
   }
 
   async startApi() {
@@ -224,7 +273,7 @@ export class Stack {
 
   async start() {
     this.createDatabase();
-    await this.startDevbroker();
+    await this.startKafka();
     await this.startApi();
     await this.startGateway();
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The browser tests (issue 4): Debian's chromium driven by playwright-core against the
 # real stack, which tests/e2e/stack.js starts on free ports (a fresh database in the
-# harness's PostgreSQL, its own devbroker, backend-api and ws-gateway from the plain
+# harness's PostgreSQL, its own Apache Kafka (tools/kafka/cluster.sh), backend-api and ws-gateway from the plain
 # build). Run by tests/support/run-tests.sh; standalone it starts its own PostgreSQL:
 #   tests/e2e/suite.sh [test-name-filter]
 # Last line: `e2e: N passed, N failed`; exit status non-zero on any failure.
@@ -21,7 +21,8 @@ command -v node >/dev/null || fail "node is not installed (make deps)"
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
 	(cd tests/e2e && npm install --no-audit --no-fund --loglevel=error) || fail "npm install of playwright-core failed"
 fi
-for b in backend-api ws-gateway devbroker; do
+tools/kafka/install.sh || fail "could not install Apache Kafka (tools/kafka/install.sh)"
+for b in backend-api ws-gateway; do
 	[ -x "$TASKSYNC_PLAIN_BIN/$b" ] || fail "$TASKSYNC_PLAIN_BIN/$b is not built"
 done
 

@@ -19,7 +19,7 @@ typedef struct kmsg {
 typedef struct kreader kreader;
 
 /* A reader of topic on $KAFKA_BROKERS. Waits up to wait_ms for the topic to exist
- * (the devbroker creates it on the first produce), then assigns all its partitions
+ * (broker_create_topic makes it), then assigns all its partitions
  * at the beginning. Returns NULL (after a failed assertion message) on error. */
 kreader *kreader_open(const char *topic, int wait_ms);
 /* Consumes until at least n messages were collected in total or timeout_ms

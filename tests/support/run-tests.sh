@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The test harness behind `make test`. Starts a throw-away PostgreSQL cluster and the
-# devbroker on free ports, runs every Check binary (SANBIN/test-*), then every
-# tests/*/suite.sh (browser, deployment and schema checks), stops everything it
-# started even when a test fails, and prints the totals.
+# The test harness behind `make test`. Starts a throw-away PostgreSQL cluster and a
+# one-node Apache Kafka cluster (KRaft, tools/kafka/cluster.sh) on free ports, runs
+# every Check binary (SANBIN/test-*), then every tests/*/suite.sh (browser,
+# deployment and schema checks), stops everything it started even when a test
+# fails, and prints the totals. A failed suite's failing cases (name and
+# assertion) and the tails of the service logs it wrote are printed before the
+# files are deleted.
 #
 #   tests/support/run-tests.sh SANBUILD PLAINBUILD
 #
@@ -10,8 +13,10 @@
 # browser tests run the PLAINBUILD services. Environment handed to every test:
 #   TASKSYNC_ROOT, TASKSYNC_BIN (sanitizer binaries), TASKSYNC_PLAIN_BIN,
 # ONLY="name ..." limits the run to those suites (e.g. ONLY=test-common).
-#   PG_ADMIN_URL, PGHOST, PGPORT, KAFKA_BROKERS, DEVBROKER_PID, TEST_RUN_DIR.
-# A test that needs its own database creates one through PG_ADMIN_URL.
+#   PG_ADMIN_URL, PGHOST, PGPORT, TEST_RUN_DIR, and the Kafka cluster's KAFKA_HOME,
+#   KAFKA_VERSION, KAFKA_BROKERS, KAFKA_NODES, KAFKA_DIR (tests/support/broker.h).
+# A test that needs its own database creates one through PG_ADMIN_URL, its own
+# topic through broker_create_topic (the broker creates none by itself).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tools/lib.sh
@@ -27,7 +32,7 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/support/lsan.supp:pr
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 cleanup() {
-	[ -n "${DEVBROKER_PID:-}" ] && stop_pid "$DEVBROKER_PID" 5
+	kafka_down "$TEST_RUN_DIR/kafka"
 	pg_stop "$TEST_RUN_DIR/pg"
 	if [ "${KEEP_TEST_DIR:-0}" = 1 ]; then
 		echo "test files kept in $TEST_RUN_DIR"
@@ -39,12 +44,32 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 pg_start "$TEST_RUN_DIR/pg" || { echo "could not start PostgreSQL"; exit 1; }
-devbroker_start "$TASKSYNC_BIN/devbroker" "$TEST_RUN_DIR" || { echo "could not start devbroker"; exit 1; }
-echo "harness: PostgreSQL on 127.0.0.1:$PGPORT, devbroker on $KAFKA_BROKERS, files in $TEST_RUN_DIR"
+tools/kafka/install.sh || exit 1
+t0=$SECONDS
+kafka_up "$TEST_RUN_DIR/kafka" 1 || { echo "could not start Apache Kafka"; exit 1; }
+echo "harness: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT," \
+	"Apache Kafka $KAFKA_VERSION (KRaft, 1 node, started in $((SECONDS - t0)) s) on $KAFKA_BROKERS," \
+	"files in $TEST_RUN_DIR"
 
 total_pass=0
 total_fail=0
 failed_suites=()
+failure_report=""
+# report NAME LOG STAMP: the failing cases of a suite's output and the tails of the
+# logs written since STAMP.
+report() {
+	local name=$1 log=$2 stamp=$3
+	echo "--- $name: failing cases"
+	# Check: file:line:F|E:tcase:test:iteration: message; node's test runner and
+	# the shell suites: "not ok" / "FAIL" lines
+	grep -E ':[FE]:[^:]*:[^:]*:[0-9]+: |^not ok |^# +(fail|FAIL)|FAIL|Error:' "$log" | head -n 40
+	local f
+	while IFS= read -r f; do
+		echo "--- tail of $f"
+		tail -n 15 "$f"
+	done < <(find "$TEST_RUN_DIR" -name '*.log' -newer "$stamp" -printf '%T@ %p\n' 2>/dev/null |
+		sort -rn | head -n 6 | cut -d' ' -f2-)
+}
 run_one() { # name command...
 	local name=$1
 	shift
@@ -52,8 +77,10 @@ run_one() { # name command...
 	if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
 		return 0
 	fi
-	local log="$TEST_RUN_DIR/$name.out"
+	local log="$TEST_RUN_DIR/$name.out" stamp="$TEST_RUN_DIR/.$name.start"
+	touch "$stamp"
 	echo "=== $name"
+	local t=$SECONDS
 	"$@" 2>&1 | tee "$log"
 	local rc=${PIPESTATUS[0]}
 	local line p f
@@ -68,9 +95,14 @@ run_one() { # name command...
 	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
-	[ "$rc" -ne 0 ] && failed_suites+=("$name (exit $rc)")
-	# The devbroker must survive every suite; a suite that took it down leaves it up.
-	kill -USR2 "$DEVBROKER_PID" 2>/dev/null || true
+	echo "=== $name: $((SECONDS - t)) s"
+	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+		failed_suites+=("$name (exit $rc)")
+		failure_report+=$(report "$name" "$log" "$stamp")$'\n'
+	fi
+	# The broker must be whole for every suite; a suite that took a node away and
+	# died before bringing it back leaves it up.
+	kafka_heal "$TEST_RUN_DIR/kafka" || true
 }
 
 for t in "$TASKSYNC_BIN"/test-*; do
@@ -84,6 +116,7 @@ done
 
 echo
 if [ ${#failed_suites[@]} -gt 0 ]; then
+	echo "$failure_report"
 	echo "failed: ${failed_suites[*]}"
 fi
 if [ $((total_pass + total_fail)) -eq 0 ]; then

@@ -1,6 +1,8 @@
 /* Integration tests of ws-gateway: the real binary, the harness's devbroker, a real
  * WebSocket client. Each test runs its own gateway on its own topic. */
 #include "harness.h"
+
+#include "../support/broker.h"
 #include "suites.h"
 #include "ws_client.h"
 
@@ -491,20 +493,20 @@ START_TEST(operational_endpoints)
 END_TEST
 
 /* /ready is 503 until the consumer has its partitions at the end of the log: with the
- * broker down the gateway runs (/health 200) but is not ready; once the broker is
- * back it gets ready by itself and delivers. */
+ * broker down (crashed) the gateway runs (/health 200) but is not ready; once the
+ * broker is back (started again on its log dirs, the gateway still waiting) it gets
+ * ready by itself and delivers. */
 START_TEST(ready_follows_the_consumer)
 {
 	char topic[64], id[UUID_STR_LEN], brokers[512], t[128], bin[1024];
 	test_topic(topic, sizeof(topic));
-	pid_t broker = (pid_t)atol(test_env("DEVBROKER_PID"));
-	ck_assert_int_gt(broker, 0);
 	snprintf(bin, sizeof(bin), "%s/ws-gateway", test_env("TASKSYNC_BIN"));
 	snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s", test_env("KAFKA_BROKERS"));
 	snprintf(t, sizeof(t), "KAFKA_TOPIC=%s", topic);
 	const char *env[] = {
 	    brokers, t, "JWT_SECRET=" TEST_SECRET, "LOG_LEVEL=info", "MAX_CONNECTIONS=32", NULL};
-	ck_assert_int_eq(kill(broker, SIGUSR1), 0); /* broker down */
+	broker_guard(1);
+	broker_kill(1);
 	proc p;
 	proc_start(&p, bin, NULL, env, "/health", 200);
 	char *body;
@@ -513,9 +515,9 @@ START_TEST(ready_follows_the_consumer)
 		free(body);
 		usleep(200000);
 	}
-	ck_assert_int_eq(kill(broker, SIGUSR2), 0); /* back up */
+	broker_start(1);
 	int st = 0;
-	for (long long t0 = ms_now(); ms_now() - t0 < 30000 && st != 200; usleep(100000)) {
+	for (long long t0 = ms_now(); ms_now() - t0 < 60000 && st != 200; usleep(100000)) {
 		st = http_get(p.port, "/ready", &body);
 		free(body);
 	}
@@ -528,6 +530,104 @@ START_TEST(ready_follows_the_consumer)
 	expect_event(c, "u1", id, 5000);
 	ws_free(c);
 	ck_assert_int_eq(proc_stop(&p, NULL), 0);
+}
+END_TEST
+
+/* The README's "Sending a test event by hand" pipeline, from `echo '` to the end of
+ * its code block, as a caller-freed string (fails the test when it is not there). */
+static char *readme_console_line(void)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/README.md", test_env("TASKSYNC_ROOT"));
+	char *doc = read_text_file(path);
+	char *sec = strstr(doc, "## Sending a test event by hand");
+	ck_assert_msg(sec != NULL, "README.md has no 'Sending a test event by hand'");
+	char *fence = strstr(sec, "```sh\n");
+	ck_assert_msg(fence != NULL, "no ```sh block in the README's section");
+	char *echo = strstr(fence, "\necho '");
+	char *end = strstr(fence + 6, "\n```");
+	ck_assert_msg(echo && end && echo < end, "no `echo '...' |` line in the README's block");
+	char *cmd = xstrndup(echo + 1, (size_t)(end - echo - 1));
+	free(doc);
+	ck_assert_msg(strstr(cmd, "$KAFKA_HOME/bin/kafka-console-producer.sh") &&
+	                  strstr(cmd, "parse.key=true") && strstr(cmd, "key.separator='|'"),
+	              "the README's line does not use kafka-console-producer.sh with a key: %s",
+	              cmd);
+	return cmd;
+}
+
+/* Runs a shell pipeline with the harness's KAFKA_HOME and KAFKA_BROKERS (inherited). */
+static void run_shell(const char *cmd)
+{
+	char log[1024];
+	snprintf(log, sizeof(log), "%s/console-producer.log", test_env("TEST_RUN_DIR"));
+	const char *args[] = {"-c", cmd, NULL};
+	int rc = proc_run("/bin/bash", args, NULL, log, 120000);
+	ck_assert_msg(rc == 0, "exit %d: %s (see %s)", rc, cmd, log);
+}
+
+/* The README's hand-typed line, exactly as written there, reaches every socket of
+ * its user through Apache Kafka's console producer and nobody else's; the same
+ * line with a brace missing reaches nobody, and the gateway goes on serving. */
+START_TEST(console_producer_line_from_readme)
+{
+	char *cmd = readme_console_line();
+	ck_assert_msg(strstr(cmd, "--topic task-updates"), "README's topic: %s", cmd);
+	broker_create_topic("task-updates", 3);
+	gw_proc g;
+	gw_start(&g, "task-updates", NULL);
+	ws_client *a = open_user(&g, "u1"), *b = open_user(&g, "u1"), *o = open_user(&g, "u2");
+
+	run_shell(cmd);
+	ws_client *mine[] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		char *m = ws_recv_text(mine[i], 15000);
+		ck_assert_msg(m != NULL, "socket %d of u1 got nothing (close %d)", i,
+		              ws_close_code(mine[i]));
+		json_t *j = json_loads(m, 0, NULL);
+		ck_assert_ptr_nonnull(j);
+		ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "task_update");
+		ck_assert_str_eq(json_string_value(json_object_get(j, "event")), "task.created");
+		ck_assert_str_eq(json_string_value(json_object_get(j, "user_id")), "u1");
+		ck_assert(json_is_null(json_object_get(j, "seq")));
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(json_object_get(j, "task"), "title")),
+		    "Typed by hand");
+		json_decref(j);
+		free(m);
+	}
+	expect_nothing(o, 300);
+
+	/* the same line with its last brace gone */
+	char *bad = xstrdup(cmd);
+	char *brace = strstr(bad, "}}'");
+	ck_assert_msg(brace != NULL, "no }}' in %s", bad);
+	memmove(brace, brace + 1, strlen(brace + 1) + 1);
+	run_shell(bad);
+	free(bad);
+	double rejected = 0;
+	for (long long t0 = ms_now(); ms_now() - t0 < 15000 && rejected < 1; usleep(100000)) {
+		char *mt = metrics_text(&g);
+		rejected = metric_in(mt, "kafka_events_rejected_total{reason=\"not_json\"}");
+		free(mt);
+	}
+	ck_assert_msg(rejected == 1, "the malformed line was not rejected (%g)", rejected);
+	expect_nothing(a, 200);
+	expect_nothing(b, 200);
+	expect_nothing(o, 200);
+
+	/* still serving: the good line again reaches both sockets */
+	run_shell(cmd);
+	expect_event(a, "u1", NULL, 15000);
+	expect_event(b, "u1", NULL, 15000);
+	char *body;
+	ck_assert_int_eq(http_get(g.port, "/ready", &body), 200);
+	free(body);
+	free(cmd);
+	ws_free(a);
+	ws_free(b);
+	ws_free(o);
+	ck_assert_int_eq(gw_stop(&g, NULL), 0);
 }
 END_TEST
 
@@ -549,6 +649,7 @@ Suite *gateway_suite(void)
 	tcase_add_test(tc, client_messages);
 	tcase_add_test(tc, operational_endpoints);
 	tcase_add_test(tc, ready_follows_the_consumer);
+	tcase_add_test(tc, console_producer_line_from_readme);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# kafka-storage.sh random-uuid | format -t ID -c server.properties [--standalone] | info ...
+exec "$(dirname "${BASH_SOURCE[0]}")/kafka-run-class.sh" kafka.tools.StorageTool "$@"

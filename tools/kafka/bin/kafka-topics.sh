@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# kafka-topics.sh --bootstrap-server HOST:PORT --create|--describe|--list|--delete ...
+exec "$(dirname "${BASH_SOURCE[0]}")/kafka-run-class.sh" org.apache.kafka.tools.TopicCommand "$@"
