@@ -72,9 +72,15 @@ cmd_up() {
 	local ver
 	ver=$(version)
 	local ports=() cports=() voters="" brokers=""
+	local used=" " p
 	for ((i = 1; i <= n; i++)); do
-		ports[i]=$(free_port)
-		cports[i]=$(free_port)
+		# free ports, none given twice within this cluster
+		while p=$(free_port) && [[ $used == *" $p "* ]]; do :; done
+		ports[i]=$p
+		used+="$p "
+		while p=$(free_port) && [[ $used == *" $p "* ]]; do :; done
+		cports[i]=$p
+		used+="$p "
 		voters+="${voters:+,}$i@127.0.0.1:${cports[i]}"
 		brokers+="${brokers:+,}127.0.0.1:${ports[i]}"
 	done
