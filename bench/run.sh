@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh [BIN [SCENARIO...]]: the benchmark driver (`make bench`). Starts its
-# own throw-away PostgreSQL and devbroker (tools/lib.sh), the services from BIN
+# own throw-away PostgreSQL and a one-node Apache Kafka (tools/lib.sh, KRaft;
+# KAFKA=devbroker: the librdkafka mock broker of the earlier figures), the services from BIN
 # (default build/bin) on free loopback ports, runs each scenario RUNS times (default
 # 3), bounded in count and time, prints a table of medians and stops everything it
 # started, by PID.
@@ -28,7 +29,14 @@ RUNS=${RUNS:-3}
 # The mock broker holds an empty fetch for the whole wait even when data arrives, so
 # this wait is most of the latency measured here; a real broker answers as soon as
 # fetch.min.bytes (1) is there.
-FETCH_WAIT_MS=${FETCH_WAIT_MS:-1}
+# Apache Kafka answers a fetch as soon as fetch.min.bytes (1) is there, so the wait
+# only bounds an idle fetch: the gateway's default (10) costs no latency there.
+KAFKA=${KAFKA:-kafka}
+if [ "$KAFKA" = devbroker ]; then
+	FETCH_WAIT_MS=${FETCH_WAIT_MS:-1}
+else
+	FETCH_WAIT_MS=${FETCH_WAIT_MS:-10}
+fi
 API_MODES=${API_MODES:-saturation rate}
 ALL_SCENARIOS="fanout latency capacity handshake api"
 NAMED=0
@@ -46,7 +54,7 @@ CLK_TCK=$(getconf CLK_TCK)
 JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export JWT_SECRET KAFKA_TOPIC=task-updates
 
-for b in ws-load kafka-load devbroker; do
+for b in ws-load kafka-load $([ "$KAFKA" = devbroker ] && echo devbroker); do
 	[ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (make)" >&2; exit 2; }
 done
 # missing SERVICE SCENARIO...: the service binary is absent; fatal when a scenario
@@ -68,6 +76,7 @@ cleanup() {
 	for p in "$GW_PID" "$API_PID"; do [ -n "$p" ] && stop_pid "$p" 10; done
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[$i]}" 5; done
 	[ -n "$PG_STARTED" ] && pg_stop "$WORK/pg"
+	[ -n "${KAFKA_STARTED:-}" ] && kafka_down "$WORK/kafka"
 	if [ "${KEEP:-0}" = 1 ]; then echo "bench: results kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -186,6 +195,7 @@ ws_recv_run() {
 	local per_user=$(((conns + users - 1) / users))
 	local expect=$((events * (conns - stalled) / users))
 	local topic="bench-$label-$((++TOPIC_SEQ))"
+	make_topic "$topic" || return 1
 	start_gateway "$@" KAFKA_TOPIC="$topic" || return 1
 	rm -f "$WORK/ready" "$WORK/wl.json" "$WORK/kl.json"
 	timeout 200 env WS_PORT="$GW_PORT" CONNECTIONS="$conns" USERS="$users" MODE=recv \
@@ -200,7 +210,7 @@ ws_recv_run() {
 	fi
 	sleep 0.5
 	local g0 b0 t0 g1 b1 t1
-	g0=$(cpu_s "$GW_PID") b0=$(cpu_s "$DEVBROKER_PID") t0=$(now)
+	g0=$(cpu_s "$GW_PID") b0=$(cpu_s "$BROKER_PID") t0=$(now)
 	local m0 m1
 	m0=$(machine_busy)
 	local slow0 slow1
@@ -210,7 +220,7 @@ ws_recv_run() {
 		DURATION_S=100 LINGER_MS="$linger" LOG_LEVEL=warn "$BIN/kafka-load" \
 		>"$WORK/kl.json" 2>>"$WORK/kafka-load.log"
 	wait "$wl"
-	g1=$(cpu_s "$GW_PID") b1=$(cpu_s "$DEVBROKER_PID") t1=$(now)
+	g1=$(cpu_s "$GW_PID") b1=$(cpu_s "$BROKER_PID") t1=$(now)
 	m1=$(machine_busy)
 	slow1=$(metric_now 'ws_server_closes_total{reason="slow_client"}')
 	local hist thr
@@ -236,8 +246,23 @@ ws_recv_run() {
 }
 
 log "work dir $WORK, bin $BIN, runs $RUNS, scenarios: $SCENARIOS"
-devbroker_start "$BIN/devbroker" "$WORK" || exit 1
-pids+=("$DEVBROKER_PID")
+if [ "$KAFKA" = devbroker ]; then
+	devbroker_start "$BIN/devbroker" "$WORK" || exit 1
+	pids+=("$BROKER_PID")
+	BROKER_PID=$BROKER_PID
+	log "Kafka: devbroker (librdkafka mock cluster) on $KAFKA_BROKERS"
+else
+	tools/kafka/install.sh || exit 1
+	kafka_up "$WORK/kafka" 1 task-updates 3 || exit 1
+	KAFKA_STARTED=1
+	BROKER_PID=$(cat "$WORK/kafka/node-1/pid")
+	log "Kafka: Apache Kafka $KAFKA_VERSION (KRaft, 1 node) on $KAFKA_BROKERS"
+fi
+# make_topic NAME: Apache Kafka creates no topic by itself (3 partitions, as in the tests).
+make_topic() {
+	[ "$KAFKA" = devbroker ] && return 0
+	tools/kafka/cluster.sh topic "$WORK/kafka" "$1" 3
+}
 
 GW_COMMON=(JWT_SECRET="$JWT_SECRET" MAX_CONNECTIONS_PER_USER=200 HEARTBEAT_INTERVAL=60)
 if [ -x "$BIN/ws-gateway" ]; then
@@ -355,13 +380,14 @@ if has api; then
 			# follows a saturation run (30,000 rows written and marked published)
 			# shares the machine with the autovacuum of that burst.
 			[ "${API_VACUUM:-1}" = 1 ] && psql -q -X "$DATABASE_URL" -c 'VACUUM (ANALYZE)' >/dev/null
+			make_topic "$topic" || return 1
 			start_api "$topic" || return 1
-			a0=$(cpu_s "$API_PID") b0=$(cpu_s "$DEVBROKER_PID")
+			a0=$(cpu_s "$API_PID") b0=$(cpu_s "$BROKER_PID")
 			p0=$(pg_cpu_s)
 			if timeout 120 env "$@" API_PORT="$API_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
 				KAFKA_TOPIC="$topic" LOG_LEVEL=warn "$BIN/api-load" >"$WORK/api.json" \
 				2>>"$WORK/api-load.log"; then
-				a1=$(cpu_s "$API_PID") b1=$(cpu_s "$DEVBROKER_PID")
+				a1=$(cpu_s "$API_PID") b1=$(cpu_s "$BROKER_PID")
 				p1=$(pg_cpu_s)
 				# The relay's own counters (events that went by a read of the outbox
 				# instead of the hand-off, guard trips, holes given up) and its

@@ -533,6 +533,47 @@ START_TEST(ready_follows_the_consumer)
 }
 END_TEST
 
+/* Apache Kafka crashes (SIGKILL) and comes back on its log dirs under a gateway with
+ * open sockets: the sockets stay open through it, and every event produced once
+ * the broker is back reaches them, in order. */
+START_TEST(broker_restart_under_open_sockets)
+{
+	char topic[64], id[UUID_STR_LEN];
+	test_topic(topic, sizeof(topic));
+	gw_proc g;
+	gw_start(&g, topic, NULL);
+	ws_client *a = open_user(&g, "u1"), *b = open_user(&g, "u1");
+	char *ev = make_event("u1", id, 0);
+	produce(topic, "u1", ev, strlen(ev));
+	free(ev);
+	expect_event(a, "u1", id, 5000);
+	expect_event(b, "u1", id, 5000);
+
+	broker_guard(1);
+	broker_kill(1);
+	/* the sockets hear nothing, and are not closed, while the broker is gone */
+	expect_nothing(a, 2000);
+	ck_assert_int_eq(ws_close_code(a), 0);
+	broker_start(1);
+
+	char ids[5][UUID_STR_LEN];
+	for (int i = 0; i < 5; i++) {
+		ev = make_event("u1", ids[i], 0);
+		produce(topic, "u1", ev, strlen(ev));
+		free(ev);
+	}
+	for (int i = 0; i < 5; i++) {
+		expect_event(a, "u1", ids[i], 30000);
+		expect_event(b, "u1", ids[i], 30000);
+	}
+	ck_assert_int_eq(ws_close_code(a), 0);
+	ck_assert_int_eq(ws_close_code(b), 0);
+	ws_free(a);
+	ws_free(b);
+	ck_assert_int_eq(gw_stop(&g, NULL), 0);
+}
+END_TEST
+
 /* The README's "Sending a test event by hand" pipeline, from `echo '` to the end of
  * its code block, as a caller-freed string (fails the test when it is not there). */
 static char *readme_console_line(void)
@@ -650,6 +691,7 @@ Suite *gateway_suite(void)
 	tcase_add_test(tc, operational_endpoints);
 	tcase_add_test(tc, ready_follows_the_consumer);
 	tcase_add_test(tc, console_producer_line_from_readme);
+	tcase_add_test(tc, broker_restart_under_open_sockets);
 	suite_add_tcase(s, tc);
 	return s;
 }
