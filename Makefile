@@ -4,7 +4,7 @@
 #   make            build everything into build/ (-O2 -g, warnings are errors)
 #   make asan       the same with AddressSanitizer + UBSan into build/asan/
 #   make test       install what is missing, build with sanitizers, run every suite
-#   make run        the whole stack on this machine (PostgreSQL, devbroker, both services)
+#   make run        the whole stack on this machine (PostgreSQL, Apache Kafka, both services; KAFKA=devbroker: the mock)
 #   make deps       install the Debian packages (idempotent)
 #   make fmt | lint | bench | token USER=alice | clean
 
@@ -71,7 +71,7 @@ deps:
 	@tools/deps.sh
 
 # The README's test command. Installs what it needs, builds with ASan+UBSan and runs
-# every suite against a throw-away PostgreSQL and the devbroker it starts itself.
+# every suite against a throw-away PostgreSQL and a one-node Apache Kafka it starts itself.
 test: deps
 	$(MAKE) -j2 SAN=1 all tests
 	$(MAKE) -j2 all

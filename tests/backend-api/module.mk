@@ -1,6 +1,6 @@
 # tests/backend-api: test-backend, integration tests that run the real
 # $(TASKSYNC_BIN)/backend-api (the sanitizer build) against the harness's
-# PostgreSQL and devbroker. It speaks HTTP, SQL and Kafka to the binary only, so it
+# PostgreSQL and Apache Kafka. It speaks HTTP, SQL and Kafka to the binary only, so it
 # links no backend-api code and builds before backend-api/ exists.
 TEST_BA_SRCS := tests/backend-api/run.c tests/backend-api/harness.c \
                 tests/backend-api/test_tasks.c tests/backend-api/test_outbox.c \

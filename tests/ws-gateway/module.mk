@@ -1,5 +1,5 @@
 # tests/ws-gateway: test-gateway, unit tests of the gateway's modules and integration
-# tests that run the real $(TASKSYNC_BIN)/ws-gateway against the devbroker.
+# tests that run the real $(TASKSYNC_BIN)/ws-gateway against Apache Kafka.
 TEST_GW_SRCS := tests/ws-gateway/run.c tests/ws-gateway/test_conn.c \
                 tests/ws-gateway/test_registry.c tests/ws-gateway/test_gateway.c \
                 tests/ws-gateway/ws_client.c tests/ws-gateway/harness.c
