@@ -154,6 +154,17 @@ async function timed(page, expected, ms, what, action) {
   return Date.now() - t0;
 }
 
+// Waits until a page has applied the event with seq (its own changes show before
+// their echo arrives, so an equal list does not mean the echo was applied yet).
+async function waitSeq(page, seq, ms, what) {
+  try {
+    await page.waitForFunction((s) => window.__changes.some((c) => c.seq === s), seq, { timeout: ms });
+  } catch {
+    const got = await page.evaluate(() => window.__changes.map((c) => c.seq).join(','));
+    throw new Error(`${what}: seq ${seq} not applied within ${ms} ms (applied: ${got})`);
+  }
+}
+
 // Checks that the changes a page applied are each seq once, consecutive, in order.
 function checkSeqs(changes, fromSeq, toSeq, what) {
   const seqs = changes.map((c) => c.seq).filter((s) => s !== null && s !== undefined);
@@ -253,6 +264,8 @@ test('two tabs of one user stay in step within 1 s (toast in B, none in A)', 900
   const end = await serverList(token);
   await waitList(a, end.tasks, WAIT_MS, 'A at the end');
   await waitList(b, end.tasks, WAIT_MS, 'B at the end');
+  await waitSeq(a, end.seq, WAIT_MS, 'A at the end');
+  await waitSeq(b, end.seq, WAIT_MS, 'B at the end');
   checkSeqs(await a.evaluate(() => window.__changes.slice()), srv0.seq, end.seq, 'A');
   checkSeqs(await b.evaluate(() => window.__changes.slice()), srv0.seq, end.seq, 'B');
   await screenshot(a, b);
@@ -380,6 +393,7 @@ test('ws-gateway SIGKILLed and restarted during 20 changes: B gets each once, in
   assert(srv.seq - seq0 === 20, `server seq moved by ${srv.seq - seq0}, want 20`);
   await waitList(B.page, srv.tasks, 30000, 'B after the gateway returned');
   await waitState(B.page, 'live', 30000);
+  await waitSeq(B.page, srv.seq, 30000, 'B after the gateway returned');
   const changes = await B.page.evaluate(() => window.__changes.slice());
   checkSeqs(changes, seq0, srv.seq, 'B');
   const by = changes.reduce((m, c) => ((m[c.source] = (m[c.source] || 0) + 1), m), {});
@@ -414,6 +428,7 @@ test('Kafka frozen (SIGSTOP) for 10 s while A makes changes: B catches up comple
   const srv = await serverList(token);
   assert(srv.seq - seq0 === 8, `server seq moved by ${srv.seq - seq0}, want 8`);
   await waitList(B.page, srv.tasks, 40000, 'B after the broker returned');
+  await waitSeq(B.page, srv.seq, 40000, 'B after the broker returned');
   const changes = await B.page.evaluate(() => window.__changes.slice());
   checkSeqs(changes, seq0, srv.seq, 'B');
   const by = changes.reduce((m, c) => ((m[c.source] = (m[c.source] || 0) + 1), m), {});

@@ -67,7 +67,7 @@ report() {
 	while IFS= read -r f; do
 		echo "--- tail of $f"
 		tail -n 15 "$f"
-	done < <(find "$TEST_RUN_DIR" -name '*.log' -newer "$stamp" -printf '%T@ %p\n' 2>/dev/null |
+	done < <(find "$TEST_RUN_DIR" -name '*.log' -not -path '*/data/*' -newer "$stamp" -printf '%T@ %p\n' 2>/dev/null |
 		sort -rn | head -n 6 | cut -d' ' -f2-)
 }
 run_one() { # name command...

@@ -87,7 +87,11 @@ cmd_up() {
 	local rf=$((n < 3 ? n : 3)) isr=$((n < 3 ? 1 : 2))
 	# base64url of 16 random bytes: a cluster id as kafka-storage.sh random-uuid gives
 	local cid
-	cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	# (not starting with '-': kafka-storage.sh would take it for an option)
+	cid=-
+	while [[ $cid == -* ]]; do
+		cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	done
 	for ((i = 1; i <= n; i++)); do
 		local nd=$dir/node-$i
 		mkdir -p "$nd/data"
