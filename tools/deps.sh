@@ -4,6 +4,7 @@
 # Apache Kafka (tools/kafka/install.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/lib.sh
 
 want=$(cat packages/build.txt packages/runtime.txt packages/dev.txt | sed 's/#.*//' | awk 'NF')
 missing=()
@@ -12,23 +13,13 @@ for p in $want; do
 		missing+=("$p")
 	fi
 done
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "deps: installing ${missing[*]}"
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+[ ${#missing[@]} -eq 0 ] || apt_install deps "${missing[@]}"
 
 # Node.js runs the browser and deployment checks. These machines ship Node.js 20
 # (playwright-core 1.65 needs 20 or newer); where node is missing, Debian's is
 # installed (bookworm's is 18: the browser tests then say so and fail clearly).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-	echo "deps: installing nodejs npm"
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+	apt_install deps nodejs npm
 fi
 
 # npm packages of the test suites that have a package.json (playwright-core for the

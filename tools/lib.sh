@@ -4,7 +4,18 @@
 
 TASKSYNC_TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)}
+
+# apt_install WHO PKG...: installs Debian packages (apt-get update first; sudo when
+# not root), saying "WHO: installing PKG..." first.
+apt_install() {
+	local who=$1 sudo=""
+	shift
+	echo "$who: installing $*"
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
 # free_port: prints a TCP port on 127.0.0.1 that nothing listens on, below the
 # kernel's ephemeral range (a port from that range can be taken by any outgoing
@@ -111,19 +122,8 @@ kafka_down() {
 # kafka_heal DIR: every node of the cluster in DIR running again (a test that froze
 # or killed one and died before bringing it back must not break the next suite).
 kafka_heal() {
-	local dir=$1 pid i
-	for pf in "$dir"/node-*/pid; do
-		[ -f "$pf" ] || continue
-		pid=$(cat "$pf")
-		i=${pf%/pid}
-		i=${i##*/node-}
-		if kill -0 "$pid" 2>/dev/null; then
-			kill -CONT "$pid" 2>/dev/null || true
-		else
-			echo "harness: kafka node $i was down; starting it"
-			"$TASKSYNC_TOOLS/kafka/cluster.sh" start "$dir" "$i" || return 1
-		fi
-	done
+	[ -d "$1/node-1" ] || return 0
+	"$TASKSYNC_TOOLS/kafka/cluster.sh" heal "$1"
 }
 
 # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5).

@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include "../support/broker.h"
+#include "../support/kafka_io.h"
 #include "../support/runner.h"
 #include "common/event.h"
 #include "common/util.h"
@@ -37,7 +38,7 @@ void be_start(backend *b, const char *const *extra)
 	memset(b, 0, sizeof(*b));
 	pgtest_createdb(b->db, sizeof(b->db));
 	unique_name(b->topic, sizeof(b->topic), "ba-test");
-	broker_create_topic(b->topic, 3);
+	kafka_create_topic(b->topic, 3);
 	start(b, extra);
 }
 

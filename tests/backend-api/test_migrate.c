@@ -3,7 +3,7 @@
  * once; `backend-api migrate` applies them and exits. */
 #include "harness.h"
 
-#include "../support/broker.h"
+#include "../support/kafka_io.h"
 #include "suites.h"
 
 #include "../support/runner.h"
@@ -132,7 +132,7 @@ START_TEST(concurrent_migrations)
 	memset(&a, 0, sizeof(a));
 	pgtest_createdb(a.db, sizeof(a.db));
 	unique_name(a.topic, sizeof(a.topic), "ba-test");
-	broker_create_topic(a.topic, 3);
+	kafka_create_topic(a.topic, 3);
 	pid_t k = fork();
 	ck_assert_int_ge(k, 0);
 	if (k == 0) {

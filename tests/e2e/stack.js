@@ -210,15 +210,7 @@ export class Stack {
   /** Whatever a failed test left: the broker running again. */
   brokerHeal() {
     if (!this.kafkaDir) return;
-    let alive = false;
-    try {
-      process.kill(this.brokerPid(), 0);
-      alive = true;
-    } catch {
-      alive = false;
-    }
-    if (alive) this.brokerThaw();
-    else this.brokerRestart();
+    execFileSync('bash', [this.cluster, 'heal', this.kafkaDir], { stdio: 'pipe', timeout: 180000 });
   }
   stopKafka() {
     if (!this.kafkaDir) return;

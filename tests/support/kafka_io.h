@@ -19,7 +19,7 @@ typedef struct kmsg {
 typedef struct kreader kreader;
 
 /* A reader of topic on $KAFKA_BROKERS. Waits up to wait_ms for the topic to exist
- * (broker_create_topic makes it), then assigns all its partitions
+ * (kafka_create_topic makes it), then assigns all its partitions
  * at the beginning. Returns NULL (after a failed assertion message) on error. */
 kreader *kreader_open(const char *topic, int wait_ms);
 /* Consumes until at least n messages were collected in total or timeout_ms
@@ -32,5 +32,12 @@ void kreader_free(kreader *r);
 /* Produces payload with key (NULL: none) to topic and waits for the delivery
  * (fails the test otherwise). */
 void kafka_produce(const char *topic, const char *key, const char *payload, size_t len);
+
+/* Creates topic with partitions partitions on $KAFKA_BROKERS (replication factor:
+ * the node count, at most 3) and waits until its metadata shows every partition
+ * with a leader. Fails the test on error. */
+void kafka_create_topic(const char *topic, int partitions);
+/* The node id that leads partition of topic (-1 when none does). */
+int kafka_leader(const char *topic, int partition);
 
 #endif

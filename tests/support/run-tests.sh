@@ -16,7 +16,7 @@
 #   PG_ADMIN_URL, PGHOST, PGPORT, TEST_RUN_DIR, and the Kafka cluster's KAFKA_HOME,
 #   KAFKA_VERSION, KAFKA_BROKERS, KAFKA_NODES, KAFKA_DIR (tests/support/broker.h).
 # A test that needs its own database creates one through PG_ADMIN_URL, its own
-# topic through broker_create_topic (the broker creates none by itself).
+# topic through kafka_create_topic (the broker creates none by itself).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tools/lib.sh

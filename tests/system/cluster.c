@@ -1,5 +1,6 @@
 #include "cluster.h"
 
+#include "../support/broker.h"
 #include "../support/fixtures.h"
 #include "../support/proc.h"
 #include "../support/runner.h"
@@ -7,7 +8,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,38 +17,6 @@
 static void cluster_sh(char *out, size_t len)
 {
 	snprintf(out, len, "%s/tools/kafka/cluster.sh", test_env("TASKSYNC_ROOT"));
-}
-
-/* The guard: a child in a session of its own (Check kills the test's process
- * group when the test ends; the guard must outlive it) that waits for EOF on a pipe
- * whose only writer is the test process, then stops the cluster. O_CLOEXEC keeps
- * the services the test starts from holding the writer. */
-static void guard(const cluster *c)
-{
-	char sh[1024], log[600];
-	cluster_sh(sh, sizeof(sh));
-	snprintf(log, sizeof(log), "%s/guard.log", c->dir);
-	int fds[2];
-	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		(void)setsid();
-		close(fds[1]);
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		char ch;
-		ssize_t r;
-		while ((r = read(fds[0], &ch, 1)) > 0 || (r < 0 && errno == EINTR))
-			;
-		execl("/bin/bash", "bash", sh, "down", c->dir, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[0]);
-	/* fds[1] stays open (and leaks on purpose) for the life of the test process. */
 }
 
 /* Copies the value of NAME= in the kafka.env text into out; 0 or -1 when absent. */
@@ -115,7 +83,7 @@ void cluster_up(cluster *c, int nodes)
 	unique_name(name, sizeof(name), "c");
 	snprintf(c->dir, sizeof(c->dir), "%s/kafka%d-%s", test_env("TEST_RUN_DIR"), nodes, name);
 	ck_assert_msg(mkdir(c->dir, 0755) == 0, "mkdir %s: %s", c->dir, strerror(errno));
-	guard(c);
+	broker_on_exit("down", c->dir, 0); /* no JVM outlives the test */
 	cluster_sh(sh, sizeof(sh));
 	snprintf(n, sizeof(n), "%d", nodes);
 	snprintf(log, sizeof(log), "%s/up.log", c->dir);

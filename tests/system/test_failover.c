@@ -708,7 +708,7 @@ START_TEST(leader_killed_during_writes)
 	assert_cluster_settings(&k);
 	char topic[128], db[256];
 	unique_name(topic, sizeof(topic), "sys-test");
-	broker_create_topic(topic, 3);
+	kafka_create_topic(topic, 3);
 	pgtest_createdb(db, sizeof(db));
 	proc be, gw[GATEWAYS];
 	start_backend(&be, db, topic);
@@ -760,7 +760,7 @@ START_TEST(leader_killed_during_writes)
 		ck_assert_int_eq(pthread_create(&w[i].thread, NULL, writer_main, &w[i]), 0);
 	}
 	wait_done(r, writes / 3, deadline);
-	int victim = broker_leader(topic, 0);
+	int victim = kafka_leader(topic, 0);
 	ck_assert_msg(victim >= 1 && victim <= 3, "partition 0 of %s has no leader", topic);
 	long at_kill = atomic_load(&r->done);
 	int64_t t_kill = mono_ms();
@@ -769,7 +769,7 @@ START_TEST(leader_killed_during_writes)
 	int leader = -1;
 	while (mono_ms() < t_kill + 30000) {
 		check_foreign(r);
-		leader = broker_leader(topic, 0);
+		leader = kafka_leader(topic, 0);
 		if (leader >= 1 && leader != victim)
 			break;
 		usleep(50000);

@@ -1,6 +1,6 @@
 #include "harness.h"
 
-#include "../support/broker.h"
+#include "../support/kafka_io.h"
 #include "../support/proc.h"
 #include "../support/runner.h"
 #include "common/util.h"
@@ -18,7 +18,7 @@ long long ms_now(void)
 void test_topic(char *out, size_t len)
 {
 	unique_name(out, len, "gw-test");
-	broker_create_topic(out, 3);
+	kafka_create_topic(out, 3);
 }
 
 void gw_start(gw_proc *g, const char *topic, const char *const *extra)

@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include "../support/broker.h"
+#include "../support/kafka_io.h"
 #include "suites.h"
 #include "ws_client.h"
 
@@ -614,7 +615,7 @@ START_TEST(console_producer_line_from_readme)
 {
 	char *cmd = readme_console_line();
 	ck_assert_msg(strstr(cmd, "--topic task-updates"), "README's topic: %s", cmd);
-	broker_create_topic("task-updates", 3);
+	kafka_create_topic("task-updates", 3);
 	gw_proc g;
 	gw_start(&g, "task-updates", NULL);
 	ws_client *a = open_user(&g, "u1"), *b = open_user(&g, "u1"), *o = open_user(&g, "u2");

@@ -10,6 +10,8 @@
 #   cluster.sh start DIR I             (re)starts node I on its own log dirs; waits
 #   cluster.sh signal DIR I SIG        sends SIG to node I (KILL: waits for its exit)
 #   cluster.sh pid DIR I               prints node I's PID
+#   cluster.sh heal DIR [I]            every node (or node I) running again: a frozen
+#                                      one thawed, a dead one started; waits
 #   cluster.sh down DIR                stops every node (SIGTERM; SIGKILL after 30 s)
 #
 # DIR/kafka.env: KAFKA_HOME, KAFKA_VERSION, KAFKA_BROKERS (every node), KAFKA_NODES,
@@ -162,6 +164,22 @@ cmd_signal() {
 	fi
 }
 
+cmd_heal() {
+	local dir=$1 only=${2:-} pf i pid
+	for pf in "$dir"/node-*/pid; do
+		[ -f "$pf" ] || continue
+		i=${pf%/pid}
+		i=${i##*/node-}
+		[ -z "$only" ] || [ "$i" = "$only" ] || continue
+		pid=$(cat "$pf")
+		if kill -CONT "$pid" 2>/dev/null; then
+			continue
+		fi
+		echo "kafka: node $i was down; starting it" >&2
+		cmd_start "$dir" "$i"
+	done
+}
+
 cmd_down() {
 	local dir=$1 pids=()
 	for pf in "$dir"/node-*/pid; do
@@ -188,6 +206,7 @@ topic) shift; cmd_topic "$@" ;;
 start) shift; cmd_start "$@" ;;
 signal) shift; cmd_signal "$@" ;;
 pid) shift; node_pid "$@" ;;
+heal) shift; cmd_heal "$@" ;;
 down) shift; cmd_down "$@" ;;
 version) version ;;
 *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

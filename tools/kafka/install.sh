@@ -5,6 +5,7 @@
 # JRE and Maven from Debian where missing. Prints nothing when all is in place.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 libs=$here/libs
 stamp=$libs/.pom.sha256
 want=$(sha256sum "$here/pom.xml" | cut -d' ' -f1)
@@ -14,13 +15,7 @@ fi
 need=()
 command -v java >/dev/null || need+=(default-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
-if [ ${#need[@]} -gt 0 ]; then
-	echo "kafka: installing ${need[*]}"
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+[ ${#need[@]} -eq 0 ] || apt_install kafka "${need[@]}"
 jv=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
 if [ "${jv%%.*}" -lt 17 ] 2>/dev/null; then
 	echo "kafka: Java $jv found; Apache Kafka 4 needs 17 or newer" >&2
