@@ -59,8 +59,8 @@ static const stmt stmts[S__COUNT] = {
                                        "o AS (" OUTBOX_INSERT
                                        "SELECT $2, s.seq, $9::uuid, 'task.created', "
                                        "$10::text || s.seq || $11::text || s.pos || "
-                                       "$12::text FROM s RETURNING id, payload) SELECT s.seq, "
-                                       "s.pos, o.id, o.payload FROM s, o"},
+                                       "$12::text FROM s RETURNING id) SELECT s.seq, "
+                                       "s.pos FROM s, o"},
     /* The next seq; takes the user's lock. */
     [S_BUMP] = {"bump", "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, 1, 0) "
                         "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq, "
@@ -73,10 +73,10 @@ static const stmt stmts[S__COUNT] = {
          "WITH t AS (UPDATE tasks SET title = $3, description = $4, priority = $5, "
          "due_at = " TS_PARAM("$6") ", completed = $7, version = $8, updated_at = " TS_PARAM(
              "$9") " WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
-                   "VALUES ($2, $10, $11, $12, $13) RETURNING id"},
+                   "VALUES ($2, $10, $11, $12, $13)"},
     [S_DELETE] = {"delete",
                   "WITH t AS (DELETE FROM tasks WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
-                  "VALUES ($2, $3, $4, 'task.deleted', $5) RETURNING id"},
+                  "VALUES ($2, $3, $4, 'task.deleted', $5)"},
     [S_NEXTPOS] = {"nextpos", "UPDATE user_seq SET next_pos = (SELECT coalesce(max(position) "
                               "+ 1, 0) FROM tasks WHERE user_id = $1) WHERE user_id = $1"},
     [S_IDS] = {"ids", "SELECT id::text FROM tasks WHERE user_id = $1" ORDER_BY("")},
@@ -84,8 +84,7 @@ static const stmt stmts[S__COUNT] = {
                    "WITH o AS (SELECT id, ord FROM unnest($2::uuid[]) WITH ORDINALITY AS o(id, "
                    "ord)), t AS (UPDATE tasks SET position = o.ord - 1 FROM o WHERE tasks.id = "
                    "o.id AND tasks.user_id = $1), u AS (UPDATE user_seq SET next_pos = $3 WHERE "
-                   "user_id = $1) " OUTBOX_INSERT "VALUES ($1, $4, $5, 'task.reordered', $6) "
-                   "RETURNING id"},
+                   "user_id = $1) " OUTBOX_INSERT "VALUES ($1, $4, $5, 'task.reordered', $6)"},
     /* One statement, so one snapshot: the list and the seq it is current at. */
     [S_LIST] = {"list", "SELECT s.seq, " COLS(
                             "t.") " FROM (SELECT coalesce((SELECT seq FROM user_seq WHERE "
@@ -215,20 +214,6 @@ void ts_task_clear(ts_task *t)
 	free(t->title);
 	free(t->description);
 	memset(t, 0, sizeof(*t));
-}
-
-void ts_written_clear(ts_written *w)
-{
-	if (!w)
-		return;
-	free(w->payload);
-	memset(w, 0, sizeof(*w));
-}
-
-/* The id RETURNING gave the outbox row of a one-row result. */
-static int64_t returned_id(const PGresult *r, int col)
-{
-	return PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, col), NULL, 10) : 0;
 }
 
 static void task_copy(ts_task *dst, const ts_task *src)
@@ -378,10 +363,9 @@ static const char *last_occurrence(const char *hay, const char *needle)
 }
 
 int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin, ts_task *out,
-              int *created, ts_written *w)
+              int *created)
 {
 	memset(out, 0, sizeof(*out));
-	memset(w, 0, sizeof(*w));
 	*created = 0;
 	ts_task t;
 	task_copy(&t, in);
@@ -427,9 +411,6 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 		int ok = PQntuples(r) == 1;
 		if (ok) {
 			t.position = getll(r, 0, 1);
-			w->seq = getll(r, 0, 0);
-			w->outbox_id = getll(r, 0, 2);
-			w->payload = xstrdup(PQgetvalue(r, 0, 3));
 		}
 		PQclear(r);
 		if (!ok) {
@@ -489,10 +470,9 @@ static int apply_patch(ts_task *t, const ts_patch *p)
 }
 
 int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patch, int64_t if_match,
-              const char *origin, ts_task *out, int *changed, ts_written *w)
+              const char *origin, ts_task *out, int *changed)
 {
 	memset(out, 0, sizeof(*out));
-	memset(w, 0, sizeof(*w));
 	*changed = 0;
 	int64_t seq, pos;
 	/* The user's lock first, as every writer takes it first: no lock-order deadlock
@@ -548,22 +528,20 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 		ts_task_clear(&t);
 		return TS_DB;
 	}
-	int64_t oid = returned_id(r, 0);
 	PQclear(r);
 	if (commit(pg)) {
 		free(payload);
 		ts_task_clear(&t);
 		return TS_DB;
 	}
-	*w = (ts_written){oid, seq, payload};
+	free(payload);
 	*out = t;
 	*changed = 1;
 	return TS_OK;
 }
 
-int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin, ts_written *w)
+int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin)
 {
-	memset(w, 0, sizeof(*w));
 	int64_t seq, pos;
 	if (begin_bump(pg, S_BUMP, user, &seq, &pos))
 		return TS_DB;
@@ -588,7 +566,6 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin, 
 		rollback(pg);
 		return TS_DB;
 	}
-	int64_t oid = returned_id(r, 0);
 	PQclear(r);
 	const char *v2[] = {user};
 	r = run(pg, S_NEXTPOS, 1, v2);
@@ -599,15 +576,14 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin, 
 		return TS_DB;
 	}
 	PQclear(r);
-	*w = (ts_written){oid, seq, payload};
+	free(payload);
 	return TS_OK;
 }
 
 int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n, const char *origin,
-               json_t **order, int64_t *seq, char *err, size_t errlen, ts_written *w)
+               json_t **order, int64_t *seq, char *err, size_t errlen)
 {
 	*order = NULL;
-	memset(w, 0, sizeof(*w));
 	int64_t pos;
 	if (begin_bump(pg, S_BUMP, user, seq, &pos))
 		return TS_DB;
@@ -673,14 +649,13 @@ int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n, c
 		json_decref(full);
 		return TS_DB;
 	}
-	int64_t oid = returned_id(r, 0);
 	PQclear(r);
 	if (commit(pg)) {
 		free(payload);
 		json_decref(full);
 		return TS_DB;
 	}
-	*w = (ts_written){oid, *seq, payload};
+	free(payload);
 	*order = full;
 	return TS_OK;
 }

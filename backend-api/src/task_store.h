@@ -2,9 +2,9 @@
  *
  * Each mutation is ONE transaction: take the user's next seq (which locks the
  * user's counter row and so serialises that user's writes), change tasks, insert
- * the event into the outbox, commit. The committed event comes back to the caller
- * (ts_written) to be handed to the relay. Statements are prepared once per
- * connection (ts_prepare, the pool's on_connect hook).
+ * the event into the outbox, commit. The relay (outbox.h) reads the committed
+ * outbox rows from PostgreSQL's WAL. Statements are prepared once per connection
+ * (ts_prepare, the pool's on_connect hook).
  *
  * Every function takes a connection the caller holds exclusively and leaves it idle
  * (outside a transaction) or broken; results are TS_* codes. */
@@ -69,15 +69,6 @@ typedef struct ts_patch {
 char *ts_event_build(event_type type, const char *user, int64_t seq, const char *origin,
                      int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN]);
 
-/* The event a mutation committed (outbox_id 0: none), for the relay. */
-typedef struct ts_written {
-	int64_t outbox_id;
-	int64_t seq;
-	char *payload; /* owned: the outbox row's payload */
-} ts_written;
-
-void ts_written_clear(ts_written *w);
-
 /* Prepares the statements on a new connection (db on_connect hook). 0 or -1. */
 int ts_prepare(PGconn *pg, void *arg);
 
@@ -89,28 +80,24 @@ MUST_CHECK int ts_ping(PGconn *pg);
 MUST_CHECK int ts_list(PGconn *pg, const char *user, json_t **tasks, int64_t *seq);
 /* One task of the user (id must be a valid UUID). */
 MUST_CHECK int ts_get(PGconn *pg, const char *user, const char *id, ts_task *out);
-/* The mutations below fill *w (zeroed first) with the event they committed.
- *
- * Creates in->id (a UUID) at the end of the user's list and publishes task.created.
+/* Creates in->id (a UUID) at the end of the user's list and publishes task.created.
  * When the user already has that id, fills *out with the stored task, sets *created
  * to 0 and publishes nothing. TS_CONFLICT when another user has it. */
 MUST_CHECK int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin,
-                         ts_task *out, int *created, ts_written *w);
+                         ts_task *out, int *created);
 /* Applies patch. if_match < 0: unconditional. A patch that changes nothing commits
  * nothing (*changed = 0, *out the task). TS_STALE leaves the current task in *out. */
 MUST_CHECK int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patch,
-                         int64_t if_match, const char *origin, ts_task *out, int *changed,
-                         ts_written *w);
+                         int64_t if_match, const char *origin, ts_task *out, int *changed);
 /* Deletes and publishes task.deleted (with the last state of the task). */
-MUST_CHECK int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin,
-                         ts_written *w);
+MUST_CHECK int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin);
 /* Rewrites positions: ids (lower-case UUIDs, n of them) first, then the user's other
  * tasks in their current relative order. Publishes task.reordered with the full
  * order. TS_INVALID (reason in err) for an unknown or duplicate id. *order is a new
  * JSON array; *seq the event's seq. */
 MUST_CHECK int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n,
                           const char *origin, json_t **order, int64_t *seq, char *err,
-                          size_t errlen, ts_written *w);
+                          size_t errlen);
 /* The user's events with seq > since (at most limit), as the JSON reply body
  * {"events":[...],"seq":N,"has_more":b} (caller frees *body). TS_GONE when events
  * after since were pruned; *seq is set in every case. */

@@ -61,17 +61,6 @@ static void release(api_req *r, db_conn *dc, int rc)
 	db_release(r->ctx->pool, dc);
 }
 
-/* Hands the event a mutation committed to the relay, which publishes it at once
- * (the payload goes with it), and clears w. */
-static void hand_off(api_req *r, ts_written *w)
-{
-	if (w->outbox_id) {
-		outbox_handoff(r->ctx->relay, w->outbox_id, r->user, w->seq, w->payload);
-		w->payload = NULL;
-	}
-	ts_written_clear(w);
-}
-
 static int not_found(api_req *r)
 {
 	return api_error(r, 404, "not_found", NULL, NULL, NULL, "no such task");
@@ -213,10 +202,8 @@ int tasks_create(api_req *r)
 	}
 	ts_task out;
 	int created = 0;
-	ts_written w;
-	int rc = ts_create(db_pg(dc), r->user, &in, r->origin, &out, &created, &w);
+	int rc = ts_create(db_pg(dc), r->user, &in, r->origin, &out, &created);
 	release(r, dc, rc);
-	hand_off(r, &w);
 	char hdr[256];
 	switch (rc) {
 	case TS_OK:
@@ -333,10 +320,8 @@ int tasks_patch(api_req *r)
 	}
 	ts_task t;
 	int changed;
-	ts_written w;
-	int rc = ts_update(db_pg(dc), r->user, r->id, &p, if_match, r->origin, &t, &changed, &w);
+	int rc = ts_update(db_pg(dc), r->user, r->id, &p, if_match, r->origin, &t, &changed);
 	release(r, dc, rc);
-	hand_off(r, &w);
 	char hdr[256];
 	switch (rc) {
 	case TS_OK:
@@ -367,10 +352,8 @@ int tasks_delete(api_req *r)
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc)
 		return unavailable(r);
-	ts_written w;
-	int rc = ts_delete(db_pg(dc), r->user, r->id, r->origin, &w);
+	int rc = ts_delete(db_pg(dc), r->user, r->id, r->origin);
 	release(r, dc, rc);
-	hand_off(r, &w);
 	if (rc == TS_NOT_FOUND)
 		return not_found(r);
 	if (rc != TS_OK)
@@ -418,11 +401,9 @@ int tasks_reorder(api_req *r)
 	json_t *full;
 	int64_t seq;
 	char why[128];
-	ts_written w;
 	int rc =
-	    ts_reorder(db_pg(dc), r->user, ids, n, r->origin, &full, &seq, why, sizeof(why), &w);
+	    ts_reorder(db_pg(dc), r->user, ids, n, r->origin, &full, &seq, why, sizeof(why));
 	release(r, dc, rc);
-	hand_off(r, &w);
 	if (rc == TS_OK)
 		st = api_json(r, 200,
 		              json_pack("{s:o, s:I}", "order", full, "seq", (json_int_t)seq), NULL);
