@@ -41,6 +41,14 @@ static const cfg_entry table[] = {
      "ws-gateway URL that /config.json gives browsers"},
     {"SHUTDOWN_TIMEOUT_MS", CFG_INT, &g_cfg.shutdown_timeout_ms, "10000", 100, 600000,
      "after SIGTERM, how long the relay may keep publishing before exit"},
+    /* The API's per-user quotas (tasks.c). */
+    {"MAX_TASKS_PER_USER", CFG_INT, &g_cfg.max_tasks_per_user, "100000", 1, 100000000,
+     "tasks a user may have; a create beyond it gets 409 task_quota_exceeded"},
+    {"USER_RATE_LIMIT", CFG_INT, &g_cfg.user_rate_limit, "1000", 0, 1000000,
+     "API requests per second per user, per process (token bucket; over it: 429 with "
+     "Retry-After); 0: no limit"},
+    {"USER_RATE_BURST", CFG_INT, &g_cfg.user_rate_burst, "2000", 1, 10000000,
+     "requests a user may send at once above USER_RATE_LIMIT (the bucket's size)"},
 };
 
 /* `backend-api migrate` needs only the database (a job or init container need not

@@ -26,6 +26,10 @@ typedef struct ba_config {
 	char *static_dir;         /* STATIC_DIR: web client served at / when set */
 	char *public_gateway_url; /* PUBLIC_GATEWAY_URL: what /config.json tells browsers */
 	long shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT_MS */
+	/* The API's per-user quotas (tasks.c). */
+	long max_tasks_per_user; /* MAX_TASKS_PER_USER: a create beyond it -> 409 */
+	long user_rate_limit;    /* USER_RATE_LIMIT: requests/s per user and process; 0 off */
+	long user_rate_burst;    /* USER_RATE_BURST: the token bucket's size */
 } ba_config;
 
 /* Loads the configuration from the environment. 0, or -1 with every problem in err. */

@@ -46,6 +46,7 @@ static const route routes[] = {
     {"GET", "/api/v1/tasks/{id}", tasks_get, NULL, 0},
     {"PATCH", "/api/v1/tasks/{id}", tasks_patch, NULL, 0},
     {"DELETE", "/api/v1/tasks/{id}", tasks_delete, NULL, 0},
+    {"POST", "/api/v1/tasks/{id}/move", tasks_move, NULL, 0},
     {"GET", "/api/v1/events", tasks_events, NULL, 0},
     {"POST", "/api/v1/dev/login", NULL, h_dev_login, 1},
     {"GET", "/healthz", NULL, h_healthz, 0},
@@ -65,7 +66,14 @@ static int match(const char *pattern, const char *path, const char **id)
 	if (strncmp(pattern, path, pre) != 0)
 		return 0;
 	const char *seg = path + pre;
-	if (!*seg || strchr(seg, '/'))
+	/* A suffix after {id} ("/move"): the segment runs to where it starts, and the
+	 * handler gets "<id>/move" as its id. */
+	const char *suffix = brace + strlen("{id}");
+	size_t sl = strlen(suffix), pl = strlen(seg);
+	if (!*seg || (sl && (pl <= sl || strcmp(seg + pl - sl, suffix) != 0)))
+		return 0;
+	const char *slash = strchr(seg, '/');
+	if (slash && (!sl || slash != seg + pl - sl))
 		return 0;
 	*id = seg;
 	return 1;

@@ -1,6 +1,7 @@
 #include "task_store.h"
 
 #include "common/log.h"
+#include "common/rfc3339.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,8 +17,11 @@
 	p "id::text, " p "title, " p "description, " p "priority, " US_COL(                        \
 	    p "due_at") ", " p "completed, " p "position, " p                                      \
 	                "version, " US_COL(p "created_at") ", " US_COL(p "updated_at")
-#define NCOLS         10
-#define ORDER_BY(p)   " ORDER BY " p "position, " p "created_at, " p "id"
+#define NCOLS 10
+/* Keys are unique per user (a constraint) and the column is COLLATE "C": bytewise. */
+#define ORDER_BY(p) " ORDER BY " p "position COLLATE \"C\""
+/* Roughly the JSON bytes of a task row, for the list page's byte bound. */
+#define ROW_BYTES     "(octet_length(title) + coalesce(octet_length(description), 0) + 320)"
 #define OUTBOX_INSERT "INSERT INTO outbox (user_id, seq, event_id, event_type, payload) "
 
 typedef struct stmt {
@@ -32,7 +36,10 @@ enum {
 	S_GET_LOCK,
 	S_UPDATE,
 	S_DELETE,
-	S_NEXTPOS,
+	S_KEY_BEFORE,
+	S_KEY_AFTER,
+	S_KEY_FIRST,
+	S_MOVE,
 	S_IDS,
 	S_REORDER,
 	S_LIST,
@@ -43,15 +50,17 @@ enum {
 
 static const stmt stmts[S__COUNT] = {
     /* A whole create in one statement (one round trip, one implicit transaction):
-     * take the next seq and position (locking the user's counter row), insert the
-     * task and the outbox row. The event JSON is built in C; only seq and position,
-     * known once the row is locked, are spliced in ($10 seq $11 position $12). A
+     * take the next seq and the next integer key (locking the user's counter row),
+     * unless the user is at the task quota ($13: then no row, nothing written), insert
+     * the task and the outbox row. The event JSON is built in C; only seq and the key,
+     * known once the row is locked, are spliced in ($10 seq $11 "key" $12). A
      * duplicate id fails the statement as a whole, so no seq is used up. */
     [S_CREATE] =
         {"create",
-         "WITH s AS (INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($2, 1, 1) "
-         "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1, "
-         "next_pos = user_seq.next_pos + 1 RETURNING seq, next_pos - 1 AS pos), "
+         "WITH s AS (INSERT INTO user_seq (user_id, seq, next_pos, task_count) VALUES ($2, 1, 1, "
+         "1) ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1, next_pos = "
+         "user_seq.next_pos + 1, task_count = user_seq.task_count + 1 WHERE "
+         "user_seq.task_count < $13::bigint RETURNING seq, task_pos_key(next_pos - 1) AS pos), "
          "t AS (INSERT INTO tasks (id, user_id, title, description, priority, due_at, "
          "completed, position, version, created_at, updated_at) SELECT $1::uuid, $2, "
          "$3::text, $4::text, $5::text, " TS_PARAM("$6") ", $7::boolean, s.pos, 1, " TS_PARAM(
@@ -75,26 +84,53 @@ static const stmt stmts[S__COUNT] = {
              "$9") " WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
                    "VALUES ($2, $10, $11, $12, $13)"},
     [S_DELETE] = {"delete",
-                  "WITH t AS (DELETE FROM tasks WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
-                  "VALUES ($2, $3, $4, 'task.deleted', $5)"},
-    [S_NEXTPOS] = {"nextpos", "UPDATE user_seq SET next_pos = (SELECT coalesce(max(position) "
-                              "+ 1, 0) FROM tasks WHERE user_id = $1) WHERE user_id = $1"},
-    [S_IDS] = {"ids", "SELECT id::text FROM tasks WHERE user_id = $1" ORDER_BY("")},
+                  "WITH t AS (DELETE FROM tasks WHERE id = $1 AND user_id = $2 RETURNING id), "
+                  "c AS (UPDATE user_seq SET task_count = task_count - (SELECT count(*) FROM t) "
+                  "WHERE user_id = $2) " OUTBOX_INSERT "VALUES ($2, $3, $4, 'task.deleted', $5)"},
+    /* The neighbours of a key, the moving task ($3) left out. */
+    [S_KEY_BEFORE] = {"key_before",
+                      "SELECT position FROM tasks WHERE user_id = $1 AND position < $2::text "
+                      "COLLATE \"C\" AND id <> $3::uuid ORDER BY position COLLATE \"C\" DESC "
+                      "LIMIT 1"},
+    [S_KEY_AFTER] = {"key_after",
+                     "SELECT position FROM tasks WHERE user_id = $1 AND position > "
+                     "$2::text COLLATE \"C\" AND id <> $3::uuid" ORDER_BY("") " LIMIT 1"},
+    [S_KEY_FIRST] = {"key_first", "SELECT position FROM tasks WHERE user_id = $1 AND id <> "
+                                  "$2::uuid" ORDER_BY("") " LIMIT 1"},
+    [S_MOVE] = {"move", "WITH t AS (UPDATE tasks SET position = $3 WHERE id = $1 AND user_id = "
+                        "$2), u AS (UPDATE user_seq SET next_pos = $4 WHERE user_id = $2) "
+                        "" OUTBOX_INSERT "VALUES ($2, $5, $6, 'task.moved', $7)"},
+    /* At most $2 ids (the caller asks for one more than it accepts). */
+    [S_IDS] = {"ids",
+               "SELECT id::text, position FROM tasks WHERE user_id = $1" ORDER_BY("") " LIMIT $2"},
     [S_REORDER] = {"reorder",
-                   "WITH o AS (SELECT id, ord FROM unnest($2::uuid[]) WITH ORDINALITY AS o(id, "
-                   "ord)), t AS (UPDATE tasks SET position = o.ord - 1 FROM o WHERE tasks.id = "
-                   "o.id AND tasks.user_id = $1), u AS (UPDATE user_seq SET next_pos = $3 WHERE "
-                   "user_id = $1) " OUTBOX_INSERT "VALUES ($1, $4, $5, 'task.reordered', $6)"},
-    /* One statement, so one snapshot: the list and the seq it is current at. */
+                   "WITH o AS (SELECT * FROM unnest($2::uuid[], $3::text[]) AS o(id, pos)), t AS "
+                   "(UPDATE tasks SET position = o.pos FROM o WHERE tasks.id = o.id AND "
+                   "tasks.user_id = $1), u AS (UPDATE user_seq SET next_pos = $4 WHERE user_id = "
+                   "$1) " OUTBOX_INSERT "VALUES ($1, $5, $6, 'task.reordered', $7)"},
+    /* One statement, so one snapshot: a page of the list and the seq it is current
+     * at. $2: the key to continue after (NULL: the start); $3: limit + 1 rows; $4: the
+     * byte bound: rows whose predecessors already reach it are not sent (the one
+     * that passes it is, so the caller sees the bound was reached). */
     [S_LIST] = {"list", "SELECT s.seq, " COLS(
-                            "t.") " FROM (SELECT coalesce((SELECT seq FROM user_seq WHERE "
-                                  "user_id = $1), 0) AS seq) s LEFT JOIN tasks t ON t.user_id "
-                                  "= $1" ORDER_BY("t.")},
+                            "t.") ", t.before FROM (SELECT coalesce((SELECT seq FROM "
+                                  "user_seq WHERE user_id = $1), 0) AS seq) s LEFT "
+                                  "JOIN LATERAL (SELECT *, sum(" ROW_BYTES ") OVER w - " ROW_BYTES
+                                  " AS before FROM tasks "
+                                  "WHERE user_id = $1 AND ($2::text IS NULL OR "
+                                  "position > $2::text COLLATE \"C\") WINDOW w AS "
+                                  "(" ORDER_BY("") ")" ORDER_BY(
+                                      "") " LIMIT $3) t ON t.before <= $4::bigint" ORDER_BY("t.")},
     [S_EVENTS_HEAD] = {"events_head",
                        "SELECT coalesce((SELECT seq FROM user_seq WHERE user_id = $1), 0), "
                        "(SELECT min(seq) FROM outbox WHERE user_id = $1)"},
-    [S_EVENTS] = {"events", "SELECT payload FROM outbox WHERE user_id = $1 AND seq > $2 "
-                            "ORDER BY seq LIMIT $3"},
+    /* limit + 1 rows ($3), and of those only the ones whose predecessors are within
+     * the byte bound ($4): the first past it is sent, so the caller knows. */
+    [S_EVENTS] =
+        {"events",
+         "SELECT payload FROM (SELECT payload, seq, sum(octet_length(payload)) OVER (ORDER "
+         "BY seq) - octet_length(payload) AS before FROM outbox WHERE user_id = $1 AND "
+         "seq > $2 ORDER BY seq LIMIT $3) e WHERE before <= $4::bigint ORDER BY seq"},
 };
 
 const char *ts_strerror(int code)
@@ -105,7 +141,7 @@ const char *ts_strerror(int code)
 	case TS_NOT_FOUND:
 		return "not found";
 	case TS_CONFLICT:
-		return "id belongs to another user";
+		return "id vanished during the create";
 	case TS_STALE:
 		return "version does not match";
 	case TS_INVALID:
@@ -114,6 +150,16 @@ const char *ts_strerror(int code)
 		return "events pruned";
 	case TS_DB:
 		return "database error";
+	case TS_QUOTA:
+		return "task quota reached";
+	case TS_NO_ANCHOR:
+		return "no such neighbour task";
+	case TS_EXHAUSTED:
+		return "position keys exhausted in this gap";
+	case TS_TOO_MANY:
+		return "list too long to renumber";
+	case TS_TOO_LARGE:
+		return "event too large";
 	}
 	return "unknown";
 }
@@ -201,7 +247,7 @@ static void row_task(const PGresult *r, int row, int col, ts_task *t)
 	t->has_due = !PQgetisnull(r, row, col + 4);
 	t->due_us = t->has_due ? getll(r, row, col + 4) : 0;
 	t->completed = PQgetvalue(r, row, col + 5)[0] == 't';
-	t->position = getll(r, row, col + 6);
+	snprintf(t->position, sizeof(t->position), "%s", PQgetvalue(r, row, col + 6));
 	t->version = getll(r, row, col + 7);
 	t->created_us = getll(r, row, col + 8);
 	t->updated_us = getll(r, row, col + 9);
@@ -223,32 +269,36 @@ static void task_copy(ts_task *dst, const ts_task *src)
 	dst->description = xstrdup(src->description);
 }
 
+/* A time as the API shows it: exact (parses back to the same microsecond). */
+static json_t *time_json(int64_t us)
+{
+	char buf[RFC3339_LEN];
+	if (rfc3339_format(us, RFC3339_EXACT, buf, sizeof(buf)) < 0)
+		return json_null(); /* cannot happen: what is stored was parsed or is now */
+	return json_string(buf);
+}
+
 json_t *ts_task_json(const ts_task *t)
 {
-	char due[40], created[40], updated[40];
 	json_t *o = json_object();
 	json_object_set_new(o, "id", json_string(t->id));
 	json_object_set_new(o, "title", json_string(t->title ? t->title : ""));
 	json_object_set_new(o, "description",
 	                    t->description ? json_string(t->description) : json_null());
 	json_object_set_new(o, "priority", json_string(t->priority));
-	json_object_set_new(o, "due_at",
-	                    t->has_due ? json_string(time_iso8601(t->due_us, due, sizeof(due)))
-	                               : json_null());
+	json_object_set_new(o, "due_at", t->has_due ? time_json(t->due_us) : json_null());
 	json_object_set_new(o, "completed", json_boolean(t->completed));
-	json_object_set_new(o, "position", json_integer(t->position));
+	json_object_set_new(o, "position", json_string(t->position));
 	json_object_set_new(o, "version", json_integer(t->version));
-	json_object_set_new(o, "created_at",
-	                    json_string(time_iso8601(t->created_us, created, sizeof(created))));
-	json_object_set_new(o, "updated_at",
-	                    json_string(time_iso8601(t->updated_us, updated, sizeof(updated))));
+	json_object_set_new(o, "created_at", time_json(t->created_us));
+	json_object_set_new(o, "updated_at", time_json(t->updated_us));
 	return o;
 }
 
 char *ts_event_build(event_type type, const char *user, int64_t seq, const char *origin,
                      int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN])
 {
-	char ts[40];
+	char ts[RFC3339_LEN];
 	uuid_new(event_id);
 	json_t *e = json_object();
 	json_object_set_new(e, "event_id", json_string(event_id));
@@ -257,11 +307,15 @@ char *ts_event_build(event_type type, const char *user, int64_t seq, const char 
 	json_object_set_new(e, "seq", json_integer(seq));
 	json_object_set_new(e, "origin", origin ? json_string(origin) : json_null());
 	json_object_set_new(e, "timestamp", json_string(time_iso8601(ts_us, ts, sizeof(ts))));
-	json_object_set(e, type == EV_TASK_REORDERED ? "order" : "task", payload);
+	json_object_set(e, type == EV_TASK_REORDERED ? "positions" : "task", payload);
 	char *s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(e);
 	if (!s)
 		abort();
+	if (strlen(s) > EVENT_MAX_BYTES - TS_EVENT_SLACK) {
+		free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -304,23 +358,38 @@ int ts_ping(PGconn *pg)
 	return simple(pg, "SELECT 1");
 }
 
-int ts_list(PGconn *pg, const char *user, json_t **tasks, int64_t *seq)
+int ts_list(PGconn *pg, const char *user, const char *after, int limit, long max_bytes,
+            json_t **tasks, int64_t *seq, char next[POSKEY_BUF])
 {
 	*tasks = NULL;
-	const char *v[] = {user};
-	PGresult *r = run(pg, S_LIST, 1, v);
+	next[0] = '\0';
+	char limb[24], capb[24];
+	snprintf(limb, sizeof(limb), "%d", limit + 1);
+	snprintf(capb, sizeof(capb), "%ld", max_bytes);
+	const char *v[] = {user, after, limb, capb};
+	PGresult *r = run(pg, S_LIST, 4, v);
 	if (!r)
 		return TS_DB;
 	json_t *arr = json_array();
 	*seq = PQntuples(r) ? getll(r, 0, 0) : 0;
+	int n = 0, more = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
 		if (PQgetisnull(r, i, 1))
-			continue; /* the LEFT JOIN's row of a user without tasks */
+			continue; /* the LEFT JOIN's row of a user without (more) tasks */
+		/* Past the count, or past the byte bound (the row that reached it is in). */
+		if (n == limit || (n > 0 && getll(r, i, 1 + NCOLS) >= max_bytes)) {
+			more = 1;
+			break;
+		}
 		ts_task t;
 		row_task(r, i, 1, &t);
 		json_array_append_new(arr, ts_task_json(&t));
+		snprintf(next, POSKEY_BUF, "%s", t.position);
 		ts_task_clear(&t);
+		n++;
 	}
+	if (!more)
+		next[0] = '\0';
 	PQclear(r);
 	*tasks = arr;
 	return TS_OK;
@@ -362,8 +431,8 @@ static const char *last_occurrence(const char *hay, const char *needle)
 	return last;
 }
 
-int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin, ts_task *out,
-              int *created)
+int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin, long max_tasks,
+              ts_task *out, int *created)
 {
 	memset(out, 0, sizeof(*out));
 	*created = 0;
@@ -378,16 +447,22 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 	char event_id[UUID_STR_LEN];
 	char *ev = ts_event_build(EV_TASK_CREATED, user, 0, origin, t.created_us, tj, event_id);
 	json_decref(tj);
+	if (!ev) {
+		ts_task_clear(&t);
+		return TS_TOO_LARGE;
+	}
 	char *seq_at = strstr(ev, "\"seq\":0,");
 	const char *pos_at = last_occurrence(ev, POS_MARK);
 	if (!seq_at || !pos_at || pos_at < seq_at)
 		abort(); /* cannot happen: the builder writes both */
 	seq_at += strlen("\"seq\":");
 	char *part1 = xstrndup(ev, (size_t)(seq_at - ev));
-	char *part2 = xstrndup(seq_at + 1, (size_t)(pos_at - seq_at - 1));
-	const char *part3 = pos_at + strlen(POS_MARK);
+	/* The key's quotes stay in the parts around it (keys need no escaping). */
+	char *part2 = xstrndup(seq_at + 1, (size_t)(pos_at + 1 - seq_at - 1));
+	const char *part3 = pos_at + strlen(POS_MARK) - 1;
 
-	char due[24], created_b[24];
+	char due[24], created_b[24], maxb[24];
+	snprintf(maxb, sizeof(maxb), "%ld", max_tasks);
 	snprintf(due, sizeof(due), "%" PRId64, t.due_us);
 	snprintf(created_b, sizeof(created_b), "%" PRId64, t.created_us);
 	const char *v[] = {t.id,
@@ -401,33 +476,36 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 	                   event_id,
 	                   part1,
 	                   part2,
-	                   part3};
+	                   part3,
+	                   maxb};
 	int unique = 0;
-	PGresult *r = run_unique(pg, S_CREATE, 12, v, &unique);
+	PGresult *r = run_unique(pg, S_CREATE, 13, v, &unique);
 	free(part1);
 	free(part2);
 	free(ev);
 	if (r) {
 		int ok = PQntuples(r) == 1;
-		if (ok) {
-			t.position = getll(r, 0, 1);
-		}
+		if (ok)
+			snprintf(t.position, sizeof(t.position), "%s", PQgetvalue(r, 0, 1));
 		PQclear(r);
-		if (!ok) {
-			ts_task_clear(&t);
-			return TS_DB;
+		if (ok) {
+			*out = t;
+			*created = 1;
+			return TS_OK;
 		}
-		*out = t;
-		*created = 1;
-		return TS_OK;
+		ts_task_clear(&t);
+		/* No row: the quota held the insert back, unless this is a retried create
+		 * of a task the user has (idempotent whatever the count). */
+		int rc = get_task(pg, S_GET, user, in->id, out);
+		return rc == TS_NOT_FOUND ? TS_QUOTA : rc;
 	}
 	ts_task_clear(&t);
 	if (!unique)
 		return TS_DB;
-	/* The id exists: a retried create of this user's task, or someone else's id. */
+	/* The id exists for this user (ids are per user): a retried create. */
 	int rc = get_task(pg, S_GET, user, in->id, out);
 	if (rc == TS_NOT_FOUND)
-		return TS_CONFLICT;
+		return TS_CONFLICT; /* deleted in between */
 	return rc;
 }
 
@@ -503,6 +581,11 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 	char event_id[UUID_STR_LEN];
 	char *payload = ts_event_build(type, user, seq, origin, t.updated_us, tj, event_id);
 	json_decref(tj);
+	if (!payload) {
+		rollback(pg);
+		ts_task_clear(&t);
+		return TS_TOO_LARGE;
+	}
 	char due[24], ver[24], upd[24], seqb[24];
 	snprintf(due, sizeof(due), "%" PRId64, t.due_us);
 	snprintf(ver, sizeof(ver), "%" PRId64, t.version);
@@ -556,6 +639,11 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin)
 	char *payload =
 	    ts_event_build(EV_TASK_DELETED, user, seq, origin, now_ms_us(), tj, event_id);
 	json_decref(tj);
+	if (!payload) {
+		rollback(pg);
+		ts_task_clear(&t);
+		return TS_TOO_LARGE;
+	}
 	char seqb[24];
 	snprintf(seqb, sizeof(seqb), "%" PRId64, seq);
 	const char *v[] = {t.id, user, seqb, event_id, payload};
@@ -567,101 +655,275 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin)
 		return TS_DB;
 	}
 	PQclear(r);
-	const char *v2[] = {user};
-	r = run(pg, S_NEXTPOS, 1, v2);
-	if (!r || commit(pg)) {
-		PQclear(r);
-		free(payload);
-		rollback(pg);
-		return TS_DB;
-	}
-	PQclear(r);
 	free(payload);
-	return TS_OK;
+	return commit(pg) ? TS_DB : TS_OK;
 }
 
-int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n, const char *origin,
-               json_t **order, int64_t *seq, char *err, size_t errlen)
+/* One key of the user's list (a neighbour), or "" when none: 0, or -1 (rolled back). */
+static int key_query(PGconn *pg, int st, int n, const char *const *v, char key[POSKEY_BUF])
 {
-	*order = NULL;
-	int64_t pos;
-	if (begin_bump(pg, S_BUMP, user, seq, &pos))
-		return TS_DB;
-	const char *v[] = {user};
-	PGresult *r = run(pg, S_IDS, 1, v);
+	key[0] = '\0';
+	PGresult *r = run(pg, st, n, v);
 	if (!r) {
 		rollback(pg);
-		return TS_DB;
+		return -1;
 	}
-	int rc = TS_OK;
-	size_t have = (size_t)PQntuples(r);
-	/* used[i]: current task i was listed. Lists are small (one user's tasks), so a
-	 * quadratic match is fine up to the body limit (~1,700 ids). */
-	char *used = xcalloc(have + 1, 1);
-	json_t *full = json_array();
-	for (size_t k = 0; k < n && rc == TS_OK; k++) {
-		size_t i;
-		for (i = 0; i < have; i++)
-			if (strcmp(PQgetvalue(r, (int)i, 0), ids[k]) == 0)
-				break;
-		if (i == have) {
-			snprintf(err, errlen, "order[%zu]: no such task", k);
-			rc = TS_INVALID;
-		} else if (used[i]) {
-			snprintf(err, errlen, "order[%zu]: duplicate id", k);
-			rc = TS_INVALID;
-		} else {
-			used[i] = 1;
-			json_array_append_new(full, json_string(ids[k]));
-		}
-	}
-	for (size_t i = 0; i < have && rc == TS_OK; i++)
-		if (!used[i])
-			json_array_append_new(full, json_string(PQgetvalue(r, (int)i, 0)));
+	if (PQntuples(r) == 1)
+		snprintf(key, POSKEY_BUF, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
-	free(used);
+	return 0;
+}
+
+int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, int after,
+            const char *origin, ts_task *out, int64_t *seq)
+{
+	memset(out, 0, sizeof(*out));
+	*seq = 0;
+	if (anchor && strcmp(anchor, id) == 0)
+		return TS_INVALID;
+	int64_t bump, next_pos;
+	if (begin_bump(pg, S_BUMP, user, &bump, &next_pos))
+		return TS_DB;
+	ts_task t;
+	int rc = get_task(pg, S_GET_LOCK, user, id, &t);
 	if (rc != TS_OK) {
 		rollback(pg);
-		json_decref(full);
 		return rc;
 	}
-	/* The array literal {id,id,...}: ids are UUIDs, so no quoting is needed. */
-	size_t cap = 3 + json_array_size(full) * (UUID_STR_LEN + 1), len = 0;
-	char *arr = xmalloc(cap);
-	arr[len++] = '{';
-	for (size_t i = 0; i < json_array_size(full); i++)
-		len += (size_t)snprintf(arr + len, cap - len, "%s%s", i ? "," : "",
-		                        json_string_value(json_array_get(full, i)));
-	arr[len++] = '}';
-	arr[len] = '\0';
+	/* The new neighbours lo < hi ("" for none), the moving task left out. */
+	char lo[POSKEY_BUF] = "", hi[POSKEY_BUF] = "";
+	if (anchor) {
+		ts_task a;
+		rc = get_task(pg, S_GET, user, anchor, &a);
+		if (rc != TS_OK) {
+			rollback(pg);
+			ts_task_clear(&t);
+			return rc == TS_NOT_FOUND ? TS_NO_ANCHOR : rc;
+		}
+		const char *v[] = {user, a.position, id};
+		snprintf(after ? lo : hi, POSKEY_BUF, "%s", a.position);
+		rc = key_query(pg, after ? S_KEY_AFTER : S_KEY_BEFORE, 3, v, after ? hi : lo);
+		ts_task_clear(&a);
+	} else if (after) { /* after nothing: the top */
+		const char *v[] = {user, id};
+		rc = key_query(pg, S_KEY_FIRST, 2, v, hi);
+	} else {                                   /* before nothing: the end */
+		const char *v[] = {user, "~", id}; /* '~' sorts after every key character */
+		rc = key_query(pg, S_KEY_BEFORE, 3, v, lo);
+	}
+	if (rc) {
+		ts_task_clear(&t);
+		return TS_DB;
+	}
+	/* Already there: nothing to write, no event (a retried move is harmless). */
+	if ((!lo[0] || strcmp(lo, t.position) < 0) && (!hi[0] || strcmp(t.position, hi) < 0)) {
+		rollback(pg);
+		*out = t;
+		return TS_OK;
+	}
+	char key[POSKEY_BUF];
+	if (!hi[0]) {
+		/* The end: the next integer key sorts after every key of the user. */
+		poskey_from_index((uint64_t)next_pos, key);
+		next_pos++;
+	} else {
+		int prc = poskey_between(lo[0] ? lo : NULL, hi, key);
+		if (prc != POSKEY_OK) {
+			rollback(pg);
+			ts_task_clear(&t);
+			if (prc == POSKEY_ERR_TOO_LONG)
+				return TS_EXHAUSTED;
+			log_error("position keys out of order", "{s:s, s:s, s:s, s:s}", "user",
+			          user, "lo", lo, "hi", hi, "err", poskey_strerror(prc));
+			return TS_DB;
+		}
+	}
+	snprintf(t.position, sizeof(t.position), "%s", key);
+	json_t *tj = json_pack("{s:s, s:s}", "id", t.id, "position", key);
 	char event_id[UUID_STR_LEN];
 	char *payload =
-	    ts_event_build(EV_TASK_REORDERED, user, *seq, origin, now_ms_us(), full, event_id);
-	char nb[24], seqb[24];
-	snprintf(nb, sizeof(nb), "%zu", json_array_size(full));
-	snprintf(seqb, sizeof(seqb), "%" PRId64, *seq);
-	const char *v2[] = {user, arr, nb, seqb, event_id, payload};
-	r = run(pg, S_REORDER, 6, v2);
-	free(arr);
-	if (!r) {
-		free(payload);
+	    ts_event_build(EV_TASK_MOVED, user, bump, origin, now_ms_us(), tj, event_id);
+	json_decref(tj);
+	if (!payload) {
 		rollback(pg);
-		json_decref(full);
+		ts_task_clear(&t);
+		return TS_TOO_LARGE;
+	}
+	char np[24], seqb[24];
+	snprintf(np, sizeof(np), "%" PRId64, next_pos);
+	snprintf(seqb, sizeof(seqb), "%" PRId64, bump);
+	const char *v[] = {t.id, user, key, np, seqb, event_id, payload};
+	PGresult *r = run(pg, S_MOVE, 7, v);
+	free(payload);
+	if (!r) {
+		rollback(pg);
+		ts_task_clear(&t);
 		return TS_DB;
 	}
 	PQclear(r);
 	if (commit(pg)) {
-		free(payload);
-		json_decref(full);
+		ts_task_clear(&t);
 		return TS_DB;
 	}
-	free(payload);
-	*order = full;
+	*out = t;
+	*seq = bump;
 	return TS_OK;
 }
 
-int ts_events(PGconn *pg, const char *user, int64_t since, int limit, char **body, size_t *len,
-              int64_t *seq)
+/* The user's current list for a renumbering: ids sorted (for the search) with their
+ * index in display order. */
+typedef struct cur_task {
+	const char *id;  /* into the PGresult */
+	const char *key; /* its key now */
+	size_t rank;     /* index in display order */
+	int used;        /* listed in the request */
+} cur_task;
+
+static int cur_cmp(const void *a, const void *b)
+{
+	return strcmp(((const cur_task *)a)->id, ((const cur_task *)b)->id);
+}
+
+/* Appends s to the growing text buffer (*buf, *len, *cap). */
+static void text_add(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	size_t n = strlen(s);
+	*buf = xgrow(*buf, cap, *len + n + 1, 1);
+	memcpy(*buf + *len, s, n + 1);
+	*len += n;
+}
+
+int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n, const char *origin,
+               json_t **positions, json_t **skipped, int64_t *seq)
+{
+	*positions = *skipped = NULL;
+	*seq = 0;
+	if (n > TASK_ORDER_MAX)
+		return TS_TOO_MANY;
+	int64_t bump, next_pos;
+	if (begin_bump(pg, S_BUMP, user, &bump, &next_pos))
+		return TS_DB;
+	char limb[24];
+	snprintf(limb, sizeof(limb), "%d", TASK_ORDER_MAX + 1);
+	const char *v[] = {user, limb};
+	PGresult *r = run(pg, S_IDS, 2, v);
+	if (!r) {
+		rollback(pg);
+		return TS_DB;
+	}
+	size_t have = (size_t)PQntuples(r);
+	if (have > TASK_ORDER_MAX) {
+		PQclear(r);
+		rollback(pg);
+		return TS_TOO_MANY;
+	}
+	cur_task *cur = xcalloc(have + 1, sizeof(*cur));
+	for (size_t i = 0; i < have; i++)
+		cur[i] = (cur_task){PQgetvalue(r, (int)i, 0), PQgetvalue(r, (int)i, 1), i, 0};
+	qsort(cur, have, sizeof(*cur), cur_cmp);
+	/* The new order: listed ids found (in request order), then the rest by rank. */
+	const char **order = xcalloc(have + 1, sizeof(char *));
+	const char **okey = xcalloc(have + 1, sizeof(char *));
+	size_t no = 0;
+	json_t *skip = json_array();
+	for (size_t k = 0; k < n; k++) {
+		cur_task probe = {.id = ids[k]};
+		cur_task *c = bsearch(&probe, cur, have, sizeof(*cur), cur_cmp);
+		if (!c || c->used) {
+			json_array_append_new(skip, json_pack("{s:s, s:s}", "id", ids[k], "reason",
+			                                      c ? "duplicate" : "not_found"));
+			continue;
+		}
+		c->used = 1;
+		okey[no] = c->key;
+		order[no++] = c->id;
+	}
+	/* The rest keep their relative order: in rank order, which cur[] lost. */
+	const char **rest = xcalloc(have + 1, sizeof(char *));
+	const char **rkey = xcalloc(have + 1, sizeof(char *));
+	for (size_t i = 0; i < have; i++)
+		if (!cur[i].used) {
+			rest[cur[i].rank] = cur[i].id;
+			rkey[cur[i].rank] = cur[i].key;
+		}
+	for (size_t i = 0; i < have; i++)
+		if (rest[i]) {
+			okey[no] = rkey[i];
+			order[no++] = rest[i];
+		}
+	/* The changed keys, as the event's object and as two array literals (ids are
+	 * UUIDs and keys alphanumeric: no quoting needed). */
+	json_t *pos = json_object();
+	char *aid = NULL, *akey = NULL;
+	size_t lid = 0, cid = 0, lkey = 0, ckey = 0;
+	text_add(&aid, &lid, &cid, "{");
+	text_add(&akey, &lkey, &ckey, "{");
+	for (size_t i = 0; i < no; i++) {
+		char key[16];
+		poskey_from_index(i, key);
+		if (strcmp(key, okey[i]) == 0)
+			continue;
+		json_object_set_new(pos, order[i], json_string(key));
+		if (lid > 1) {
+			text_add(&aid, &lid, &cid, ",");
+			text_add(&akey, &lkey, &ckey, ",");
+		}
+		text_add(&aid, &lid, &cid, order[i]);
+		text_add(&akey, &lkey, &ckey, key);
+	}
+	text_add(&aid, &lid, &cid, "}");
+	text_add(&akey, &lkey, &ckey, "}");
+	free(cur);
+	free(order);
+	free(okey);
+	free(rest);
+	free(rkey);
+	int rc = TS_OK;
+	if (json_object_size(pos) == 0) {
+		rollback(pg); /* nothing moves: no event, no seq taken */
+		goto out;
+	}
+	char event_id[UUID_STR_LEN];
+	char *payload =
+	    ts_event_build(EV_TASK_REORDERED, user, bump, origin, now_ms_us(), pos, event_id);
+	if (!payload) {
+		rollback(pg);
+		rc = TS_TOO_LARGE;
+		goto out;
+	}
+	char nb[24], seqb[24];
+	snprintf(nb, sizeof(nb), "%zu", no > (size_t)next_pos ? no : (size_t)next_pos);
+	snprintf(seqb, sizeof(seqb), "%" PRId64, bump);
+	const char *v2[] = {user, aid, akey, nb, seqb, event_id, payload};
+	PGresult *r2 = run(pg, S_REORDER, 7, v2);
+	free(payload);
+	if (!r2) {
+		rollback(pg);
+		rc = TS_DB;
+		goto out;
+	}
+	PQclear(r2);
+	if (commit(pg)) {
+		rc = TS_DB;
+		goto out;
+	}
+	*seq = bump;
+out:
+	PQclear(r);
+	free(aid);
+	free(akey);
+	if (rc != TS_OK) {
+		json_decref(pos);
+		json_decref(skip);
+		return rc;
+	}
+	*positions = pos;
+	*skipped = skip;
+	return TS_OK;
+}
+
+int ts_events(PGconn *pg, const char *user, int64_t since, int limit, long max_bytes, char **body,
+              size_t *len, int64_t *seq)
 {
 	*body = NULL;
 	*len = 0;
@@ -683,19 +945,27 @@ int ts_events(PGconn *pg, const char *user, int64_t since, int limit, char **bod
 		rollback(pg);
 		return TS_GONE;
 	}
-	char sinceb[24], limb[24];
+	char sinceb[24], limb[24], capb[24];
 	snprintf(sinceb, sizeof(sinceb), "%" PRId64, since);
 	snprintf(limb, sizeof(limb), "%d", limit + 1);
-	const char *v2[] = {user, sinceb, limb};
-	r = run(pg, S_EVENTS, 3, v2);
+	snprintf(capb, sizeof(capb), "%ld", max_bytes);
+	const char *v2[] = {user, sinceb, limb, capb};
+	r = run(pg, S_EVENTS, 4, v2);
 	if (!r) {
 		rollback(pg);
 		return TS_DB;
 	}
-	int rows = PQntuples(r);
-	int has_more = rows > limit;
-	if (has_more)
-		rows = limit;
+	/* Up to limit rows, and no more than max_bytes of them past the first. */
+	int got = PQntuples(r), rows = 0;
+	size_t bytes = 0;
+	while (rows < got && rows < limit) {
+		size_t l = (size_t)PQgetlength(r, rows, 0);
+		if (rows > 0 && bytes + l > (size_t)max_bytes)
+			break;
+		bytes += l;
+		rows++;
+	}
+	int has_more = rows < got;
 	size_t cap = 64;
 	for (int i = 0; i < rows; i++)
 		cap += (size_t)PQgetlength(r, i, 0) + 1;

@@ -12,6 +12,7 @@
 #define BA_TASK_STORE_H
 
 #include "common/event.h"
+#include "common/poskey.h"
 #include "common/util.h"
 
 #include <jansson.h>
@@ -20,19 +21,27 @@
 
 enum {
 	TS_OK = 0,
-	TS_NOT_FOUND = -1, /* no such task for this user */
-	TS_CONFLICT = -2,  /* create: the id belongs to another user */
-	TS_STALE = -3,     /* update: If-Match does not match; *out is the current task */
-	TS_INVALID = -4,   /* reorder: unknown or duplicate ids */
-	TS_GONE = -5,      /* events: since is older than what is retained */
-	TS_DB = -6,        /* database error or unreachable: answer 503 */
+	TS_NOT_FOUND = -1,  /* no such task for this user */
+	TS_CONFLICT = -2,   /* create: the id vanished between the insert and the read */
+	TS_STALE = -3,      /* update: If-Match does not match; *out is the current task */
+	TS_INVALID = -4,    /* move: relative to itself */
+	TS_GONE = -5,       /* events: since is older than what is retained */
+	TS_DB = -6,         /* database error or unreachable: answer 503 */
+	TS_QUOTA = -7,      /* create: the user has max_tasks tasks */
+	TS_NO_ANCHOR = -8,  /* move: the before/after task does not exist */
+	TS_EXHAUSTED = -9,  /* move: no key of at most POSKEY_MAX bytes fits the gap */
+	TS_TOO_MANY = -10,  /* reorder: the user has more than TASK_ORDER_MAX tasks */
+	TS_TOO_LARGE = -11, /* the event would exceed EVENT_MAX_BYTES (cannot happen
+	                       within the field bounds; a guard) */
 };
 const char *ts_strerror(int code);
 
 #define TS_PRIORITY_MAX 8
 
-/* A task as stored. Timestamps are microseconds since the epoch, kept at millisecond
- * precision so that what the API returns equals what is stored. */
+/* A task as stored. Timestamps are microseconds since the epoch; the API shows them
+ * exactly (RFC3339_EXACT: milliseconds, or microseconds when there are any), so what
+ * it returns parses back to what is stored. created_at and updated_at are taken at
+ * millisecond precision. */
 typedef struct ts_task {
 	char id[UUID_STR_LEN];
 	char *title;       /* owned */
@@ -41,7 +50,7 @@ typedef struct ts_task {
 	int has_due; /* 0: due_at is null */
 	int64_t due_us;
 	int completed;
-	int64_t position;
+	char position[POSKEY_BUF]; /* the position key (common/poskey.h) */
 	int64_t version;
 	int64_t created_us;
 	int64_t updated_us;
@@ -63,9 +72,12 @@ typedef struct ts_patch {
 } ts_patch;
 
 /* Builds the event of proto/task-event.schema.json as compact JSON (caller frees):
- * {"event_id","event_type","user_id","seq","origin","timestamp","task"|"order"}.
- * payload is the task object or, for EV_TASK_REORDERED, the order array (borrowed).
- * event_id receives the new event's UUID. */
+ * {"event_id","event_type","user_id","seq","origin","timestamp","task"|"positions"}.
+ * payload is the task object (for EV_TASK_MOVED: {id, position}) or, for
+ * EV_TASK_REORDERED, the positions object (borrowed). event_id receives the new
+ * event's UUID. NULL when the event would exceed EVENT_MAX_BYTES - TS_EVENT_SLACK
+ * (the slack is for what the create statement splices in: seq and position). */
+#define TS_EVENT_SLACK 64
 char *ts_event_build(event_type type, const char *user, int64_t seq, const char *origin,
                      int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN]);
 
@@ -75,33 +87,52 @@ int ts_prepare(PGconn *pg, void *arg);
 /* SELECT 1: 0 when the connection answers. */
 MUST_CHECK int ts_ping(PGconn *pg);
 
-/* The user's tasks in display order and the user's current seq, read in one
- * snapshot. *tasks is a new JSON array. */
-MUST_CHECK int ts_list(PGconn *pg, const char *user, json_t **tasks, int64_t *seq);
+/* One page of the user's tasks in display order (position keys ascending) after the
+ * key after (NULL: from the start) and the user's current seq, read in one snapshot.
+ * The page ends after limit tasks or once the tasks' text passes max_bytes (the task
+ * that passes it is the page's last; a page has at least one task when any follow).
+ * *tasks is a new JSON array; next receives the key to continue after, "" at the end. */
+MUST_CHECK int ts_list(PGconn *pg, const char *user, const char *after, int limit, long max_bytes,
+                       json_t **tasks, int64_t *seq, char next[POSKEY_BUF]);
 /* One task of the user (id must be a valid UUID). */
 MUST_CHECK int ts_get(PGconn *pg, const char *user, const char *id, ts_task *out);
 /* Creates in->id (a UUID) at the end of the user's list and publishes task.created.
- * When the user already has that id, fills *out with the stored task, sets *created
- * to 0 and publishes nothing. TS_CONFLICT when another user has it. */
+ * Ids are per user: another user's task with the same id is no concern. When the
+ * user already has that id, fills *out with the stored task, sets *created to 0 and
+ * publishes nothing. TS_QUOTA when the user already has max_tasks tasks. */
 MUST_CHECK int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin,
-                         ts_task *out, int *created);
+                         long max_tasks, ts_task *out, int *created);
 /* Applies patch. if_match < 0: unconditional. A patch that changes nothing commits
  * nothing (*changed = 0, *out the task). TS_STALE leaves the current task in *out. */
 MUST_CHECK int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patch,
                          int64_t if_match, const char *origin, ts_task *out, int *changed);
 /* Deletes and publishes task.deleted (with the last state of the task). */
 MUST_CHECK int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin);
-/* Rewrites positions: ids (lower-case UUIDs, n of them) first, then the user's other
- * tasks in their current relative order. Publishes task.reordered with the full
- * order. TS_INVALID (reason in err) for an unknown or duplicate id. *order is a new
- * JSON array; *seq the event's seq. */
+/* Moves task id directly before (after = 0) or after (after = 1) the task anchor, or
+ * with anchor NULL to the end (before nothing) or the top (after nothing): one row
+ * gets a new key between its new neighbours and one task.moved event
+ * {"task":{"id","position"}} is published. A move to where the task already is
+ * changes nothing (*seq = 0). *out is the moved task as it is now. TS_NOT_FOUND (the
+ * task), TS_NO_ANCHOR, TS_INVALID (anchor is the task), TS_EXHAUSTED. */
+MUST_CHECK int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, int after,
+                       const char *origin, ts_task *out, int64_t *seq);
+/* Renumbers a small list: ids (lower-case UUIDs, n <= TASK_ORDER_MAX) first, then the
+ * user's other tasks in their current order, with the integer keys 0, 1, ...
+ * Publishes one task.reordered event with the keys that changed
+ * ({"positions":{id: key}}); *seq is its seq, 0 when nothing changed (no event). An id
+ * the user does not have, or one listed twice, is skipped and reported in *skipped
+ * ([{"id","reason":"not_found"|"duplicate"}]). *positions (the changed keys) and
+ * *skipped are new references on TS_OK. TS_TOO_MANY when the user has more than
+ * TASK_ORDER_MAX tasks (use moves). Matching sorts the user's ids once and searches
+ * them: O(n log n). */
 MUST_CHECK int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n,
-                          const char *origin, json_t **order, int64_t *seq, char *err,
-                          size_t errlen);
-/* The user's events with seq > since (at most limit), as the JSON reply body
- * {"events":[...],"seq":N,"has_more":b} (caller frees *body). TS_GONE when events
- * after since were pruned; *seq is set in every case. */
-MUST_CHECK int ts_events(PGconn *pg, const char *user, int64_t since, int limit, char **body,
-                         size_t *len, int64_t *seq);
+                          const char *origin, json_t **positions, json_t **skipped, int64_t *seq);
+/* The user's events with seq > since (at most limit, and no more than max_bytes of
+ * events once the first is in: one event is at most EVENT_MAX_BYTES), as the JSON
+ * reply body {"events":[...],"seq":N,"has_more":b} (caller frees *body); has_more is
+ * true when either bound cut the reply. TS_GONE when events after since were
+ * pruned; *seq is set in every case. */
+MUST_CHECK int ts_events(PGconn *pg, const char *user, int64_t since, int limit, long max_bytes,
+                         char **body, size_t *len, int64_t *seq);
 
 #endif

@@ -5,11 +5,14 @@
 #include "common/http.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/ratelimit.h"
+#include "common/rfc3339.h"
 #include "task_store.h"
 
 #include <civetweb.h>
 #include <ctype.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,14 @@
 #define DEV_TOKEN_TTL_S      86400
 #define EVENTS_LIMIT_DEFAULT 500
 #define EVENTS_LIMIT_MAX     1000
+#define LIST_LIMIT_DEFAULT   500
+#define LIST_LIMIT_MAX       1000
+/* A reply of /events or of one list page stops once it holds this much (the item
+ * that reaches it is the last; one event is at most EVENT_MAX_BYTES). */
+#define READ_MAX_BYTES (1024 * 1024)
+/* The list cursor: this prefix and the position key to continue after. Opaque to
+ * clients (the README says so); the prefix versions it. */
+#define CURSOR_PREFIX "k1."
 
 int api_json(api_req *r, int status, json_t *body, const char *extra)
 {
@@ -64,6 +75,42 @@ static void release(api_req *r, db_conn *dc, int rc)
 static int not_found(api_req *r)
 {
 	return api_error(r, 404, "not_found", NULL, NULL, NULL, "no such task");
+}
+
+/* The process's one per-user token bucket table, made at the first request (the
+ * configuration is read-only by then). */
+static pthread_mutex_t g_limiter_mu = PTHREAD_MUTEX_INITIALIZER;
+static ratelimit *g_limiter;
+
+static ratelimit *limiter(const ba_config *cfg)
+{
+	pthread_mutex_lock(&g_limiter_mu);
+	if (!g_limiter)
+		g_limiter =
+		    ratelimit_new((double)cfg->user_rate_limit, (double)cfg->user_rate_burst);
+	ratelimit *rl = g_limiter;
+	pthread_mutex_unlock(&g_limiter_mu);
+	return rl;
+}
+
+/* 0 when the user may make this request; otherwise the 429 already sent. */
+static int throttle(api_req *r)
+{
+	const ba_config *cfg = r->ctx->cfg;
+	if (cfg->user_rate_limit <= 0)
+		return 0;
+	int64_t wait_us = ratelimit_take(limiter(cfg), r->user, mono_us());
+	if (wait_us == 0)
+		return 0;
+	metric_inc(metrics_counter(r->ctx->m, "api_rate_limited_total",
+	                           "Requests refused by the per-user rate limit.", ""));
+	long secs = (long)((wait_us + 999999) / 1000000);
+	char hdr[64];
+	snprintf(hdr, sizeof(hdr), "Retry-After: %ld\r\n", secs);
+	return api_error(r, 429, "rate_limited", NULL, hdr,
+	                 json_pack("{s:I}", "retry_after_ms", (json_int_t)((wait_us + 999) / 1000)),
+	                 "more than %ld requests a second for this user: retry after %ld s",
+	                 cfg->user_rate_limit, secs);
 }
 
 /* Checks Content-Type, reads and parses the body as a JSON object. Returns 0 with
@@ -132,6 +179,13 @@ static int validate(api_req *r, json_t *o, const char *id, int require_title)
 	return 0;
 }
 
+/* The guard of EVENT_MAX_BYTES (the field bounds keep every event below it). */
+static int too_large_event(api_req *r)
+{
+	return api_error(r, 413, "event_too_large", NULL, NULL, NULL,
+	                 "the change would make an event larger than %d bytes", EVENT_MAX_BYTES);
+}
+
 static void lower(char *s)
 {
 	for (; *s; s++)
@@ -146,18 +200,68 @@ static const char *task_headers(const ts_task *t, int location, char *buf, size_
 	return buf;
 }
 
+/* A non-negative decimal integer of at most 18 digits; -1 otherwise. */
+static int64_t parse_count(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 18)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+	return strtoll(s, NULL, 10);
+}
+
+/* The limit query parameter into *out (default def, 1..max); 0 or the 400 sent. */
+static int query_limit(api_req *r, const char *q, long def, long max, long *out)
+{
+	char buf[32];
+	*out = def;
+	int n = http_query_param(q, "limit", buf, sizeof(buf));
+	if (n == -1)
+		return 0;
+	int64_t l = n >= 0 ? parse_count(buf) : -1;
+	if (l < 1 || l > max)
+		return api_error(r, 400, "bad_request", "limit", NULL, NULL,
+		                 "limit must be an integer in 1..%ld", max);
+	*out = (long)l;
+	return 0;
+}
+
 int tasks_list(api_req *r)
 {
+	int st = throttle(r);
+	if (st)
+		return st;
+	const char *q = mg_get_request_info(r->c)->query_string;
+	long limit;
+	if ((st = query_limit(r, q, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit)))
+		return st;
+	char cursor[sizeof(CURSOR_PREFIX) + POSKEY_BUF];
+	const char *after = NULL;
+	int n = http_query_param(q, "cursor", cursor, sizeof(cursor));
+	if (n != -1) {
+		size_t pl = strlen(CURSOR_PREFIX);
+		if (n < 0 || strncmp(cursor, CURSOR_PREFIX, pl) != 0 || !poskey_valid(cursor + pl))
+			return api_error(r, 400, "bad_request", "cursor", NULL, NULL,
+			                 "cursor must be a next_cursor this API returned");
+		after = cursor + pl;
+	}
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc)
 		return unavailable(r);
 	json_t *tasks;
 	int64_t seq;
-	int rc = ts_list(db_pg(dc), r->user, &tasks, &seq);
+	char next[POSKEY_BUF];
+	int rc = ts_list(db_pg(dc), r->user, after, (int)limit, READ_MAX_BYTES, &tasks, &seq, next);
 	release(r, dc, rc);
 	if (rc != TS_OK)
 		return unavailable(r);
-	return api_json(r, 200, json_pack("{s:o, s:I}", "tasks", tasks, "seq", (json_int_t)seq),
+	char nc[sizeof(CURSOR_PREFIX) + POSKEY_BUF];
+	snprintf(nc, sizeof(nc), "%s%s", CURSOR_PREFIX, next);
+	return api_json(r, 200,
+	                json_pack("{s:o, s:I, s:o}", "tasks", tasks, "seq", (json_int_t)seq,
+	                          "next_cursor", next[0] ? json_string(nc) : json_null()),
 	                NULL);
 }
 
@@ -165,9 +269,11 @@ int tasks_create(api_req *r)
 {
 	static const char *const allowed[] = {"id",     "title",     "description", "priority",
 	                                      "due_at", "completed", NULL};
-	json_t *b;
-	int st = read_json(r, &b);
+	int st = throttle(r);
 	if (st)
+		return st;
+	json_t *b;
+	if ((st = read_json(r, &b)))
 		return st;
 	ts_task in;
 	memset(&in, 0, sizeof(in));
@@ -192,7 +298,7 @@ int tasks_create(api_req *r)
 	const char *prio = json_string_value(json_object_get(b, "priority"));
 	snprintf(in.priority, sizeof(in.priority), "%s", prio ? prio : "medium");
 	const char *due = json_string_value(json_object_get(b, "due_at"));
-	in.has_due = due && time_parse_iso8601(due, &in.due_us) == 0;
+	in.has_due = due && rfc3339_parse(due, &in.due_us) == RFC3339_OK;
 	in.completed = json_is_true(json_object_get(b, "completed"));
 
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
@@ -202,7 +308,8 @@ int tasks_create(api_req *r)
 	}
 	ts_task out;
 	int created = 0;
-	int rc = ts_create(db_pg(dc), r->user, &in, r->origin, &out, &created);
+	int rc = ts_create(db_pg(dc), r->user, &in, r->origin, r->ctx->cfg->max_tasks_per_user,
+	                   &out, &created);
 	release(r, dc, rc);
 	char hdr[256];
 	switch (rc) {
@@ -211,9 +318,21 @@ int tasks_create(api_req *r)
 		              task_headers(&out, 1, hdr, sizeof(hdr)));
 		ts_task_clear(&out);
 		break;
+	case TS_QUOTA:
+		metric_inc(metrics_counter(r->ctx->m, "api_task_quota_refused_total",
+		                           "Creates refused by MAX_TASKS_PER_USER.", ""));
+		st = api_error(
+		    r, 409, "task_quota_exceeded", NULL, NULL,
+		    json_pack("{s:I}", "limit", (json_int_t)r->ctx->cfg->max_tasks_per_user),
+		    "a user may have at most %ld tasks: delete some first",
+		    r->ctx->cfg->max_tasks_per_user);
+		break;
 	case TS_CONFLICT:
 		st = api_error(r, 409, "conflict", "id", NULL, NULL,
-		               "a task with this id already exists");
+		               "the task changed during the create: retry");
+		break;
+	case TS_TOO_LARGE:
+		st = too_large_event(r);
 		break;
 	default:
 		st = unavailable(r);
@@ -225,6 +344,9 @@ done:
 
 int tasks_get(api_req *r)
 {
+	int st = throttle(r);
+	if (st)
+		return st;
 	if (!uuid_valid(r->id))
 		return not_found(r);
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
@@ -238,7 +360,7 @@ int tasks_get(api_req *r)
 	if (rc != TS_OK)
 		return unavailable(r);
 	char hdr[256];
-	int st = api_json(r, 200, ts_task_json(&t), task_headers(&t, 0, hdr, sizeof(hdr)));
+	st = api_json(r, 200, ts_task_json(&t), task_headers(&t, 0, hdr, sizeof(hdr)));
 	ts_task_clear(&t);
 	return st;
 }
@@ -272,11 +394,13 @@ int tasks_patch(api_req *r)
 {
 	static const char *const allowed[] = {"title",  "description", "priority",
 	                                      "due_at", "completed",   NULL};
+	int st = throttle(r);
+	if (st)
+		return st;
 	if (!uuid_valid(r->id))
 		return not_found(r);
 	json_t *b;
-	int st = read_json(r, &b);
-	if (st)
+	if ((st = read_json(r, &b)))
 		return st;
 	if ((st = check_keys(r, b, allowed)))
 		goto done;
@@ -305,7 +429,7 @@ int tasks_patch(api_req *r)
 	if ((v = json_object_get(b, "due_at"))) {
 		p.has_due = 1;
 		p.due_null = json_is_null(v);
-		if (!p.due_null && time_parse_iso8601(json_string_value(v), &p.due_us))
+		if (!p.due_null && rfc3339_parse(json_string_value(v), &p.due_us) != RFC3339_OK)
 			p.due_null = 1; /* cannot happen: validated above */
 	}
 	if ((v = json_object_get(b, "completed"))) {
@@ -330,6 +454,9 @@ int tasks_patch(api_req *r)
 	case TS_NOT_FOUND:
 		st = not_found(r);
 		break;
+	case TS_TOO_LARGE:
+		st = too_large_event(r);
+		break;
 	case TS_STALE:
 		st = api_error(r, 412, "precondition_failed", NULL,
 		               task_headers(&t, 0, hdr, sizeof(hdr)),
@@ -347,6 +474,9 @@ done:
 
 int tasks_delete(api_req *r)
 {
+	int st = throttle(r);
+	if (st)
+		return st;
 	if (!uuid_valid(r->id))
 		return not_found(r);
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
@@ -361,12 +491,23 @@ int tasks_delete(api_req *r)
 	return api_json(r, 204, NULL, NULL);
 }
 
+static int list_too_long(api_req *r)
+{
+	return api_error(r, 422, "list_too_long", "order", NULL,
+	                 json_pack("{s:i}", "max", TASK_ORDER_MAX),
+	                 "PUT /api/v1/tasks/order renumbers lists of at most %d tasks: use POST "
+	                 "/api/v1/tasks/{id}/move",
+	                 TASK_ORDER_MAX);
+}
+
 int tasks_reorder(api_req *r)
 {
 	static const char *const allowed[] = {"order", NULL};
-	json_t *b;
-	int st = read_json(r, &b);
+	int st = throttle(r);
 	if (st)
+		return st;
+	json_t *b;
+	if ((st = read_json(r, &b)))
 		return st;
 	const char **ids = NULL;
 	char *idbuf = NULL;
@@ -379,6 +520,10 @@ int tasks_reorder(api_req *r)
 		goto done;
 	}
 	size_t n = json_array_size(order);
+	if (n > TASK_ORDER_MAX) {
+		st = list_too_long(r);
+		goto done;
+	}
 	ids = xcalloc(n + 1, sizeof(char *));
 	idbuf = xmalloc(n * UUID_STR_LEN + 1);
 	for (size_t i = 0; i < n; i++) {
@@ -398,17 +543,19 @@ int tasks_reorder(api_req *r)
 		st = unavailable(r);
 		goto done;
 	}
-	json_t *full;
+	json_t *positions, *skipped;
 	int64_t seq;
-	char why[128];
-	int rc =
-	    ts_reorder(db_pg(dc), r->user, ids, n, r->origin, &full, &seq, why, sizeof(why));
+	int rc = ts_reorder(db_pg(dc), r->user, ids, n, r->origin, &positions, &skipped, &seq);
 	release(r, dc, rc);
 	if (rc == TS_OK)
 		st = api_json(r, 200,
-		              json_pack("{s:o, s:I}", "order", full, "seq", (json_int_t)seq), NULL);
-	else if (rc == TS_INVALID)
-		st = api_error(r, 422, "validation_failed", "order", NULL, NULL, "%s", why);
+		              json_pack("{s:o, s:o, s:o}", "positions", positions, "skipped",
+		                        skipped, "seq", seq ? json_integer(seq) : json_null()),
+		              NULL);
+	else if (rc == TS_TOO_MANY)
+		st = list_too_long(r);
+	else if (rc == TS_TOO_LARGE)
+		st = too_large_event(r);
 	else
 		st = unavailable(r);
 done:
@@ -418,20 +565,97 @@ done:
 	return st;
 }
 
-/* A non-negative decimal integer of at most 18 digits; -1 otherwise. */
-static int64_t parse_count(const char *s)
+int tasks_move(api_req *r)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n > 18)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (!isdigit((unsigned char)s[i]))
-			return -1;
-	return strtoll(s, NULL, 10);
+	int st = throttle(r);
+	if (st)
+		return st;
+	/* r->id is "<id>/move" (the route's {id} segment and its suffix). */
+	char id[UUID_STR_LEN];
+	const char *slash = r->id ? strchr(r->id, '/') : NULL;
+	size_t idlen = slash ? (size_t)(slash - r->id) : 0;
+	if (idlen != UUID_STR_LEN - 1)
+		return not_found(r);
+	memcpy(id, r->id, idlen);
+	id[idlen] = '\0';
+	if (!uuid_valid(id))
+		return not_found(r);
+	lower(id);
+	json_t *b;
+	if ((st = read_json(r, &b)))
+		return st;
+	json_t *before = json_object_get(b, "before"), *after = json_object_get(b, "after");
+	const char *field = before ? "before" : "after";
+	json_t *v = before ? before : after;
+	char anchor[UUID_STR_LEN];
+	if (json_object_size(b) != 1 || !v) {
+		st = api_error(r, 422, "validation_failed", "body", NULL, NULL,
+		               "give exactly one of {\"before\": id|null} (null: the end) or "
+		               "{\"after\": id|null} (null: the top)");
+		goto done;
+	}
+	if (!json_is_null(v) && (!json_is_string(v) || !uuid_valid(json_string_value(v)))) {
+		st = api_error(r, 422, "validation_failed", field, NULL, NULL,
+		               "%s must be a task id or null", field);
+		goto done;
+	}
+	if (!json_is_null(v)) {
+		snprintf(anchor, sizeof(anchor), "%s", json_string_value(v));
+		lower(anchor);
+	}
+	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
+	if (!dc) {
+		st = unavailable(r);
+		goto done;
+	}
+	ts_task t;
+	int64_t seq;
+	int rc = ts_move(db_pg(dc), r->user, id, json_is_null(v) ? NULL : anchor, after != NULL,
+	                 r->origin, &t, &seq);
+	release(r, dc, rc);
+	char hdr[256];
+	switch (rc) {
+	case TS_OK:
+		st = api_json(r, 200,
+		              json_pack("{s:o, s:o}", "task", ts_task_json(&t), "seq",
+		                        seq ? json_integer(seq) : json_null()),
+		              task_headers(&t, 0, hdr, sizeof(hdr)));
+		ts_task_clear(&t);
+		break;
+	case TS_NOT_FOUND:
+		st = not_found(r);
+		break;
+	case TS_NO_ANCHOR:
+		st = api_error(r, 422, "validation_failed", field, NULL, NULL,
+		               "%s names no task of this user", field);
+		break;
+	case TS_INVALID:
+		st = api_error(r, 422, "validation_failed", field, NULL, NULL,
+		               "a task cannot move relative to itself");
+		break;
+	case TS_EXHAUSTED:
+		st = api_error(r, 409, "position_exhausted", field, NULL,
+		               json_pack("{s:i}", "max_key_bytes", POSKEY_MAX),
+		               "no position key of at most %d bytes fits between these neighbours: "
+		               "move one of them, or renumber with PUT /api/v1/tasks/order",
+		               POSKEY_MAX);
+		break;
+	case TS_TOO_LARGE:
+		st = too_large_event(r);
+		break;
+	default:
+		st = unavailable(r);
+	}
+done:
+	json_decref(b);
+	return st;
 }
 
 int tasks_events(api_req *r)
 {
+	int st = throttle(r);
+	if (st)
+		return st;
 	const char *q = mg_get_request_info(r->c)->query_string;
 	char buf[32];
 	int n = http_query_param(q, "since", buf, sizeof(buf));
@@ -439,22 +663,17 @@ int tasks_events(api_req *r)
 	if (since < 0)
 		return api_error(r, 400, "bad_request", "since", NULL, NULL,
 		                 "since must be an integer >= 0");
-	long limit = EVENTS_LIMIT_DEFAULT;
-	n = http_query_param(q, "limit", buf, sizeof(buf));
-	if (n != -1) {
-		int64_t l = n >= 0 ? parse_count(buf) : -1;
-		if (l < 1 || l > EVENTS_LIMIT_MAX)
-			return api_error(r, 400, "bad_request", "limit", NULL, NULL,
-			                 "limit must be an integer in 1..%d", EVENTS_LIMIT_MAX);
-		limit = (long)l;
-	}
+	long limit;
+	if ((st = query_limit(r, q, EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, &limit)))
+		return st;
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc)
 		return unavailable(r);
 	char *body;
 	size_t len;
 	int64_t seq;
-	int rc = ts_events(db_pg(dc), r->user, since, (int)limit, &body, &len, &seq);
+	int rc =
+	    ts_events(db_pg(dc), r->user, since, (int)limit, READ_MAX_BYTES, &body, &len, &seq);
 	release(r, dc, rc);
 	if (rc == TS_GONE)
 		return api_error(
@@ -464,7 +683,7 @@ int tasks_events(api_req *r)
 		return unavailable(r);
 	char hdr[1024];
 	snprintf(hdr, sizeof(hdr), "%s", r->cors ? r->cors : "");
-	int st = http_reply(r->c, 200, "application/json", body, len, hdr);
+	st = http_reply(r->c, 200, "application/json", body, len, hdr);
 	free(body);
 	return st;
 }

@@ -38,6 +38,8 @@ int tasks_get(api_req *r);
 int tasks_patch(api_req *r);
 int tasks_delete(api_req *r);
 int tasks_reorder(api_req *r);
+/* POST /api/v1/tasks/{id}/move; r->id is the path from the id on ("<id>/move"). */
+int tasks_move(api_req *r);
 int tasks_events(api_req *r);
 int tasks_dev_login(api_req *r);
 

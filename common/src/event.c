@@ -1,12 +1,14 @@
 #include "common/event.h"
 #include "common/json.h"
+#include "common/poskey.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const type_names[EV__COUNT] = {
-    "task.created", "task.updated", "task.completed", "task.deleted", "task.reordered",
+    "task.created", "task.updated",   "task.completed",
+    "task.deleted", "task.reordered", "task.moved",
 };
 
 const char *event_type_name(event_type t)
@@ -85,12 +87,13 @@ int event_validate_task(const json_t *task, int require_title, const char **fiel
 	const json_t *done = json_object_get(task, "completed");
 	if (done && !json_is_boolean(done))
 		FAIL("completed", "completed must be a boolean");
-	static const char *const ints[] = {"position", "version"};
-	for (size_t i = 0; i < ARRAY_LEN(ints); i++) {
-		const json_t *v = json_object_get(task, ints[i]);
-		if (v && !json_is_integer(v))
-			FAIL(ints[i], "%s must be an integer", ints[i]);
-	}
+	const json_t *pos = json_object_get(task, "position");
+	if (pos && !json_is_integer(pos) && !poskey_valid(json_string_value(pos)))
+		FAIL("position", "position must be a position key (1..%d of 0-9 A-Z a-z)",
+		     POSKEY_MAX);
+	const json_t *ver = json_object_get(task, "version");
+	if (ver && !json_is_integer(ver))
+		FAIL("version", "version must be an integer");
 	return 0;
 }
 
@@ -150,10 +153,24 @@ int event_parse(const char *buf, size_t len, event *ev, char *err, size_t errlen
 		ev->timestamp = json_string_value(ts);
 	}
 
-	if (ev->type == EV_TASK_REORDERED) {
+	if (ev->type == EV_TASK_REORDERED && json_object_get(root, "positions")) {
+		json_t *positions = json_object_get(root, "positions");
+		if (!json_is_object(positions))
+			FAIL("positions must be an object of task id to position key");
+		const char *id;
+		json_t *key;
+		json_object_foreach(positions, id, key)
+		{
+			if (strlen(id) == 0 || strlen(id) > TASK_ID_MAX)
+				FAIL("positions: a key is not a task id");
+			if (!poskey_valid(json_string_value(key)))
+				FAIL("positions[\"%.40s\"] must be a position key", id);
+		}
+		ev->positions = positions;
+	} else if (ev->type == EV_TASK_REORDERED) {
 		json_t *order = json_object_get(root, "order");
 		if (!json_is_array(order))
-			FAIL("task.reordered needs an order array");
+			FAIL("task.reordered needs a positions object");
 		size_t i;
 		json_t *id;
 		json_array_foreach(order, i, id)
@@ -171,6 +188,8 @@ int event_parse(const char *buf, size_t len, event *ev, char *err, size_t errlen
 			FAIL("%s needs a task object", type_names[type]);
 		if (event_validate_task(task, 0, &field, why, sizeof(why)))
 			FAIL("task: %s", why);
+		if (ev->type == EV_TASK_MOVED && !json_is_string(json_object_get(task, "position")))
+			FAIL("task.moved needs the task's position key");
 		ev->task = task;
 	}
 	ev->root = root;
@@ -199,6 +218,8 @@ char *event_ws_message(const event *ev, size_t *len)
 	json_object_set_new(m, "seq", ev->seq > 0 ? json_integer(ev->seq) : json_null());
 	if (ev->task)
 		json_object_set(m, "task", ev->task);
+	if (ev->positions)
+		json_object_set(m, "positions", ev->positions);
 	if (ev->order)
 		json_object_set(m, "order", ev->order);
 	json_object_set_new(m, "origin", ev->origin ? json_string(ev->origin) : json_null());

@@ -24,7 +24,7 @@ static ts_task sample(void)
 	t.has_due = 1;
 	t.due_us = 1796119200000000LL; /* 2026-12-01T10:00:00Z */
 	t.completed = 1;
-	t.position = 3;
+	strcpy(t.position, "a3");
 	t.version = 7;
 	t.created_us = 1796119200123000LL;
 	t.updated_us = 1796119201456000LL;
@@ -64,8 +64,8 @@ END_TEST
 
 START_TEST(event_build_reordered_and_null_origin)
 {
-	json_t *order = json_pack("[s, s]", "11111111-2222-4333-8444-555555555555",
-	                          "21111111-2222-4333-8444-555555555555");
+	json_t *order = json_pack("{s:s, s:s}", "11111111-2222-4333-8444-555555555555", "a1",
+	                          "21111111-2222-4333-8444-555555555555", "a0");
 	char eid[UUID_STR_LEN];
 	char *s = ts_event_build(EV_TASK_REORDERED, "bob", 1, NULL, 1796119200000000LL, order, eid);
 	event ev;
@@ -74,7 +74,8 @@ START_TEST(event_build_reordered_and_null_origin)
 	ck_assert_int_eq(ev.type, EV_TASK_REORDERED);
 	ck_assert_ptr_null(ev.origin);
 	ck_assert_ptr_null(ev.task);
-	ck_assert(json_equal(ev.order, order));
+	ck_assert(json_equal(ev.positions, order));
+	ck_assert_ptr_null(ev.order);
 	/* origin is present as null, not absent (the contract's full form). */
 	ck_assert_ptr_nonnull(strstr(s, "\"origin\":null"));
 	event_clear(&ev);
@@ -112,6 +113,65 @@ START_TEST(task_json_follows_the_contract)
 }
 END_TEST
 
+/* The largest task the API accepts (every character JSON-escaped to six bytes, the
+ * longest user id and origin) still makes an event within EVENT_MAX_BYTES. */
+START_TEST(largest_task_event_fits_the_bound)
+{
+	ts_task t = sample();
+	free(t.title);
+	char *title = xmalloc(TASK_TITLE_MAX + 1), *desc = xmalloc(TASK_DESCRIPTION_MAX + 1);
+	memset(title, 1, TASK_TITLE_MAX);
+	title[TASK_TITLE_MAX] = '\0';
+	memset(desc, 1, TASK_DESCRIPTION_MAX);
+	desc[TASK_DESCRIPTION_MAX] = '\0';
+	t.title = title;
+	t.description = desc;
+	memset(t.position, 'V', POSKEY_MAX);
+	t.position[0] = 'a';
+	t.position[POSKEY_MAX] = '\0';
+	t.version = INT64_MAX;
+	char user[USER_ID_MAX + 1], origin[ORIGIN_MAX + 1];
+	memset(user, 'u', USER_ID_MAX);
+	user[USER_ID_MAX] = '\0';
+	memset(origin, 'o', ORIGIN_MAX);
+	origin[ORIGIN_MAX] = '\0';
+	json_t *tj = ts_task_json(&t);
+	char eid[UUID_STR_LEN];
+	char *s = ts_event_build(EV_TASK_UPDATED, user, INT64_MAX, origin, t.updated_us, tj, eid);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_le(strlen(s), EVENT_MAX_BYTES - TS_EVENT_SLACK);
+	free(s);
+	/* and the builder refuses what would not fit */
+	json_object_set_new(tj, "description", json_string(""));
+	char *huge = xmalloc(EVENT_MAX_BYTES + 1);
+	memset(huge, 'x', EVENT_MAX_BYTES);
+	huge[EVENT_MAX_BYTES] = '\0';
+	json_object_set_new(tj, "description", json_string(huge));
+	ck_assert_ptr_null(ts_event_build(EV_TASK_UPDATED, user, 1, origin, t.updated_us, tj, eid));
+	free(huge);
+	json_decref(tj);
+	ts_task_clear(&t);
+}
+END_TEST
+
+/* Times show exactly: microseconds when present, so a task echoed back is unchanged. */
+START_TEST(task_json_times_are_exact)
+{
+	ts_task t = sample();
+	t.due_us = -500000; /* 1969-12-31T23:59:59.5Z */
+	json_t *j = ts_task_json(&t);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "due_at")),
+	                 "1969-12-31T23:59:59.500Z");
+	json_decref(j);
+	t.due_us = 1796119200123456LL;
+	j = ts_task_json(&t);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "due_at")),
+	                 "2026-12-01T10:00:00.123456Z");
+	json_decref(j);
+	ts_task_clear(&t);
+}
+END_TEST
+
 START_TEST(migrations_are_embedded)
 {
 	ck_assert_uint_ge(migrate_count(), 1);
@@ -126,6 +186,8 @@ static Suite *units_suite(void)
 	tcase_add_test(tc, event_build_parses_for_every_task_type);
 	tcase_add_test(tc, event_build_reordered_and_null_origin);
 	tcase_add_test(tc, task_json_follows_the_contract);
+	tcase_add_test(tc, largest_task_event_fits_the_bound);
+	tcase_add_test(tc, task_json_times_are_exact);
 	tcase_add_test(tc, migrations_are_embedded);
 	suite_add_tcase(s, tc);
 	return s;

@@ -9,4 +9,7 @@ Suite *event_suite(void);
 Suite *http_suite(void);
 Suite *metrics_suite(void);
 Suite *json_suite(void);
+Suite *rfc3339_suite(void);
+Suite *poskey_suite(void);
+Suite *ratelimit_suite(void);
 #endif

@@ -115,6 +115,45 @@ START_TEST(minimal_event_message_has_null_seq)
 }
 END_TEST
 
+/* task.moved carries the task's id and new key; task.reordered the changed keys. */
+START_TEST(moved_and_positions_events)
+{
+	event ev;
+	char err[256];
+	const char *moved = "{\"event_type\":\"task.moved\",\"user_id\":\"u1\",\"seq\":7,"
+	                    "\"task\":{\"id\":\"t1\",\"position\":\"a0V\"}}";
+	ck_assert_int_eq(event_parse(moved, strlen(moved), &ev, err, sizeof(err)), 0);
+	ck_assert_int_eq(ev.type, EV_TASK_MOVED);
+	ck_assert_str_eq(json_string_value(json_object_get(ev.task, "position")), "a0V");
+	event_clear(&ev);
+	const char *bad[] = {
+	    "{\"event_type\":\"task.moved\",\"user_id\":\"u1\",\"task\":{\"id\":\"t1\"}}",
+	    "{\"event_type\":\"task.moved\",\"user_id\":\"u1\",\"task\":{\"id\":\"t1\","
+	    "\"position\":\"a00\"}}",
+	    "{\"event_type\":\"task.created\",\"user_id\":\"u1\",\"task\":{\"id\":\"t1\","
+	    "\"position\":\"a-1\"}}",
+	    "{\"event_type\":\"task.reordered\",\"user_id\":\"u1\",\"positions\":[\"a0\"]}",
+	    "{\"event_type\":\"task.reordered\",\"user_id\":\"u1\",\"positions\":{\"t1\":3}}",
+	    "{\"event_type\":\"task.reordered\",\"user_id\":\"u1\"}",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		ck_assert_msg(event_parse(bad[i], strlen(bad[i]), &ev, err, sizeof(err)) == -1,
+		              "accepted %s", bad[i]);
+	const char *re = "{\"event_type\":\"task.reordered\",\"user_id\":\"u1\",\"seq\":8,"
+	                 "\"positions\":{\"t1\":\"a1\",\"t2\":\"a0\"}}";
+	ck_assert_int_eq(event_parse(re, strlen(re), &ev, err, sizeof(err)), 0);
+	size_t mlen;
+	char *msg = event_ws_message(&ev, &mlen);
+	json_t *m = json_loads(msg, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "positions"), "t2")),
+	                 "a0");
+	ck_assert_ptr_null(json_object_get(m, "order"));
+	json_decref(m);
+	free(msg);
+	event_clear(&ev);
+}
+END_TEST
+
 START_TEST(hostile_inputs)
 {
 	event ev;
@@ -190,6 +229,7 @@ Suite *event_suite(void)
 	tcase_add_test(tc, invalid_examples_rejected);
 	tcase_add_test(tc, full_event_fields);
 	tcase_add_test(tc, minimal_event_message_has_null_seq);
+	tcase_add_test(tc, moved_and_positions_events);
 	tcase_add_test(tc, hostile_inputs);
 	tcase_add_test(tc, type_names);
 	tcase_add_test(tc, task_validation_names_the_field);

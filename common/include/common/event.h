@@ -18,7 +18,8 @@ typedef enum {
 	EV_TASK_UPDATED,
 	EV_TASK_COMPLETED,
 	EV_TASK_DELETED,
-	EV_TASK_REORDERED,
+	EV_TASK_REORDERED, /* PUT /api/v1/tasks/order: "positions" {id: key} */
+	EV_TASK_MOVED,     /* POST /api/v1/tasks/{id}/move: "task" {id, position} */
 	EV__COUNT
 } event_type;
 
@@ -26,6 +27,12 @@ typedef enum {
 #define TASK_DESCRIPTION_MAX 10000 /* characters */
 #define TASK_ID_MAX          128   /* bytes */
 #define ORIGIN_MAX           128   /* bytes */
+/* The largest event any API call produces, by construction: a task event carries one
+ * task (title and description bounded above: at most 6 bytes of JSON per character),
+ * task.moved one id and key, task.reordered at most TASK_ORDER_MAX positions. */
+#define EVENT_MAX_BYTES 65536
+/* The most tasks PUT /api/v1/tasks/order renumbers (its event: ~45 bytes a task). */
+#define TASK_ORDER_MAX 1000
 
 typedef struct event {
 	event_type type;
@@ -36,7 +43,9 @@ typedef struct event {
 	const char *origin;    /* borrowed from root; NULL when absent or null */
 	const char *timestamp; /* borrowed from root; NULL when absent */
 	json_t *task;          /* borrowed from root; NULL for task.reordered */
-	json_t *order;         /* borrowed from root; task.reordered only */
+	json_t *positions;     /* borrowed; task.reordered: {id: position key} */
+	json_t *order;         /* borrowed; task.reordered written before migration 0004:
+	                          the id array (legacy; positions is NULL then) */
 	json_t *root;          /* the parsed document, owned */
 } event;
 
@@ -52,14 +61,15 @@ MUST_CHECK int event_parse(const char *buf, size_t len, event *ev, char *err, si
 void event_clear(event *ev);
 
 /* Validates a task object as events and the API carry it; require_title for
- * creation. 0 or -1 with the offending field's name in field (static string) and a
- * reason in err. */
+ * creation. position is a key of common/poskey.h (or, in events written before
+ * migration 0004, an integer). 0 or -1 with the offending field's name in field (static string) and
+ * a reason in err. */
 MUST_CHECK int event_validate_task(const json_t *task, int require_title, const char **field,
                                    char *err, size_t errlen);
 
 /* Builds the WebSocket message for ev once:
  * {"type":"task_update","event":"task.created","event_id":..,"seq":42|null,
- *  "task":{..} | "order":[..],"origin":..,"timestamp":..}.
+ *  "task":{..} | "positions":{..} | "order":[..],"origin":..,"timestamp":..}.
  * Returns a malloc'd compact JSON text and its length in *len. */
 char *event_ws_message(const event *ev, size_t *len);
 

@@ -26,13 +26,6 @@ int64_t mono_us(void);
 /* Microseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t wall_us(void);
 
-/* Formats a wall-clock time in microseconds as RFC 3339 UTC with milliseconds,
- * "2026-11-22T10:00:00.123Z", into buf (at least 32 bytes). Returns buf. */
-char *time_iso8601(int64_t wall_us, char *buf, size_t len);
-/* Parses RFC 3339 ("2026-11-22T10:00:00Z", fraction and offset optional) into
- * microseconds since the epoch. 0 on success, -1 when malformed. */
-MUST_CHECK int time_parse_iso8601(const char *s, int64_t *out_us);
-
 /* A user id is 1..128 bytes of [A-Za-z0-9._@:-]. Returns 1 when valid. */
 int user_id_valid(const char *s);
 #define USER_ID_MAX 128
@@ -48,5 +41,9 @@ int uuid_valid(const char *s);
  * *stop takes them) and ignores SIGPIPE (a peer that went away is an error code
  * from write, not a signal). Fills *stop with the two signals. */
 void signals_take_over(sigset_t *stop);
+
+/* time_iso8601 and time_parse_iso8601 live in common/rfc3339.h (included here for
+ * their callers). */
+#include "common/rfc3339.h"
 
 #endif
