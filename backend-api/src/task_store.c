@@ -10,8 +10,13 @@
 
 /* A timestamptz from a bigint parameter of microseconds since the epoch (exact,
  * unlike to_timestamp(double)); NULL stays NULL. */
-#define TS_PARAM(p) "('epoch'::timestamptz + (" p "::bigint) * interval '1 microsecond')"
-#define US_COL(c)   "(extract(epoch FROM " c ") * 1000000)::bigint"
+/* In two parts: interval * bigint multiplies in double precision, which is exact
+ * only below 2^53 (year 2255 in microseconds); seconds and the remainder are exact
+ * for every four-digit year. */
+#define TS_PARAM(p)                                                                                \
+	"('epoch'::timestamptz + (" p "::bigint / 1000000) * interval '1 second' + (" p            \
+	"::bigint % 1000000) * interval '1 microsecond')"
+#define US_COL(c) "(extract(epoch FROM " c ") * 1000000)::bigint"
 /* The task columns in the order row_task() reads them, with a table prefix. */
 #define COLS(p)                                                                                    \
 	p "id::text, " p "title, " p "description, " p "priority, " US_COL(                        \
@@ -20,7 +25,8 @@
 #define NCOLS 10
 /* Keys are unique per user (a constraint) and the column is COLLATE "C": bytewise. */
 #define ORDER_BY(p) " ORDER BY " p "position COLLATE \"C\""
-/* Roughly the JSON bytes of a task row, for the list page's byte bound. */
+/* The text bytes of a task row, a lower bound of its JSON, for the SQL side of the
+ * list page's byte bound (it bounds what PostgreSQL sends; json_len() the reply). */
 #define ROW_BYTES     "(octet_length(title) + coalesce(octet_length(description), 0) + 320)"
 #define OUTBOX_INSERT "INSERT INTO outbox (user_id, seq, event_id, event_type, payload) "
 
@@ -358,6 +364,18 @@ int ts_ping(PGconn *pg)
 	return simple(pg, "SELECT 1");
 }
 
+/* The bytes s takes as a JSON string (quotes and escapes included). */
+static size_t json_len(const char *s)
+{
+	size_t n = 2;
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
+		n += *p < 0x20 ? 6 : (*p == '"' || *p == '\\') ? 2 : 1;
+	return n;
+}
+
+/* Room for the other members of a task object (ids, times, key, names). */
+#define TASK_JSON_OVERHEAD (320 + POSKEY_MAX)
+
 int ts_list(PGconn *pg, const char *user, const char *after, int limit, long max_bytes,
             json_t **tasks, int64_t *seq, char next[POSKEY_BUF])
 {
@@ -373,16 +391,20 @@ int ts_list(PGconn *pg, const char *user, const char *after, int limit, long max
 	json_t *arr = json_array();
 	*seq = PQntuples(r) ? getll(r, 0, 0) : 0;
 	int n = 0, more = 0;
+	size_t bytes = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
 		if (PQgetisnull(r, i, 1))
 			continue; /* the LEFT JOIN's row of a user without (more) tasks */
-		/* Past the count, or past the byte bound (the row that reached it is in). */
-		if (n == limit || (n > 0 && getll(r, i, 1 + NCOLS) >= max_bytes)) {
+		ts_task t;
+		row_task(r, i, 1, &t);
+		size_t len = TASK_JSON_OVERHEAD + json_len(t.title) + json_len(t.description);
+		/* Past the count, or past the byte bound (a page holds at least one). */
+		if (n == limit || (n > 0 && bytes + len > (size_t)max_bytes)) {
+			ts_task_clear(&t);
 			more = 1;
 			break;
 		}
-		ts_task t;
-		row_task(r, i, 1, &t);
+		bytes += len;
 		json_array_append_new(arr, ts_task_json(&t));
 		snprintf(next, POSKEY_BUF, "%s", t.position);
 		ts_task_clear(&t);

@@ -6,6 +6,9 @@
 #include "suites.h"
 
 #include "common/auth.h"
+#include "common/event.h"
+#include "common/poskey.h"
+#include "common/rfc3339.h"
 #include "common/util.h"
 
 #include <jwt.h>
@@ -27,15 +30,18 @@ static void teardown(void)
 	shared_stop(&B);
 }
 
-/* RFC 3339 UTC with milliseconds, as the contract writes timestamps. */
+/* RFC 3339 UTC with milliseconds (microseconds when the time has any), as the
+ * contract writes timestamps. */
 static void assert_ts(const json_t *o, const char *key)
 {
 	const char *v = jstr(o, key);
 	ck_assert_msg(v != NULL, "%s missing", key);
 	regex_t re;
 	ck_assert_int_eq(
-	    regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
-	            REG_EXTENDED | REG_NOSUB),
+	    regcomp(
+	        &re,
+	        "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.([0-9]{3}|[0-9]{6})Z$",
+	        REG_EXTENDED | REG_NOSUB),
 	    0);
 	int ok = regexec(&re, v, 0, NULL, 0) == 0;
 	regfree(&re);
@@ -57,7 +63,7 @@ static void assert_task_shape(const json_t *t)
 	if (json_is_string(due))
 		assert_ts(t, "due_at");
 	ck_assert(json_is_boolean(json_object_get(t, "completed")));
-	(void)jint(t, "position");
+	ck_assert_msg(poskey_valid(jstr(t, "position")), "position is not a key");
 	ck_assert_int_ge(jint(t, "version"), 1);
 	assert_ts(t, "created_at");
 	assert_ts(t, "updated_at");
@@ -291,13 +297,23 @@ START_TEST(create_idempotent_with_client_id)
 	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
 	ck_assert_int_eq(json_array_size(json_object_get(l, "tasks")), 1);
 	json_decref(l);
-	/* the same id for another user: 409, the task is not revealed */
+	/* the same id for another user: ids are per user, so it is a fresh create that
+	 * reveals nothing of the first user's task */
 	json_t *c = NULL;
-	ck_assert_int_eq(api(&B, u2, "POST", "/api/v1/tasks", body, NULL, &c, &r), 409);
+	ck_assert_int_eq(api(&B, u2, "POST", "/api/v1/tasks", body, NULL, &c, &r), 201);
 	ck_assert_ptr_null(strstr(r.body, "once"));
 	http_resp_free(&r);
-	expect_error(c, "conflict", NULL);
-	ck_assert_int_eq(user_seq(u2), 0);
+	ck_assert_str_eq(jstr(c, "id"), id);
+	ck_assert_str_eq(jstr(c, "title"), "twice");
+	json_decref(c);
+	ck_assert_int_eq(user_seq(u2), 1);
+	ck_assert_int_eq(api(&B, u, "GET", task_path(id), NULL, NULL, &c, NULL), 200);
+	ck_assert_str_eq(jstr(c, "title"), "once");
+	json_decref(c);
+	/* each user deletes only their own */
+	ck_assert_int_eq(api(&B, u2, "DELETE", task_path(id), NULL, NULL, NULL, NULL), 204);
+	ck_assert_int_eq(api(&B, u, "GET", task_path(id), NULL, NULL, &c, NULL), 200);
+	json_decref(c);
 	/* a bad id is a validation error */
 	ck_assert_int_eq(
 	    api(&B, u, "POST", "/api/v1/tasks", "{\"id\":\"t1\",\"title\":\"x\"}", NULL, &c, NULL),
@@ -325,14 +341,15 @@ START_TEST(list_order_and_seq)
 	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
 	json_t *ts = json_object_get(l, "tasks");
 	ck_assert_int_eq(json_array_size(ts), 4);
-	long long prev = -1;
+	const char *prev = NULL;
 	for (size_t i = 0; i < 4; i++) {
 		json_t *t = json_array_get(ts, i);
 		assert_task_shape(t);
 		ck_assert_str_eq(jstr(t, "title"), titles[i]);
-		ck_assert_int_gt(jint(t, "position"), prev);
-		prev = jint(t, "position");
+		ck_assert(!prev || strcmp(prev, jstr(t, "position")) < 0);
+		prev = jstr(t, "position");
 	}
+	ck_assert(json_is_null(json_object_get(l, "next_cursor")));
 	ck_assert_int_eq(jint(l, "seq"), 4);
 	json_decref(l);
 }
@@ -381,7 +398,7 @@ START_TEST(patch_partial_and_events)
 	ck_assert_int_eq(jint(p, "version"), 2);
 	ck_assert_str_eq(jstr(p, "priority"), "medium");
 	ck_assert_str_eq(jstr(p, "created_at"), jstr(t, "created_at"));
-	ck_assert_int_eq(jint(p, "position"), jint(t, "position"));
+	ck_assert_str_eq(jstr(p, "position"), jstr(t, "position"));
 	ck_assert(strcmp(jstr(p, "updated_at"), jstr(t, "updated_at")) >= 0);
 	json_decref(p);
 
@@ -634,14 +651,252 @@ START_TEST(delete_then_gone)
 }
 END_TEST
 
-/* ---- reorder ---- */
+/* ---- order: moves and renumbering ---- */
 
-static void assert_order(json_t *order, const char *const *ids, size_t n)
+/* The list's ids in order (GET, every page). */
+static size_t list_ids(const char *user, char ids[][UUID_STR_LEN], size_t max)
 {
-	ck_assert_int_eq(json_array_size(order), n);
-	for (size_t i = 0; i < n; i++)
-		ck_assert_str_eq(json_string_value(json_array_get(order, i)), ids[i]);
+	size_t n = 0;
+	char path[512] = "/api/v1/tasks?limit=1000";
+	for (;;) {
+		json_t *l = NULL;
+		ck_assert_int_eq(api(&B, user, "GET", path, NULL, NULL, &l, NULL), 200);
+		json_t *ts = json_object_get(l, "tasks");
+		for (size_t i = 0; i < json_array_size(ts); i++) {
+			ck_assert(n < max);
+			snprintf(ids[n++], UUID_STR_LEN, "%s", jstr(json_array_get(ts, i), "id"));
+		}
+		const char *next = jstr(l, "next_cursor");
+		if (!next) {
+			json_decref(l);
+			return n;
+		}
+		snprintf(path, sizeof(path), "/api/v1/tasks?limit=1000&cursor=%s", next);
+		json_decref(l);
+	}
 }
+
+typedef struct replayed {
+	char id[UUID_STR_LEN];
+	char key[POSKEY_BUF];
+} replayed;
+
+static int replayed_cmp(const void *a, const void *b)
+{
+	return strcmp(((const replayed *)a)->key, ((const replayed *)b)->key);
+}
+
+/* The order a client derives by applying the user's events from seq 0 in seq order
+ * (created: its position; moved: the new key; reordered: the changed keys; deleted:
+ * gone), sorted by key with plain byte comparison. Asserts the keys are unique. */
+static size_t replay_order(const char *user, char ids[][UUID_STR_LEN], size_t max)
+{
+	replayed *r = calloc(max, sizeof(*r));
+	size_t n = 0;
+	long since = 0;
+	for (;;) {
+		json_t *f = feed(user, since);
+		json_t *evs = json_object_get(f, "events");
+		for (size_t i = 0; i < json_array_size(evs); i++) {
+			json_t *e = json_array_get(evs, i);
+			ck_assert_int_eq(jint(e, "seq"), since + 1);
+			since = (long)jint(e, "seq");
+			const char *type = jstr(e, "event_type");
+			json_t *t = json_object_get(e, "task");
+			if (!strcmp(type, "task.reordered")) {
+				const char *id;
+				json_t *k;
+				json_object_foreach(json_object_get(e, "positions"), id, k)
+				{
+					for (size_t j = 0; j < n; j++)
+						if (!strcmp(r[j].id, id))
+							snprintf(r[j].key, POSKEY_BUF, "%s",
+							         json_string_value(k));
+				}
+				continue;
+			}
+			size_t j;
+			for (j = 0; j < n && strcmp(r[j].id, jstr(t, "id")); j++)
+				;
+			if (!strcmp(type, "task.deleted")) {
+				if (j < n)
+					r[j] = r[--n];
+				continue;
+			}
+			if (j == n) {
+				ck_assert(n < max);
+				snprintf(r[n++].id, UUID_STR_LEN, "%s", jstr(t, "id"));
+			}
+			snprintf(r[j].key, POSKEY_BUF, "%s", jstr(t, "position"));
+		}
+		int more = json_is_true(json_object_get(f, "has_more"));
+		json_decref(f);
+		if (!more)
+			break;
+	}
+	qsort(r, n, sizeof(*r), replayed_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			ck_assert_msg(strcmp(r[i - 1].key, r[i].key) < 0, "equal keys %s",
+			              r[i].key);
+		snprintf(ids[i], UUID_STR_LEN, "%s", r[i].id);
+	}
+	free(r);
+	return n;
+}
+
+/* The list as GET shows it equals the order derived from the events. */
+static void assert_list_is_replay(const char *user, size_t want)
+{
+	static char a[2048][UUID_STR_LEN], b[2048][UUID_STR_LEN];
+	size_t na = list_ids(user, a, 2048), nb = replay_order(user, b, 2048);
+	ck_assert_int_eq(na, want);
+	ck_assert_int_eq(nb, want);
+	for (size_t i = 0; i < na; i++)
+		ck_assert_msg(!strcmp(a[i], b[i]), "list and replay differ at %zu", i);
+}
+
+static int move(const char *user, const char *id, const char *where, const char *anchor,
+                json_t **out)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/api/v1/tasks/%s/move", id);
+	if (anchor)
+		return apif(&B, user, "POST", path, out, "{\"%s\":\"%s\"}", where, anchor);
+	return apif(&B, user, "POST", path, out, "{\"%s\":null}", where);
+}
+
+static void assert_ids(const char *user, const char *const *want, size_t n)
+{
+	char ids[16][UUID_STR_LEN];
+	ck_assert_int_eq(list_ids(user, ids, 16), n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(!strcmp(ids[i], want[i]), "position %zu", i);
+}
+
+START_TEST(move_rewrites_one_task)
+{
+	char u[64], u2[64];
+	new_user(u, sizeof(u));
+	new_user(u2, sizeof(u2));
+	json_t *t[4];
+	const char *id[4];
+	for (int i = 0; i < 4; i++) {
+		t[i] = create_task(&B, u, "m");
+		id[i] = jstr(t[i], "id");
+	}
+	json_t *m = NULL;
+	/* c before a */
+	ck_assert_int_eq(move(u, id[2], "before", id[0], &m), 200);
+	json_t *task = json_object_get(m, "task");
+	assert_task_shape(task);
+	ck_assert_int_eq(jint(task, "version"), 1); /* the order is not the content */
+	ck_assert_int_eq(jint(m, "seq"), 5);
+	ck_assert(strcmp(jstr(task, "position"), jstr(t[0], "position")) < 0);
+	json_decref(m);
+	const char *w1[] = {id[2], id[0], id[1], id[3]};
+	assert_ids(u, w1, 4);
+	/* its event: task.moved with the id and the new key only */
+	json_t *f = feed(u, 4);
+	json_t *e = json_array_get(json_object_get(f, "events"), 0);
+	ck_assert_str_eq(jstr(e, "event_type"), "task.moved");
+	json_t *et = json_object_get(e, "task");
+	ck_assert_int_eq(json_object_size(et), 2);
+	ck_assert_str_eq(jstr(et, "id"), id[2]);
+	ck_assert(poskey_valid(jstr(et, "position")));
+	assert_schema("task-event.schema.json", &e, 1);
+	json_decref(f);
+	/* a after d; d to the top (after nothing); b to the end (before nothing) */
+	ck_assert_int_eq(move(u, id[0], "after", id[3], NULL), 200);
+	ck_assert_int_eq(move(u, id[3], "after", NULL, NULL), 200);
+	ck_assert_int_eq(move(u, id[1], "before", NULL, NULL), 200);
+	const char *w2[] = {id[3], id[2], id[0], id[1]};
+	assert_ids(u, w2, 4);
+	/* where it already is: nothing written, seq null */
+	long long seq = user_seq(u);
+	ck_assert_int_eq(move(u, id[2], "after", id[3], &m), 200);
+	ck_assert(json_is_null(json_object_get(m, "seq")));
+	json_decref(m);
+	ck_assert_int_eq(move(u, id[1], "before", NULL, NULL), 200);
+	ck_assert_int_eq(user_seq(u), seq);
+	/* a new task still goes to the end */
+	json_t *d = create_task(&B, u, "new");
+	const char *w3[] = {id[3], id[2], id[0], id[1], jstr(d, "id")};
+	assert_ids(u, w3, 5);
+	/* errors */
+	json_t *other = create_task(&B, u2, "theirs");
+	char unknown[UUID_STR_LEN], path[128];
+	uuid_new(unknown);
+	ck_assert_int_eq(move(u, unknown, "before", NULL, &m), 404);
+	expect_error(m, "not_found", NULL);
+	ck_assert_int_eq(move(u, jstr(other, "id"), "before", NULL, &m), 404);
+	expect_error(m, "not_found", NULL);
+	ck_assert_int_eq(move(u, id[0], "before", jstr(other, "id"), &m), 422);
+	expect_error(m, "validation_failed", "before");
+	ck_assert_int_eq(move(u, id[0], "after", unknown, &m), 422);
+	expect_error(m, "validation_failed", "after");
+	ck_assert_int_eq(move(u, id[0], "after", id[0], &m), 422);
+	expect_error(m, "validation_failed", "after");
+	snprintf(path, sizeof(path), "/api/v1/tasks/%s/move", id[0]);
+	const char *bad[] = {"{}", "{\"before\":null,\"after\":null}", "{\"before\":3}",
+	                     "{\"before\":\"x\"}", "{\"to\":null}"};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		int st = api(&B, u, "POST", path, bad[i], NULL, &m, NULL);
+		ck_assert_msg(st == 422, "%s: %d", bad[i], st);
+		expect_error(m, "validation_failed", NULL);
+	}
+	ck_assert_int_eq(
+	    api(&B, u, "POST", "/api/v1/tasks/nope/move", "{\"before\":null}", NULL, &m, NULL),
+	    404);
+	json_decref(m);
+	ck_assert_int_eq(user_seq(u), seq + 1);
+	ck_assert_int_eq(user_seq(u2), 1);
+	assert_list_is_replay(u, 5);
+	json_decref(other);
+	json_decref(d);
+	for (int i = 0; i < 4; i++)
+		json_decref(t[i]);
+}
+END_TEST
+
+/* Always into the same gap: keys grow, and at the bound the move is refused with a
+ * clear 409 (never a longer key); a renumbering makes room again. */
+START_TEST(move_into_one_gap_until_exhausted)
+{
+	char u[64];
+	new_user(u, sizeof(u));
+	json_t *a = create_task(&B, u, "a"), *b = create_task(&B, u, "b");
+	json_t *c = create_task(&B, u, "c"), *d = create_task(&B, u, "d");
+	const char *mv[2] = {jstr(c, "id"), jstr(d, "id")};
+	int st = 200, i;
+	json_t *m = NULL;
+	for (i = 0; i < 5000 && st == 200; i++) {
+		/* alternately put c and d right after a: the gap after a halves each time */
+		st = move(u, mv[i % 2], "after", jstr(a, "id"), &m);
+		if (st == 200) {
+			ck_assert_int_le(strlen(jstr(json_object_get(m, "task"), "position")),
+			                 POSKEY_MAX);
+			json_decref(m);
+		}
+	}
+	ck_assert_int_eq(st, 409);
+	ck_assert_msg(i > 1000, "exhausted after %d moves", i);
+	ck_assert_int_eq(jint(m, "max_key_bytes"), POSKEY_MAX);
+	expect_error(m, "position_exhausted", "after");
+	assert_list_is_replay(u, 4);
+	/* renumbered: short keys, the move works again */
+	ck_assert_int_eq(apif(&B, u, "PUT", "/api/v1/tasks/order", &m, "{\"order\":[]}"), 200);
+	json_decref(m);
+	ck_assert_int_eq(move(u, mv[i % 2], "after", jstr(a, "id"), &m), 200);
+	ck_assert_int_le(strlen(jstr(json_object_get(m, "task"), "position")), 4);
+	json_decref(m);
+	assert_list_is_replay(u, 4);
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+	json_decref(d);
+}
+END_TEST
 
 START_TEST(reorder)
 {
@@ -659,61 +914,85 @@ START_TEST(reorder)
 	                      "{\"order\":[\"%s\",\"%s\",\"%s\"]}", id[2], id[0], id[1]),
 	                 200);
 	const char *want1[] = {id[2], id[0], id[1]};
-	assert_order(json_object_get(o, "order"), want1, 3);
 	ck_assert_int_eq(jint(o, "seq"), 4);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "skipped")), 0);
+	ck_assert_int_eq(json_object_size(json_object_get(o, "positions")), 3);
 	json_decref(o);
-	json_t *l = NULL;
-	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
-	json_t *ts = json_object_get(l, "tasks");
-	for (int i = 0; i < 3; i++) {
-		ck_assert_str_eq(jstr(json_array_get(ts, (size_t)i), "id"), want1[i]);
-		ck_assert_int_eq(jint(json_array_get(ts, (size_t)i), "position"), i);
-	}
-	json_decref(l);
-	/* a partial list: the others keep their relative order after it */
-	ck_assert_int_eq(
-	    apif(&B, u, "PUT", "/api/v1/tasks/order", &o, "{\"order\":[\"%s\"]}", id[1]), 200);
-	const char *want2[] = {id[1], id[2], id[0]};
-	assert_order(json_object_get(o, "order"), want2, 3);
-	json_decref(o);
-	/* the event carries the full order */
-	json_t *f = feed(u, 4);
-	json_t *evs = json_object_get(f, "events");
-	ck_assert_int_eq(json_array_size(evs), 1);
-	ck_assert_str_eq(jstr(json_array_get(evs, 0), "event_type"), "task.reordered");
-	assert_order(json_object_get(json_array_get(evs, 0), "order"), want2, 3);
-	json_decref(f);
-	/* a new task goes to the end */
-	json_t *d = create_task(&B, u, "d");
-	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
-	ts = json_object_get(l, "tasks");
-	ck_assert_int_eq(json_array_size(ts), 4);
-	ck_assert_str_eq(jstr(json_array_get(ts, 3), "id"), jstr(d, "id"));
-	ck_assert_str_eq(jstr(json_array_get(ts, 0), "id"), id[1]);
-	json_decref(l);
-
-	/* 422s: duplicates, unknown ids, another user's ids, wrong types */
+	assert_ids(u, want1, 3);
+	/* a partial list: the others keep their relative order after it; unknown,
+	 * another user's and repeated ids are skipped and reported */
 	json_t *other = create_task(&B, u2, "theirs");
 	char unknown[UUID_STR_LEN];
 	uuid_new(unknown);
-	char bodies[6][512];
-	snprintf(bodies[0], 512, "{\"order\":[\"%s\",\"%s\"]}", id[0], id[0]);
-	snprintf(bodies[1], 512, "{\"order\":[\"%s\"]}", unknown);
-	snprintf(bodies[2], 512, "{\"order\":[\"%s\"]}", jstr(other, "id"));
-	snprintf(bodies[3], 512, "{\"order\":\"%s\"}", id[0]);
-	snprintf(bodies[4], 512, "{\"order\":[1,2]}");
-	snprintf(bodies[5], 512, "{\"order\":[\"not-a-uuid\"]}");
-	for (int i = 0; i < 6; i++) {
-		json_t *e = NULL;
-		int st = api(&B, u, "PUT", "/api/v1/tasks/order", bodies[i], NULL, &e, NULL);
+	ck_assert_int_eq(apif(&B, u, "PUT", "/api/v1/tasks/order", &o,
+	                      "{\"order\":[\"%s\",\"%s\",\"%s\",\"%s\"]}", id[1], unknown,
+	                      jstr(other, "id"), id[1]),
+	                 200);
+	const char *want2[] = {id[1], id[2], id[0]};
+	json_t *sk = json_object_get(o, "skipped");
+	ck_assert_int_eq(json_array_size(sk), 3);
+	ck_assert_str_eq(jstr(json_array_get(sk, 0), "id"), unknown);
+	ck_assert_str_eq(jstr(json_array_get(sk, 0), "reason"), "not_found");
+	ck_assert_str_eq(jstr(json_array_get(sk, 1), "reason"), "not_found");
+	ck_assert_str_eq(jstr(json_array_get(sk, 2), "reason"), "duplicate");
+	ck_assert_int_eq(jint(o, "seq"), 5);
+	json_t *pos = json_object_get(o, "positions");
+	json_decref(o);
+	(void)pos;
+	assert_ids(u, want2, 3);
+	/* the event carries positions (only the keys that changed), not the list */
+	json_t *f = feed(u, 4);
+	json_t *evs = json_object_get(f, "events");
+	ck_assert_int_eq(json_array_size(evs), 1);
+	json_t *e = json_array_get(evs, 0);
+	ck_assert_str_eq(jstr(e, "event_type"), "task.reordered");
+	ck_assert_ptr_null(json_object_get(e, "order"));
+	ck_assert(json_is_object(json_object_get(e, "positions")));
+	ck_assert_int_le(json_object_size(json_object_get(e, "positions")), 3);
+	assert_schema("task-event.schema.json", &e, 1);
+	json_decref(f);
+	/* the same order again: nothing changes, no event */
+	ck_assert_int_eq(
+	    apif(&B, u, "PUT", "/api/v1/tasks/order", &o, "{\"order\":[\"%s\"]}", id[1]), 200);
+	ck_assert(json_is_null(json_object_get(o, "seq")));
+	json_decref(o);
+	/* a new task goes to the end */
+	json_t *d = create_task(&B, u, "d");
+	const char *want3[] = {id[1], id[2], id[0], jstr(d, "id")};
+	assert_ids(u, want3, 4);
+
+	/* 422s: wrong types, malformed ids */
+	char bodies[3][512];
+	snprintf(bodies[0], 512, "{\"order\":\"%s\"}", id[0]);
+	snprintf(bodies[1], 512, "{\"order\":[1,2]}");
+	snprintf(bodies[2], 512, "{\"order\":[\"not-a-uuid\"]}");
+	for (int i = 0; i < 3; i++) {
+		json_t *e2 = NULL;
+		int st = api(&B, u, "PUT", "/api/v1/tasks/order", bodies[i], NULL, &e2, NULL);
 		ck_assert_msg(st == 422, "PUT order %s: %d", bodies[i], st);
-		expect_error(e, "validation_failed", "order");
+		expect_error(e2, "validation_failed", "order");
 	}
-	json_t *e = NULL;
-	ck_assert_int_eq(api(&B, u, "PUT", "/api/v1/tasks/order", "{}", NULL, &e, NULL), 422);
-	expect_error(e, "validation_failed", "order");
+	json_t *e2 = NULL;
+	ck_assert_int_eq(api(&B, u, "PUT", "/api/v1/tasks/order", "{}", NULL, &e2, NULL), 422);
+	expect_error(e2, "validation_failed", "order");
+	/* more ids than a renumbering takes: use moves */
+	size_t cap = 16 + (TASK_ORDER_MAX + 1) * (UUID_STR_LEN + 2), len = 0;
+	char *big = malloc(cap);
+	len += (size_t)snprintf(big, cap, "{\"order\":[");
+	for (int i = 0; i <= TASK_ORDER_MAX; i++) {
+		char x[UUID_STR_LEN];
+		uuid_new(x);
+		len += (size_t)snprintf(big + len, cap - len, "%s\"%s\"", i ? "," : "", x);
+	}
+	snprintf(big + len, cap - len, "]}");
+	ck_assert_int_eq(api(&B, u, "PUT", "/api/v1/tasks/order", big, NULL, &e2, NULL), 422);
+	ck_assert_int_eq(jint(e2, "max"), TASK_ORDER_MAX);
+	ck_assert_ptr_nonnull(strstr(jstr(json_object_get(e2, "error"), "message"), "/move"));
+	expect_error(e2, "list_too_long", "order");
+	free(big);
 	ck_assert_int_eq(user_seq(u), 6);
 	ck_assert_int_eq(user_seq(u2), 1);
+	assert_list_is_replay(u, 4);
 	json_decref(other);
 	json_decref(d);
 	for (int i = 0; i < 3; i++)
@@ -1149,25 +1428,66 @@ START_TEST(concurrent_reorders_converge)
 		pthread_barrier_destroy(&go);
 		ck_assert_int_eq(x.status, 200);
 		ck_assert_int_eq(y.status, 200);
-		/* the list equals the order of the last task.reordered event */
-		json_t *l = NULL;
-		ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
-		json_t *f = feed(u, 0);
-		json_t *evs = json_object_get(f, "events");
-		json_t *last = json_array_get(evs, json_array_size(evs) - 1);
-		ck_assert_str_eq(jstr(last, "event_type"), "task.reordered");
-		ck_assert_int_eq(jint(last, "seq"), jint(l, "seq"));
-		json_t *order = json_object_get(last, "order");
-		json_t *ts = json_object_get(l, "tasks");
-		ck_assert_int_eq(json_array_size(order), 3);
-		for (size_t i = 0; i < 3; i++)
-			ck_assert_str_eq(json_string_value(json_array_get(order, i)),
-			                 jstr(json_array_get(ts, i), "id"));
-		json_decref(f);
-		json_decref(l);
+		/* the list equals the order derived from the events in seq order */
+		assert_list_is_replay(u, 3);
 	}
 	for (int i = 0; i < 3; i++)
 		json_decref(t[i]);
+}
+END_TEST
+
+typedef struct move_arg {
+	const char *user;
+	char (*ids)[UUID_STR_LEN];
+	int n, moves, seed;
+	pthread_barrier_t *go;
+	int bad; /* answers other than 200 */
+} move_arg;
+
+static void *move_thread(void *p)
+{
+	move_arg *a = p;
+	unsigned seed = (unsigned)a->seed;
+	pthread_barrier_wait(a->go);
+	for (int i = 0; i < a->moves; i++) {
+		int x = rand_r(&seed) % a->n, y = rand_r(&seed) % (a->n + 1);
+		const char *where = rand_r(&seed) % 2 ? "after" : "before";
+		if (y == x)
+			y = a->n; /* null: the top or the end */
+		int st = move(a->user, a->ids[x], where, y < a->n ? a->ids[y] : NULL, NULL);
+		if (st != 200)
+			a->bad++;
+	}
+	return NULL;
+}
+
+/* Two devices (two connections) move the same user's tasks at once: the user's seq
+ * lock serialises them, and the list equals the order a client derives from the
+ * task.moved events applied in seq order. */
+START_TEST(concurrent_moves_converge)
+{
+	enum { N = 8, MOVES = 60 };
+	char u[64];
+	new_user(u, sizeof(u));
+	static char ids[N][UUID_STR_LEN];
+	for (int i = 0; i < N; i++) {
+		json_t *t = create_task(&B, u, "mv");
+		snprintf(ids[i], UUID_STR_LEN, "%s", jstr(t, "id"));
+		json_decref(t);
+	}
+	pthread_barrier_t go;
+	pthread_barrier_init(&go, NULL, 2);
+	move_arg x = {.user = u, .ids = ids, .n = N, .moves = MOVES, .seed = 1, .go = &go};
+	move_arg y = {.user = u, .ids = ids, .n = N, .moves = MOVES, .seed = 2, .go = &go};
+	pthread_t tx, ty;
+	pthread_create(&tx, NULL, move_thread, &x);
+	pthread_create(&ty, NULL, move_thread, &y);
+	pthread_join(tx, NULL);
+	pthread_join(ty, NULL);
+	pthread_barrier_destroy(&go);
+	ck_assert_int_eq(x.bad + y.bad, 0);
+	ck_assert_int_gt(user_seq(u), N + MOVES); /* most moves moved something */
+	assert_list_is_replay(u, N);
 }
 END_TEST
 
@@ -1240,6 +1560,8 @@ START_TEST(user_isolation)
 	expect_error(e, "not_found", NULL);
 	ck_assert_int_eq(api(&B, u2, "DELETE", path, NULL, NULL, &e, NULL), 404);
 	expect_error(e, "not_found", NULL);
+	ck_assert_int_eq(move(u2, jstr(t, "id"), "before", NULL, &e), 404);
+	expect_error(e, "not_found", NULL);
 	ck_assert_int_eq(api(&B, u2, "GET", "/api/v1/events?since=0", NULL, NULL, &e, &r), 200);
 	ck_assert_int_eq(json_array_size(json_object_get(e, "events")), 0);
 	ck_assert_int_eq(jint(e, "seq"), 0);
@@ -1267,6 +1589,284 @@ START_TEST(user_isolation)
 }
 END_TEST
 
+/* ---- times ---- */
+
+/* Issue 11: half a second before the epoch came back as "1970-01-01T00:00:00.-500Z";
+ * microseconds were stored but shown as milliseconds, so echoing a task back bumped
+ * its version. Now the API shows what it stores. */
+START_TEST(due_at_round_trips_exactly)
+{
+	char u[64];
+	new_user(u, sizeof(u));
+	static const char *const in[][2] = {
+	    {"1969-12-31T23:59:59.5Z", "1969-12-31T23:59:59.500Z"},
+	    {"2026-11-22T10:00:00.123456Z", "2026-11-22T10:00:00.123456Z"},
+	    {"1900-01-01T00:00:00.000001+01:00", "1899-12-31T23:00:00.000001Z"},
+	    {"0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"},
+	    {"9999-12-31T23:59:59.9999999Z", "9999-12-31T23:59:59.999999Z"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(in); i++) {
+		json_t *t = NULL;
+		ck_assert_int_eq(apif(&B, u, "POST", "/api/v1/tasks", &t,
+		                      "{\"title\":\"due\",\"due_at\":\"%s\"}", in[i][0]),
+		                 201);
+		assert_task_shape(t);
+		ck_assert_str_eq(jstr(t, "due_at"), in[i][1]);
+		/* the event says the same, and the gateway's parser takes it */
+		json_t *g = NULL;
+		ck_assert_int_eq(api(&B, u, "GET", task_path(jstr(t, "id")), NULL, NULL, &g, NULL),
+		                 200);
+		ck_assert_str_eq(jstr(g, "due_at"), in[i][1]);
+		json_decref(g);
+		/* echoing the task's due_at back changes nothing */
+		long long seq = user_seq(u);
+		json_t *p = NULL;
+		ck_assert_int_eq(apif(&B, u, "PATCH", task_path(jstr(t, "id")), &p,
+		                      "{\"due_at\":\"%s\",\"title\":\"due\"}", jstr(t, "due_at")),
+		                 200);
+		ck_assert_int_eq(jint(p, "version"), 1);
+		ck_assert_int_eq(user_seq(u), seq);
+		json_decref(p);
+		json_decref(t);
+	}
+	json_t *f = feed(u, 0);
+	json_t *evs = json_object_get(f, "events");
+	ck_assert_int_eq(json_array_size(evs), ARRAY_LEN(in));
+	ck_assert_str_eq(jstr(json_object_get(json_array_get(evs, 0), "task"), "due_at"), in[0][1]);
+	json_t **docs = calloc(json_array_size(evs), sizeof(json_t *));
+	for (size_t i = 0; i < json_array_size(evs); i++)
+		docs[i] = json_array_get(evs, i);
+	assert_schema("task-event.schema.json", docs, json_array_size(evs));
+	free(docs);
+	json_decref(f);
+	/* outside four-digit years after the offset: a clear 422 */
+	json_t *e = NULL;
+	ck_assert_int_eq(apif(&B, u, "POST", "/api/v1/tasks", &e,
+	                      "{\"title\":\"x\",\"due_at\":\"0000-01-01T00:00:00+01:00\"}"),
+	                 422);
+	expect_error(e, "validation_failed", "due_at");
+}
+END_TEST
+
+/* ---- bounded reads ---- */
+
+typedef struct bulk_arg {
+	const char *user;
+	int n;
+} bulk_arg;
+
+static void *bulk_creator(void *p)
+{
+	bulk_arg *a = p;
+	for (int i = 0; i < a->n; i++)
+		ck_assert_int_eq(api(&B, a->user, "POST", "/api/v1/tasks", "{\"title\":\"bulk\"}",
+		                     NULL, NULL, NULL),
+		                 201);
+	return NULL;
+}
+
+/* 1,001 tasks: pages of the limit asked (default 500, at most 1,000) with the seq on
+ * each and a cursor to the next; every task once, in key order; a renumbering of
+ * the whole list is refused with a pointer to moves, and moves still work. */
+START_TEST(list_pages_and_large_lists)
+{
+	enum { N = TASK_ORDER_MAX + 1 };
+	char u[64];
+	new_user(u, sizeof(u));
+	pthread_t th[4];
+	bulk_arg a[4];
+	for (int i = 0; i < 4; i++) {
+		a[i] = (bulk_arg){u, N / 4 + (i < N % 4)};
+		pthread_create(&th[i], NULL, bulk_creator, &a[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	json_t *l = NULL;
+	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(l, "tasks")), 500);
+	ck_assert_int_eq(jint(l, "seq"), N);
+	ck_assert_ptr_nonnull(jstr(l, "next_cursor"));
+	json_decref(l);
+	char path[512] = "/api/v1/tasks?limit=300", prev[POSKEY_BUF] = "";
+	size_t total = 0, pages = 0;
+	for (;;) {
+		ck_assert_int_eq(api(&B, u, "GET", path, NULL, NULL, &l, NULL), 200);
+		ck_assert_int_eq(jint(l, "seq"), N);
+		json_t *ts = json_object_get(l, "tasks");
+		ck_assert_int_le(json_array_size(ts), 300);
+		for (size_t i = 0; i < json_array_size(ts); i++) {
+			const char *k = jstr(json_array_get(ts, i), "position");
+			ck_assert(strcmp(prev, k) < 0);
+			snprintf(prev, sizeof(prev), "%s", k);
+		}
+		total += json_array_size(ts);
+		pages++;
+		const char *next = jstr(l, "next_cursor");
+		if (!next) {
+			json_decref(l);
+			break;
+		}
+		snprintf(path, sizeof(path), "/api/v1/tasks?limit=300&cursor=%s", next);
+		json_decref(l);
+	}
+	ck_assert_int_eq(total, N);
+	ck_assert_int_eq(pages, 4);
+	assert_list_is_replay(u, N);
+	/* bad parameters */
+	const char *bad[][2] = {
+	    {"/api/v1/tasks?limit=1001", "limit"},     {"/api/v1/tasks?limit=0", "limit"},
+	    {"/api/v1/tasks?limit=x", "limit"},        {"/api/v1/tasks?cursor=a0", "cursor"},
+	    {"/api/v1/tasks?cursor=k1.a00", "cursor"}, {"/api/v1/tasks?cursor=", "cursor"}};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		json_t *e = NULL;
+		ck_assert_msg(api(&B, u, "GET", bad[i][0], NULL, NULL, &e, NULL) == 400, "%s",
+		              bad[i][0]);
+		expect_error(e, "bad_request", bad[i][1]);
+	}
+	/* the whole list is too long to renumber: 422 pointing at moves */
+	json_t *e = NULL;
+	ck_assert_int_eq(api(&B, u, "PUT", "/api/v1/tasks/order", "{\"order\":[]}", NULL, &e, NULL),
+	                 422);
+	expect_error(e, "list_too_long", "order");
+	static char ids[N][UUID_STR_LEN];
+	ck_assert_int_eq(list_ids(u, ids, N), N);
+	ck_assert_int_eq(move(u, ids[N - 1], "after", NULL, &e), 200);
+	json_decref(e);
+	ck_assert_int_eq(move(u, ids[0], "after", ids[500], &e), 200);
+	json_decref(e);
+	assert_list_is_replay(u, N);
+}
+END_TEST
+
+/* /events stops at about 1 MiB however large the limit: has_more, and the rest
+ * follows from the last seq. */
+START_TEST(events_capped_by_bytes)
+{
+	enum { N = 24 };
+	char u[64];
+	new_user(u, sizeof(u));
+	/* each description: 9,000 control characters, 6 bytes each in JSON */
+	size_t cap = 9000 * 6 + 64;
+	char *body = malloc(cap);
+	size_t len = (size_t)snprintf(body, cap, "{\"title\":\"big\",\"description\":\"");
+	for (int i = 0; i < 9000; i++)
+		len += (size_t)snprintf(body + len, cap - len, "\\u0001");
+	snprintf(body + len, cap - len, "\"}");
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(api(&B, u, "POST", "/api/v1/tasks", body, NULL, NULL, NULL), 201);
+	free(body);
+	http_resp r;
+	json_t *f = NULL;
+	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/events?since=0&limit=1000", NULL, NULL, &f, &r),
+	                 200);
+	ck_assert_int_le(r.body_len, 1024 * 1024 + 64 * 1024);
+	http_resp_free(&r);
+	size_t first = json_array_size(json_object_get(f, "events"));
+	ck_assert_int_gt(first, 0);
+	ck_assert_int_lt(first, N);
+	ck_assert(json_is_true(json_object_get(f, "has_more")));
+	ck_assert_int_eq(jint(f, "seq"), N);
+	json_decref(f);
+	f = feed(u, (long)first);
+	ck_assert_int_eq(first + json_array_size(json_object_get(f, "events")), N);
+	ck_assert(json_is_false(json_object_get(f, "has_more")));
+	json_decref(f);
+	/* the list pages by bytes too */
+	json_t *l = NULL;
+	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks?limit=1000", NULL, NULL, &l, &r), 200);
+	ck_assert_int_le(r.body_len, 1024 * 1024 + 64 * 1024);
+	http_resp_free(&r);
+	ck_assert_int_lt(json_array_size(json_object_get(l, "tasks")), N);
+	ck_assert_ptr_nonnull(jstr(l, "next_cursor"));
+	json_decref(l);
+}
+END_TEST
+
+/* ---- quotas (a backend with small ones) ---- */
+
+static backend Q;
+
+static void q_setup(void)
+{
+	static const char *const extra[] = {"MAX_TASKS_PER_USER=3", "USER_RATE_LIMIT=2",
+	                                    "USER_RATE_BURST=20", NULL};
+	shared_start(&Q, extra);
+}
+static void q_teardown(void)
+{
+	shared_stop(&Q);
+}
+
+START_TEST(task_quota)
+{
+	char u[64], id[UUID_STR_LEN];
+	new_user(u, sizeof(u));
+	json_t *t[3];
+	for (int i = 0; i < 3; i++)
+		t[i] = create_task(&Q, u, "q");
+	json_t *e = NULL;
+	ck_assert_int_eq(api(&Q, u, "POST", "/api/v1/tasks", "{\"title\":\"4th\"}", NULL, &e, NULL),
+	                 409);
+	ck_assert_int_eq(jint(e, "limit"), 3);
+	expect_error(e, "task_quota_exceeded", NULL);
+	/* a retried create of a task the user has is still answered */
+	ck_assert_int_eq(apif(&Q, u, "POST", "/api/v1/tasks", &e, "{\"id\":\"%s\",\"title\":\"q\"}",
+	                      jstr(t[0], "id")),
+	                 200);
+	json_decref(e);
+	/* another user has a quota of their own */
+	char u2[64];
+	new_user(u2, sizeof(u2));
+	json_decref(create_task(&Q, u2, "other"));
+	/* a delete makes room */
+	ck_assert_int_eq(api(&Q, u, "DELETE", task_path(jstr(t[1], "id")), NULL, NULL, NULL, NULL),
+	                 204);
+	uuid_new(id);
+	ck_assert_int_eq(
+	    apif(&Q, u, "POST", "/api/v1/tasks", &e, "{\"id\":\"%s\",\"title\":\"q\"}", id), 201);
+	json_decref(e);
+	for (int i = 0; i < 3; i++)
+		json_decref(t[i]);
+}
+END_TEST
+
+START_TEST(rate_limit_answers_429)
+{
+	char u[64], u2[64];
+	new_user(u, sizeof(u));
+	new_user(u2, sizeof(u2));
+	int ok = 0, limited = 0;
+	for (int i = 0; i < 40 && !limited; i++) {
+		http_resp r;
+		json_t *e = NULL;
+		int st = api(&Q, u, "GET", "/api/v1/tasks", NULL, NULL, &e, &r);
+		if (st == 200) {
+			ok++;
+			json_decref(e);
+		} else {
+			ck_assert_int_eq(st, 429);
+			char ra[32];
+			ck_assert_msg(http_resp_header(&r, "Retry-After", ra, sizeof(ra)),
+			              "no Retry-After");
+			ck_assert_int_ge(atoi(ra), 1);
+			ck_assert_int_gt(jint(e, "retry_after_ms"), 0);
+			expect_error(e, "rate_limited", NULL);
+			limited = 1;
+		}
+		http_resp_free(&r);
+	}
+	ck_assert(limited);
+	ck_assert_int_ge(ok, 19); /* the burst, then about 2/s */
+	ck_assert_int_le(ok, 25);
+	/* another user is not limited by this one */
+	ck_assert_int_eq(api(&Q, u2, "GET", "/api/v1/tasks", NULL, NULL, NULL, NULL), 200);
+	/* the bucket refills */
+	struct timespec ts = {1, 0};
+	nanosleep(&ts, NULL);
+	ck_assert_int_eq(api(&Q, u, "GET", "/api/v1/tasks", NULL, NULL, NULL, NULL), 200);
+}
+END_TEST
+
 Suite *tasks_suite(void)
 {
 	Suite *s = suite_create("tasks");
@@ -1286,6 +1886,8 @@ Suite *tasks_suite(void)
 	tcase_add_test(tc, patch_validation);
 	tcase_add_test(tc, create_validation);
 	tcase_add_test(tc, delete_then_gone);
+	tcase_add_test(tc, move_rewrites_one_task);
+	tcase_add_test(tc, move_into_one_gap_until_exhausted);
 	tcase_add_test(tc, reorder);
 	tcase_add_test(tc, events_since_limit);
 	tcase_add_test(tc, events_gone_after_pruning);
@@ -1296,8 +1898,19 @@ Suite *tasks_suite(void)
 	tcase_add_test(tc, concurrent_if_match_one_wins);
 	tcase_add_test(tc, delete_wins_over_concurrent_patches);
 	tcase_add_test(tc, concurrent_reorders_converge);
+	tcase_add_test(tc, concurrent_moves_converge);
 	tcase_add_test(tc, list_and_seq_are_one_snapshot);
 	tcase_add_test(tc, user_isolation);
+	tcase_add_test(tc, due_at_round_trips_exactly);
+	tcase_add_test(tc, list_pages_and_large_lists);
+	tcase_add_test(tc, events_capped_by_bytes);
 	suite_add_tcase(s, tc);
+	TCase *q = tcase_create("quotas");
+	tcase_add_unchecked_fixture(q, q_setup, q_teardown);
+	tcase_set_tags(q, "integration");
+	tcase_set_timeout(q, 60);
+	tcase_add_test(q, task_quota);
+	tcase_add_test(q, rate_limit_answers_429);
+	suite_add_tcase(s, q);
 	return s;
 }
