@@ -36,6 +36,10 @@ free_port() {
 
 # pg_start DIR: initdb (as the postgres user: initdb refuses root) and start a
 # cluster in DIR on a free port. Sets PGPORT, PGHOST and PG_ADMIN_URL.
+# What the relay needs of PostgreSQL (backend-api/src/outbox.h): logical decoding.
+# Every test database gets a slot of its own, hence the many; an abandoned slot
+# keeps at most max_slot_wal_keep_size of WAL.
+PG_LOGICAL="-c wal_level=logical -c max_replication_slots=400 -c max_wal_senders=64 -c max_slot_wal_keep_size=2GB"
 pg_start() {
 	local dir=$1
 	[ -x "$PG_BIN/initdb" ] || { echo "PostgreSQL server binaries not found (make deps)" >&2; return 1; }
@@ -58,11 +62,13 @@ pg_start() {
 	mkdir -p "$dir/sock"
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir/sock"
 	# Throw-away clusters skip fsync (fast tests); PG_DURABLE=1 keeps PostgreSQL's
-	# durable defaults (fsync, synchronous_commit) for benchmarks that must be honest.
-	local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	# durable defaults for benchmarks that must be honest. synchronous_commit stays
+	# on: the relay streams a commit once its WAL is flushed (with fsync off that
+	# costs nothing; off, commits would reach the stream up to wal_writer_delay late).
+	local durability="-c fsync=off -c full_page_writes=off"
 	[ "${PG_DURABLE:-0}" = 1 ] && durability=""
 	"${run_as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
-		-o "-p $PGPORT -k $dir/sock -c listen_addresses=127.0.0.1 -c max_connections=200 $durability" \
+		-o "-p $PGPORT -k $dir/sock -c listen_addresses=127.0.0.1 -c max_connections=200 $durability $PG_LOGICAL" \
 		start >/dev/null || { cat "$dir/postgres.log" >&2; return 1; }
 	PG_ADMIN_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
 	export PGPORT PGHOST PG_ADMIN_URL

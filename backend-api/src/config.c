@@ -26,11 +26,16 @@ static const cfg_entry table[] = {
      "largest request body; bigger ones get 413"},
     {"EVENT_RETENTION", CFG_INT, &g_cfg.event_retention, "604800", 60, 31536000,
      "seconds published events are kept for GET /api/v1/events"},
-    {"OUTBOX_POLL_MS", CFG_INT, &g_cfg.outbox_poll_ms, "1000", 10, 60000,
-     "relay's poll of the outbox (it is woken at every commit); every 30th reads all "
-     "unpublished rows"},
-    {"OUTBOX_HOLE_MS", CFG_INT, &g_cfg.outbox_hole_ms, "10000", 10, 600000,
-     "how long the relay keeps re-reading an outbox id it passed while uncommitted"},
+    {"OUTBOX_SLOT", CFG_STR, &g_cfg.outbox_slot, "", 0, 63,
+     "logical replication slot the relay streams the outbox from ([a-z0-9_]; empty: "
+     "tasksync_<database name>); created when missing"},
+    {"OUTBOX_TAKEOVER_MS", CFG_INT, &g_cfg.outbox_takeover_ms, "3000", 1000, 60000,
+     "a silent leader (frozen, its host gone) loses the slot after this long "
+     "(wal_sender_timeout); followers try every quarter of it"},
+    {"DB_STATEMENT_TIMEOUT_MS", CFG_INT, &g_cfg.db_statement_timeout_ms, "5000", 100, 600000,
+     "statement_timeout of every database session (idle in transaction: 4 times it)"},
+    {"DB_LOCK_TIMEOUT_MS", CFG_INT, &g_cfg.db_lock_timeout_ms, "2000", 10, 600000,
+     "lock_timeout of every database session"},
     {"KAFKA_LINGER_MS", CFG_INT, &g_cfg.kafka_linger_ms, "0", 0, 1000,
      "producer linger.ms: 0 sends at once (batches form while requests are in flight)"},
     {"DEV_LOGIN", CFG_BOOL, &g_cfg.dev_login, "false", 0, 0,

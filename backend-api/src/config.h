@@ -8,24 +8,26 @@
 #include <stdio.h>
 
 typedef struct ba_config {
-	long port;                /* PORT */
-	char *database_url;       /* DATABASE_URL: libpq conninfo or URL */
-	char *kafka_brokers;      /* KAFKA_BROKERS */
-	char *kafka_topic;        /* KAFKA_TOPIC */
-	char *jwt_secret;         /* JWT_SECRET (HS256, >= 16 bytes) */
-	char *allowed_origins;    /* ALLOWED_ORIGINS: "" same-origin only, "*" or a list */
-	int log_level;            /* LOG_LEVEL */
-	long db_pool_size;        /* DB_POOL_SIZE */
-	long http_threads;        /* HTTP_THREADS: civetweb workers (one per keep-alive conn) */
-	long max_body_bytes;      /* MAX_BODY_BYTES: larger bodies -> 413 */
-	long event_retention;     /* EVENT_RETENTION seconds published events are kept */
-	long outbox_poll_ms;      /* OUTBOX_POLL_MS: relay's poll */
-	long outbox_hole_ms;      /* OUTBOX_HOLE_MS: relay's wait for an uncommitted id */
-	long kafka_linger_ms;     /* KAFKA_LINGER_MS */
-	int dev_login;            /* DEV_LOGIN: POST /api/v1/dev/login exists */
-	char *static_dir;         /* STATIC_DIR: web client served at / when set */
-	char *public_gateway_url; /* PUBLIC_GATEWAY_URL: what /config.json tells browsers */
-	long shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT_MS */
+	long port;                    /* PORT */
+	char *database_url;           /* DATABASE_URL: libpq conninfo or URL */
+	char *kafka_brokers;          /* KAFKA_BROKERS */
+	char *kafka_topic;            /* KAFKA_TOPIC */
+	char *jwt_secret;             /* JWT_SECRET (HS256, >= 16 bytes) */
+	char *allowed_origins;        /* ALLOWED_ORIGINS: "" same-origin only, "*" or a list */
+	int log_level;                /* LOG_LEVEL */
+	long db_pool_size;            /* DB_POOL_SIZE */
+	long http_threads;            /* HTTP_THREADS: civetweb workers (one per keep-alive conn) */
+	long max_body_bytes;          /* MAX_BODY_BYTES: larger bodies -> 413 */
+	long event_retention;         /* EVENT_RETENTION seconds published events are kept */
+	char *outbox_slot;            /* OUTBOX_SLOT: "" derives it from the database */
+	long outbox_takeover_ms;      /* OUTBOX_TAKEOVER_MS */
+	long db_statement_timeout_ms; /* DB_STATEMENT_TIMEOUT_MS */
+	long db_lock_timeout_ms;      /* DB_LOCK_TIMEOUT_MS */
+	long kafka_linger_ms;         /* KAFKA_LINGER_MS */
+	int dev_login;                /* DEV_LOGIN: POST /api/v1/dev/login exists */
+	char *static_dir;             /* STATIC_DIR: web client served at / when set */
+	char *public_gateway_url;     /* PUBLIC_GATEWAY_URL: what /config.json tells browsers */
+	long shutdown_timeout_ms;     /* SHUTDOWN_TIMEOUT_MS */
 	/* The API's per-user quotas (tasks.c). */
 	long max_tasks_per_user; /* MAX_TASKS_PER_USER: a create beyond it -> 409 */
 	long user_rate_limit;    /* USER_RATE_LIMIT: requests/s per user and process; 0 off */

@@ -27,6 +27,7 @@ struct db_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* signalled when a slot is returned */
 	char *url;
+	char *options; /* libpq options: the session's timeouts (NULL: none) */
 	int size;
 	int in_use;           /* slots handed out */
 	int64_t last_fail_ms; /* mono ms of the last failed connect; 0 none */
@@ -39,11 +40,23 @@ struct db_pool {
 
 static void notice_processor(void *arg, const char *message);
 
-PGconn *db_connect(const char *url, const char *app, char *err, size_t errlen)
+void db_session_options(char *buf, size_t len, long statement_ms, long lock_ms)
 {
-	/* Later keywords override what the expanded dbname (the URL) sets. */
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {url, "2", app, NULL};
+	snprintf(buf, len,
+	         "-c statement_timeout=%ld -c lock_timeout=%ld "
+	         "-c idle_in_transaction_session_timeout=%ld",
+	         statement_ms, lock_ms, statement_ms ? statement_ms * 4 : 0);
+}
+
+PGconn *db_connect(const char *url, const char *app, const char *options, char *err, size_t errlen)
+{
+	/* Later keywords override what the expanded dbname (the URL) sets. TCP
+	 * keepalives (idle 5 s, then 3 probes 2 s apart) find a server or a path that
+	 * died without closing the socket. */
+	const char *keys[] = {"dbname",           "connect_timeout",          "application_name",
+	                      "keepalives",       "keepalives_idle",          "keepalives_interval",
+	                      "keepalives_count", options ? "options" : NULL, NULL};
+	const char *vals[] = {url, "2", app, "1", "5", "2", "3", options, NULL};
 	PGconn *pg = PQconnectdbParams(keys, vals, 1);
 	if (!pg) {
 		snprintf(err, errlen, "out of memory");
@@ -61,8 +74,8 @@ PGconn *db_connect(const char *url, const char *app, char *err, size_t errlen)
 	return pg;
 }
 
-db_pool *db_pool_new(const char *url, int size, db_on_connect_fn on_connect, void *arg, metrics *m,
-                     char *err, size_t errlen)
+db_pool *db_pool_new(const char *url, const char *options, int size, db_on_connect_fn on_connect,
+                     void *arg, metrics *m, char *err, size_t errlen)
 {
 	char *perr = NULL;
 	PQconninfoOption *opts = PQconninfoParse(url, &perr);
@@ -76,6 +89,7 @@ db_pool *db_pool_new(const char *url, int size, db_on_connect_fn on_connect, voi
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->url = xstrdup(url);
+	p->options = options ? xstrdup(options) : NULL;
 	p->size = size;
 	p->conns = xcalloc((size_t)size, sizeof(db_conn));
 	p->on_connect = on_connect;
@@ -99,6 +113,7 @@ void db_pool_free(db_pool *p)
 			PQfinish(p->conns[i].pg);
 	free(p->conns);
 	free(p->url);
+	free(p->options);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
@@ -177,7 +192,7 @@ db_conn *db_acquire(db_pool *p, int timeout_ms)
 	}
 	if (!c->pg && !fail_fast) {
 		char err[512];
-		c->pg = db_connect(p->url, "backend-api", err, sizeof(err));
+		c->pg = db_connect(p->url, "backend-api", p->options, err, sizeof(err));
 		if (c->pg && p->on_connect && p->on_connect(c->pg, p->arg)) {
 			snprintf(err, sizeof(err), "%s", PQerrorMessage(c->pg));
 			PQfinish(c->pg);

@@ -21,11 +21,12 @@ typedef struct db_conn db_conn;
  * dropped and the acquire fails). */
 typedef int (*db_on_connect_fn)(PGconn *pg, void *arg);
 
-/* Creates a pool of size connections to url (libpq conninfo or URL). Connects one
+/* Creates a pool of size connections to url (libpq conninfo or URL), each opened
+ * with options (libpq's "options": db_session_options; NULL: none). Connects one
  * connection at once to report a bad URL early: returns NULL with err filled only
  * for a malformed URL; an unreachable database is not an error here. m may be NULL. */
-db_pool *db_pool_new(const char *url, int size, db_on_connect_fn on_connect, void *arg, metrics *m,
-                     char *err, size_t errlen);
+db_pool *db_pool_new(const char *url, const char *options, int size, db_on_connect_fn on_connect,
+                     void *arg, metrics *m, char *err, size_t errlen);
 void db_pool_free(db_pool *p);
 
 /* Takes a connected connection, waiting at most timeout_ms for a free slot.
@@ -45,7 +46,12 @@ int db_pool_size(const db_pool *p);
 int db_pool_in_use(db_pool *p);
 
 /* Opens one connection to url outside any pool (relay, migrations), with
- * connect_timeout=2 and application_name. Returns NULL with err filled. */
-PGconn *db_connect(const char *url, const char *app, char *err, size_t errlen);
+ * connect_timeout=2, TCP keepalives, application_name and options (NULL: none).
+ * Returns NULL with err filled. */
+PGconn *db_connect(const char *url, const char *app, const char *options, char *err,
+                   size_t errlen);
+/* The libpq options string that gives a session statement_timeout and
+ * lock_timeout (0: none) and an idle-in-transaction timeout of 4 statements'. */
+void db_session_options(char *buf, size_t len, long statement_ms, long lock_ms);
 
 #endif

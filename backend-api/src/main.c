@@ -23,7 +23,7 @@ static int run_migrations(const char *url, int wait_s, char *err, size_t errlen)
 {
 	int64_t deadline = mono_ms() + (int64_t)wait_s * 1000;
 	for (;;) {
-		PGconn *pg = db_connect(url, "backend-api-migrate", err, errlen);
+		PGconn *pg = db_connect(url, "backend-api-migrate", NULL, err, errlen);
 		if (pg) {
 			int n = migrate_apply(pg, err, errlen);
 			PQfinish(pg);
@@ -84,16 +84,20 @@ int main(int argc, char **argv)
 	server *srv = NULL;
 	if (run_migrations(cfg.database_url, 30, err, sizeof(err)))
 		goto fail;
-	pool = db_pool_new(cfg.database_url, (int)cfg.db_pool_size, ts_prepare, NULL, m, err,
-	                   sizeof(err));
+	char session[160];
+	db_session_options(session, sizeof(session), cfg.db_statement_timeout_ms,
+	                   cfg.db_lock_timeout_ms);
+	pool = db_pool_new(cfg.database_url, session, (int)cfg.db_pool_size, ts_prepare, NULL, m,
+	                   err, sizeof(err));
 	if (!pool)
 		goto fail;
 	outbox_opts oo = {.database_url = cfg.database_url,
+	                  .session_options = session,
 	                  .brokers = cfg.kafka_brokers,
 	                  .topic = cfg.kafka_topic,
+	                  .slot = cfg.outbox_slot,
 	                  .linger_ms = cfg.kafka_linger_ms,
-	                  .poll_ms = cfg.outbox_poll_ms,
-	                  .hole_ms = cfg.outbox_hole_ms,
+	                  .takeover_ms = cfg.outbox_takeover_ms,
 	                  .retention_s = cfg.event_retention};
 	relay = outbox_start(&oo, m, err, sizeof(err));
 	if (!relay)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define STATIC_MAX_BYTES (4 * 1024 * 1024)
+#define KAFKA_READY_TIMEOUT_MS 250
 #define READY_TIMEOUT_MS 1000
 
 struct server {
@@ -128,10 +129,16 @@ static int client_id_valid(const char *s)
 	return 1;
 }
 
+/* Liveness: fails when the relay thread stopped turning (a wedged process is
+ * restarted). A fatal producer error does not fail it: the relay makes a new
+ * producer. */
 static int h_healthz(server *s, api_req *r)
 {
-	(void)s;
-	return api_json(r, 200, json_pack("{s:s}", "status", "ok"), NULL);
+	int ok = outbox_alive(s->ctx->relay);
+	return api_json(r, ok ? 200 : 503,
+	                json_pack("{s:s, s:s}", "status", ok ? "ok" : "unavailable", "relay",
+	                          ok ? "ok" : "stalled"),
+	                NULL);
 }
 
 static int h_readyz(server *s, api_req *r)
@@ -142,8 +149,10 @@ static int h_readyz(server *s, api_req *r)
 		db_ok = ts_ping(db_pg(dc)) == 0;
 		db_release(s->ctx->pool, dc);
 	}
-	int kafka_ok = outbox_kafka_ready(s->ctx->relay, READY_TIMEOUT_MS);
-	int ok = db_ok && kafka_ok;
+	/* Readiness is "can accept writes": the database. Kafka is reported, not
+	 * required: the outbox absorbs an outage, so a pod stays in the Service. */
+	int kafka_ok = outbox_kafka_ready(s->ctx->relay, KAFKA_READY_TIMEOUT_MS);
+	int ok = db_ok;
 	return api_json(r, ok ? 200 : 503,
 	                json_pack("{s:s, s:s, s:s}", "status", ok ? "ok" : "unavailable",
 	                          "database", db_ok ? "ok" : "down", "kafka",

@@ -1,0 +1,72 @@
+/* wal: the outbox's inserts, in commit order, from PostgreSQL's WAL.
+ *
+ * A logical replication stream (libpq's replication protocol, the built-in
+ * pgoutput plugin, proto_version 1) of the publication of the outbox table. It
+ * delivers each committed transaction whole, in commit order: BEGIN, its outbox
+ * rows, COMMIT with the LSN to confirm once the rows are safely elsewhere. The
+ * slot keeps everything after the last confirmed LSN, so a stream opened again
+ * (by this process or another) starts there. Only one connection can stream a
+ * slot: that is what makes a relay the leader.
+ *
+ * A wal_stream is used by one thread. */
+#ifndef BA_WAL_H
+#define BA_WAL_H
+
+#include "common/util.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct wal_stream wal_stream;
+
+typedef enum wal_kind {
+	WAL_BEGIN = 1, /* commit_us */
+	WAL_ROW,       /* id, user, seq, event_id, payload */
+	WAL_COMMIT,    /* lsn (the transaction's end), commit_us */
+} wal_kind;
+
+/* One decoded message. The strings point into the stream's buffer: valid until the
+ * next wal_next. user and payload are not NUL-terminated (use the lengths). */
+typedef struct wal_msg {
+	wal_kind kind;
+	uint64_t lsn;
+	int64_t commit_us; /* commit time, microseconds since the Unix epoch */
+	int64_t id, seq;
+	const char *user, *event_id, *payload;
+	size_t user_len, payload_len;
+} wal_msg;
+
+enum {
+	WAL_OK = 0,
+	WAL_AGAIN = 1, /* wal_next: nothing to read now (wait on wal_socket) */
+	WAL_BUSY = 2,  /* wal_open: another connection streams the slot */
+	WAL_ERR = -1,  /* err says why; the stream is unusable: wal_close it */
+};
+
+/* Opens a replication connection to url and starts streaming slot (which must
+ * exist) from its confirmed LSN, for the publication pub. sender_timeout_ms is
+ * the server's wal_sender_timeout for this connection: how soon the server ends a
+ * stream whose client went silent (frozen, or its host gone), freeing the slot.
+ * WAL_OK with *out set, WAL_BUSY, or WAL_ERR with err filled. */
+MUST_CHECK int wal_open(wal_stream **out, const char *url, const char *slot, const char *pub,
+                        long sender_timeout_ms, char *err, size_t errlen);
+/* The next message: WAL_OK (m filled), WAL_AGAIN, or WAL_ERR (err filled).
+ * Keepalives are answered inside. */
+MUST_CHECK int wal_next(wal_stream *w, wal_msg *m, char *err, size_t errlen);
+/* Tells the server everything up to flush_lsn is done (the slot's confirmed LSN
+ * moves there). Sent at once when force or the position moved, else at most every
+ * second; 0, or WAL_ERR. */
+MUST_CHECK int wal_confirm(wal_stream *w, uint64_t flush_lsn, int force, char *err,
+                           size_t errlen);
+/* The position the server reported in its last keepalive: everything before it
+ * was sent (0: none yet). With nothing of its own in progress, the caller may
+ * confirm up to it, so the slot does not hold WAL that has no outbox rows. */
+uint64_t wal_server_lsn(const wal_stream *w);
+int wal_socket(const wal_stream *w);
+/* Ends the stream and closes the connection. Accepts NULL. */
+void wal_close(wal_stream *w);
+
+/* "X/Y", PostgreSQL's spelling of an LSN, into buf (at least 24 bytes). */
+const char *wal_lsn_str(uint64_t lsn, char *buf, size_t len);
+
+#endif
