@@ -140,6 +140,7 @@ let batch = null; // changes that came in one catch-up, shown as one toast
 
 function describe(event, task) {
   if (event.event_type === 'task.reordered') return 'Tasks reordered';
+  if (event.event_type === 'task.moved') return `Task moved${titles.get(event.task && event.task.id) ? `: ${titles.get(event.task.id)}` : ''}`;
   const title = (task && task.title) || (event.task && titles.get(event.task.id)) || '';
   let verb = VERB[event.event_type] || 'Task changed';
   if (event.event_type === 'task.completed' && task && task.completed === false) verb = 'Task reopened';
@@ -326,11 +327,12 @@ function wireList() {
   list.addEventListener('drop', (e) => {
     if (!dragId || !client) return;
     e.preventDefault();
+    // One move (POST /api/v1/tasks/{id}/move): before the item dropped on, or to
+    // the end; only the dragged task's position changes, whatever the list's size.
     const target = e.target.closest('li.task');
-    const ids = client.tasks().map((t) => t.id).filter((id) => id !== dragId);
-    const at = target ? ids.indexOf(target.dataset.id) : ids.length;
-    ids.splice(at < 0 ? ids.length : at, 0, dragId);
-    client.reorder(ids);
+    const before = target && target.dataset.id !== dragId ? target.dataset.id : null;
+    if (target && target.dataset.id === dragId) return;
+    client.moveTask(dragId, { before });
   });
 }
 

@@ -24,7 +24,7 @@
 // in order whenever the API answers; creates carry client ids, so a replay is harmless.
 
 const BACKOFF_S = [1, 2, 4, 8, 16, 30];
-const EVENT_TYPES = new Set(['task.created', 'task.updated', 'task.completed', 'task.deleted', 'task.reordered']);
+const EVENT_TYPES = new Set(['task.created', 'task.updated', 'task.completed', 'task.deleted', 'task.reordered', 'task.moved']);
 const LS = 'tasksync.';
 
 /** Connection states, in the `state` event's detail and `client.state`. */
@@ -99,24 +99,56 @@ function writeJson(storage, key, value) {
   }
 }
 
+// Positions are fractional-index keys (proto/task.schema.json): strings compared
+// with plain string comparison (code units; the keys are ASCII), never numbers or a
+// locale. A task with no key yet (created here, not confirmed) sorts after every
+// keyed one, in the order it was made.
+function cmp(a, b) {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 function byPosition(a, b) {
-  return a.position - b.position || String(a.created_at).localeCompare(String(b.created_at)) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  const ka = typeof a.position === 'string';
+  const kb = typeof b.position === 'string';
+  if (ka !== kb) return ka ? -1 : 1;
+  return (ka ? cmp(a.position, b.position) : (a.localOrder || 0) - (b.localOrder || 0)) || cmp(a.id, b.id);
 }
 
-// Apply an order (ids) to a Map of tasks: listed ids take positions 0..n-1 in that
-// order, the others keep their relative order after them.
-function applyOrder(map, order) {
+// A move applied to a list (an array in display order): {id, before: id|null} puts
+// the task before that task (null: at the end), {id, after: id|null} after it (null:
+// at the top). A move naming a task the list lacks changes nothing.
+function applyMove(list, op) {
+  const i = list.findIndex((t) => t.id === op.id);
+  if (i < 0) return list;
+  const out = list.slice();
+  const [t] = out.splice(i, 1);
+  let at;
+  if ('before' in op) at = op.before === null ? out.length : out.findIndex((x) => x.id === op.before);
+  else at = op.after === null ? 0 : out.findIndex((x) => x.id === op.after) + (out.some((x) => x.id === op.after) ? 1 : -1);
+  if (at < 0) return list;
+  out.splice(at, 0, t);
+  return out;
+}
+
+// An order (ids) applied to a list: listed ids first in that order, the others after
+// them in their relative order (what PUT /api/v1/tasks/order does).
+function applyOrderList(list, order) {
+  const byId = new Map(list.map((t) => [t.id, t]));
+  const out = [];
   const listed = new Set();
-  let pos = 0;
   for (const id of order) {
-    const t = map.get(id);
-    if (t && !listed.has(id)) {
-      map.set(id, { ...t, position: pos++ });
+    if (byId.has(id) && !listed.has(id)) {
+      out.push(byId.get(id));
       listed.add(id);
     }
   }
-  const rest = [...map.values()].filter((t) => !listed.has(t.id)).sort(byPosition);
-  for (const t of rest) map.set(t.id, { ...t, position: pos++ });
+  for (const t of list) if (!listed.has(t.id)) out.push(t);
+  return out;
+}
+
+// A task or event from before position keys (integer positions, an order array): the
+// list must be reloaded from the API.
+function isLegacy(ev) {
+  return Array.isArray(ev.order) || (ev.task && typeof ev.task.position === 'number');
 }
 
 // The client id of this tab: kept in sessionStorage so that it survives a reload (its
@@ -175,7 +207,10 @@ export class TaskSync extends EventTarget {
     this.server = new Map(); // id -> task, as of seq
     this.deleted = new Set(); // ids known deleted: a late upsert never brings them back
     this.queue = []; // local changes not yet confirmed by the API, in order
-    this.confirmedOrder = null; // {order, seq}: a confirmed reorder until its event is applied
+    this.confirmedMoves = new Map(); // id -> {position, seq}: a confirmed move until its event is applied
+    this.confirmedOrder = null; // {positions, seq}: a confirmed renumbering until its event is applied
+    this._localOrder = 0; // creation order of tasks made here (they have no key yet)
+    this._forceReload = false; // a legacy event was seen: reload the list
     this.appliedSeqs = []; // seqs applied, in order (diagnostics and tests)
     this.apiReachable = true;
     this.stats = { applied: 0, ignored: 0, catchups: 0, reloads: 0, reconnects: 0, polls: 0, sent: 0 };
@@ -222,7 +257,8 @@ export class TaskSync extends EventTarget {
     if (!this._stopped) return this;
     this._stopped = false;
     const snap = readJson(this.local, this._snapshotKey, null);
-    if (snap && Array.isArray(snap.tasks) && Number.isInteger(snap.seq)) {
+    // A snapshot from before position keys is not used (the list is reloaded).
+    if (snap && Array.isArray(snap.tasks) && Number.isInteger(snap.seq) && snap.tasks.every((t) => t && typeof t.position === 'string')) {
       this.server = new Map(snap.tasks.filter((t) => t && typeof t.id === 'string').map((t) => [t.id, t]));
       this.seq = snap.seq;
     }
@@ -280,9 +316,19 @@ export class TaskSync extends EventTarget {
   /** The list as shown: confirmed state plus local changes, in display order. */
   tasks() {
     const m = new Map(this.server);
-    if (this.confirmedOrder) applyOrder(m, this.confirmedOrder.order);
-    for (const op of this.queue) this._applyOp(m, op);
-    return [...m.values()].sort(byPosition);
+    if (this.confirmedOrder) {
+      for (const [id, position] of Object.entries(this.confirmedOrder.positions)) {
+        const t = m.get(id);
+        if (t) m.set(id, { ...t, position });
+      }
+    }
+    for (const [id, c] of this.confirmedMoves) {
+      const t = m.get(id);
+      if (t) m.set(id, { ...t, position: c.position });
+    }
+    let list = [...m.values()].sort(byPosition);
+    for (const op of this.queue) list = this._applyOpList(list, op);
+    return list;
   }
 
   /** Number of local changes the API has not confirmed yet. */
@@ -294,7 +340,6 @@ export class TaskSync extends EventTarget {
   create(fields) {
     const title = String(fields.title ?? '').trim();
     if (!title) throw new RangeError('title must not be empty');
-    const shown = this.tasks();
     const now = new Date().toISOString();
     const body = {
       id: fields.id || uuid(),
@@ -304,8 +349,7 @@ export class TaskSync extends EventTarget {
       due_at: fields.due_at ?? null,
     };
     if (fields.completed) body.completed = true;
-    const position = shown.length ? shown[shown.length - 1].position + 1 : 0;
-    this._enqueue({ kind: 'create', id: body.id, body, position, at: now });
+    this._enqueue({ kind: 'create', id: body.id, body, localOrder: ++this._localOrder + Date.now() * 1000, at: now });
     return this.tasks().find((t) => t.id === body.id);
   }
 
@@ -329,12 +373,14 @@ export class TaskSync extends EventTarget {
     this._enqueue({ kind: 'delete', id });
   }
 
-  /** Sets the display order; `order` lists task ids (every task of the list). */
+  /** Sets the whole display order; `order` lists task ids. For small lists only (the
+   * API renumbers at most 1,000 tasks); `move` works for any list. */
   reorder(order) {
     this._enqueue({ kind: 'reorder', order: [...order] });
   }
 
-  /** Moves a task `delta` places (-1 up, +1 down) or to index `to` when given. */
+  /** Moves a task `delta` places (-1 up, +1 down) or to index `to` when given: one
+   * POST /api/v1/tasks/{id}/move, which rewrites that task's key only. */
   move(id, delta, to) {
     const ids = this.tasks().map((t) => t.id);
     const from = ids.indexOf(id);
@@ -342,8 +388,16 @@ export class TaskSync extends EventTarget {
     const dest = to !== undefined ? to : from + delta;
     if (dest < 0 || dest >= ids.length || dest === from) return;
     ids.splice(from, 1);
-    ids.splice(dest, 0, id);
-    this.reorder(ids);
+    this.moveTask(id, dest === 0 ? { after: null } : { after: ids[dest - 1] });
+  }
+
+  /** Moves a task relative to another: {before: id|null} (null: the end) or
+   * {after: id|null} (null: the top). */
+  moveTask(id, where) {
+    const op = { kind: 'move', id };
+    if ('before' in where) op.before = where.before;
+    else op.after = where.after ?? null;
+    this._enqueue(op);
   }
 
   /** Catches up from the applied seq now (single flight; safe to call any time). */
@@ -416,14 +470,26 @@ export class TaskSync extends EventTarget {
   // ---- catch-up --------------------------------------------------------------
 
   async _reload() {
-    const data = await this._api('GET', '/api/v1/tasks');
-    if (!data || !Array.isArray(data.tasks) || !Number.isInteger(data.seq)) throw new ApiError(200, 'bad_response', 'bad task list');
-    this.server = new Map();
-    data.tasks.forEach((t, i) => {
-      if (t && typeof t.id === 'string') this.server.set(t.id, { position: i, ...t });
-    });
-    this.seq = data.seq;
+    // Every page, then the events from the FIRST page's seq: whatever changed while
+    // the later pages were read is in those events (applied on top; a task moved past
+    // the cursor meanwhile is fetched when its task.moved arrives).
+    const server = new Map();
+    let seq = null;
+    let cursor = null;
+    for (let pages = 0; pages < 100000; pages++) {
+      const q = cursor ? `?limit=1000&cursor=${encodeURIComponent(cursor)}` : '?limit=1000';
+      const data = await this._api('GET', `/api/v1/tasks${q}`);
+      if (!data || !Array.isArray(data.tasks) || !Number.isInteger(data.seq)) throw new ApiError(200, 'bad_response', 'bad task list');
+      if (seq === null) seq = data.seq;
+      for (const t of data.tasks) if (t && typeof t.id === 'string') server.set(t.id, t);
+      cursor = typeof data.next_cursor === 'string' ? data.next_cursor : null;
+      if (!cursor) break;
+    }
+    this.server = server;
+    this.seq = seq;
+    this._forceReload = false;
     if (this.confirmedOrder && this.confirmedOrder.seq <= this.seq) this.confirmedOrder = null;
+    for (const [id, c] of this.confirmedMoves) if (c.seq <= this.seq) this.confirmedMoves.delete(id);
     this.stats.reloads++;
     this._emit('reload', { seq: this.seq });
     this._saveSnapshot();
@@ -433,7 +499,7 @@ export class TaskSync extends EventTarget {
   async _catchUp() {
     this.stats.catchups++;
     try {
-      if (this.seq === null) await this._reload();
+      if (this.seq === null || this._forceReload) await this._reload();
       for (let pages = 0; pages < 1000 && !this._stopped; pages++) {
         let data;
         try {
@@ -514,6 +580,7 @@ export class TaskSync extends EventTarget {
       origin: msg.origin ?? null,
       timestamp: msg.timestamp,
       task: msg.task,
+      positions: msg.positions,
       order: msg.order,
     };
     if (!EVENT_TYPES.has(ev.event_type)) return;
@@ -553,11 +620,20 @@ export class TaskSync extends EventTarget {
         // never replaces a newer one.
         if (cur && Number.isInteger(cur.version) && Number.isInteger(t.version) && t.version < cur.version) break;
         const merged = { ...(cur || {}), ...t };
-        if (!Number.isInteger(merged.position)) {
-          const all = [...m.values()];
-          merged.position = all.length ? Math.max(...all.map((x) => x.position)) + 1 : 0;
+        if (typeof t.position === 'number') this._forceReload = true;
+        if (typeof merged.position !== 'string') {
+          // a hand-typed event without a key: after every task
+          const last = [...m.values()].sort(byPosition).pop();
+          merged.position = last && typeof last.position === 'string' ? last.position + 'V' : 'a0';
         }
         m.set(t.id, merged);
+        break;
+      }
+      case 'task.moved': {
+        if (!t || typeof t.id !== 'string' || typeof t.position !== 'string') break;
+        const cur = m.get(t.id);
+        if (cur) m.set(t.id, { ...cur, position: t.position });
+        else if (!this.deleted.has(t.id)) this._fetchMissing(t.id);
         break;
       }
       case 'task.deleted':
@@ -567,7 +643,14 @@ export class TaskSync extends EventTarget {
         }
         break;
       case 'task.reordered':
-        if (Array.isArray(ev.order)) applyOrder(m, ev.order);
+        if (ev.positions && typeof ev.positions === 'object') {
+          for (const [id, position] of Object.entries(ev.positions)) {
+            const cur = m.get(id);
+            if (cur && typeof position === 'string') m.set(id, { ...cur, position });
+          }
+        } else if (isLegacy(ev)) {
+          this._forceReload = true;
+        }
         break;
       default:
         return;
@@ -577,7 +660,9 @@ export class TaskSync extends EventTarget {
       this.appliedSeqs.push(ev.seq);
       if (this.appliedSeqs.length > 20000) this.appliedSeqs.splice(0, 10000);
       if (this.confirmedOrder && this.confirmedOrder.seq <= ev.seq) this.confirmedOrder = null;
+      for (const [id, c] of this.confirmedMoves) if (c.seq <= ev.seq) this.confirmedMoves.delete(id);
     }
+    if (this._forceReload) this.sync();
     this.stats.applied++;
     const own = ev.origin === this.clientId;
     this._emit('change', { event: ev, own, source, task: t ? m.get(t.id) || t : null });
@@ -594,6 +679,32 @@ export class TaskSync extends EventTarget {
     this.flush();
   }
 
+  // A task the list lacks although an event moved it (it moved past the cursor while
+  // the pages were read): fetched and shown; later events apply on top.
+  async _fetchMissing(id) {
+    try {
+      const t = await this._api('GET', `/api/v1/tasks/${encodeURIComponent(id)}`);
+      if (t && !this.server.has(id)) {
+        this._confirmTask(t);
+        this._emitTasks();
+      }
+    } catch {
+      // deleted meanwhile (its task.deleted follows) or unreachable (the next reload has it)
+    }
+  }
+
+  // One queued change applied to the list shown (display order kept).
+  _applyOpList(list, op) {
+    if (op.kind === 'move') return applyMove(list, op);
+    if (op.kind === 'reorder') return applyOrderList(list, op.order);
+    const m = new Map(list.map((t) => [t.id, t]));
+    this._applyOp(m, op);
+    const out = [];
+    for (const t of list) if (m.has(t.id)) out.push(m.get(t.id));
+    for (const [id, t] of m) if (!list.some((x) => x.id === id)) out.push(t);
+    return out;
+  }
+
   _applyOp(m, op) {
     switch (op.kind) {
       case 'create':
@@ -601,7 +712,7 @@ export class TaskSync extends EventTarget {
           m.set(op.id, {
             completed: false,
             ...op.body,
-            position: op.position,
+            localOrder: op.localOrder || 0,
             version: 0,
             created_at: op.at,
             updated_at: op.at,
@@ -616,9 +727,6 @@ export class TaskSync extends EventTarget {
       }
       case 'delete':
         m.delete(op.id);
-        break;
-      case 'reorder':
-        applyOrder(m, op.order);
         break;
       default:
         break;
@@ -709,8 +817,23 @@ export class TaskSync extends EventTarget {
         const order = op.order.filter((id) => known.has(id));
         for (const t of this.tasks()) if (!order.includes(t.id)) order.push(t.id);
         const r = await this._api('PUT', '/api/v1/tasks/order', { order });
-        if (r && Array.isArray(r.order) && Number.isInteger(r.seq) && (this.seq === null || r.seq > this.seq)) {
-          this.confirmedOrder = { order: r.order, seq: r.seq };
+        if (r && r.positions && Number.isInteger(r.seq) && (this.seq === null || r.seq > this.seq)) {
+          this.confirmedOrder = { positions: r.positions, seq: r.seq };
+        }
+        return {};
+      }
+      case 'move': {
+        const body = 'before' in op ? { before: op.before } : { after: op.after };
+        let r;
+        try {
+          r = await this._api('POST', `/api/v1/tasks/${enc(op.id)}/move`, body);
+        } catch (e) {
+          // The task or its neighbour was deleted meanwhile: the move is moot.
+          if (e.status === 404 || e.status === 422) return {};
+          throw e;
+        }
+        if (r && r.task && typeof r.task.position === 'string' && Number.isInteger(r.seq) && (this.seq === null || r.seq > this.seq)) {
+          this.confirmedMoves.set(op.id, { position: r.task.position, seq: r.seq });
         }
         return {};
       }

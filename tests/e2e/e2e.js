@@ -233,12 +233,13 @@ test('two tabs of one user stay in step within 1 s (toast in B, none in A)', 900
   await lat('toggle', async () => (await item(a, 'Buy groceries')).locator('.toggle').click());
   await b.waitForFunction(() => window.__toasts.includes('Task completed: Buy groceries'), null, { timeout: 1000 });
 
-  // reorder with the buttons, then by dragging
+  // reorder with the buttons, then by dragging: each is one move (one task.moved)
   await lat('reorder (button)', async () => (await item(a, 'Write the report')).locator('.up').click());
-  await b.waitForFunction(() => window.__toasts.includes('Tasks reordered'), null, { timeout: 1000 });
+  await b.waitForFunction(() => window.__toasts.includes('Task moved: Write the report'), null, { timeout: 1000 });
   await lat('reorder (drag)', async () => (await item(a, 'Call the plumber at 9')).locator('.handle').dragTo(await item(a, 'Buy groceries')));
   const dragged = (await shown(a)).map((t) => t.title);
   assert(dragged.join('|') === 'Call the plumber at 9|Buy groceries|Write the report', `drag did not reorder: ${dragged.join(' | ')}`);
+  await b.waitForFunction(() => [...document.querySelectorAll('#list li.task .title')].map((e) => e.textContent).join('|') === 'Call the plumber at 9|Buy groceries|Write the report', null, { timeout: 2000 });
 
   // delete
   await lat('add 4', () => addTask(a, 'Old idea'));

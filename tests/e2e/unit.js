@@ -71,8 +71,9 @@ class FakeWS {
 }
 
 const ev = (seq, type, task, extra = {}) => ({ event_id: `e${seq}`, event_type: type, user_id: 'u1', seq, origin: 'other', timestamp: 't', task, ...extra });
-const live = (e) => ({ type: 'task_update', event: e.event_type, event_id: e.event_id, user_id: e.user_id, seq: e.seq, task: e.task, order: e.order, origin: e.origin, timestamp: e.timestamp });
-const task = (id, title, position, version = 1) => ({ id, title, description: null, priority: 'medium', due_at: null, completed: false, position, version, created_at: 'c', updated_at: 'u' });
+const live = (e) => ({ type: 'task_update', event: e.event_type, event_id: e.event_id, user_id: e.user_id, seq: e.seq, task: e.task, positions: e.positions, order: e.order, origin: e.origin, timestamp: e.timestamp });
+// positions are keys (strings); a small number n stands for the key 'a' + n
+const task = (id, title, position, version = 1) => ({ id, title, description: null, priority: 'medium', due_at: null, completed: false, position: typeof position === 'number' ? `a${position}` : position, version, created_at: 'c', updated_at: 'u' });
 
 async function withEnv(fn) {
   const saved = { fetch: globalThis.fetch, WebSocket: globalThis.WebSocket, localStorage: globalThis.localStorage };
@@ -99,7 +100,7 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       let gate;
       const gated = new Promise((r) => (gate = r));
       globalThis.fetch = fakeFetch(async (m, p) => {
-        if (p === '/api/v1/tasks') return { body: { tasks: [], seq: 5 } };
+        if (p.split('?')[0] === '/api/v1/tasks') return { body: { tasks: [], seq: 5 } };
         const since = Number(new URL(p, 'http://x').searchParams.get('since'));
         if (since === 5) await gated; // hold the first catch-up: live events arrive meanwhile
         return { body: { events: events.filter((e) => e.seq > since && e.seq <= 7), seq: 7, has_more: false } };
@@ -139,7 +140,7 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       const log = [];
       let reloads = 0;
       globalThis.fetch = fakeFetch(async (m, p) => {
-        if (p === '/api/v1/tasks') return { body: reloads++ === 0 ? { tasks: [task('a', 'A', 0)], seq: 3 } : { tasks: [task('z', 'Z', 0)], seq: 900 } };
+        if (p.split('?')[0] === '/api/v1/tasks') return { body: reloads++ === 0 ? { tasks: [task('a', 'A', 0)], seq: 3 } : { tasks: [task('z', 'Z', 0)], seq: 900 } };
         const since = Number(new URL(p, 'http://x').searchParams.get('since'));
         if (since === 3) return { status: 410, body: { error: { code: 'gone', message: 'too old' } } };
         return { body: { events: [], seq: 900, has_more: false } };
@@ -158,8 +159,8 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       const log = [];
       let clientId;
       globalThis.fetch = fakeFetch(async (m, p, body, h) => {
-        if (p === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [], seq: 0 } };
-        if (p === '/api/v1/tasks' && m === 'POST') {
+        if (p.split('?')[0] === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [], seq: 0 } };
+        if (p.split('?')[0] === '/api/v1/tasks' && m === 'POST') {
           clientId = h['X-Client-Id'];
           return { status: 201, body: task(body.id, body.title, 0) };
         }
@@ -193,8 +194,8 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       let pos = 0;
       globalThis.fetch = fakeFetch(async (m, p, body) => {
         if (!up) return 'network';
-        if (p === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [], seq: 0 } };
-        if (p === '/api/v1/tasks' && m === 'POST') return { status: 201, body: task(body.id, body.title, pos++) };
+        if (p.split('?')[0] === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [], seq: 0 } };
+        if (p.split('?')[0] === '/api/v1/tasks' && m === 'POST') return { status: 201, body: task(body.id, body.title, pos++) };
         if (m === 'PATCH') return { body: { ...task(p.split('/').pop(), body.title || 'x', 0, 2), ...body } };
         if (m === 'DELETE') return { status: 404, body: { error: { code: 'not_found', message: 'gone' } } };
         return { body: { events: [], seq: 0, has_more: false } };
@@ -225,7 +226,7 @@ export function register(test, { TaskSync, backoffDelayMs }) {
   test('unit: socket that cannot open -> polling, backoff grows, stable connection resets it', 10000, async () => {
     await withEnv(async () => {
       const log = [];
-      globalThis.fetch = fakeFetch(async (m, p) => (p === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
+      globalThis.fetch = fakeFetch(async (m, p) => (p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
       const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000, stableAfterMs: 0 });
       const delays = [];
       c.addEventListener('reconnect-scheduled', (e) => delays.push(e.detail.delayMs));
@@ -255,7 +256,7 @@ export function register(test, { TaskSync, backoffDelayMs }) {
   test('unit: polls every period while the socket cannot open; once it opens, push only (polling stops)', 10000, async () => {
     await withEnv(async () => {
       const log = [];
-      globalThis.fetch = fakeFetch(async (m, p) => (p === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
+      globalThis.fetch = fakeFetch(async (m, p) => (p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
       const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 20 });
       const states = [];
       c.addEventListener('state', (e) => states.push(e.detail.state));
@@ -288,7 +289,7 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       localStorage.setItem('tasksync.snapshot.u1', JSON.stringify({ seq: 50, tasks: [task('old', 'Old life', 0)] }));
       const log = [];
       globalThis.fetch = fakeFetch(async (m, p) => {
-        if (p === '/api/v1/tasks') return { body: { tasks: [task('n', 'New', 0)], seq: 3 } };
+        if (p.split('?')[0] === '/api/v1/tasks') return { body: { tasks: [task('n', 'New', 0)], seq: 3 } };
         return { body: { events: [], seq: 3, has_more: false } };
       }, log);
       const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
@@ -308,7 +309,7 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       let failing = true;
       const got = [];
       globalThis.fetch = fakeFetch(async (m, p, body) => {
-        if (m === 'GET') return p === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } };
+        if (m === 'GET') return p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } };
         if (failing) return { status: 503, body: { error: { code: 'unavailable', message: 'db down' } } };
         got.push(`${m} ${body && body.title}`);
         return { status: m === 'POST' ? 201 : 200, body: task(body.id || p.split('/').pop(), body.title, got.length - 1, 1) };
@@ -329,6 +330,44 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       eq(c.pending, 0, 'sent');
       eq(got, ['POST first', 'POST second', 'PATCH first, edited'], 'order');
       eq(localStorage.getItem('tasksync.queue.u1.tab1'), null, 'queue cleared');
+      c.stop();
+    });
+  });
+
+  test('unit: every page loaded, keys sorted as strings, task.moved and positions applied, a move is one POST', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const pages = {
+        '': { tasks: [task('b', 'B', 'a1'), task('c', 'C', 'a1V')], seq: 4, next_cursor: 'k1.a1V' },
+        'k1.a1V': { tasks: [task('d', 'D', 'b10')], seq: 5, next_cursor: null },
+      };
+      const events = [ev(5, 'task.created', task('a', 'A', 'Zz')), ev(6, 'task.moved', { id: 'd', position: 'a0V' }), ev(7, 'task.reordered', null, { positions: { b: 'a2' } })];
+      const posts = [];
+      globalThis.fetch = fakeFetch(async (m, p, body) => {
+        const u = new URL(p, 'http://x');
+        if (u.pathname === '/api/v1/tasks' && m === 'GET') return { body: pages[u.searchParams.get('cursor') || ''] };
+        if (m === 'POST' && u.pathname.endsWith('/move')) {
+          posts.push([u.pathname, body]);
+          return { body: { task: task('c', 'C', 'Zy'), seq: 8 } };
+        }
+        const since = Number(u.searchParams.get('since'));
+        return { body: { events: events.filter((e) => e.seq > since), seq: 7, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      c.start();
+      await sleep(30);
+      // catch-up from the FIRST page's seq (4): event 5 is applied, nothing is skipped
+      eq(c.seq, 7, 'seq');
+      assert(log.includes('GET /api/v1/events?since=4&limit=500') || log.some((l) => l.startsWith('GET /api/v1/events?since=4')), `catch-up from the first page: ${log.join(' ')}`);
+      // 'Zz' < 'a0V' < 'a1V' < 'a2' as strings ('Z' sorts before 'a'; 'b10' would sort after 'a2')
+      eq(c.tasks().map((t) => t.id), ['a', 'd', 'c', 'b'], 'order by key');
+      c.move('c', -2); // to the top: after nothing
+      eq(c.tasks().map((t) => t.id), ['c', 'a', 'd', 'b'], 'optimistic');
+      await sleep(30);
+      eq(posts, [['/api/v1/tasks/c/move', { after: null }]], 'one POST');
+      eq(c.tasks().map((t) => t.id), ['c', 'a', 'd', 'b'], 'confirmed');
+      c.moveTask('a', { before: null });
+      eq(c.tasks().map((t) => t.id), ['c', 'd', 'b', 'a'], 'to the end');
       c.stop();
     });
   });
