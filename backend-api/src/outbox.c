@@ -104,7 +104,7 @@ struct outbox_relay {
 	char *held_payload;
 	size_t held_len;
 
-	metric *published, *errors, *backlog, *lag, *dead_letters, *resets, *leader;
+	metric *published, *errors, *backlog, *lag, *dead_letters, *resets, *leader, *slot_created;
 	metric *commit_to_ack;
 };
 
@@ -568,6 +568,29 @@ static int stream_round(outbox_relay *r, char *why, size_t whylen)
 	return 1;
 }
 
+/* Creates the slot (it waits for the transactions running now to end: a
+ * consistent start). 0 (also when another process created it just now), or -1. */
+static int create_slot(outbox_relay *r, PGconn *pg, char *err, size_t errlen)
+{
+	const char *v[] = {r->slot};
+	PGresult *res =
+	    PQexecParams(pg, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", 1, NULL,
+	                 v, NULL, NULL, 0);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	int rc = -1;
+	if (exec_ok(res)) {
+		log_info("replication slot created", "{s:s}", "slot", r->slot);
+		rc = 0;
+	} else if (state && !strcmp(state, "42710")) {
+		rc = 0;
+	} else {
+		snprintf(err, errlen, "could not create replication slot %s: %s", r->slot,
+		         PQresultErrorMessage(res));
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* Derives the slot name from the database's when none is configured, checks what
  * streaming needs, creates the slot when missing. 0, or -1 with err. */
 static int prepare_slot(outbox_relay *r, char *err, size_t errlen)
@@ -641,20 +664,7 @@ static int prepare_slot(outbox_relay *r, char *err, size_t errlen)
 		rc = 0;
 		goto out;
 	}
-	PQclear(res);
-	/* Waits for the transactions running now to end (a consistent start). */
-	res = PQexecParams(pg, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", 1, NULL,
-	                   v, NULL, NULL, 0);
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	if (exec_ok(res)) {
-		log_info("replication slot created", "{s:s}", "slot", r->slot);
-		rc = 0;
-	} else if (state && !strcmp(state, "42710")) {
-		rc = 0; /* another process created it just now */
-	} else {
-		snprintf(err, errlen, "could not create replication slot %s: %s", r->slot,
-		         PQresultErrorMessage(res));
-	}
+	rc = create_slot(r, pg, err, errlen);
 out:
 	PQclear(res);
 	PQfinish(pg);
@@ -671,6 +681,19 @@ static void try_lead(outbox_relay *r)
 		log_info("relay leads: streaming the outbox", "{s:s}", "slot", r->slot);
 		metric_set(r->leader, 1);
 		r->next_prune_ms = mono_ms() + 5000;
+		return;
+	}
+	if (rc == WAL_NOSLOT) {
+		/* Dropped by an operator, or a failover to a standby without it: made anew;
+		 * what was committed since its last confirmed position is not streamed
+		 * (clients get it from /api/v1/events). */
+		metric_inc(r->slot_created);
+		log_error("replication slot missing: created anew; events since its last "
+		          "confirmed position reach clients through /api/v1/events only",
+		          "{s:s}", "slot", r->slot);
+		PGconn *pg = sql(r);
+		if (pg && create_slot(r, pg, err, sizeof(err)))
+			log_error("could not create the replication slot", "{s:s}", "err", err);
 		return;
 	}
 	if (rc == WAL_ERR && warn_due(r))
@@ -857,6 +880,10 @@ outbox_relay *outbox_start(const outbox_opts *o, metrics *m, char *err, size_t e
 	                            "Relay resets: stream reopened from the confirmed position "
 	                            "after a failure.",
 	                            NULL);
+	r->slot_created = metrics_counter(m, "outbox_slot_recreated_total",
+	                                  "Replication slots found missing and created anew "
+	                                  "(events in between not streamed).",
+	                                  NULL);
 	r->leader = metrics_gauge(m, "outbox_leader",
 	                          "1 while this process streams the outbox (publishes).", NULL);
 	static const double ack_bounds[] = {0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01,

@@ -19,10 +19,11 @@
 #include <time.h>
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
-#define PG_EPOCH_US     946684800000000LL
-#define FEEDBACK_EVERY  1000 /* ms between unprompted status updates */
-#define NAME_MAX_LEN    63
-#define SQLSTATE_IN_USE "55006"
+#define PG_EPOCH_US        946684800000000LL
+#define FEEDBACK_EVERY     1000 /* ms between unprompted status updates */
+#define NAME_MAX_LEN       63
+#define SQLSTATE_IN_USE    "55006"
+#define SQLSTATE_UNDEFINED "42704"
 
 /* Outbox columns the relay needs, by name. */
 enum { C_ID, C_USER, C_SEQ, C_EVENT_ID, C_PAYLOAD, C__COUNT };
@@ -142,10 +143,11 @@ int wal_open(wal_stream **out, const char *url, const char *slot, const char *pu
 	if (PQresultStatus(res) != PGRES_COPY_BOTH) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		int busy = state && !strcmp(state, SQLSTATE_IN_USE);
+		int noslot = state && !strcmp(state, SQLSTATE_UNDEFINED);
 		set_err(err, errlen, "START_REPLICATION", PQresultErrorMessage(res));
 		PQclear(res);
 		PQfinish(pg);
-		return busy ? WAL_BUSY : WAL_ERR;
+		return busy ? WAL_BUSY : noslot ? WAL_NOSLOT : WAL_ERR;
 	}
 	PQclear(res);
 	wal_stream *w = xcalloc(1, sizeof(*w));

@@ -38,16 +38,17 @@ typedef struct wal_msg {
 
 enum {
 	WAL_OK = 0,
-	WAL_AGAIN = 1, /* wal_next: nothing to read now (wait on wal_socket) */
-	WAL_BUSY = 2,  /* wal_open: another connection streams the slot */
-	WAL_ERR = -1,  /* err says why; the stream is unusable: wal_close it */
+	WAL_AGAIN = 1,  /* wal_next: nothing to read now (wait on wal_socket) */
+	WAL_BUSY = 2,   /* wal_open: another connection streams the slot */
+	WAL_NOSLOT = 3, /* wal_open: the slot does not exist (dropped; a failover) */
+	WAL_ERR = -1,   /* err says why; the stream is unusable: wal_close it */
 };
 
 /* Opens a replication connection to url and starts streaming slot (which must
  * exist) from its confirmed LSN, for the publication pub. sender_timeout_ms is
  * the server's wal_sender_timeout for this connection: how soon the server ends a
  * stream whose client went silent (frozen, or its host gone), freeing the slot.
- * WAL_OK with *out set, WAL_BUSY, or WAL_ERR with err filled. */
+ * WAL_OK with *out set, WAL_BUSY, WAL_NOSLOT, or WAL_ERR; err filled but for OK. */
 MUST_CHECK int wal_open(wal_stream **out, const char *url, const char *slot, const char *pub,
                         long sender_timeout_ms, char *err, size_t errlen);
 /* The next message: WAL_OK (m filled), WAL_AGAIN, or WAL_ERR (err filled).
@@ -56,8 +57,7 @@ MUST_CHECK int wal_next(wal_stream *w, wal_msg *m, char *err, size_t errlen);
 /* Tells the server everything up to flush_lsn is done (the slot's confirmed LSN
  * moves there). Sent at once when force or the position moved, else at most every
  * second; 0, or WAL_ERR. */
-MUST_CHECK int wal_confirm(wal_stream *w, uint64_t flush_lsn, int force, char *err,
-                           size_t errlen);
+MUST_CHECK int wal_confirm(wal_stream *w, uint64_t flush_lsn, int force, char *err, size_t errlen);
 /* The position the server reported in its last keepalive: everything before it
  * was sent (0: none yet). With nothing of its own in progress, the caller may
  * confirm up to it, so the slot does not hold WAL that has no outbox rows. */

@@ -174,19 +174,24 @@ long long jint(const json_t *o, const char *key)
 
 void wait_published(const backend *b, const char *user, int timeout_ms)
 {
-	const char *p[] = {user};
+	/* Published = the relay confirmed the slot past every commit made so far. */
+	long target =
+	    pgtest_long(b->db, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", 0, NULL);
 	int64_t deadline = mono_ms() + timeout_ms;
-	long left = -1;
+	long at = -1;
 	while (mono_ms() < deadline) {
-		left = pgtest_long(b->db,
-		                   "SELECT count(*) FROM outbox WHERE user_id = $1 AND "
-		                   "published_at IS NULL",
-		                   1, p);
-		if (left == 0)
+		at = pgtest_long(
+		    b->db,
+		    "SELECT coalesce((SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint "
+		    "FROM pg_replication_slots WHERE database = current_database() "
+		    "LIMIT 1), -1)",
+		    0, NULL);
+		if (at >= target)
 			return;
 		usleep(50000);
 	}
-	ck_abort_msg("%ld outbox rows of %s unpublished after %d ms", left, user, timeout_ms);
+	ck_abort_msg("events of %s unpublished after %d ms: slot at %ld, commits up to %ld", user,
+	             timeout_ms, at, target);
 }
 
 static size_t count_user(kreader *r, const char *user)

@@ -56,7 +56,8 @@ const char *task_path(const char *id);
 const char *jstr(const json_t *o, const char *key);
 long long jint(const json_t *o, const char *key);
 
-/* Waits up to timeout_ms until every outbox row of user is published. */
+/* Waits up to timeout_ms until every event committed so far (user's among them)
+ * is published: the replication slot confirmed past the current WAL position. */
 void wait_published(const backend *b, const char *user, int timeout_ms);
 
 /* The events of user on b's topic, in topic order, as parsed JSON (each asserted

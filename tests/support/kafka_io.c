@@ -201,6 +201,33 @@ void kafka_create_topic(const char *topic, int partitions)
 	              partitions);
 }
 
+void kafka_set_topic_config(const char *topic, const char *name, const char *value)
+{
+	rd_kafka_t *rk = admin_client();
+	char e[512];
+	rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	ck_assert(rd_kafka_ConfigResource_set_config(cr, name, value) == 0);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+	ck_assert(rd_kafka_AdminOptions_set_request_timeout(o, 30000, e, sizeof(e)) == 0);
+	rd_kafka_AlterConfigs(rk, &cr, 1, o, q);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 60000);
+	ck_assert_msg(ev != NULL, "no answer to AlterConfigs %s", topic);
+	ck_assert_msg(!rd_kafka_event_error(ev), "AlterConfigs %s: %s", topic,
+	              rd_kafka_event_error_string(ev));
+	const rd_kafka_AlterConfigs_result_t *res = rd_kafka_event_AlterConfigs_result(ev);
+	size_t n = 0;
+	const rd_kafka_ConfigResource_t **rs = rd_kafka_AlterConfigs_result_resources(res, &n);
+	ck_assert_int_eq(n, 1);
+	ck_assert_msg(!rd_kafka_ConfigResource_error(rs[0]), "AlterConfigs %s: %s", topic,
+	              rd_kafka_ConfigResource_error_string(rs[0]));
+	rd_kafka_event_destroy(ev);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_ConfigResource_destroy(cr);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
 int kafka_leader(const char *topic, int partition)
 {
 	rd_kafka_t *rk = admin_client();

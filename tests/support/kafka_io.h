@@ -40,4 +40,8 @@ void kafka_create_topic(const char *topic, int partitions);
 /* The node id that leads partition of topic (-1 when none does). */
 int kafka_leader(const char *topic, int partition);
 
+/* Sets one configuration of topic (AlterConfigs: the topic's other overrides are
+ * reset to the broker's defaults). Asserts success. */
+void kafka_set_topic_config(const char *topic, const char *name, const char *value);
+
 #endif
