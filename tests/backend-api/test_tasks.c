@@ -2,6 +2,7 @@
  * route and every error path of the contract, against the real binary, the
  * harness's PostgreSQL and the devbroker. One backend per TCase; each test works
  * as users of its own. */
+#include "../support/runner.h"
 #include "harness.h"
 #include "suites.h"
 
@@ -1867,6 +1868,108 @@ START_TEST(rate_limit_answers_429)
 }
 END_TEST
 
+/* ---- migration 0004 ---- */
+
+static void pgtest_exec_clear(const char *url, const char *sql)
+{
+	PQclear(pgtest_exec(url, sql, 0, NULL));
+}
+
+/* Runs a migration file from the tree on url (several statements: simple query). */
+static void apply_file(const char *url, const char *name)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/migrations/%s", test_env("TASKSYNC_ROOT"), name);
+	char *sql = read_text_file(path);
+	ck_assert_ptr_nonnull(sql);
+	PGconn *c = PQconnectdb(url);
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+	              "%s: %s", name, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	free(sql);
+}
+
+/* A database at 0002 with bigint positions (gaps, a tie broken by created_at, two
+ * users, the same id for both is impossible then), migrated by `backend-api
+ * migrate`: the keys keep each user's order, the counters match, ids become per
+ * user, and SQL's task_pos_key equals poskey_from_index. */
+START_TEST(migration_0004_keeps_the_order)
+{
+	char url[256];
+	pgtest_createdb(url, sizeof(url));
+	apply_file(url, "0001_init.sql");
+	apply_file(url, "0002_outbox_handoff.sql");
+	pgtest_exec_clear(url, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name "
+	                       "text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+	pgtest_exec_clear(url, "INSERT INTO schema_migrations (version, name) VALUES (1, "
+	                       "'0001_init'), (2, '0002_outbox_handoff')");
+	/* u1: positions 40, 7, 7 (tie: older first), 1000; u2: 0 and 3 */
+	static const char *const rows[][4] = {
+	    {"00000000-0000-4000-8000-000000000001", "u1", "40", "2026-01-01T00:00:01Z"},
+	    {"00000000-0000-4000-8000-000000000002", "u1", "7", "2026-01-01T00:00:03Z"},
+	    {"00000000-0000-4000-8000-000000000003", "u1", "7", "2026-01-01T00:00:02Z"},
+	    {"00000000-0000-4000-8000-000000000004", "u1", "1000", "2026-01-01T00:00:00Z"},
+	    {"00000000-0000-4000-8000-000000000005", "u2", "3", "2026-01-01T00:00:00Z"},
+	    {"00000000-0000-4000-8000-000000000006", "u2", "0", "2026-01-01T00:00:00Z"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++)
+		PQclear(pgtest_exec(url,
+		                    "INSERT INTO tasks (id, user_id, title, position, created_at, "
+		                    "updated_at) VALUES ($1, $2, 'old', $3, $4, $4)",
+		                    4, rows[i]));
+	pgtest_exec_clear(url, "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ('u1', 4, "
+	                       "1001), ('u2', 2, 4), ('u3', 9, 0)");
+	char bin[1024], db[300], brokers[512], log[600];
+	snprintf(bin, sizeof(bin), "%s/backend-api", test_env("TASKSYNC_BIN"));
+	snprintf(db, sizeof(db), "DATABASE_URL=%s", url);
+	snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s", test_env("KAFKA_BROKERS"));
+	snprintf(log, sizeof(log), "%s/migrate-0004-%d.log",
+	         getenv("TEST_RUN_DIR") ? getenv("TEST_RUN_DIR") : "/tmp", (int)getpid());
+	const char *env[] = {db, brokers, "JWT_SECRET=" TEST_SECRET, "LOG_LEVEL=info", NULL};
+	const char *args[] = {"migrate", NULL};
+	ck_assert_int_eq(proc_run(bin, args, env, log, 60000), 0);
+	PGresult *r =
+	    pgtest_exec(url,
+	                "SELECT user_id, right(id::text, 1), position FROM tasks ORDER BY "
+	                "user_id, position COLLATE \"C\"",
+	                0, NULL);
+	static const char *const want[][3] = {{"u1", "3", "a0"}, {"u1", "2", "a1"},
+	                                      {"u1", "1", "a2"}, {"u1", "4", "a3"},
+	                                      {"u2", "6", "a0"}, {"u2", "5", "a1"}};
+	ck_assert_int_eq(PQntuples(r), ARRAY_LEN(want));
+	for (int i = 0; i < PQntuples(r); i++)
+		for (int j = 0; j < 3; j++)
+			ck_assert_str_eq(PQgetvalue(r, i, j), want[i][j]);
+	PQclear(r);
+	ck_assert_int_eq(pgtest_long(url,
+	                             "SELECT next_pos * 10 + task_count FROM user_seq WHERE "
+	                             "user_id = 'u1'",
+	                             0, NULL),
+	                 44);
+	ck_assert_int_eq(
+	    pgtest_long(url, "SELECT task_count FROM user_seq WHERE user_id = 'u3'", 0, NULL), 0);
+	/* the same id for another user is a row of its own now */
+	pgtest_exec_clear(url, "INSERT INTO tasks (id, user_id, title, position, created_at, "
+	                       "updated_at) VALUES ('00000000-0000-4000-8000-000000000001', 'u2', "
+	                       "'x', 'a2', now(), now())");
+	/* SQL's integer keys are C's */
+	static const long long ns[] = {
+	    0, 1, 61, 62, 3843, 3844, 238327, 238328, 9007199254740993LL};
+	for (size_t i = 0; i < ARRAY_LEN(ns); i++) {
+		char n[32], key[16];
+		snprintf(n, sizeof(n), "%lld", ns[i]);
+		const char *p[] = {n};
+		char *v = pgtest_value(url, "SELECT task_pos_key($1::bigint)", 1, p);
+		poskey_from_index((uint64_t)ns[i], key);
+		ck_assert_str_eq(v, key);
+		free(v);
+	}
+}
+END_TEST
+
 Suite *tasks_suite(void)
 {
 	Suite *s = suite_create("tasks");
@@ -1912,5 +2015,10 @@ Suite *tasks_suite(void)
 	tcase_add_test(q, task_quota);
 	tcase_add_test(q, rate_limit_answers_429);
 	suite_add_tcase(s, q);
+	TCase *m = tcase_create("migration");
+	tcase_set_tags(m, "integration");
+	tcase_set_timeout(m, 60);
+	tcase_add_test(m, migration_0004_keeps_the_order);
+	suite_add_tcase(s, m);
 	return s;
 }
