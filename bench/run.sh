@@ -389,12 +389,11 @@ if has api; then
 				2>>"$WORK/api-load.log"; then
 				a1=$(cpu_s "$API_PID") b1=$(cpu_s "$BROKER_PID")
 				p1=$(pg_cpu_s)
-				# The relay's own counters (events that went by a read of the outbox
-				# instead of the hand-off, guard trips, holes given up) and its
+				# The relay's own counters (dead letters, resets) and its
 				# commit-to-acknowledgement histogram, measured in the service.
 				curl -fsS --max-time 5 "http://127.0.0.1:$API_PORT/metrics" >"$WORK/api-metrics.txt" ||
 					: >"$WORK/api-metrics.txt"
-				relay=$(awk '$1 ~ /^outbox_(handoff_fallbacks|order_guard|holes_given_up)_total$/ \
+				relay=$(awk '$1 ~ /^outbox_(dead_letters|relay_resets)_total$/ \
 						{ printf "%s\"%s\":%s", n++ ? "," : "{", $1, $2 }
 					$1 ~ /^outbox_commit_to_ack_seconds_bucket/ {
 						le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)

@@ -177,13 +177,15 @@ def main():
             row("service: commit -> Kafka ack p99 (us, <=)", runs,
                 lambda r: ack_quantile(r, 0.99))
             row("service: acked within 10 ms (%)", runs, lambda r: ack_share(r, 0.01))
-            row("events that went by a read, not hand-off", runs,
-                lambda r: r.get("relay", {}).get("outbox_handoff_fallbacks_total", 0))
-            row("relay guard trips (full reads)", runs,
-                lambda r: r.get("relay", {}).get("outbox_order_guard_total", 0))
+            row("relay resets", runs,
+                lambda r: r.get("relay", {}).get("outbox_relay_resets_total", 0))
+            row("dead letters", runs,
+                lambda r: r.get("relay", {}).get("outbox_dead_letters_total", 0))
             row("backend-api CPU s", runs, lambda r: r["api_cpu_s"])
             row("PostgreSQL CPU s", runs, lambda r: r["pg_cpu_s"])
-            row("devbroker CPU s", runs, lambda r: r["broker_cpu_s"])
+            row("PostgreSQL CPU ms per 1,000 writes", runs,
+                lambda r: r["pg_cpu_s"] * 1e6 / max(1, r["api"].get("ok", 1)))
+            row("broker CPU s", runs, lambda r: r["broker_cpu_s"])
     if p99.get("latency-10k") and p99.get("stalled-1-of-1000"):
         print(f"stalled/unstalled p99 ratio: {p99['stalled-1-of-1000'] / p99['latency-10k']:.2f}"
               " (target <= 2)")

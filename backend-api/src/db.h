@@ -48,8 +48,7 @@ int db_pool_in_use(db_pool *p);
 /* Opens one connection to url outside any pool (relay, migrations), with
  * connect_timeout=2, TCP keepalives, application_name and options (NULL: none).
  * Returns NULL with err filled. */
-PGconn *db_connect(const char *url, const char *app, const char *options, char *err,
-                   size_t errlen);
+PGconn *db_connect(const char *url, const char *app, const char *options, char *err, size_t errlen);
 /* The libpq options string that gives a session statement_timeout and
  * lock_timeout (0: none) and an idle-in-transaction timeout of 4 statements'. */
 void db_session_options(char *buf, size_t len, long statement_ms, long lock_ms);

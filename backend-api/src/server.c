@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STATIC_MAX_BYTES (4 * 1024 * 1024)
+#define STATIC_MAX_BYTES       (4 * 1024 * 1024)
 #define KAFKA_READY_TIMEOUT_MS 250
-#define READY_TIMEOUT_MS 1000
+#define READY_TIMEOUT_MS       1000
 
 struct server {
 	const api_ctx *ctx;
