@@ -68,7 +68,8 @@ typedef struct dead {
 struct outbox_relay {
 	outbox_opts o; /* strings owned */
 	char slot[64];
-	rd_kafka_t *rk;
+	rd_kafka_t *rk; /* replaced after a fatal error: @locks rk_mu (for other threads) */
+	pthread_mutex_t rk_mu;
 	rd_kafka_queue_t *mainq;
 	int wake[2]; /* pipe: librdkafka's queue io-event and outbox_stop write here */
 	pthread_t th;
@@ -320,9 +321,12 @@ static void producer_drain(outbox_relay *r, int ms)
 
 static int producer_open(outbox_relay *r, char *err, size_t errlen)
 {
-	r->rk = producer_new(r, err, errlen);
-	if (!r->rk)
+	rd_kafka_t *rk = producer_new(r, err, errlen);
+	if (!rk)
 		return -1;
+	pthread_mutex_lock(&r->rk_mu);
+	r->rk = rk;
+	pthread_mutex_unlock(&r->rk_mu);
 	r->mainq = rd_kafka_queue_get_main(r->rk);
 	rd_kafka_queue_io_event_enable(r->mainq, r->wake[1], "k", 1);
 	return 0;
@@ -335,8 +339,10 @@ static void producer_close(outbox_relay *r)
 	producer_drain(r, 2000);
 	rd_kafka_queue_io_event_enable(r->mainq, -1, NULL, 0);
 	rd_kafka_queue_destroy(r->mainq);
+	pthread_mutex_lock(&r->rk_mu);
 	rd_kafka_destroy(r->rk);
 	r->rk = NULL;
+	pthread_mutex_unlock(&r->rk_mu);
 	r->mainq = NULL;
 	r->in_flight = 0; /* what was left is streamed again */
 }
@@ -379,7 +385,8 @@ static void reset(outbox_relay *r, const char *why)
 		r->backoff_ms = BACKOFF_MAX_MS;
 	r->flushed_at_reset = r->flushed;
 	/* Reports already there are served while their transactions are known. */
-	rd_kafka_poll(r->rk, 0);
+	if (r->rk)
+		rd_kafka_poll(r->rk, 0);
 	if (r->ndq && dead_letter_flush(r))
 		log_warn("dead letters not written before the reset", "{s:I}", "left",
 		         (json_int_t)r->ndq);
@@ -399,7 +406,7 @@ static void reset(outbox_relay *r, const char *why)
 	r->held = NULL;
 	r->held_payload = NULL;
 	tq_clear(r); /* before the purge: its reports are stale */
-	if (atomic_load(&r->fatal)) {
+	if (atomic_load(&r->fatal) || !r->rk) {
 		producer_close(r);
 		char err[512];
 		if (producer_open(r, err, sizeof(err)))
@@ -727,6 +734,7 @@ static void prune(outbox_relay *r)
 			         PQresultErrorMessage(res));
 		PQclear(res);
 		total += n;
+		atomic_store(&r->beat_ms, mono_ms());
 		if (!ok || n < PRUNE_BATCH)
 			break;
 	}
@@ -781,6 +789,13 @@ static void *relay_main(void *arg)
 	char why[512];
 	while (!atomic_load(&r->stop)) {
 		atomic_store(&r->beat_ms, mono_ms());
+		if (!r->rk) { /* its re-creation failed: tried again every second */
+			if (producer_open(r, why, sizeof(why))) {
+				wait_events(r, 1000);
+				continue;
+			}
+			atomic_store(&r->fatal, 0);
+		}
 		rd_kafka_poll(r->rk, 0);
 		if (r->ndq && dead_letter_flush(r))
 			r->reset_due = 1;
@@ -802,15 +817,12 @@ static void *relay_main(void *arg)
 				continue;
 			}
 		}
-		int more = 0;
 		if (r->held && produce_held(r)) {
 			reset(r, "produce failed");
 			continue;
 		}
-		if ((more = stream_round(r, why, sizeof(why))) < 0) {
-			reset(r, why);
-			continue;
-		}
+		/* Confirming first: sending can read what the server sent into libpq's
+		 * buffer, where select would not see it; the read below empties it. */
 		tq_settle(r);
 		if (wal_confirm(r->ws, r->flushed, 0, why, sizeof(why))) {
 			reset(r, why);
@@ -825,13 +837,17 @@ static void *relay_main(void *arg)
 			prune(r);
 			r->next_prune_ms = now + prune_every_ms;
 		}
-		/* Data already in libpq's buffer would not wake select. */
+		int more = stream_round(r, why, sizeof(why));
+		if (more < 0) {
+			reset(r, why);
+			continue;
+		}
 		if (!more)
 			wait_events(r, r->held ? 5 : 100);
 	}
 	/* Stopping: deliver what is in flight until the deadline, confirm it. */
 	int64_t deadline = atomic_load(&r->deadline_ms);
-	while (r->in_flight > 0 && mono_ms() < deadline) {
+	while (r->rk && r->in_flight > 0 && mono_ms() < deadline) {
 		rd_kafka_poll(r->rk, 10);
 		if (r->ndq && dead_letter_flush(r))
 			break;
@@ -860,6 +876,7 @@ outbox_relay *outbox_start(const outbox_opts *o, metrics *m, char *err, size_t e
 	r->o.slot = xstrdup(o->slot ? o->slot : "");
 	r->wake[0] = r->wake[1] = -1;
 	r->tq_base = 1;
+	pthread_mutex_init(&r->rk_mu, NULL);
 	atomic_store(&r->beat_ms, mono_ms());
 	r->published =
 	    metrics_counter(m, "outbox_published_total", "Events Kafka acknowledged.", NULL);
@@ -917,6 +934,7 @@ fail:
 	free((char *)r->o.brokers);
 	free((char *)r->o.topic);
 	free((char *)r->o.slot);
+	pthread_mutex_destroy(&r->rk_mu);
 	free(r);
 	return NULL;
 }
@@ -925,11 +943,13 @@ int outbox_kafka_ready(outbox_relay *r, int timeout_ms)
 {
 	if (atomic_load(&r->fatal))
 		return 0;
+	pthread_mutex_lock(&r->rk_mu);
 	const struct rd_kafka_metadata *md = NULL;
-	if (rd_kafka_metadata(r->rk, 0, NULL, &md, timeout_ms))
-		return 0;
-	int ok = md->broker_cnt > 0;
-	rd_kafka_metadata_destroy(md);
+	int ok =
+	    r->rk && rd_kafka_metadata(r->rk, 0, NULL, &md, timeout_ms) == 0 && md->broker_cnt > 0;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	pthread_mutex_unlock(&r->rk_mu);
 	return ok;
 }
 
@@ -964,5 +984,6 @@ void outbox_stop(outbox_relay *r, int64_t deadline_ms)
 	free((char *)r->o.brokers);
 	free((char *)r->o.topic);
 	free((char *)r->o.slot);
+	pthread_mutex_destroy(&r->rk_mu);
 	free(r);
 }

@@ -19,8 +19,10 @@
 #include <time.h>
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
-#define PG_EPOCH_US        946684800000000LL
-#define FEEDBACK_EVERY     1000 /* ms between unprompted status updates */
+#define PG_EPOCH_US    946684800000000LL
+#define FEEDBACK_EVERY 1000 /* ms between unprompted status updates */
+#define FEEDBACK_MIN                                                                               \
+	100 /* ms between updates of a moved position (each costs the walsender a slot update) */
 #define NAME_MAX_LEN       63
 #define SQLSTATE_IN_USE    "55006"
 #define SQLSTATE_UNDEFINED "42704"
@@ -181,7 +183,9 @@ int wal_confirm(wal_stream *w, uint64_t flush_lsn, int force, char *err, size_t 
 {
 	if (flush_lsn < w->sent_flush)
 		flush_lsn = w->sent_flush; /* never backwards */
-	if (force || flush_lsn != w->sent_flush || mono_ms() - w->sent_ms >= FEEDBACK_EVERY)
+	int64_t since = mono_ms() - w->sent_ms;
+	if (force || (flush_lsn != w->sent_flush && since >= FEEDBACK_MIN) ||
+	    since >= FEEDBACK_EVERY)
 		return send_feedback(w, flush_lsn, err, errlen);
 	return WAL_OK;
 }

@@ -55,8 +55,8 @@ MUST_CHECK int wal_open(wal_stream **out, const char *url, const char *slot, con
  * Keepalives are answered inside. */
 MUST_CHECK int wal_next(wal_stream *w, wal_msg *m, char *err, size_t errlen);
 /* Tells the server everything up to flush_lsn is done (the slot's confirmed LSN
- * moves there). Sent at once when force or the position moved, else at most every
- * second; 0, or WAL_ERR. */
+ * moves there). Sent at once when force, when the position moved at most every
+ * 100 ms, else every second; 0, or WAL_ERR. */
 MUST_CHECK int wal_confirm(wal_stream *w, uint64_t flush_lsn, int force, char *err, size_t errlen);
 /* The position the server reported in its last keepalive: everything before it
  * was sent (0: none yet). With nothing of its own in progress, the caller may
