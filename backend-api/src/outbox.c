@@ -106,7 +106,7 @@ struct outbox_relay {
 	size_t held_len;
 
 	metric *published, *errors, *backlog, *lag, *dead_letters, *resets, *leader, *slot_created;
-	metric *commit_to_ack;
+	metric *commit_to_ack, *commit_to_read;
 };
 
 static int64_t now_us(void)
@@ -537,6 +537,7 @@ static int stream_round(outbox_relay *r, char *why, size_t whylen)
 		if (rc != WAL_OK)
 			return -1;
 		if (m.kind == WAL_BEGIN) {
+			metric_observe(r->commit_to_read, (double)(now_us() - m.commit_us) / 1e6);
 			tq_push(r, m.commit_us);
 		} else if (m.kind == WAL_COMMIT) {
 			if (!r->tq_n) {
@@ -909,6 +910,11 @@ outbox_relay *outbox_start(const outbox_opts *o, metrics *m, char *err, size_t e
 	    m, "outbox_commit_to_ack_seconds",
 	    "From an event's commit (PostgreSQL's commit time) to Kafka's acknowledgement.", NULL,
 	    ack_bounds, ARRAY_LEN(ack_bounds));
+	r->commit_to_read = metrics_histogram(
+	    m, "outbox_commit_to_stream_seconds",
+	    "From a transaction's commit (PostgreSQL's commit time) to the relay reading it from "
+	    "the stream.",
+	    NULL, ack_bounds, ARRAY_LEN(ack_bounds));
 	if (prepare_slot(r, err, errlen))
 		goto fail;
 	if (pipe2(r->wake, O_NONBLOCK | O_CLOEXEC)) {
