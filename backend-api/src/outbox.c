@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
-#include <time.h>
 #include <unistd.h>
 
 #define READ_BURST      1000  /* stream messages read per round */
@@ -108,13 +107,6 @@ struct outbox_relay {
 	metric *published, *errors, *backlog, *lag, *dead_letters, *resets, *leader, *slot_created;
 	metric *commit_to_ack, *commit_to_read;
 };
-
-static int64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static txn *tq_at(outbox_relay *r, size_t i)
 {
@@ -215,7 +207,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	txn *t = tq_find(r, ref->serial);
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		if (t) {
-			metric_observe(r->commit_to_ack, (double)(now_us() - t->commit_us) / 1e6);
+			metric_observe(r->commit_to_ack, (double)(wall_us() - t->commit_us) / 1e6);
 			t->pending--;
 		}
 		metric_inc(r->published);
@@ -537,7 +529,7 @@ static int stream_round(outbox_relay *r, char *why, size_t whylen)
 		if (rc != WAL_OK)
 			return -1;
 		if (m.kind == WAL_BEGIN) {
-			metric_observe(r->commit_to_read, (double)(now_us() - m.commit_us) / 1e6);
+			metric_observe(r->commit_to_read, (double)(wall_us() - m.commit_us) / 1e6);
 			tq_push(r, m.commit_us);
 		} else if (m.kind == WAL_COMMIT) {
 			if (!r->tq_n) {

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_US    946684800000000LL
@@ -165,10 +164,7 @@ static int send_feedback(wal_stream *w, uint64_t flush, char *err, size_t errlen
 	put_u64(msg + 1, flush);  /* written */
 	put_u64(msg + 9, flush);  /* flushed: the slot's confirmed LSN */
 	put_u64(msg + 17, flush); /* applied */
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	put_u64(msg + 25,
-	        (uint64_t)((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - PG_EPOCH_US));
+	put_u64(msg + 25, (uint64_t)(wall_us() - PG_EPOCH_US));
 	msg[33] = 0;
 	if (PQputCopyData(w->pg, (const char *)msg, sizeof(msg)) != 1 || PQflush(w->pg) != 0) {
 		set_err(err, errlen, "standby status update", PQerrorMessage(w->pg));

@@ -82,6 +82,18 @@ static size_t user_msgs(const kreader *r, const char *user)
 	return c;
 }
 
+/* Collects from r until it holds n messages of user or timeout_ms passed since t0
+ * (mono_ms); returns the milliseconds since t0. */
+static long wait_user_msgs(kreader *r, const char *user, size_t n, int64_t t0, int timeout_ms)
+{
+	while (user_msgs(r, user) < n && mono_ms() - t0 < timeout_ms) {
+		size_t have;
+		kreader_msgs(r, &have);
+		kreader_collect(r, have + 1, 20);
+	}
+	return (long)(mono_ms() - t0);
+}
+
 START_TEST(events_match_api_calls)
 {
 	backend b;
@@ -280,12 +292,7 @@ START_TEST(two_processes_one_order)
 	proc_kill(&a.p);
 	int64_t t0 = mono_ms();
 	json_decref(create_task(&b, u, "after"));
-	while (user_msgs(r, u) < 2 * per + 1 && mono_ms() - t0 < 15000) {
-		size_t have;
-		kreader_msgs(r, &have);
-		kreader_collect(r, have + 1, 50);
-	}
-	long ms = (long)(mono_ms() - t0);
+	long ms = wait_user_msgs(r, u, 2 * per + 1, t0, 15000);
 	kreader_free(r);
 	fprintf(stderr,
 	        "two_processes_one_order: leader SIGKILLed, first event via the other "
@@ -712,12 +719,7 @@ START_TEST(late_commit_is_published_in_order)
 	creates_over(&b, v, 20, 1000);
 	int64_t t0 = mono_ms();
 	late_commit(late);
-	while (user_msgs(r, u) < 2 && mono_ms() - t0 < 10000) {
-		size_t have;
-		kreader_msgs(r, &have);
-		kreader_collect(r, have + 1, 20);
-	}
-	long ms = (long)(mono_ms() - t0);
+	long ms = wait_user_msgs(r, u, 2, t0, 10000);
 	size_t got = user_msgs(r, u);
 	kreader_free(r);
 	fprintf(stderr, "late_commit_is_published_in_order: COMMIT-to-consumed %ld ms\n", ms);
@@ -817,14 +819,9 @@ START_TEST(huge_list_stalls_no_one)
 	for (int i = 0; i < 20; i++) {
 		int64_t t0 = mono_ms();
 		json_decref(create_task(&b, v, "elsewhere"));
-		while (user_msgs(r, v) < (size_t)i + 1 && mono_ms() - t0 < 5000) {
-			size_t have;
-			kreader_msgs(r, &have);
-			kreader_collect(r, have + 1, 20);
-		}
+		long ms = wait_user_msgs(r, v, (size_t)i + 1, t0, 5000);
 		ck_assert_msg(user_msgs(r, v) >= (size_t)i + 1, "write %d of B not on the topic",
 		              i);
-		long ms = (long)(mono_ms() - t0);
 		worst = ms > worst ? ms : worst;
 	}
 	kreader_free(r);
@@ -858,12 +855,7 @@ START_TEST(leader_frozen_follower_takes_over)
 	ck_assert_int_eq(kill(a.p.pid, SIGSTOP), 0);
 	int64_t t0 = mono_ms();
 	json_decref(create_task(&b, u, "frozen"));
-	while (user_msgs(r, u) < 51 && mono_ms() - t0 < 15000) {
-		size_t have;
-		kreader_msgs(r, &have);
-		kreader_collect(r, have + 1, 50);
-	}
-	long ms = (long)(mono_ms() - t0);
+	long ms = wait_user_msgs(r, u, 51, t0, 15000);
 	kreader_free(r);
 	fprintf(stderr,
 	        "leader_frozen_follower_takes_over: first event after the freeze on the "

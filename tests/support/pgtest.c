@@ -83,3 +83,18 @@ long pgtest_long(const char *url, const char *sql, int nparams, const char *cons
 	free(v);
 	return l;
 }
+
+long pgtest_wal_lsn(const char *url)
+{
+	return pgtest_long(url, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", 0, NULL);
+}
+
+long pgtest_slot_confirmed(const char *url)
+{
+	return pgtest_long(
+	    url,
+	    "SELECT coalesce((SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint "
+	    "FROM pg_replication_slots WHERE database = current_database() LIMIT 1), "
+	    "-1)",
+	    0, NULL);
+}

@@ -19,5 +19,10 @@ PGresult *pgtest_exec_on(PGconn *c, const char *sql, int nparams, const char *co
 char *pgtest_value(const char *url, const char *sql, int nparams, const char *const *params);
 /* pgtest_value as a long (-1 when no row or NULL). */
 long pgtest_long(const char *url, const char *sql, int nparams, const char *const *params);
+/* The database's current WAL position and its replication slot's confirmed
+ * position (-1: no slot), as byte offsets: what the relay has published is what
+ * lies before the confirmed position. */
+long pgtest_wal_lsn(const char *url);
+long pgtest_slot_confirmed(const char *url);
 
 #endif
