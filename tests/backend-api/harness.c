@@ -175,17 +175,11 @@ long long jint(const json_t *o, const char *key)
 void wait_published(const backend *b, const char *user, int timeout_ms)
 {
 	/* Published = the relay confirmed the slot past every commit made so far. */
-	long target =
-	    pgtest_long(b->db, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", 0, NULL);
+	long target = pgtest_wal_lsn(b->db);
 	int64_t deadline = mono_ms() + timeout_ms;
 	long at = -1;
 	while (mono_ms() < deadline) {
-		at = pgtest_long(
-		    b->db,
-		    "SELECT coalesce((SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint "
-		    "FROM pg_replication_slots WHERE database = current_database() "
-		    "LIMIT 1), -1)",
-		    0, NULL);
+		at = pgtest_slot_confirmed(b->db);
 		if (at >= target)
 			return;
 		usleep(50000);

@@ -791,17 +791,11 @@ START_TEST(leader_killed_during_writes)
 	/* every row handed to Kafka and acknowledged, then every socket complete */
 	int64_t t_drain = mono_ms();
 	/* published = the slot confirmed past every commit (WAL bytes left) */
-	long target =
-	    pgtest_long(db, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", 0, NULL);
+	long target = pgtest_wal_lsn(db);
 	long unpublished = -1;
 	while (mono_ms() < t_drain + 60000) {
 		check_foreign(r);
-		unpublished =
-		    target - pgtest_long(db,
-		                         "SELECT coalesce((SELECT (confirmed_flush_lsn - "
-		                         "'0/0'::pg_lsn)::bigint FROM pg_replication_slots "
-		                         "WHERE database = current_database() LIMIT 1), 0)",
-		                         0, NULL);
+		unpublished = target - pgtest_slot_confirmed(db);
 		if (unpublished <= 0)
 			break;
 		usleep(50000);
