@@ -38,6 +38,9 @@ static const cfg_entry table[] = {
      "lock_timeout of every database session"},
     {"KAFKA_LINGER_MS", CFG_INT, &g_cfg.kafka_linger_ms, "0", 0, 1000,
      "producer linger.ms: 0 sends at once (batches form while requests are in flight)"},
+    {"KAFKA_MAX_IN_FLIGHT", CFG_INT, &g_cfg.kafka_max_in_flight, "1", 1, 5,
+     "produce requests in flight per broker connection; 1: the next batch forms while one "
+     "is acknowledged (more makes librdkafka's broker thread spin while it waits)"},
     {"DEV_LOGIN", CFG_BOOL, &g_cfg.dev_login, "false", 0, 0,
      "enable POST /api/v1/dev/login (tokens for any user name: development only)"},
     {"STATIC_DIR", CFG_STR, &g_cfg.static_dir, "", 0, 4096,

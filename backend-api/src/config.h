@@ -24,6 +24,7 @@ typedef struct ba_config {
 	long db_statement_timeout_ms; /* DB_STATEMENT_TIMEOUT_MS */
 	long db_lock_timeout_ms;      /* DB_LOCK_TIMEOUT_MS */
 	long kafka_linger_ms;         /* KAFKA_LINGER_MS */
+	long kafka_max_in_flight;     /* KAFKA_MAX_IN_FLIGHT */
 	int dev_login;                /* DEV_LOGIN: POST /api/v1/dev/login exists */
 	char *static_dir;             /* STATIC_DIR: web client served at / when set */
 	char *public_gateway_url;     /* PUBLIC_GATEWAY_URL: what /config.json tells browsers */

@@ -97,6 +97,7 @@ int main(int argc, char **argv)
 	                  .topic = cfg.kafka_topic,
 	                  .slot = cfg.outbox_slot,
 	                  .linger_ms = cfg.kafka_linger_ms,
+	                  .max_in_flight = cfg.kafka_max_in_flight,
 	                  .takeover_ms = cfg.outbox_takeover_ms,
 	                  .retention_s = cfg.event_retention};
 	relay = outbox_start(&oo, m, err, sizeof(err));

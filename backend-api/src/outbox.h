@@ -37,8 +37,9 @@ typedef struct outbox_opts {
 	const char *topic;
 	const char *slot; /* "" : tasksync_<database name> */
 	long linger_ms;
-	long takeover_ms; /* OUTBOX_TAKEOVER_MS: the stream's wal_sender_timeout */
-	long retention_s; /* EVENT_RETENTION */
+	long max_in_flight; /* produce requests per broker connection (1-5) */
+	long takeover_ms;   /* OUTBOX_TAKEOVER_MS: the stream's wal_sender_timeout */
+	long retention_s;   /* EVENT_RETENTION */
 } outbox_opts;
 
 /* Checks the database can be streamed (wal_level=logical, the publication, the
