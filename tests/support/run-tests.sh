@@ -63,6 +63,12 @@ report() {
 	# Check: file:line:F|E:tcase:test:iteration: message; node's test runner and
 	# the shell suites: "not ok" / "FAIL" lines
 	grep -E ':[FE]:[^:]*:[^:]*:[0-9]+: |^not ok |^# +(fail|FAIL)|FAIL|Error:' "$log" | head -n 40
+	# When the broker went away, and who brought it back: Kafka's own shutdown and
+	# start lines, and the guards' heals (tests/support/broker.c).
+	grep -h -E 'Terminating process due to signal|Exiting Kafka|Kafka Server started|was down; starting' \
+		"$TEST_RUN_DIR"/kafka/node-*/server.log "$TEST_RUN_DIR"/kafka/guard.log 2>/dev/null |
+		awk -v s="$(date -u -r "$stamp" '+%Y-%m-%d %H:%M:%S')" 'substr($0, 2, 19) >= s || !/^\[/' |
+		sed 's/^/kafka: /' | tail -n 20
 	local f
 	while IFS= read -r f; do
 		echo "--- tail of $f"
