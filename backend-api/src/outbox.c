@@ -11,8 +11,8 @@
  * Order. Within one producer, the idempotent producer keeps each partition's order
  * and enable.gapless.guarantee turns any failure that would let n+1 land without n
  * into a fatal error, which resets the relay. After a reset everything after the
- * confirmed LSN is produced again in commit order, so a user's events on the topic,
- * with repeats dropped, are in seq order. */
+ * acknowledged position is produced again in commit order, so a user's events on
+ * the topic, with repeats dropped, are in seq order. */
 #include "outbox.h"
 
 #include "common/log.h"
@@ -34,6 +34,7 @@
 
 #define READ_BURST      1000  /* stream messages read per round */
 #define MAX_IN_FLIGHT   50000 /* events produced, not acknowledged */
+#define RESET_GRACE_MS  1000  /* a reset waits this long for what is in flight */
 #define BACKOFF_MIN_MS  100
 #define BACKOFF_MAX_MS  30000
 #define DEAD_REMEMBERED 1024 /* dead-lettered ids skipped when streamed again */
@@ -91,6 +92,7 @@ struct outbox_relay {
 	long backoff_ms;
 	int64_t next_try_ms, next_prune_ms, next_lag_ms, last_warn_ms;
 	uint64_t flushed_at_reset;
+	wal_resume resume; /* the server flushed was reached on (see try_lead) */
 	dead *dq;
 	size_t ndq, capdq;
 	int64_t dead_ids[DEAD_REMEMBERED];
@@ -385,9 +387,16 @@ static void reset(outbox_relay *r, const char *why)
 	if (r->backoff_ms > BACKOFF_MAX_MS)
 		r->backoff_ms = BACKOFF_MAX_MS;
 	r->flushed_at_reset = r->flushed;
-	/* Reports already there are served while their transactions are known. */
-	if (r->rk)
-		rd_kafka_poll(r->rk, 0);
+	/* What is in flight is given a moment to be acknowledged, its transactions
+	 * still known, rather than purged and produced again: when the stream or the
+	 * database failed and Kafka did not, a purged request the broker had already
+	 * written would be a duplicate. After a fatal error nothing more comes. */
+	int64_t grace_until = mono_ms() + RESET_GRACE_MS;
+	while (r->rk) {
+		rd_kafka_poll(r->rk, r->in_flight > 0 ? 10 : 0);
+		if (r->in_flight <= 0 || atomic_load(&r->fatal) || mono_ms() >= grace_until)
+			break;
+	}
 	if (r->ndq && dead_letter_flush(r))
 		log_warn("dead letters not written before the reset", "{s:I}", "left",
 		         (json_int_t)r->ndq);
@@ -684,9 +693,13 @@ out:
 static void try_lead(outbox_relay *r)
 {
 	char err[512];
+	/* A reset within this process resumes past what Kafka acknowledged, so a
+	 * confirmation lost with the connection repeats nothing. */
+	r->resume.lsn = r->flushed;
 	int rc = wal_open(&r->ws, r->o.database_url, r->slot, OUTBOX_PUBLICATION, r->o.takeover_ms,
-	                  err, sizeof(err));
+	                  &r->resume, err, sizeof(err));
 	if (rc == WAL_OK) {
+		snprintf(r->resume.server, sizeof(r->resume.server), "%s", wal_server_id(r->ws));
 		log_info("relay leads: streaming the outbox", "{s:s}", "slot", r->slot);
 		metric_set(r->leader, 1);
 		r->next_prune_ms = mono_ms() + 5000;

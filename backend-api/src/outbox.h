@@ -16,9 +16,13 @@
  * outbox_dead_letter, outbox_dead_letters_total, a log line; the stream goes on
  * and clients close the seq gap from /api/v1/events. Any other failure (a fatal
  * producer error, a topic that does not exist or may not be written, the database
- * connection) resets the relay: the producer's queue is purged (the producer made
- * anew after a fatal error), the stream reopened from the confirmed LSN, with
+ * connection) resets the relay: what is in flight gets a second to be acknowledged,
+ * the rest of the producer's queue is purged (the producer made anew after a fatal
+ * error), and the stream is reopened past what Kafka acknowledged (the slot's
+ * confirmed LSN when another process or another timeline comes between), with
  * exponential backoff (0.1 s doubling to 30 s) while no transaction gets through.
+ * So a reset repeats only what was purged in flight; a new leader repeats what its
+ * predecessor had acknowledged but not yet confirmed (at most about 100 ms).
  * Rows are pruned EVENT_RETENTION after commit, except each user's latest. */
 #ifndef BA_OUTBOX_H
 #define BA_OUTBOX_H

@@ -39,6 +39,7 @@ struct wal_stream {
 	uint64_t server_lsn;
 	uint64_t sent_flush;
 	int64_t sent_ms;
+	char server[48]; /* "system identifier/timeline" */
 };
 
 typedef struct reader {
@@ -104,8 +105,33 @@ static void set_err(char *err, size_t errlen, const char *what, const char *deta
 		err[--n] = '\0';
 }
 
+/* "X/Y" into an LSN; 0 when it is not one. */
+static uint64_t lsn_parse(const char *s)
+{
+	unsigned int hi, lo;
+	char end;
+	if (!s || sscanf(s, "%X/%X%c", &hi, &lo, &end) != 2)
+		return 0;
+	return (uint64_t)hi << 32 | lo;
+}
+
+/* IDENTIFY_SYSTEM: the server's "system identifier/timeline" and flushed WAL. */
+static int identify(PGconn *pg, char *id, size_t idlen, uint64_t *flushed, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(pg, "IDENTIFY_SYSTEM");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 3) {
+		set_err(err, errlen, "IDENTIFY_SYSTEM", PQresultErrorMessage(res));
+		PQclear(res);
+		return WAL_ERR;
+	}
+	snprintf(id, idlen, "%s/%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	*flushed = lsn_parse(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	return 0;
+}
+
 int wal_open(wal_stream **out, const char *url, const char *slot, const char *pub,
-             long sender_timeout_ms, char *err, size_t errlen)
+             long sender_timeout_ms, const wal_resume *resume, char *err, size_t errlen)
 {
 	*out = NULL;
 	if (!valid_name(slot) || !valid_name(pub)) {
@@ -135,11 +161,25 @@ int wal_open(wal_stream **out, const char *url, const char *slot, const char *pu
 		PQfinish(pg);
 		return WAL_ERR;
 	}
-	char sql[256];
+	char server[48];
+	uint64_t flushed = 0;
+	if (identify(pg, server, sizeof(server), &flushed, err, errlen)) {
+		PQfinish(pg);
+		return WAL_ERR;
+	}
+	/* The server skips transactions that commit before the start position (and
+	 * ignores a position behind the slot's): what this client had done is not
+	 * streamed again even when its last confirmation was lost with the connection.
+	 * Only on the same history: after a failover, a position of the old timeline
+	 * may name other transactions. */
+	uint64_t start = 0;
+	if (resume && resume->lsn && !strcmp(resume->server, server) && flushed >= resume->lsn)
+		start = resume->lsn;
+	char sql[256], at[24];
 	snprintf(sql, sizeof(sql),
-	         "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names "
+	         "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', publication_names "
 	         "'%s')",
-	         slot, pub);
+	         slot, wal_lsn_str(start, at, sizeof(at)), pub);
 	PGresult *res = PQexec(pg, sql);
 	if (PQresultStatus(res) != PGRES_COPY_BOTH) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -153,6 +193,7 @@ int wal_open(wal_stream **out, const char *url, const char *slot, const char *pu
 	PQclear(res);
 	wal_stream *w = xcalloc(1, sizeof(*w));
 	w->pg = pg;
+	snprintf(w->server, sizeof(w->server), "%s", server);
 	*out = w;
 	return WAL_OK;
 }
@@ -184,6 +225,11 @@ int wal_confirm(wal_stream *w, uint64_t flush_lsn, int force, char *err, size_t 
 	    since >= FEEDBACK_EVERY)
 		return send_feedback(w, flush_lsn, err, errlen);
 	return WAL_OK;
+}
+
+const char *wal_server_id(const wal_stream *w)
+{
+	return w->server;
 }
 
 uint64_t wal_server_lsn(const wal_stream *w)

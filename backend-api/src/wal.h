@@ -44,13 +44,26 @@ enum {
 	WAL_ERR = -1,   /* err says why; the stream is unusable: wal_close it */
 };
 
+/* Where a new stream may resume: past lsn, what this client had done on the
+ * server named server (wal_server_id) before its last stream ended. */
+typedef struct wal_resume {
+	uint64_t lsn;    /* 0: from the slot's confirmed LSN */
+	char server[48]; /* "system identifier/timeline" */
+} wal_resume;
+
 /* Opens a replication connection to url and starts streaming slot (which must
- * exist) from its confirmed LSN, for the publication pub. sender_timeout_ms is
- * the server's wal_sender_timeout for this connection: how soon the server ends a
- * stream whose client went silent (frozen, or its host gone), freeing the slot.
- * WAL_OK with *out set, WAL_BUSY, WAL_NOSLOT, or WAL_ERR; err filled but for OK. */
+ * exist) for the publication pub: past resume->lsn when resume is given and the
+ * server is resume->server with its WAL flushed that far (what the client had done,
+ * though the confirmation may not have reached the server), else from the slot's
+ * confirmed LSN (a failover to another timeline never skips its transactions).
+ * sender_timeout_ms is the server's wal_sender_timeout for this connection: how
+ * soon the server ends a stream whose client went silent (frozen, or its host
+ * gone), freeing the slot. WAL_OK with *out set, WAL_BUSY, WAL_NOSLOT, or WAL_ERR;
+ * err filled but for OK. resume may be NULL. */
 MUST_CHECK int wal_open(wal_stream **out, const char *url, const char *slot, const char *pub,
-                        long sender_timeout_ms, char *err, size_t errlen);
+                        long sender_timeout_ms, const wal_resume *resume, char *err, size_t errlen);
+/* The server's "system identifier/timeline" (IDENTIFY_SYSTEM), for a wal_resume. */
+const char *wal_server_id(const wal_stream *w);
 /* The next message: WAL_OK (m filled), WAL_AGAIN, or WAL_ERR (err filled).
  * Keepalives are answered inside. */
 MUST_CHECK int wal_next(wal_stream *w, wal_msg *m, char *err, size_t errlen);
