@@ -419,8 +419,11 @@ START_TEST(oversize_header_with_the_request)
 	              (const char *)in);
 	ck_assert_int_eq(close_code_in(in, got), 1009);
 	double read = metric_of(&g, "ws_client_bytes_read_total") - read0;
-	fprintf(stderr, "inbound: 300 MB header with the request: gateway read %.0f of %zu bytes\n",
-	        read, len);
+	fprintf(
+	    stderr,
+	    "inbound: 300 MB header with the request: client wrote %zu bytes, gateway read %.0f "
+	    "(a /metrics request included)\n",
+	    len, read);
 	ck_assert_double_le(read, CIVETWEB_READ + 1024);
 	ck_assert_int_eq(gw_stop(&g, NULL), 0);
 }
@@ -532,8 +535,12 @@ START_TEST(rate_limit_closes_one_socket)
 	ws_client *flood = open_user(&g, "u1");
 	ws_client *same = open_user(&g, "u1");
 	ws_client *other = open_user(&g, "u2");
-	for (int i = 0; i < 200; i++)
-		ck_assert_int_eq(ws_send_text(flood, "{\"type\":\"ping\"}"), 0);
+	/* Once past the limit the gateway reads no more and closes: later sends may
+	 * fail (reset), what it sent before still reads. */
+	int sent = 0;
+	while (sent < 200 && ws_send_text(flood, "{\"type\":\"ping\"}") == 0)
+		sent++;
+	ck_assert_int_gt(sent, 10); /* the burst, at least, before any close */
 	int pongs = 0;
 	char *m;
 	while ((m = ws_recv_text(flood, 5000)) != NULL) {
