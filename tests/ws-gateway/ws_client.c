@@ -62,15 +62,34 @@ static int fill(ws_client *c, long long deadline)
 
 ws_client *ws_open(int port, const char *target, const char *origin, int rcvbuf, int *status)
 {
+	return ws_open_host("127.0.0.1", port, target, origin, rcvbuf, status);
+}
+
+ws_client *ws_open_host(const char *host, int port, const char *target, const char *origin,
+                        int rcvbuf, int *status)
+{
 	*status = -1;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_storage ss = {0};
+	socklen_t sl;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		sl = sizeof(*a6);
+	} else if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		sl = sizeof(*a4);
+	} else {
+		return NULL;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0)
 		return NULL;
 	if (rcvbuf > 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+	if (connect(fd, (struct sockaddr *)&ss, sl)) {
 		close(fd);
 		return NULL;
 	}
@@ -79,11 +98,12 @@ ws_client *ws_open(int port, const char *target, const char *origin, int rcvbuf,
 	c->auto_pong = 1;
 	char req[8192];
 	int n = snprintf(req, sizeof(req),
-	                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+	                 "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUpgrade: websocket\r\n"
 	                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	                 "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
-	                 target, port, origin ? "Origin: " : "", origin ? origin : "",
-	                 origin ? "\r\n" : "");
+	                 target, ss.ss_family == AF_INET6 ? "[" : "", host,
+	                 ss.ss_family == AF_INET6 ? "]" : "", port, origin ? "Origin: " : "",
+	                 origin ? origin : "", origin ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(req) || send_all(fd, req, (size_t)n))
 		goto fail;
 	long long deadline = mono_ms() + 10000;

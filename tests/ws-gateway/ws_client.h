@@ -12,6 +12,9 @@ typedef struct ws_client ws_client;
  * non-NULL. rcvbuf > 0 sets SO_RCVBUF before connecting. Returns the client after a
  * 101; otherwise NULL and *status is the HTTP status (or -1 when no answer). */
 ws_client *ws_open(int port, const char *target, const char *origin, int rcvbuf, int *status);
+/* The same to host, a numeric IPv4 or IPv6 address ("::1"). */
+ws_client *ws_open_host(const char *host, int port, const char *target, const char *origin,
+                        int rcvbuf, int *status);
 void ws_free(ws_client *c);
 
 int ws_send(ws_client *c, int opcode, const void *data, size_t len);

@@ -20,9 +20,11 @@ static const cfg_entry table[] = {
     {"MAX_CONNECTIONS_PER_USER", CFG_INT, &g_cfg.max_conn_per_user, "20", 1, 100000,
      "open WebSockets per user; more are closed with 1008"},
     {"MAX_MESSAGE_BYTES", CFG_INT, &g_cfg.max_message_bytes, "4096", 16, 1048576,
-     "largest client frame; bigger closes with 1009"},
-    {"CLIENT_RATE_LIMIT", CFG_INT, &g_cfg.client_rate_limit, "20", 1, 100000,
-     "client messages per second per connection; more closes with 1008"},
+     "largest client message (a frame, or the fragments of one, added up); a header "
+     "claiming more closes with 1009 before its payload is read"},
+    {"CLIENT_RATE_LIMIT", CFG_INT, &g_cfg.client_rate_limit, "20", 0, 100000,
+     "client messages per second per connection (every frame counts); more closes "
+     "with 1008 and nothing more is read (0: off)"},
     {"CLIENT_RATE_BURST", CFG_INT, &g_cfg.client_rate_burst, "40", 1, 100000,
      "burst of client messages allowed above the rate"},
     {"HEARTBEAT_INTERVAL", CFG_INT, &g_cfg.heartbeat_interval, "30", 1, 3600,

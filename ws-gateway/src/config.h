@@ -17,7 +17,7 @@ typedef struct gw_config {
 	long max_connections;       /* MAX_CONNECTIONS: WebSockets in total (clamped by fds) */
 	long max_conn_per_user;     /* MAX_CONNECTIONS_PER_USER */
 	long max_message_bytes;     /* MAX_MESSAGE_BYTES: client frames; bigger -> 1009 */
-	long client_rate_limit;     /* CLIENT_RATE_LIMIT: client messages per second */
+	long client_rate_limit;     /* CLIENT_RATE_LIMIT: client frames per second (0: off) */
 	long client_rate_burst;     /* CLIENT_RATE_BURST: bucket size; exceeded -> 1008 */
 	long heartbeat_interval;    /* HEARTBEAT_INTERVAL seconds; silent 2x -> closed */
 	long send_queue_max_frames; /* SEND_QUEUE_MAX_FRAMES: past it -> 1013 */

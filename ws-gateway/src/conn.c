@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FLUSH_BATCH_FRAMES 64
@@ -350,6 +351,28 @@ int conn_closing(conn *c, int64_t *since_ms)
 		*since_ms = c->close_since_ms;
 	pthread_mutex_unlock(&c->mu);
 	return r;
+}
+
+int conn_wait_closed(conn *c, int64_t timeout_ms)
+{
+	int64_t end = mono_ms() + timeout_ms;
+	pthread_mutex_lock(&c->mu);
+	/* The writer broadcasts idle in the critical section that marks the close
+	 * frame sent; a cut does not, hence the short slices. */
+	while (c->cstate != CLOSE_SENT && !c->cut && !c->dead) {
+		int64_t left = end - mono_ms();
+		if (left <= 0)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		long ns = ts.tv_nsec + (long)(left < 50 ? left : 50) * 1000000L;
+		ts.tv_sec += ns / 1000000000L;
+		ts.tv_nsec = ns % 1000000000L;
+		(void)pthread_cond_timedwait(&c->idle, &c->mu, &ts);
+	}
+	int sent = c->cstate == CLOSE_SENT;
+	pthread_mutex_unlock(&c->mu);
+	return sent;
 }
 
 int conn_detach(conn *c)

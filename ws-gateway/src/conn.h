@@ -79,6 +79,10 @@ int conn_close(conn *c, int code, const char *reason, close_reason why);
 void conn_kill(conn *c);
 /* 1 and the start time when a close is under way. */
 int conn_closing(conn *c, int64_t *since_ms);
+/* Waits up to timeout_ms for the close frame of a close under way to be on the
+ * socket (or the socket to be cut or detached). 1 when the close frame went out.
+ * @locality the connection's civetweb thread. */
+int conn_wait_closed(conn *c, int64_t timeout_ms);
 
 /* Activity and heartbeat bookkeeping (atomics: any thread). */
 void conn_touch(conn *c, int64_t now_ms);

@@ -7,7 +7,7 @@ static const char *const refuse_names[REFUSE__COUNT] = {
     "wrong_user",    "bad_request", "user_cap"};
 static const char *const close_names[CLOSE__COUNT] = {
     "slow_client",       "write_failed", "heartbeat", "rate_limited",
-    "message_too_large", "shutdown",     "user_cap"};
+    "message_too_large", "shutdown",     "user_cap",  "protocol_error"};
 static const char *const reject_names[REJECT__COUNT] = {"too_large",   "not_json", "bad_event_type",
                                                         "bad_user_id", "invalid",  "key_mismatch"};
 
@@ -49,6 +49,9 @@ void gw_stats_init(gw_stats *s, metrics *m)
 	    metrics_counter(m, "ws_client_messages_total", "Frames received from clients.", NULL);
 	s->client_errors =
 	    metrics_counter(m, "ws_client_errors_total", "Error messages sent to clients.", NULL);
+	s->client_bytes =
+	    metrics_counter(m, "ws_client_bytes_read_total",
+	                    "Bytes read from client sockets (requests and frames).", NULL);
 	s->latency = metrics_histogram(m, "ws_event_delivery_seconds",
 	                               "Event timestamp to socket write, seconds.", NULL,
 	                               METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);

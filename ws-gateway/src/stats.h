@@ -24,6 +24,7 @@ typedef enum {
 	CLOSE_TOO_LARGE,       /* 1009 */
 	CLOSE_SHUTDOWN,        /* 1001 */
 	CLOSE_USER_CAP,        /* 1008 after the upgrade */
+	CLOSE_PROTOCOL,        /* 1002: a control frame over 125 bytes, unmasked, ... */
 	CLOSE__COUNT
 } close_reason;
 
@@ -49,6 +50,7 @@ typedef struct gw_stats {
 	metric *events_rejected[REJECT__COUNT];
 	metric *client_messages; /* frames received from clients */
 	metric *client_errors;   /* error replies sent */
+	metric *client_bytes;    /* bytes read from client sockets */
 	metric *latency;         /* event timestamp -> socket write, seconds */
 	metric *gw_latency;      /* consumed -> socket write (this process's share) */
 } gw_stats;

@@ -4,10 +4,13 @@
 #include "common/http.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "ws_guard.h"
 
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <errno.h>
+#include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,7 +40,8 @@ struct ws_server {
 	atomic_int stop;
 	pthread_t sweeper;
 	int have_sweeper;
-	frame *ping; /* the heartbeat ping frame, shared */
+	frame *ping;          /* the heartbeat ping frame, shared */
+	char rate_reason[96]; /* close reason of the client rate limit */
 };
 
 /* ---- the socket of a civetweb connection ----
@@ -45,62 +49,29 @@ struct ws_server {
  * civetweb 1.15 does not expose a connection's socket, and the gateway needs it:
  * writer threads write whole frames to it without blocking (a stalled client must
  * not hold a thread) and cut it (shutdown) to end civetweb's read loop from
- * outside. accept() is interposed (civetweb calls it through the PLT; our
- * definition in the executable wins) to remember the socket of each peer address;
- * the connect handler looks it up by the peer's address and port and verifies it
- * with getpeername(). */
+ * outside. Every read civetweb makes of it passes through ws_guard's recv() on
+ * the connection's own worker thread, which remembers it (ws_guard_fd): exact for
+ * any address family, no table of peers. getpeername() confirms it is the peer
+ * civetweb reports (it formats the address the same way, getnameinfo). */
 
-static _Atomic uint64_t g_port_fd[65536]; /* port -> (ipv4 << 32) | (fd + 1) */
-
-int accept(int s, struct sockaddr *addr, socklen_t *len)
+static int peer_is(int fd, const struct mg_request_info *ri)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int fd = accept4(s, (struct sockaddr *)&ss, &sl, 0);
-	if (fd < 0)
-		return fd;
-	if (addr && len) {
-		socklen_t n = sl < *len ? sl : *len;
-		memcpy(addr, &ss, n);
-		*len = sl;
-	}
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-		uint64_t v = ((uint64_t)ntohl(in->sin_addr.s_addr) << 32) | (uint32_t)(fd + 1);
-		atomic_store_explicit(&g_port_fd[ntohs(in->sin_port)], v, memory_order_release);
-	}
-	return fd;
-}
-
-static int peer_is(int fd, uint32_t ip, int port)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) || ss.ss_family != AF_INET)
+	char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST))
 		return 0;
-	const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-	return ntohl(in->sin_addr.s_addr) == ip && ntohs(in->sin_port) == port;
+	int port = ss.ss_family == AF_INET6  ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+	           : ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+	                                     : -1;
+	return port == ri->remote_port && strcmp(host, ri->remote_addr) == 0;
 }
 
 static int socket_of(const struct mg_request_info *ri)
 {
-	struct in_addr a;
-	if (inet_pton(AF_INET, ri->remote_addr, &a) != 1 || ri->remote_port <= 0 ||
-	    ri->remote_port > 65535)
-		return -1;
-	uint32_t ip = ntohl(a.s_addr);
-	uint64_t v = atomic_load_explicit(&g_port_fd[ri->remote_port], memory_order_acquire);
-	int fd = (int)(uint32_t)v - 1;
-	if (v && (uint32_t)(v >> 32) == ip && fd >= 0 && peer_is(fd, ip, ri->remote_port))
-		return fd;
-	/* Two peers with the same port from different addresses: scan (rare). */
-	struct rlimit rl;
-	int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (int)rl.rlim_cur : 4096;
-	for (fd = 3; fd < max; fd++) {
-		if (peer_is(fd, ip, ri->remote_port))
-			return fd;
-	}
-	return -1;
+	int fd = ws_guard_fd();
+	return peer_is(fd, ri) ? fd : -1;
 }
 
 /* ---- helpers ---- */
@@ -146,6 +117,7 @@ static void release_conn(ws_server *s, const struct mg_connection *mc)
 	mg_set_user_connection_data(mc, NULL);
 	if (!c)
 		return;
+	ws_guard_detach();
 	if (conn_detach(c)) {
 		registry_detach(s->reg, c);
 		atomic_fetch_sub(&s->open, 1);
@@ -226,6 +198,7 @@ static int ws_connect(const struct mg_connection *mc, void *cbdata)
 	conn *c = conn_new((struct mg_connection *)mc, fd, user, dl >= 0 ? device : NULL, &s->lim,
 	                   s->w, s->st);
 	mg_set_user_connection_data(mc, c);
+	ws_guard_attach(c);
 	return 0;
 }
 
@@ -334,17 +307,22 @@ static int ws_data(struct mg_connection *mc, int bits, char *data, size_t len, v
 	}
 	if (conn_closing(c, NULL))
 		return 1;
-	if (!conn_rate_ok(c, mono_us(), (double)s->cfg->client_rate_limit,
+	/* Every frame counts (control frames and fragments too: each costs a read
+	 * and a reply); past the limit nothing more is read from the socket. */
+	if (s->cfg->client_rate_limit > 0 &&
+	    !conn_rate_ok(c, mono_us(), (double)s->cfg->client_rate_limit,
 	                  (double)s->cfg->client_rate_burst)) {
-		(void)conn_close(c, 1008, "rate limit exceeded", CLOSE_RATE_LIMITED);
+		(void)conn_close(c, 1008, s->rate_reason, CLOSE_RATE_LIMITED);
+		ws_guard_stop();
 		return 1;
 	}
-	if (len > (size_t)s->cfg->max_message_bytes) {
+	if (len > (size_t)s->cfg->max_message_bytes) { /* ws_guard refused it already */
 		(void)conn_close(c, 1009, "message too large", CLOSE_TOO_LARGE);
+		ws_guard_stop();
 		return 1;
 	}
 	switch (op) {
-	case WS_OP_PING: {
+	case WS_OP_PING: { /* at most 125 bytes (ws_guard): a valid pong */
 		frame *f = frame_new(WS_OP_PONG, data, len, 0);
 		(void)conn_enqueue(c, f);
 		frame_unref(f);
@@ -371,6 +349,33 @@ static int ws_data(struct mg_connection *mc, int bits, char *data, size_t len, v
 static void ws_close(const struct mg_connection *mc, void *cbdata)
 {
 	release_conn(cbdata, mc);
+}
+
+/* ws_guard refused what the client sent (or ws_data stopped reading): close, and
+ * hold the read loop until the close frame is out (a client that reads nothing
+ * is cut by the sweeper after CLOSE_GRACE_MS). @locality the connection's thread. */
+static void guard_refused(void *owner, guard_verdict v, uint64_t claimed, uint64_t bytes_read,
+                          void *arg)
+{
+	ws_server *s = arg;
+	conn *c = owner;
+	if (v != GUARD_OK) {
+		log_info("client frame refused", "{s:s, s:s, s:s, s:I, s:I}", "conn", conn_id(c),
+		         "user", conn_user(c), "reason", ws_guard_reason(v), "claimed",
+		         (json_int_t)claimed, "bytes_read", (json_int_t)bytes_read);
+		(void)conn_close(c, ws_guard_code(v), ws_guard_reason(v),
+		                 v == GUARD_TOO_LARGE ? CLOSE_TOO_LARGE : CLOSE_PROTOCOL);
+	}
+	(void)conn_wait_closed(c, s->cfg->close_grace_ms + SWEEP_MS);
+}
+
+/* A new connection on this worker thread: before civetweb reads a byte of it. */
+static int on_init_connection(const struct mg_connection *mc, void **conn_data)
+{
+	(void)mc;
+	*conn_data = NULL;
+	ws_guard_begin();
+	return 0;
 }
 
 /* Every connection (HTTP or not) passes here: frees what an accepted upgrade left
@@ -463,6 +468,17 @@ static void *sweeper_main(void *arg)
 
 /* ---- life cycle ---- */
 
+static int ipv6_usable(void)
+{
+	if (!mg_check_feature(8))
+		return 0;
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
 double ws_server_open(void *arg)
 {
 	ws_server *s = arg;
@@ -486,6 +502,9 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	s->lim.max_frames = (size_t)cfg->send_queue_max_frames;
 	s->lim.max_bytes = (size_t)cfg->send_queue_max_bytes;
 	s->ping = frame_new(WS_OP_PING, "", 0, 0);
+	snprintf(s->rate_reason, sizeof(s->rate_reason),
+	         "rate limit exceeded: more than %ld messages/s (burst %ld)",
+	         cfg->client_rate_limit, cfg->client_rate_burst);
 
 	struct rlimit rl;
 	long fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
@@ -505,7 +524,9 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	}
 
 	char port[32], threads[32];
-	snprintf(port, sizeof(port), "%ld", cfg->port);
+	/* "+port": IPv6 and IPv4 (one dual-stack socket) where civetweb has IPv6
+	 * (mg_check_feature 8; Debian 12's 1.15 has not) and the kernel too. */
+	snprintf(port, sizeof(port), "%s%ld", ipv6_usable() ? "+" : "", cfg->port);
 	snprintf(threads, sizeof(threads), "%ld", s->cap + HTTP_SPARE_THREADS);
 	const char *opts[] = {"listening_ports",
 	                      port,
@@ -525,10 +546,12 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	struct mg_callbacks cb;
 	memset(&cb, 0, sizeof(cb));
 	cb.connection_close = on_connection_close;
+	cb.init_connection = on_init_connection;
+	ws_guard_init((size_t)cfg->max_message_bytes, guard_refused, s, st->client_bytes);
 	mg_init_library(0);
 	s->ctx = mg_start(&cb, s, opts);
 	if (!s->ctx) {
-		snprintf(err, errlen, "could not start the HTTP server on port %s", port);
+		snprintf(err, errlen, "could not start the HTTP server on port %ld", cfg->port);
 		mg_exit_library();
 		goto fail;
 	}
@@ -543,7 +566,8 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	}
 	s->have_sweeper = 1;
 	(void)pthread_setname_np(s->sweeper, "gw-sweeper");
-	log_info("listening", "{s:i, s:i}", "port", (int)cfg->port, "max_connections", (int)s->cap);
+	log_info("listening", "{s:i, s:i, s:b}", "port", (int)cfg->port, "max_connections",
+	         (int)s->cap, "ipv6", port[0] == '+');
 	return s;
 fail:
 	ws_server_stop(s);
