@@ -18,6 +18,7 @@
 #include <check.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,39 @@ START_TEST(broker_loss_turns_ready_503_and_back)
 	free(body);
 	ws_free(a);
 	ws_free(b);
+	ck_assert_int_eq(gw_stop(&g, NULL), 0);
+}
+END_TEST
+
+/* A frozen broker (SIGSTOP: its sockets stay open, nothing answers): /ready turns
+ * 503 within the stall window, and 200 again once it is thawed; the socket opened
+ * before gets what is produced afterwards. */
+START_TEST(frozen_broker_turns_ready_503_and_back)
+{
+	char topic[64];
+	test_topic(topic, sizeof(topic));
+	gw_proc g;
+	gw_start(&g, topic, NULL);
+	char *first;
+	ws_client *a = open_socket(g.port, "u1", 600, &first);
+	free(first);
+	broker_guard(1);
+	long long t0 = ms_now();
+	broker_freeze(1);
+	int st = wait_ready(g.port, 503, 30000);
+	long long down_ms = ms_now() - t0;
+	broker_thaw(1);
+	ck_assert_int_eq(st, 503);
+	t0 = ms_now();
+	ck_assert_int_eq(wait_ready(g.port, 200, 60000), 200);
+	fprintf(stderr,
+	        "# frozen_broker: /ready 503 %lld ms after SIGSTOP, 200 %lld ms after "
+	        "SIGCONT\n",
+	        down_ms, ms_now() - t0);
+	char ids[3][UUID_STR_LEN];
+	produce_events(g.topic, "u1", ids, 3);
+	expect_ids(a, ids, 3, NULL, 30000);
+	ws_free(a);
 	ck_assert_int_eq(gw_stop(&g, NULL), 0);
 }
 END_TEST
@@ -472,6 +506,75 @@ START_TEST(new_partition_read_from_its_start)
 }
 END_TEST
 
+/* Deletes the records of topic/partition before offset (RD_KAFKA_OFFSET_END: all). */
+static void delete_records(const char *topic, int32_t partition, int64_t before)
+{
+	char e[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	conf_set(conf, "bootstrap.servers", test_env("KAFKA_BROKERS"));
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+	ck_assert_msg(rk != NULL, "%s", e);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = before;
+	rd_kafka_DeleteRecords_t *d = rd_kafka_DeleteRecords_new(l);
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_DeleteRecords(rk, &d, 1, NULL, q);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+	ck_assert_msg(ev != NULL, "DeleteRecords: no answer");
+	const rd_kafka_DeleteRecords_result_t *res = rd_kafka_event_DeleteRecords_result(ev);
+	ck_assert_msg(res != NULL && !rd_kafka_event_error(ev), "DeleteRecords: %s",
+	              rd_kafka_event_error_string(ev));
+	const rd_kafka_topic_partition_list_t *r = rd_kafka_DeleteRecords_result_offsets(res);
+	ck_assert_msg(r->cnt == 1 && !r->elems[0].err, "DeleteRecords: %s",
+	              r->cnt ? rd_kafka_err2str(r->elems[0].err) : "no result");
+	rd_kafka_event_destroy(ev);
+	rd_kafka_DeleteRecords_destroy(d);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
+/* Retention removes events the gateway has not read yet (it is stopped while they
+ * are produced and deleted): its position falls below the log start, the offset is
+ * out of range, and the logged decision is to resume at the log start, at once:
+ * the next event reaches the socket. */
+START_TEST(offset_out_of_range_resumes_at_log_start)
+{
+	char topic[64];
+	unique_name(topic, sizeof(topic), "gw-ready");
+	kafka_create_topic(topic, 1);
+	gw_proc g;
+	gw_start(&g, topic, NULL);
+	char *first;
+	ws_client *c = open_socket(g.port, "u1", 600, &first);
+	free(first);
+	char ids[1][UUID_STR_LEN];
+	produce_events(topic, "u1", ids, 1);
+	expect_ids(c, ids, 1, NULL, 10000);
+
+	ck_assert_int_eq(kill(g.pid, SIGSTOP), 0);
+	usleep(1000000); /* the fetch in flight comes back empty and waits unread */
+	char gone[5][UUID_STR_LEN];
+	produce_events(topic, "u1", gone, 5);
+	delete_records(topic, 0, RD_KAFKA_OFFSET_END);
+	ck_assert_int_eq(kill(g.pid, SIGCONT), 0);
+	produce_events(topic, "u1", ids, 1);
+	expect_ids(c, ids, 1, NULL, 15000);
+
+	char *body;
+	ck_assert_int_eq(http_get(g.port, "/metrics", &body), 200);
+	ck_assert_double_eq(metric_in(body, "kafka_offset_resets_total{reason=\"retention\"}"), 1);
+	free(body);
+	char *log = read_text_file(g.log);
+	ck_assert_ptr_nonnull(strstr(log, "\"msg\":\"offset out of range: resuming\""));
+	ck_assert_ptr_nonnull(strstr(log, "resume at the log start"));
+	free(log);
+	ck_assert_int_eq(ready_status(g.port), 200);
+	ws_free(c);
+	ck_assert_int_eq(gw_stop(&g, NULL), 0);
+}
+END_TEST
+
 Suite *ready_suite(void)
 {
 	Suite *s = suite_create("ready");
@@ -480,10 +583,12 @@ Suite *ready_suite(void)
 	tcase_set_timeout(tc, 150);
 	tcase_add_test(tc, started_before_the_broker);
 	tcase_add_test(tc, broker_loss_turns_ready_503_and_back);
+	tcase_add_test(tc, frozen_broker_turns_ready_503_and_back);
 	tcase_add_test(tc, token_expiry_closes_4001);
 	tcase_add_test(tc, status_needs_its_token);
 	tcase_add_test(tc, malformed_records_counted_log_limited);
 	tcase_add_test(tc, new_partition_read_from_its_start);
+	tcase_add_test(tc, offset_out_of_range_resumes_at_log_start);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -17,10 +17,11 @@
 #define NO_WAITER      INT64_MAX
 
 typedef struct broker_seen {
-	int32_t id;    /* node id (-1: a bootstrap entry, ignored) */
+	int32_t id;    /* node id */
 	int up;        /* state "UP" in the last statistics */
-	int64_t rx;    /* responses received, as last seen */
+	int64_t rx;    /* responses received, as last seen (-1: not yet) */
 	int64_t rx_ms; /* mono ms when rx last moved (0: not seen moving) */
+	int64_t sum;   /* rx of this statistics document (all its connections) */
 } broker_seen;
 
 struct consumer {
@@ -153,20 +154,30 @@ static void judge_stats(consumer *c, const char *json, size_t len)
 	int64_t now = mono_ms();
 	const char *name;
 	json_t *b;
+	for (int i = 0; i < c->nbrokers; i++) {
+		c->brokers[i].up = 0;
+		c->brokers[i].sum = 0;
+	}
 	json_object_foreach(json_object_get(doc, "brokers"), name, b)
 	{
+		/* bootstrap entries have no node id; the "GroupCoordinator" entry is
+		 * logical (the same node id, counters of its own): only real connections */
 		json_int_t id = json_integer_value(json_object_get(b, "nodeid"));
-		if (id < 0)
-			continue; /* bootstrap entries */
+		const char *src = json_string_value(json_object_get(b, "source"));
+		if (id < 0 || (src && (!strcmp(src, "logical") || !strcmp(src, "internal"))))
+			continue;
 		broker_seen *s = broker_find(c, (int32_t)id);
 		if (!s)
 			continue;
 		const char *state = json_string_value(json_object_get(b, "state"));
-		s->up = state && !strcmp(state, "UP");
-		int64_t rx = json_integer_value(json_object_get(b, "rx"));
-		if (s->rx >= 0 && rx != s->rx)
+		s->up |= state && !strcmp(state, "UP");
+		s->sum += json_integer_value(json_object_get(b, "rx"));
+	}
+	for (int i = 0; i < c->nbrokers; i++) {
+		broker_seen *s = &c->brokers[i];
+		if (s->rx >= 0 && s->sum != s->rx)
 			s->rx_ms = now;
-		s->rx = rx;
+		s->rx = s->sum;
 	}
 	int fetching = 1;
 	const char *why = "";
