@@ -1021,8 +1021,9 @@ export class TaskSync extends EventTarget {
       this.token = token;
       this._scheduleReconnect(Math.round(Math.random() * 500));
     } else {
-      this._startPolling();
+      // The page decides (app.js signs out, which stops this client); otherwise poll.
       this._emit('auth-error', { status: 401, error: new ApiError(401, 'token_expired', 'token expired') });
+      if (!this._stopped) this._startPolling();
     }
   }
 
