@@ -569,7 +569,7 @@ START_TEST(offset_out_of_range_resumes_at_log_start)
 	ck_assert_ptr_nonnull(strstr(log, "\"msg\":\"offset out of range: resuming\""));
 	ck_assert_ptr_nonnull(strstr(log, "resume at the log start"));
 	free(log);
-	ck_assert_int_eq(ready_status(g.port), 200);
+	ck_assert_int_eq(wait_ready(g.port, 200, 10000), 200); /* fetching it again */
 	ws_free(c);
 	ck_assert_int_eq(gw_stop(&g, NULL), 0);
 }

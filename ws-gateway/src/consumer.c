@@ -45,6 +45,7 @@ struct consumer {
 	int64_t all_down_ms;             /* mono ms of the last "all brokers down" error */
 	int64_t last_msg_ms;             /* mono ms of the last message consumed */
 	int64_t last_ts[MAX_PARTITIONS]; /* timestamp (ms) of the last message per partition */
+	unsigned char oor_retry[MAX_PARTITIONS]; /* out of range, not resumed yet: retry */
 	broker_seen brokers[MAX_BROKERS];
 	int nbrokers;
 };
@@ -191,8 +192,13 @@ static void judge_stats(consumer *c, const char *json, size_t len)
 		json_t *tp = json_object_get(parts, key);
 		json_int_t id = tp ? json_integer_value(json_object_get(tp, "broker")) : -1;
 		broker_seen *s = id >= 0 ? broker_find(c, (int32_t)id) : NULL;
+		const char *fs = json_string_value(json_object_get(tp, "fetch_state"));
 		bad = (int32_t)id;
-		if (!s) {
+		if (fs && (!strcmp(fs, "none") || !strncmp(fs, "stop", 4))) {
+			fetching = 0; /* e.g. stopped by an offset out of range, not resumed */
+			why = "a partition is not being fetched";
+			bad = p;
+		} else if (!s) {
 			fetching = 0;
 			why = "partition has no broker to fetch from";
 		} else if (!s->up) {
@@ -328,7 +334,8 @@ static void assign_new(consumer *c, int from, int to)
  *     leader election, or the topic deleted and created again): resume at the first
  *     event at or after the last one we read (minus the clock skew), so new events
  *     are not skipped and old ones are not replayed wholesale.
- * Retried at the next error when the queries fail. @locality the consumer thread. */
+ * Retried at each metadata refresh while the queries fail (the partition is stopped
+ * meanwhile, and /ready says so). @locality the consumer thread. */
 static void offset_out_of_range(consumer *c, int32_t p)
 {
 	if (p < 0 || p >= atomic_load(&c->npart))
@@ -336,6 +343,7 @@ static void offset_out_of_range(consumer *c, int32_t p)
 	int64_t pos = atomic_load(&c->next[p]), lo, hi;
 	rd_kafka_resp_err_t e =
 	    rd_kafka_query_watermark_offsets(c->rk, c->topic, p, &lo, &hi, QUERY_MS);
+	c->oor_retry[p] = 1; /* until resumed: retried at each metadata refresh */
 	if (e) {
 		log_warn("offset out of range: could not query watermarks", "{s:i, s:s}",
 		         "partition", (int)p, "err", rd_kafka_err2str(e));
@@ -356,6 +364,7 @@ static void offset_out_of_range(consumer *c, int32_t p)
 	rd_kafka_topic_partition_list_destroy(l);
 	if (rc)
 		return;
+	c->oor_retry[p] = 0;
 	atomic_store(&c->next[p], off);
 	metric_inc(c->st->offset_resets[retention ? 0 : 1]);
 	log_warn("offset out of range: resuming", "{s:s, s:i, s:I, s:I, s:I, s:I, s:s}", "topic",
@@ -414,6 +423,9 @@ static void *consumer_main(void *arg)
 			int n = partition_count(c, 1000);
 			if (n > have)
 				assign_new(c, have, n);
+			for (int p = 0; p < have; p++)
+				if (c->oor_retry[p])
+					offset_out_of_range(c, p);
 		}
 	}
 	return NULL;
