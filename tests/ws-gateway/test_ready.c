@@ -575,6 +575,75 @@ START_TEST(offset_out_of_range_resumes_at_log_start)
 }
 END_TEST
 
+/* Deletes topic and waits until its metadata says it is gone. */
+static void delete_topic(const char *topic)
+{
+	char e[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	conf_set(conf, "bootstrap.servers", test_env("KAFKA_BROKERS"));
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+	ck_assert_msg(rk != NULL, "%s", e);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_DeleteTopic_t *d = rd_kafka_DeleteTopic_new(topic);
+	rd_kafka_DeleteTopics(rk, &d, 1, NULL, q);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+	ck_assert_msg(ev != NULL, "DeleteTopics: no answer");
+	size_t n;
+	const rd_kafka_topic_result_t **tr =
+	    rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+	ck_assert_msg(n == 1 && !rd_kafka_topic_result_error(tr[0]), "DeleteTopics: %s",
+	              n ? rd_kafka_topic_result_error_string(tr[0]) : "no result");
+	rd_kafka_event_destroy(ev);
+	rd_kafka_DeleteTopic_destroy(d);
+	rd_kafka_queue_destroy(q);
+	for (long long t0 = ms_now(); ms_now() - t0 < 30000; usleep(200000)) {
+		const rd_kafka_metadata_t *md = NULL;
+		rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+		rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, t, &md, 5000);
+		rd_kafka_topic_destroy(t);
+		int gone = !err && md->topic_cnt == 1 && md->topics[0].err;
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		if (gone)
+			break;
+	}
+	rd_kafka_destroy(rk);
+}
+
+/* The topic is deleted and created again under a running gateway (a log shorter
+ * than its position, as after an unclean leader election): the offset is out of
+ * range past the end, and the logged decision resumes at the last event's time, so
+ * the events of the new log reach the socket. */
+START_TEST(offset_out_of_range_after_the_topic_was_recreated)
+{
+	char topic[64];
+	unique_name(topic, sizeof(topic), "gw-ready");
+	kafka_create_topic(topic, 1);
+	gw_proc g;
+	gw_start(&g, topic, NULL);
+	char *first;
+	ws_client *c = open_socket(g.port, "u1", 600, &first);
+	free(first);
+	char ids[3][UUID_STR_LEN];
+	produce_events(topic, "u1", ids, 3);
+	expect_ids(c, ids, 3, NULL, 10000);
+	delete_topic(topic);
+	kafka_create_topic(topic, 1);
+	produce_events(topic, "u1", ids, 1);
+	expect_ids(c, ids, 1, NULL, 30000);
+	char *body;
+	ck_assert_int_eq(http_get(g.port, "/metrics", &body), 200);
+	ck_assert_double_eq(metric_in(body, "kafka_offset_resets_total{reason=\"truncated\"}"), 1);
+	free(body);
+	char *log = read_text_file(g.log);
+	ck_assert_ptr_nonnull(strstr(log, "log truncated or recreated"));
+	free(log);
+	ck_assert_int_eq(wait_ready(g.port, 200, 10000), 200);
+	ws_free(c);
+	ck_assert_int_eq(gw_stop(&g, NULL), 0);
+}
+END_TEST
+
 Suite *ready_suite(void)
 {
 	Suite *s = suite_create("ready");
@@ -589,6 +658,7 @@ Suite *ready_suite(void)
 	tcase_add_test(tc, malformed_records_counted_log_limited);
 	tcase_add_test(tc, new_partition_read_from_its_start);
 	tcase_add_test(tc, offset_out_of_range_resumes_at_log_start);
+	tcase_add_test(tc, offset_out_of_range_after_the_topic_was_recreated);
 	suite_add_tcase(s, tc);
 	return s;
 }
