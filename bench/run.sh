@@ -113,6 +113,8 @@ wait_file() {
 	return 1
 }
 
+# /status (connections, users, cap) needs its token (off without one)
+GW_STATUS_TOKEN=bench-status-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # start_gateway VAR=VALUE...: a ws-gateway on a free port; sets GW_PID, GW_PORT.
 start_gateway() {
 	stop_gateway
@@ -123,7 +125,7 @@ start_gateway() {
 	for try in 1 2 3 4 5; do
 		GW_PORT=$(free_port)
 		env "$@" PORT="$GW_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" ALLOWED_ORIGINS='*' \
-			LOG_LEVEL=warn "$BIN/ws-gateway" 2>>"$WORK/ws-gateway.log" &
+			STATUS_TOKEN="$GW_STATUS_TOKEN" LOG_LEVEL=warn "$BIN/ws-gateway" 2>>"$WORK/ws-gateway.log" &
 		GW_PID=$!
 		local i
 		for i in $(seq 1 1800); do # 180 s: 19,500 civetweb threads start slowly
@@ -305,7 +307,7 @@ if [ -x "$BIN/ws-gateway" ]; then
 		if wait_file "$WORK/ready" 200; then
 			sleep 5
 			rss1=$(rss_kib "$GW_PID") thr1=$(threads "$GW_PID")
-			status=$(curl -fsS --max-time 5 "http://127.0.0.1:$GW_PORT/status" | jq -c '{connections, active_users, max_connections}' 2>/dev/null || echo null)
+			status=$(curl -fsS --max-time 5 -H "Authorization: Bearer $GW_STATUS_TOKEN" "http://127.0.0.1:$GW_PORT/status" | jq -c '{connections, active_users, max_connections}' 2>/dev/null || echo null)
 			fds=$(ls "/proc/$GW_PID/fd" 2>/dev/null | wc -l)
 		fi
 		wait "$wl"

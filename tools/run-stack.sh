@@ -58,7 +58,8 @@ fi
 JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 export DATABASE_URL KAFKA_BROKERS JWT_SECRET
-export ALLOWED_ORIGINS=${ALLOWED_ORIGINS:-*}
+# the demo page's own origins (ws-gateway has no default: it refuses to start without it)
+export ALLOWED_ORIGINS=${ALLOWED_ORIGINS:-http://127.0.0.1:$API_PORT,http://localhost:$API_PORT}
 export LOG_LEVEL=${LOG_LEVEL:-info}
 
 PORT=$API_PORT DEV_LOGIN=1 PUBLIC_GATEWAY_URL="ws://127.0.0.1:$GW_PORT" STATIC_DIR="$PWD/web" \

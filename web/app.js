@@ -105,6 +105,15 @@ function start(session) {
     apiBase: '',
     gatewayUrl: config.gateway_url,
     pollIntervalMs: poll > 0 ? poll : 3000,
+    // The gateway closes a socket whose token expired (4001): with dev login a fresh
+    // token is one sign-in away; a pasted token cannot be renewed (sign in again).
+    refreshToken: config.dev_login
+      ? async () => {
+          const s = await devLogin(session.user);
+          saveSession(s);
+          return s.token;
+        }
+      : null,
   });
   window.tasksync = client; // for the console and the browser tests
   client.addEventListener('tasks', render);

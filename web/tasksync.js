@@ -186,12 +186,16 @@ export class TaskSync extends EventTarget {
    * @param {number} [o.stableAfterMs=10000] a connection open this long resets the backoff
    * @param {number} [o.safetySyncMs=30000] catch-up period while live (belt and braces)
    * @param {string} [o.clientId]   X-Client-Id (default: one per tab, kept over reloads)
+   * @param {() => Promise<string>} [o.refreshToken] a fresh token for the same user, asked
+   *        for when the gateway closes with 4001 (token expired); without it (or when it
+   *        fails) 'auth-error' is emitted
    */
   constructor(o) {
     super();
     if (!o || !o.token || !o.userId) throw new TypeError('TaskSync: token and userId are required');
     this.token = o.token;
     this.userId = o.userId;
+    this.refreshToken = typeof o.refreshToken === 'function' ? o.refreshToken : null;
     this.apiBase = (o.apiBase || '').replace(/\/+$/, '');
     this.gatewayUrl = o.gatewayUrl || null;
     this.pollIntervalMs = o.pollIntervalMs ?? 3000;
@@ -217,6 +221,7 @@ export class TaskSync extends EventTarget {
 
     this._ws = null;
     this._wsOpen = false;
+    this._gwCatchingUp = false; // the gateway said catching_up: not reading Kafka yet
     this._attempt = 0; // consecutive failed connection attempts (backoff index)
     this._everOpened = false;
     this._buffer = []; // live events received while catching up
@@ -938,7 +943,21 @@ export class TaskSync extends EventTarget {
           break;
         case 'connected':
           if (Number.isInteger(msg.heartbeat_interval) && msg.heartbeat_interval > 0) this._startHeartbeat(msg.heartbeat_interval);
+          if (this._gwCatchingUp) {
+            // The gateway reads Kafka now: catch up once more (belt and braces: it
+            // delivers what was produced meanwhile too).
+            this._gwCatchingUp = false;
+            this.sync();
+          }
           this._emit('connected', { connectionId: msg.connection_id });
+          this._updateState();
+          break;
+        case 'catching_up':
+          // Open, but the gateway is not reading Kafka yet; 'connected' follows.
+          if (Number.isInteger(msg.heartbeat_interval) && msg.heartbeat_interval > 0) this._startHeartbeat(msg.heartbeat_interval);
+          this._gwCatchingUp = true;
+          this._emit('catching-up', { connectionId: msg.connection_id });
+          this._updateState();
           break;
         case 'error':
           this._emit('server-error', { code: msg.code, message: msg.message });
@@ -961,6 +980,7 @@ export class TaskSync extends EventTarget {
       if (this._ws !== ws) return;
       this._ws = null;
       this._wsOpen = false;
+      this._gwCatchingUp = false;
       this._stopHeartbeat();
       this.stats.reconnects++;
       const lived = openedAt ? Date.now() - openedAt : 0;
@@ -973,6 +993,9 @@ export class TaskSync extends EventTarget {
       } else if (e.code === 1001) {
         // The gateway is going away (deploy): another replica takes us at once.
         this._scheduleReconnect(Math.round(Math.random() * 500));
+      } else if (e.code === 4001) {
+        // The token expired: reconnect at once with a fresh one, when we can get one.
+        this._renewToken();
       } else if (e.code === 1008) {
         // Policy (bad token, origin): do not hammer; poll through the API meanwhile.
         this._attempt = BACKOFF_S.length - 1;
@@ -984,6 +1007,24 @@ export class TaskSync extends EventTarget {
       }
       this._updateState();
     };
+  }
+
+  async _renewToken() {
+    let token = null;
+    try {
+      token = this.refreshToken ? await this.refreshToken() : null;
+    } catch (e) {
+      this._emit('ws-error', { error: e });
+    }
+    if (this._stopped) return;
+    if (typeof token === 'string' && token) {
+      this.token = token;
+      this._scheduleReconnect(Math.round(Math.random() * 500));
+    } else {
+      // The page decides (app.js signs out, which stops this client); otherwise poll.
+      this._emit('auth-error', { status: 401, error: new ApiError(401, 'token_expired', 'token expired') });
+      if (!this._stopped) this._startPolling();
+    }
   }
 
   _scheduleReconnect(delay) {
@@ -1063,7 +1104,7 @@ export class TaskSync extends EventTarget {
     const online = globalThis.navigator && navigator.onLine === false ? false : this.apiReachable;
     let s;
     if (!online) s = STATE.OFFLINE;
-    else if (this._wsOpen) s = this._syncing || this.seq === null ? STATE.CATCHING_UP : STATE.LIVE;
+    else if (this._wsOpen) s = this._syncing || this.seq === null || this._gwCatchingUp ? STATE.CATCHING_UP : STATE.LIVE;
     else if (this._pollTimer) s = STATE.POLLING;
     else s = STATE.CONNECTING;
     this._setState(s);

@@ -110,6 +110,12 @@ static int header_alg_is_hs256(const char *token)
 
 int auth_verify(const char *secret, const char *token, char *user, size_t userlen)
 {
+	return auth_verify_exp(secret, token, user, userlen, NULL);
+}
+
+int auth_verify_exp(const char *secret, const char *token, char *user, size_t userlen,
+                    int64_t *exp_s)
+{
 	if (!token || !*token)
 		return AUTH_ERR_MISSING;
 	if (strlen(token) > AUTH_TOKEN_MAX)
@@ -147,6 +153,8 @@ int auth_verify(const char *secret, const char *token, char *user, size_t userle
 		goto out;
 	}
 	memcpy(user, sub, strlen(sub) + 1);
+	if (exp_s)
+		*exp_s = (int64_t)exp;
 out:
 	jwt_free(jwt);
 	return rc;

@@ -38,6 +38,13 @@ START_TEST(mint_and_verify)
 	                 AUTH_ERR_MALFORMED);
 	free(t);
 	ck_assert_ptr_null(auth_mint(SECRET, "bad user", 60));
+	/* auth_verify_exp hands back the exp the gateway closes the socket at */
+	int64_t exp = 0, before = (int64_t)time(NULL);
+	t = auth_mint(SECRET, "alice", 60);
+	ck_assert_int_eq(auth_verify_exp(SECRET, t, user, sizeof(user), &exp), AUTH_OK);
+	ck_assert_int_ge(exp, before + 60);
+	ck_assert_int_le(exp, (int64_t)time(NULL) + 60);
+	free(t);
 }
 END_TEST
 

@@ -313,6 +313,8 @@ async function startService(service, extraEnv) {
     KAFKA_TOPIC: 'task-updates',
     JWT_SECRET: 'deploy-check-secret-0123456789',
     LOG_LEVEL: 'warn',
+    // ws-gateway refuses to start without it (no default); backend-api reads it too.
+    ALLOWED_ORIGINS: 'http://deploy-check.invalid',
     ...extraEnv,
   };
   const child = spawn(path.join(BIN, service), [], { env, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -283,6 +283,53 @@ export function register(test, { TaskSync, backoffDelayMs }) {
     });
   });
 
+  test('unit: catching_up from the gateway: catching up until its connected, then a catch-up and live', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      globalThis.fetch = fakeFetch(async (m, p) => (p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      c.start();
+      FakeWS.all[0].open();
+      FakeWS.all[0].push({ type: 'catching_up', connection_id: 'c1', user_id: 'u1', heartbeat_interval: 30 });
+      await sleep(20);
+      eq(c.state, 'catching_up', 'state while the gateway catches up');
+      log.length = 0;
+      FakeWS.all[0].push({ type: 'connected', connection_id: 'c1', user_id: 'u1', heartbeat_interval: 30 });
+      await sleep(20);
+      eq(c.state, 'live', 'state after connected');
+      assert(log.some((l) => l.startsWith('GET /api/v1/events')), `no catch-up after connected: ${log}`);
+      c.stop();
+    });
+  });
+
+  test('unit: close 4001 (token expired): a fresh token from refreshToken, reconnect at once; without one, auth-error', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      globalThis.fetch = fakeFetch(async (m, p) => (p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
+      const c = new TaskSync({ token: 'old', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000, refreshToken: async () => 'fresh' });
+      const delays = [];
+      c.addEventListener('reconnect-scheduled', (e) => delays.push(e.detail.delayMs));
+      c.start();
+      FakeWS.all[0].open();
+      FakeWS.all[0].fail(4001);
+      await sleep(20);
+      eq(c.token, 'fresh', 'token after 4001');
+      assert(delays.length === 1 && delays[0] <= 500, `reconnect delays ${delays}`);
+      c.stop();
+
+      const d = new TaskSync({ token: 'old', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      let authError = 0;
+      d.addEventListener('auth-error', () => authError++);
+      d.start();
+      const ws = FakeWS.all[FakeWS.all.length - 1]; // c's reconnect may have made one too
+      ws.open();
+      ws.fail(4001);
+      await sleep(20);
+      eq(authError, 1, 'auth-error without refreshToken');
+      d.stop();
+    });
+  });
+
   test('unit: a cached list from another database (API seq behind ours) is replaced by the API list', 10000, async () => {
     await withEnv(async () => {
       globalThis.localStorage = new MemStorage();

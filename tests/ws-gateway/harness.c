@@ -34,8 +34,9 @@ void gw_start(gw_proc *g, const char *topic, const char *const *extra)
 	                       "JWT_SECRET=" TEST_SECRET,
 	                       "LOG_LEVEL=info",
 	                       "MAX_CONNECTIONS=32",
-	                       "KAFKA_METADATA_REFRESH_MS=1000"};
-	size_t n = 6;
+	                       "KAFKA_METADATA_REFRESH_MS=1000",
+	                       "ALLOWED_ORIGINS=*"};
+	size_t n = 7;
 	for (size_t i = 0; extra && extra[i] && n < ARRAY_LEN(env) - 1; i++)
 		env[n++] = extra[i];
 	proc p;

@@ -5,4 +5,5 @@ Suite *conn_suite(void);
 Suite *registry_suite(void);
 Suite *gateway_suite(void);
 Suite *inbound_suite(void);
+Suite *ready_suite(void);
 #endif

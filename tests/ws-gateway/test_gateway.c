@@ -457,7 +457,8 @@ START_TEST(operational_endpoints)
 	char topic[64], id[UUID_STR_LEN];
 	test_topic(topic, sizeof(topic));
 	gw_proc g;
-	gw_start(&g, topic, NULL);
+	const char *extra[] = {"STATUS_TOKEN=status-token-0123456789", NULL};
+	gw_start(&g, topic, extra);
 	ws_client *c = open_user(&g, "u1");
 	char *ev = make_event("u1", id, 0);
 	produce(topic, "u1", ev, strlen(ev));
@@ -468,9 +469,13 @@ START_TEST(operational_endpoints)
 	free(body);
 	ck_assert_int_eq(http_get(g.port, "/ready", &body), 200);
 	free(body);
-	ck_assert_int_eq(http_get(g.port, "/status", &body), 200);
-	json_t *j = json_loads(body, 0, NULL);
-	free(body);
+	http_resp r;
+	ck_assert_int_eq(http_request(g.port, "GET", "/status",
+	                              "Authorization: Bearer status-token-0123456789\r\n", NULL, 0,
+	                              0, &r),
+	                 200);
+	json_t *j = json_loads(r.body, 0, NULL);
+	http_resp_free(&r);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "service")), "ws-gateway");
 	ck_assert(json_is_string(json_object_get(j, "version")));
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "connections")), 1);
@@ -504,8 +509,13 @@ START_TEST(ready_follows_the_consumer)
 	snprintf(bin, sizeof(bin), "%s/ws-gateway", test_env("TASKSYNC_BIN"));
 	snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s", test_env("KAFKA_BROKERS"));
 	snprintf(t, sizeof(t), "KAFKA_TOPIC=%s", topic);
-	const char *env[] = {
-	    brokers, t, "JWT_SECRET=" TEST_SECRET, "LOG_LEVEL=info", "MAX_CONNECTIONS=32", NULL};
+	const char *env[] = {brokers,
+	                     t,
+	                     "JWT_SECRET=" TEST_SECRET,
+	                     "LOG_LEVEL=info",
+	                     "MAX_CONNECTIONS=32",
+	                     "ALLOWED_ORIGINS=*",
+	                     NULL};
 	broker_guard(1);
 	broker_kill(1);
 	proc p;

@@ -12,8 +12,9 @@ static const cfg_entry table[] = {
     {"KAFKA_TOPIC", CFG_STR, &g_cfg.kafka_topic, "task-updates", 1, 249, "topic of task events"},
     {"JWT_SECRET", CFG_SECRET, &g_cfg.jwt_secret, NULL, 16, 4096,
      "HS256 secret shared with backend-api (at least 16 bytes)"},
-    {"ALLOWED_ORIGINS", CFG_STR, &g_cfg.allowed_origins, "*", 1, 4096,
-     "allowed Origin values, comma-separated exact origins; * allows any (development)"},
+    {"ALLOWED_ORIGINS", CFG_STR, &g_cfg.allowed_origins, NULL, 1, 4096,
+     "allowed Origin values, comma-separated exact origins (the page's, e.g. "
+     "https://tasksync.example.com); * allows any, for development only (make run sets it)"},
     {"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
     {"MAX_CONNECTIONS", CFG_INT, &g_cfg.max_connections, "1000", 1, 100000,
      "open WebSockets in total (one civetweb thread each; clamped below the fd limit)"},
@@ -37,8 +38,12 @@ static const cfg_entry table[] = {
      "largest Kafka event accepted; bigger ones are rejected and counted"},
     {"KAFKA_FETCH_WAIT_MS", CFG_INT, &g_cfg.kafka_fetch_wait_ms, "10", 1, 10000,
      "fetch.wait.max.ms: small for latency, larger to spare the broker's CPU"},
-    {"KAFKA_METADATA_REFRESH_MS", CFG_INT, &g_cfg.kafka_refresh_ms, "10000", 100, 3600000,
-     "how often new partitions of the topic are looked for"},
+    {"KAFKA_METADATA_REFRESH_MS", CFG_INT, &g_cfg.kafka_refresh_ms, "1000", 100, 3600000,
+     "how often new partitions of the topic are looked for (one metadata request each; "
+     "a new partition is read from its start)"},
+    {"KAFKA_CLOCK_SKEW_MS", CFG_INT, &g_cfg.kafka_clock_skew_ms, "2000", 0, 600000,
+     "the first assignment reads events timestamped from this long before the first "
+     "socket waited (clock skew between producers and this host)"},
     {"WRITER_THREADS", CFG_INT, &g_cfg.writer_threads, "2", 1, 64,
      "threads writing queued frames to sockets"},
     {"WRITE_TIMEOUT_MS", CFG_INT, &g_cfg.write_timeout_ms, "10000", 100, 600000,
@@ -49,6 +54,9 @@ static const cfg_entry table[] = {
      "SO_SNDBUF of each WebSocket in bytes (0: kernel autotuning)"},
     {"SHUTDOWN_TIMEOUT", CFG_INT, &g_cfg.shutdown_timeout, "5", 1, 300,
      "seconds from SIGTERM to exit"},
+    {"STATUS_TOKEN", CFG_SECRET, &g_cfg.status_token, "", 0, 4096,
+     "bearer token /status requires (at least 16 characters); empty: /status is off "
+     "(403); counts without user ids are on /metrics"},
     {"STATUS_MAX_USERS", CFG_INT, &g_cfg.status_max_users, "1000", 0, 1000000,
      "most users listed in /status connections_per_user (the rest are counted)"},
     {"STACK_TRIM", CFG_BOOL, &g_cfg.stack_trim, "false", 0, 0,
@@ -60,6 +68,11 @@ int gw_config_load(gw_config *cfg, char *err, size_t errlen)
 {
 	if (config_load(table, ARRAY_LEN(table), err, errlen))
 		return -1;
+	if (g_cfg.status_token[0] && strlen(g_cfg.status_token) < 16) {
+		snprintf(err, errlen, "STATUS_TOKEN: must be empty or at least 16 characters\n");
+		config_free(table, ARRAY_LEN(table));
+		return -1;
+	}
 	*cfg = g_cfg;
 	return 0;
 }

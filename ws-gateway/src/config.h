@@ -25,12 +25,14 @@ typedef struct gw_config {
 	long max_event_bytes;       /* MAX_EVENT_BYTES: bigger Kafka messages are rejected */
 	long kafka_fetch_wait_ms;   /* KAFKA_FETCH_WAIT_MS */
 	long kafka_refresh_ms;      /* KAFKA_METADATA_REFRESH_MS: new partitions picked up */
+	long kafka_clock_skew_ms;   /* KAFKA_CLOCK_SKEW_MS: first assignment reads back */
 	long writer_threads;        /* WRITER_THREADS */
 	long write_timeout_ms;      /* WRITE_TIMEOUT_MS: socket full that long -> 1013 */
 	long close_grace_ms;        /* CLOSE_GRACE_MS: close frame sent -> socket cut */
 	long ws_sndbuf;             /* WS_SNDBUF: SO_SNDBUF of each socket (0: kernel's) */
 	long shutdown_timeout;      /* SHUTDOWN_TIMEOUT seconds */
 	long status_max_users;      /* STATUS_MAX_USERS: size cap of /status's per-user map */
+	char *status_token;         /* STATUS_TOKEN: bearer token of /status ("": off) */
 	int stack_trim;             /* STACK_TRIM: give back the handshake's stack pages */
 } gw_config;
 

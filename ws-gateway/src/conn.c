@@ -50,6 +50,8 @@ struct conn {
 	atomic_llong last_seen_ms;
 	double tokens; /* rate limiter (connection thread only) */
 	int64_t tokens_at_us;
+	atomic_llong expires_us; /* the token's exp, wall clock us (0: none) */
+	atomic_int hello_owed;   /* told "catching_up": "connected" still to send */
 };
 
 /* ---- frames ---- */
@@ -209,6 +211,26 @@ void conn_touch(conn *c, int64_t now_ms)
 int64_t conn_last_seen(const conn *c)
 {
 	return atomic_load_explicit(&c->last_seen_ms, memory_order_relaxed);
+}
+
+void conn_set_expiry(conn *c, int64_t wall_us)
+{
+	atomic_store(&c->expires_us, wall_us);
+}
+
+int64_t conn_expiry(const conn *c)
+{
+	return atomic_load(&c->expires_us);
+}
+
+void conn_owe_hello(conn *c)
+{
+	atomic_store(&c->hello_owed, 1);
+}
+
+int conn_take_hello(conn *c)
+{
+	return atomic_exchange(&c->hello_owed, 0);
 }
 
 int conn_rate_ok(conn *c, int64_t now_us, double rate, double burst)

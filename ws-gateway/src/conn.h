@@ -87,6 +87,14 @@ int conn_wait_closed(conn *c, int64_t timeout_ms);
 /* Activity and heartbeat bookkeeping (atomics: any thread). */
 void conn_touch(conn *c, int64_t now_ms);
 int64_t conn_last_seen(const conn *c);
+/* The token's expiry (wall clock us; 0: none), set once at connect. Any thread. */
+void conn_set_expiry(conn *c, int64_t wall_us);
+int64_t conn_expiry(const conn *c);
+/* The socket was told "catching_up": conn_owe_hello() marks that "connected" is
+ * still owed; conn_take_hello() returns 1 to exactly one caller once (who sends it).
+ * Any thread. */
+void conn_owe_hello(conn *c);
+int conn_take_hello(conn *c);
 /* Token bucket on client messages; 1 when the message is within the limit.
  * @locality the connection's civetweb thread only. */
 int conn_rate_ok(conn *c, int64_t now_us, double rate, double burst);

@@ -2,6 +2,9 @@
 
 #include "common/event.h"
 #include "common/log.h"
+#include "common/ratelimit.h"
+
+#include <stdatomic.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +13,16 @@ struct fanout {
 	registry *reg;
 	const gw_stats *st;
 	size_t max_event_bytes;
+	ratelimit
+	    *log_rl; /* "event rejected" lines: REJECT_LOG_RATE/s, bursts of REJECT_LOG_BURST */
+	atomic_long log_skipped; /* lines left out since the last one written */
 };
+
+/* A topic full of bad records must not flood stderr (and stall the consumer on a
+ * slow log pipe): every rejection is counted in kafka_events_rejected_total, and at
+ * most this many lines a second are written, each saying how many were left out. */
+#define REJECT_LOG_RATE  1.0
+#define REJECT_LOG_BURST 10.0
 
 fanout *fanout_new(registry *reg, const gw_stats *st, size_t max_event_bytes)
 {
@@ -18,11 +30,14 @@ fanout *fanout_new(registry *reg, const gw_stats *st, size_t max_event_bytes)
 	f->reg = reg;
 	f->st = st;
 	f->max_event_bytes = max_event_bytes;
+	f->log_rl = ratelimit_new(REJECT_LOG_RATE, REJECT_LOG_BURST);
 	return f;
 }
 
 void fanout_free(fanout *f)
 {
+	if (f)
+		ratelimit_free(f->log_rl);
 	free(f);
 }
 
@@ -41,8 +56,15 @@ static int reject(fanout *f, reject_reason why, const char *detail, const char *
                   int32_t partition, int64_t offset)
 {
 	metric_inc(f->st->events_rejected[why]);
-	log_warn("event rejected", "{s:s, s:i, s:I, s:s}", "topic", topic, "partition",
-	         (int)partition, "offset", (json_int_t)offset, "reason", detail);
+	if (ratelimit_take(f->log_rl, "reject", mono_us()) != 0) {
+		atomic_fetch_add(&f->log_skipped, 1);
+		metric_inc(f->st->reject_logs_suppressed);
+		return -1;
+	}
+	long skipped = atomic_exchange(&f->log_skipped, 0);
+	log_warn("event rejected", "{s:s, s:i, s:I, s:s, s:i}", "topic", topic, "partition",
+	         (int)partition, "offset", (json_int_t)offset, "reason", detail,
+	         "rejections_not_logged_before", (int)skipped);
 	return -1;
 }
 

@@ -44,7 +44,13 @@
 	X(rd_kafka_topic_destroy)                                                                  \
 	X(rd_kafka_topic_partition_list_new)                                                       \
 	X(rd_kafka_topic_partition_list_add)                                                       \
-	X(rd_kafka_topic_partition_list_destroy)
+	X(rd_kafka_topic_partition_list_destroy)                                                   \
+	X(rd_kafka_conf_set_stats_cb)                                                              \
+	X(rd_kafka_conf_set_error_cb)                                                              \
+	X(rd_kafka_conf_set_opaque)                                                                \
+	X(rd_kafka_offsets_for_times)                                                              \
+	X(rd_kafka_incremental_unassign)                                                           \
+	X(rd_kafka_message_timestamp)
 
 #define KAFKA_DL_MEMBER(f) __typeof__(f) *f;
 typedef struct kafka_dl {
@@ -92,6 +98,12 @@ MUST_CHECK int kafka_dl_load(char *err, size_t errlen);
 	kafka_api.rd_kafka_topic_partition_list_add(__VA_ARGS__)
 #define rd_kafka_topic_partition_list_destroy(...)                                                 \
 	kafka_api.rd_kafka_topic_partition_list_destroy(__VA_ARGS__)
+#define rd_kafka_conf_set_stats_cb(...)    kafka_api.rd_kafka_conf_set_stats_cb(__VA_ARGS__)
+#define rd_kafka_conf_set_error_cb(...)    kafka_api.rd_kafka_conf_set_error_cb(__VA_ARGS__)
+#define rd_kafka_conf_set_opaque(...)      kafka_api.rd_kafka_conf_set_opaque(__VA_ARGS__)
+#define rd_kafka_offsets_for_times(...)    kafka_api.rd_kafka_offsets_for_times(__VA_ARGS__)
+#define rd_kafka_incremental_unassign(...) kafka_api.rd_kafka_incremental_unassign(__VA_ARGS__)
+#define rd_kafka_message_timestamp(...)    kafka_api.rd_kafka_message_timestamp(__VA_ARGS__)
 #endif
 
 #endif

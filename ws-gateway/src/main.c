@@ -57,7 +57,9 @@ int main(int argc, char **argv)
 	                    .topic = cfg.kafka_topic,
 	                    .fetch_wait_ms = cfg.kafka_fetch_wait_ms,
 	                    .refresh_ms = cfg.kafka_refresh_ms,
-	                    .max_event_bytes = (size_t)cfg.max_event_bytes};
+	                    .clock_skew_ms = cfg.kafka_clock_skew_ms,
+	                    .max_event_bytes = (size_t)cfg.max_event_bytes,
+	                    .st = &st};
 	cons = consumer_start(&co, fan, err, sizeof(err));
 	if (!cons)
 		goto fail;
@@ -70,6 +72,10 @@ int main(int argc, char **argv)
 	                 active_users, reg);
 	metrics_gauge_fn(m, "kafka_consumer_lag", "Messages between position and high watermark.",
 	                 NULL, consumer_lag, cons);
+	metrics_gauge_fn(
+	    m, "kafka_consumer_ready",
+	    "1 while every partition is assigned and the consumer is fetching (/ready).", NULL,
+	    consumer_fetching, cons);
 
 	int sig = 0;
 	sigwait(&set, &sig);

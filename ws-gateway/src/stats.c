@@ -6,8 +6,8 @@ static const char *const refuse_names[REFUSE__COUNT] = {
     "shutting_down", "total_cap",   "bad_origin", "unauthorized",
     "wrong_user",    "bad_request", "user_cap"};
 static const char *const close_names[CLOSE__COUNT] = {
-    "slow_client",       "write_failed", "heartbeat", "rate_limited",
-    "message_too_large", "shutdown",     "user_cap",  "protocol_error"};
+    "slow_client", "write_failed", "heartbeat",      "rate_limited", "message_too_large",
+    "shutdown",    "user_cap",     "protocol_error", "token_expired"};
 static const char *const reject_names[REJECT__COUNT] = {"too_large",   "not_json", "bad_event_type",
                                                         "bad_user_id", "invalid",  "key_mismatch"};
 
@@ -59,4 +59,14 @@ void gw_stats_init(gw_stats *s, metrics *m)
 	    m, "ws_consumed_to_write_seconds",
 	    "Event consumed from Kafka to socket write (the gateway's own share), seconds.", NULL,
 	    METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);
+	const char *resets[2] = {"reason=\"retention\"", "reason=\"truncated\""};
+	for (int i = 0; i < 2; i++)
+		s->offset_resets[i] = metrics_counter(
+		    m, "kafka_offset_resets_total",
+		    "Partitions resumed after an offset out of range, by cause.", resets[i]);
+	s->reject_logs_suppressed =
+	    metrics_counter(m, "kafka_reject_logs_suppressed_total",
+	                    "\"event rejected\" log lines left out by the rate limit.", NULL);
+	s->status_refusals = metrics_counter(m, "http_status_refusals_total",
+	                                     "/status requests refused (no or wrong token).", NULL);
 }

@@ -25,6 +25,7 @@ typedef enum {
 	CLOSE_SHUTDOWN,        /* 1001 */
 	CLOSE_USER_CAP,        /* 1008 after the upgrade */
 	CLOSE_PROTOCOL,        /* 1002: a control frame over 125 bytes, unmasked, ... */
+	CLOSE_TOKEN_EXPIRED,   /* 4001: the token's exp was reached */
 	CLOSE__COUNT
 } close_reason;
 
@@ -48,11 +49,14 @@ typedef struct gw_stats {
 	metric *events_consumed;         /* Kafka messages read */
 	metric *events_delivered;        /* valid events (with or without recipients) */
 	metric *events_rejected[REJECT__COUNT];
-	metric *client_messages; /* frames received from clients */
-	metric *client_errors;   /* error replies sent */
-	metric *client_bytes;    /* bytes read from client sockets */
-	metric *latency;         /* event timestamp -> socket write, seconds */
-	metric *gw_latency;      /* consumed -> socket write (this process's share) */
+	metric *client_messages;        /* frames received from clients */
+	metric *client_errors;          /* error replies sent */
+	metric *client_bytes;           /* bytes read from client sockets */
+	metric *latency;                /* event timestamp -> socket write, seconds */
+	metric *gw_latency;             /* consumed -> socket write (this process's share) */
+	metric *offset_resets[2];       /* offsets out of range: [0] retention, [1] truncated */
+	metric *reject_logs_suppressed; /* "event rejected" lines not written (rate limit) */
+	metric *status_refusals;        /* /status asked without the right token */
 } gw_stats;
 
 /* Creates every series in m. */

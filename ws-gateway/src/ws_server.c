@@ -104,6 +104,33 @@ static void send_json(conn *c, json_t *obj)
 	frame_unref(f);
 }
 
+/* Queues f and drops the caller's reference. */
+static void send_frame(conn *c, frame *f)
+{
+	(void)conn_enqueue(c, f);
+	frame_unref(f);
+}
+
+/* The first message of a socket: "connected" (events for it are delivered from now
+ * on) or "catching_up" (the consumer is not reading yet; "connected" follows). */
+static frame *hello_frame(ws_server *s, conn *c, const char *type)
+{
+	json_t *hello =
+	    json_pack("{s:s, s:s, s:s, s:I}", "type", type, "connection_id", conn_id(c), "user_id",
+	              conn_user(c), "heartbeat_interval", (json_int_t)s->cfg->heartbeat_interval);
+	if (conn_device(c))
+		json_object_set_new(hello, "device_id", json_string(conn_device(c)));
+	if (strcmp(type, "connected") != 0)
+		json_object_set_new(hello, "message",
+		                    json_string("not reading Kafka yet (starting, or the broker is "
+		                                "unreachable); \"connected\" follows"));
+	char *txt = json_dumps(hello, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(hello);
+	frame *f = frame_new(WS_OP_TEXT, txt, strlen(txt), 0);
+	free(txt);
+	return f;
+}
+
 static void send_error(ws_server *s, conn *c, const char *code, const char *msg)
 {
 	metric_inc(s->st->client_errors);
@@ -166,7 +193,8 @@ static int ws_connect(const struct mg_connection *mc, void *cbdata)
 			token[0] = '\0';
 	}
 	char user[USER_ID_MAX + 1];
-	int ar = auth_verify(s->cfg->jwt_secret, token, user, sizeof(user));
+	int64_t exp_s = 0;
+	int ar = auth_verify_exp(s->cfg->jwt_secret, token, user, sizeof(user), &exp_s);
 	if (ar != AUTH_OK)
 		return refuse(s, mc, REFUSE_UNAUTHORIZED, 401, "unauthorized", auth_strerror(ar));
 	if (path_user[0] && strcmp(path_user, user) != 0)
@@ -197,6 +225,7 @@ static int ws_connect(const struct mg_connection *mc, void *cbdata)
 	}
 	conn *c = conn_new((struct mg_connection *)mc, fd, user, dl >= 0 ? device : NULL, &s->lim,
 	                   s->w, s->st);
+	conn_set_expiry(c, exp_s * 1000000);
 	mg_set_user_connection_data(mc, c);
 	ws_guard_attach(c);
 	return 0;
@@ -243,15 +272,16 @@ static void ws_ready(struct mg_connection *mc, void *cbdata)
 		int v = (int)s->cfg->ws_sndbuf;
 		(void)setsockopt(conn_fd(c), SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 	}
-	json_t *hello = json_pack("{s:s, s:s, s:s, s:I}", "type", "connected", "connection_id",
-	                          conn_id(c), "user_id", conn_user(c), "heartbeat_interval",
-	                          (json_int_t)s->cfg->heartbeat_interval);
-	if (conn_device(c))
-		json_object_set_new(hello, "device_id", json_string(conn_device(c)));
-	char *txt = json_dumps(hello, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(hello);
-	frame *f = frame_new(WS_OP_TEXT, txt, strlen(txt), 0);
-	free(txt);
+	/* "connected" only once events for this socket can be delivered (the consumer
+	 * is ready); before that "catching_up", and "connected" follows from the
+	 * sweeper (see sweep_ready). The consumer's first assignment reads from the
+	 * earliest such socket's time, so none of its events is skipped. */
+	int live = consumer_ready(s->cons);
+	if (!live) {
+		consumer_note_waiting(s->cons, wall_us());
+		conn_owe_hello(c);
+	}
+	frame *f = hello_frame(s, c, live ? "connected" : "catching_up");
 	/* The hello goes out from this thread, ahead of any event queued once the
 	 * connection is in the registry (see conn_hold). */
 	conn_hold(c);
@@ -261,10 +291,14 @@ static void ws_ready(struct mg_connection *mc, void *cbdata)
 	} else {
 		conn_send_first(c, f);
 		metric_inc(s->st->connects);
-		log_debug("websocket open", "{s:s, s:s}", "conn", conn_id(c), "user", conn_user(c));
+		log_debug("websocket open", "{s:s, s:s, s:b}", "conn", conn_id(c), "user",
+		          conn_user(c), "live", live);
 	}
 	conn_release(c);
 	frame_unref(f);
+	/* ready since the check above: the sweeper may have passed this socket by */
+	if (!live && consumer_ready(s->cons) && conn_take_hello(c))
+		send_frame(c, hello_frame(s, c, "connected"));
 	if (s->cfg->stack_trim)
 		trim_stack();
 }
@@ -402,13 +436,38 @@ static int h_ready(struct mg_connection *mc, void *cbdata)
 		return http_reply_error(mc, 503, "shutting_down", "shutting down");
 	if (!consumer_ready(s->cons))
 		return http_reply_error(mc, 503, "not_ready",
-		                        "Kafka partitions not assigned at the end of the log yet");
+		                        "Kafka partitions not assigned, or the consumer is not "
+		                        "fetching (broker unreachable)");
 	return http_reply_json(mc, 200, json_pack("{s:s}", "status", "ready"), NULL);
 }
 
+/* 1 when a and b are equal strings; the time depends on the lengths only. */
+static int token_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = la != lb;
+	for (size_t i = 0; i < la; i++)
+		d |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+	return d == 0 && lb;
+}
+
+/* /status lists user ids: off unless STATUS_TOKEN is set, and then only with
+ * "Authorization: Bearer STATUS_TOKEN". Counts without ids are on /metrics. */
 static int h_status(struct mg_connection *mc, void *cbdata)
 {
 	ws_server *s = cbdata;
+	if (!s->cfg->status_token[0]) {
+		metric_inc(s->st->status_refusals);
+		return http_reply_error(mc, 403, "status_disabled",
+		                        "/status is off: set STATUS_TOKEN to enable it (counts "
+		                        "without user ids are on /metrics)");
+	}
+	const char *b = auth_bearer(mg_get_header(mc, "Authorization"));
+	if (!b || !token_equal(b, s->cfg->status_token)) {
+		metric_inc(s->st->status_refusals);
+		return http_reply_error(mc, 401, "unauthorized",
+		                        "/status needs Authorization: Bearer <STATUS_TOKEN>");
+	}
 	json_t *st = registry_status(s->reg, (size_t)s->cfg->status_max_users);
 	json_object_set_new(st, "service", json_string("ws-gateway"));
 	json_object_set_new(st, "version", json_string(GW_VERSION));
@@ -430,6 +489,24 @@ static int h_metrics(struct mg_connection *mc, void *cbdata)
 
 /* ---- heartbeat ---- */
 
+/* The sweeper's readiness and token duties for one socket: the "connected" owed
+ * to a socket told "catching_up" once the consumer is ready, and the close with
+ * 4001 "token expired" when the token's exp falls within this sweep period (so at
+ * exp or at most SWEEP_MS before it: the client reconnects with a fresh token; with
+ * the same one it is refused with 401). @locality the sweeper thread. */
+static void sweep_ready(ws_server *s, conn *c, int live, int64_t wall)
+{
+	if (conn_closing(c, NULL))
+		return;
+	int64_t exp = conn_expiry(c);
+	if (exp > 0 && wall >= exp - SWEEP_MS * 1000) {
+		(void)conn_close(c, 4001, "token expired", CLOSE_TOKEN_EXPIRED);
+		return;
+	}
+	if (live && conn_take_hello(c))
+		send_frame(c, hello_frame(s, c, "connected"));
+}
+
 /* @locality the sweeper thread: pings every HEARTBEAT_INTERVAL, closes the silent
  * and those whose socket took nothing for WRITE_TIMEOUT_MS, and cuts sockets whose
  * close was not answered within CLOSE_GRACE_MS. */
@@ -445,6 +522,8 @@ static void *sweeper_main(void *arg)
 		if (ping)
 			next_ping = now + hb_ms;
 		size_t n;
+		int live = consumer_ready(s->cons); /* read before the snapshot: see ws_ready */
+		int64_t wall = wall_us();
 		conn **v = registry_snapshot(s->reg, &n);
 		for (size_t i = 0; i < n; i++) {
 			conn *c = v[i];
@@ -460,6 +539,7 @@ static void *sweeper_main(void *arg)
 			} else if (ping) {
 				(void)conn_enqueue(c, s->ping);
 			}
+			sweep_ready(s, c, live, wall);
 		}
 		registry_snapshot_free(v, n);
 	}

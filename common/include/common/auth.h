@@ -23,6 +23,10 @@ enum {
  * USER_ID_MAX + 1 bytes) and returns AUTH_OK; otherwise a negative AUTH_ERR_*.
  * Thread-safe. */
 MUST_CHECK int auth_verify(const char *secret, const char *token, char *user, size_t userlen);
+/* auth_verify that also returns the token's "exp" (seconds since the epoch) in
+ * *exp_s on success (exp_s may be NULL). */
+MUST_CHECK int auth_verify_exp(const char *secret, const char *token, char *user, size_t userlen,
+                               int64_t *exp_s);
 /* A short lower-case text for an AUTH_ERR_* code. */
 const char *auth_strerror(int code);
 /* Returns a new HS256 token for user valid for ttl_s seconds (caller frees), or
