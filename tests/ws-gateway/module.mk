@@ -2,6 +2,7 @@
 # tests that run the real $(TASKSYNC_BIN)/ws-gateway against Apache Kafka.
 TEST_GW_SRCS := tests/ws-gateway/run.c tests/ws-gateway/test_conn.c \
                 tests/ws-gateway/test_registry.c tests/ws-gateway/test_gateway.c \
+                tests/ws-gateway/test_budget.c \
                 tests/ws-gateway/ws_client.c tests/ws-gateway/harness.c
 $(BIN)/test-gateway: $(call objs,$(TEST_GW_SRCS) $(TEST_SUPPORT_SRCS) $(TEST_KIT_SRCS)) $(GW_LIB) $(COMMON_LIB)
 	$(call link,$(CHECK_LIBS))

@@ -3,6 +3,6 @@
 
 int main(void)
 {
-	Suite *s[] = {conn_suite(), registry_suite(), gateway_suite()};
+	Suite *s[] = {conn_suite(), registry_suite(), gateway_suite(), budget_suite()};
 	return run_suites("test-gateway", s, sizeof(s) / sizeof(s[0]));
 }

@@ -4,4 +4,5 @@
 Suite *conn_suite(void);
 Suite *registry_suite(void);
 Suite *gateway_suite(void);
+Suite *budget_suite(void);
 #endif

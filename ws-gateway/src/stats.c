@@ -7,7 +7,7 @@ static const char *const refuse_names[REFUSE__COUNT] = {
     "wrong_user",    "bad_request", "user_cap"};
 static const char *const close_names[CLOSE__COUNT] = {
     "slow_client",       "write_failed", "heartbeat", "rate_limited",
-    "message_too_large", "shutdown",     "user_cap"};
+    "message_too_large", "shutdown",     "user_cap",  "send_budget", "slow_drain"};
 static const char *const reject_names[REJECT__COUNT] = {"too_large",   "not_json", "bad_event_type",
                                                         "bad_user_id", "invalid",  "key_mismatch"};
 
@@ -49,6 +49,10 @@ void gw_stats_init(gw_stats *s, metrics *m)
 	    metrics_counter(m, "ws_client_messages_total", "Frames received from clients.", NULL);
 	s->client_errors =
 	    metrics_counter(m, "ws_client_errors_total", "Error messages sent to clients.", NULL);
+	s->accept_emfile = metrics_counter(
+	    m, "ws_accept_no_fd_total",
+	    "Connections accepted on the reserve descriptor and closed at once (EMFILE/ENFILE).",
+	    NULL);
 	s->latency = metrics_histogram(m, "ws_event_delivery_seconds",
 	                               "Event timestamp to socket write, seconds.", NULL,
 	                               METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);

@@ -24,6 +24,8 @@ typedef enum {
 	CLOSE_TOO_LARGE,       /* 1009 */
 	CLOSE_SHUTDOWN,        /* 1001 */
 	CLOSE_USER_CAP,        /* 1008 after the upgrade */
+	CLOSE_SEND_BUDGET,     /* 1013: SEND_QUEUE_TOTAL_BYTES reached (largest queues first) */
+	CLOSE_SLOW_DRAIN,      /* 1013: backlogged and below SEND_MIN_DRAIN_RATE */
 	CLOSE__COUNT
 } close_reason;
 
@@ -51,6 +53,7 @@ typedef struct gw_stats {
 	metric *client_errors;   /* error replies sent */
 	metric *latency;         /* event timestamp -> socket write, seconds */
 	metric *gw_latency;      /* consumed -> socket write (this process's share) */
+	metric *accept_emfile;   /* accepts that found no file descriptor (shed at once) */
 } gw_stats;
 
 /* Creates every series in m. */
