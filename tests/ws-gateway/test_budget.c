@@ -73,11 +73,11 @@ static void produce_many(const char *topic, char **keys, char **payloads, size_t
 	ck_assert_msg(rk != NULL, "producer: %s", e);
 	for (size_t i = 0; i < n; i++) {
 		rd_kafka_resp_err_t err;
-		while ((err = rd_kafka_producev(
-		            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		            RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
-		            RD_KAFKA_V_VALUE(payloads[i], strlen(payloads[i])), RD_KAFKA_V_END)) ==
-		       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		while ((err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+		                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                                RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
+		                                RD_KAFKA_V_VALUE(payloads[i], strlen(payloads[i])),
+		                                RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			rd_kafka_poll(rk, 10);
 		ck_assert_msg(!err, "produce: %s", rd_kafka_err2str(err));
 	}
@@ -125,14 +125,12 @@ START_TEST(stalled_300_of_1000)
 	char topic[64];
 	test_topic(topic, sizeof(topic));
 	gw_proc g;
-	const char *extra[] = {"MAX_CONNECTIONS=1100",
-	                       "MAX_CONNECTIONS_PER_USER=20",
-	                       "SEND_QUEUE_MAX_BYTES=16384",
-	                       "SEND_QUEUE_TOTAL_BYTES=268435456",
-	                       "WS_SNDBUF=4096",
-	                       "WRITE_TIMEOUT_MS=3000",
-	                       "HEARTBEAT_INTERVAL=120",
-	                       NULL};
+	const char *extra[] = {"MAX_CONNECTIONS=1100", "MAX_CONNECTIONS_PER_USER=20",
+	                       /* above what a reader can be sent (20 x 2.3 KB), so a
+	                        * burst faster than the writers cannot close one: the
+	                        * stalled are closed by the write timeout */
+	                       "SEND_QUEUE_MAX_BYTES=65536", "WS_SNDBUF=4096",
+	                       "WRITE_TIMEOUT_MS=4000", "HEARTBEAT_INTERVAL=120", NULL};
 	gw_start(&g, topic, extra);
 	usleep(1000 * 1000); /* let librdkafka settle its connections */
 	int base = count_fds(g.pid);
@@ -185,7 +183,8 @@ START_TEST(stalled_300_of_1000)
 			while (got[i] < N_EVENTS && (pf[i].revents || ws_pending(fast[i]))) {
 				pf[i].revents = 0;
 				char *m = ws_recv_text(fast[i], 5000);
-				ck_assert_msg(m != NULL, "fast reader %zu: %d events, then close %d", i,
+				ck_assert_msg(m != NULL,
+				              "fast reader %zu: %d events, then close %d", i,
 				              got[i], ws_close_code(fast[i]));
 				ck_assert_ptr_nonnull(strstr(m, "\"task_update\""));
 				free(m);
@@ -211,8 +210,8 @@ START_TEST(stalled_300_of_1000)
 	if (n > max_fds)
 		max_fds = n;
 	ck_assert_double_eq(closes_1013(g.port), N_STALLED);
-	ck_assert_double_eq(
-	    metric_now(g.port, "ws_server_closes_total{reason=\"write_failed\"}"), 0);
+	ck_assert_double_eq(metric_now(g.port, "ws_server_closes_total{reason=\"write_failed\"}"),
+	                    0);
 	for (size_t i = 0; i < ns; i++)
 		ck_assert_int_eq(drain_to_close(slow[i]), 1013);
 	/* parking a blocked socket costs no descriptor */
@@ -249,7 +248,7 @@ END_TEST
 
 #define N_TRICKLE  20
 #define BUDGET     33554432
-#define BIG_EVENTS 400
+#define BIG_EVENTS 500
 
 START_TEST(trickle_readers_held_to_budget)
 {
@@ -273,9 +272,10 @@ START_TEST(trickle_readers_held_to_budget)
 		t[i] = open_user(&g, "trickle", 8192);
 	ws_client *f = open_user(&g, "bystander", 0);
 
-	/* 400 events of about 9.5 KB (a description is at most 10,000 characters) to
-	 * the one user of all 20: 3.8 MB each, 76 MB queued in all without a total
-	 * budget (the per-socket bound is 4 MiB) */
+	/* 500 events of about 9.5 KB (a description is at most 10,000 characters) to
+	 * the one user of all 20: 4.7 MB each, 95 MB queued in all without a total
+	 * budget. The budget closes the largest queues first; the ones it leaves
+	 * (under its low-water mark) reach their own 4 MiB bound. */
 	char *keys[BIG_EVENTS], *evs[BIG_EVENTS];
 	for (int i = 0; i < BIG_EVENTS; i++) {
 		keys[i] = "trickle";
@@ -302,8 +302,8 @@ START_TEST(trickle_readers_held_to_budget)
 	ck_assert_double_eq(closes_1013(g.port), N_TRICKLE);
 	double peak = metric_now(g.port, "ws_send_queue_bytes_peak");
 	double shed = metric_now(g.port, "ws_server_closes_total{reason=\"send_budget\"}");
-	ck_assert_msg(peak <= BUDGET && max_seen <= BUDGET, "queued peak %.0f (sampled %.0f)",
-	              peak, max_seen);
+	ck_assert_msg(peak <= BUDGET && max_seen <= BUDGET, "queued peak %.0f (sampled %.0f)", peak,
+	              max_seen);
 	ck_assert_msg(peak > BUDGET / 2, "the budget was never approached: peak %.0f", peak);
 	ck_assert_msg(shed >= 1, "no socket closed for the total budget");
 	for (int i = 0; i < N_TRICKLE; i++)
@@ -335,9 +335,12 @@ START_TEST(trickle_below_min_drain_rate_closed)
 	test_topic(topic, sizeof(topic));
 	gw_proc g;
 	/* a write timeout that progress resets would never fire here: only the rate */
-	const char *extra[] = {"SEND_MIN_DRAIN_RATE=65536", "SEND_DRAIN_WINDOW_MS=2000",
-	                       "WRITE_TIMEOUT_MS=600000",   "WS_SNDBUF=16384",
-	                       "HEARTBEAT_INTERVAL=600",    "CLOSE_GRACE_MS=60000",
+	const char *extra[] = {"SEND_MIN_DRAIN_RATE=65536",
+	                       "SEND_DRAIN_WINDOW_MS=2000",
+	                       "WRITE_TIMEOUT_MS=600000",
+	                       "WS_SNDBUF=16384",
+	                       "HEARTBEAT_INTERVAL=600",
+	                       "CLOSE_GRACE_MS=60000",
 	                       NULL};
 	gw_start(&g, topic, extra);
 	ws_client *c = open_user(&g, "drip", 8192);
@@ -411,7 +414,8 @@ START_TEST(health_answers_with_every_worker_held)
 	const char *req = "GET /health HTTP/1.0\r\n\r\n";
 	ck_assert_int_eq(send(probe, req, strlen(req), 0), (ssize_t)strlen(req));
 	struct pollfd p = {.fd = probe, .events = POLLIN};
-	ck_assert_msg(poll(&p, 1, 1500) == 0, "the main port answered: its threads were not all held");
+	ck_assert_msg(poll(&p, 1, 1500) == 0,
+	              "the main port answered: its threads were not all held");
 	/* the health listener answers at once */
 	long long t0 = ms_now();
 	char *body;

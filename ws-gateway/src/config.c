@@ -32,8 +32,7 @@ static const cfg_entry table[] = {
      "frames queued for one socket; past it the client is closed with 1013"},
     {"SEND_QUEUE_MAX_BYTES", CFG_INT, &g_cfg.send_queue_max_bytes, "4194304", 1024, 1073741824,
      "bytes queued for one socket; past it the client is closed with 1013"},
-    {"SEND_QUEUE_TOTAL_BYTES", CFG_INT, &g_cfg.send_queue_total_bytes, "67108864", 1048576,
-     68719476736L,
+    {"SEND_QUEUE_TOTAL_BYTES", CFG_INT, &g_cfg.send_queue_total, "67108864", 1048576, 68719476736L,
      "bytes queued on all sockets together; near it the sockets holding the most are "
      "closed with 1013, and no frame is queued past it"},
     {"SEND_MIN_DRAIN_RATE", CFG_INT, &g_cfg.send_min_drain_rate, "1024", 0, 1073741824,

@@ -22,7 +22,7 @@ typedef struct gw_config {
 	long heartbeat_interval;    /* HEARTBEAT_INTERVAL seconds; silent 2x -> closed */
 	long send_queue_max_frames; /* SEND_QUEUE_MAX_FRAMES: past it -> 1013 */
 	long send_queue_max_bytes;  /* SEND_QUEUE_MAX_BYTES: past it -> 1013 */
-	long send_queue_total_bytes; /* SEND_QUEUE_TOTAL_BYTES: all queues; largest shed */
+	long send_queue_total;      /* SEND_QUEUE_TOTAL_BYTES: all queues; largest shed */
 	long send_min_drain_rate;   /* SEND_MIN_DRAIN_RATE bytes/s while backlogged (0: off) */
 	long send_drain_window_ms;  /* SEND_DRAIN_WINDOW_MS: window of that check */
 	long health_port;           /* HEALTH_PORT: /health /ready /metrics listener (0: none) */

@@ -425,8 +425,7 @@ int conn_enqueue(conn *c, frame *f)
 		pthread_mutex_unlock(&c->mu);
 		return CONN_CLOSING;
 	}
-	if (c->n >= c->lim.max_frames || c->bytes + f->len > c->lim.max_bytes ||
-	    ring_grow(c)) {
+	if (c->n >= c->lim.max_frames || c->bytes + f->len > c->lim.max_bytes || ring_grow(c)) {
 		start_close(c, 1013, "send queue full: reconnect and catch up", CLOSE_SLOW_CLIENT);
 		rc = CONN_OVERFLOW;
 	} else if (c->lim.budget && budget_take(c->lim.budget, f->len)) {

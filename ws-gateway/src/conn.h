@@ -71,9 +71,9 @@ size_t send_budget_peak(const send_budget *b);
 int send_budget_wait(send_budget *b, int ms);
 
 typedef struct conn_limits {
-	size_t max_frames;    /* queue bound in frames */
-	size_t max_bytes;     /* queue bound in bytes */
-	send_budget *budget;  /* shared by every connection; NULL: no global bound */
+	size_t max_frames;   /* queue bound in frames */
+	size_t max_bytes;    /* queue bound in bytes */
+	send_budget *budget; /* shared by every connection; NULL: no global bound */
 } conn_limits;
 
 typedef struct conn conn;

@@ -6,8 +6,8 @@ static const char *const refuse_names[REFUSE__COUNT] = {
     "shutting_down", "total_cap",   "bad_origin", "unauthorized",
     "wrong_user",    "bad_request", "user_cap"};
 static const char *const close_names[CLOSE__COUNT] = {
-    "slow_client",       "write_failed", "heartbeat", "rate_limited",
-    "message_too_large", "shutdown",     "user_cap",  "send_budget", "slow_drain"};
+    "slow_client", "write_failed", "heartbeat",   "rate_limited", "message_too_large",
+    "shutdown",    "user_cap",     "send_budget", "slow_drain"};
 static const char *const reject_names[REJECT__COUNT] = {"too_large",   "not_json", "bad_event_type",
                                                         "bad_user_id", "invalid",  "key_mismatch"};
 

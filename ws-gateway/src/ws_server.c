@@ -28,10 +28,10 @@
  * worker thread's touched stack plus the socket's buffers and its conn, measured at
  * 22-40 KiB (README, "Memory and descriptors"); and what the process needs beside
  * (librdkafka's fetch queue, the heap's arenas, the binary). */
-#define SOCKET_COST_BYTES  (48L * 1024)
-#define BASE_COST_BYTES    (64L * 1024 * 1024)
-#define SWEEP_MS           250
-#define STACK_TRIM_KEEP    (8 * 1024) /* stack kept below ws_ready's frame (madvise's own) */
+#define SOCKET_COST_BYTES (48L * 1024)
+#define BASE_COST_BYTES   (64L * 1024 * 1024)
+#define SWEEP_MS          250
+#define STACK_TRIM_KEEP   (8 * 1024) /* stack kept below ws_ready's frame (madvise's own) */
 
 struct ws_server {
 	const gw_config *cfg;
@@ -47,9 +47,9 @@ struct ws_server {
 	atomic_int stop;
 	pthread_t sweeper;
 	int have_sweeper;
-	frame *ping; /* the heartbeat ping frame, shared */
-	send_budget budget;      /* SEND_QUEUE_TOTAL_BYTES, shared by every conn */
-	struct mg_context *ops;  /* HEALTH_PORT listener (NULL: none) */
+	frame *ping;            /* the heartbeat ping frame, shared */
+	send_budget budget;     /* SEND_QUEUE_TOTAL_BYTES, shared by every conn */
+	struct mg_context *ops; /* HEALTH_PORT listener (NULL: none) */
 };
 
 /* ---- accept never spins on EMFILE ----
@@ -82,9 +82,8 @@ static void shed_pending(int s)
 		metric_inc(g_emfile_counter);
 	int64_t now = mono_ms(), last = atomic_load(&g_emfile_logged_ms);
 	if (now - last >= 1000 && atomic_compare_exchange_strong(&g_emfile_logged_ms, &last, now))
-		log_warn("out of file descriptors: connection dropped at accept",
-		         "{s:f}", "dropped_total",
-		         g_emfile_counter ? metric_value(g_emfile_counter) : 0.0);
+		log_warn("out of file descriptors: connection dropped at accept", "{s:f}",
+		         "dropped_total", g_emfile_counter ? metric_value(g_emfile_counter) : 0.0);
 }
 
 /* ---- the socket of a civetweb connection ----
@@ -530,8 +529,8 @@ static void shed(ws_server *s, conn **v, size_t n)
 		}
 	}
 	free(e);
-	log_warn("send budget over its high-water mark: largest queues closed",
-	         "{s:I, s:I, s:I}", "closed", (json_int_t)closed, "queued_bytes",
+	log_warn("send budget over its high-water mark: largest queues closed", "{s:I, s:I, s:I}",
+	         "closed", (json_int_t)closed, "queued_bytes",
 	         (json_int_t)send_budget_used(&s->budget), "budget_bytes",
 	         (json_int_t)s->budget.limit);
 }
@@ -576,7 +575,8 @@ static void *sweeper_main(void *arg)
 			} else if (s->cfg->send_min_drain_rate > 0 &&
 			           conn_drain_too_slow(c, now, s->cfg->send_drain_window_ms,
 			                               s->cfg->send_min_drain_rate)) {
-				(void)conn_close(c, 1013, "client reading too slowly", CLOSE_SLOW_DRAIN);
+				(void)conn_close(c, 1013, "client reading too slowly",
+				                 CLOSE_SLOW_DRAIN);
 			} else if (now - conn_last_seen(c) > 2 * hb_ms) {
 				(void)conn_close(c, 1001, "heartbeat timeout", CLOSE_HEARTBEAT);
 			} else if (ping) {
@@ -662,24 +662,24 @@ static int check_capacity(const gw_config *cfg, char *err, size_t errlen)
 		         cfg->max_connections, need, fds, cfg->max_connections - (need - fds));
 		return -1;
 	}
-	if (cfg->send_queue_max_bytes > cfg->send_queue_total_bytes) {
+	if (cfg->send_queue_max_bytes > cfg->send_queue_total) {
 		snprintf(err, errlen,
 		         "SEND_QUEUE_MAX_BYTES=%ld is larger than SEND_QUEUE_TOTAL_BYTES=%ld",
-		         cfg->send_queue_max_bytes, cfg->send_queue_total_bytes);
+		         cfg->send_queue_max_bytes, cfg->send_queue_total);
 		return -1;
 	}
 	int64_t mem = memory_limit();
-	int64_t cost = BASE_COST_BYTES + cfg->send_queue_total_bytes +
+	int64_t cost = BASE_COST_BYTES + cfg->send_queue_total +
 	               (int64_t)(cfg->max_connections + HTTP_SPARE_THREADS) * SOCKET_COST_BYTES;
 	if (mem > 0 && cost > mem) {
-		int64_t fit = (mem - BASE_COST_BYTES - cfg->send_queue_total_bytes) / SOCKET_COST_BYTES -
+		int64_t fit = (mem - BASE_COST_BYTES - cfg->send_queue_total) / SOCKET_COST_BYTES -
 		              HTTP_SPARE_THREADS;
 		snprintf(err, errlen,
 		         "MAX_CONNECTIONS=%ld with SEND_QUEUE_TOTAL_BYTES=%ld needs about %" PRId64
 		         " MiB but the container's memory limit is %" PRId64
 		         " MiB (%ld KiB per socket, %ld MiB base): set MAX_CONNECTIONS to at "
 		         "most %" PRId64 " or raise the limit",
-		         cfg->max_connections, cfg->send_queue_total_bytes, cost >> 20, mem >> 20,
+		         cfg->max_connections, cfg->send_queue_total, cost >> 20, mem >> 20,
 		         SOCKET_COST_BYTES >> 10, BASE_COST_BYTES >> 20, fit > 0 ? fit : 0);
 		return -1;
 	}
@@ -697,7 +697,7 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	s->cons = cons;
 	s->lim.max_frames = (size_t)cfg->send_queue_max_frames;
 	s->lim.max_bytes = (size_t)cfg->send_queue_max_bytes;
-	send_budget_init(&s->budget, (size_t)cfg->send_queue_total_bytes);
+	send_budget_init(&s->budget, (size_t)cfg->send_queue_total);
 	s->lim.budget = &s->budget;
 	s->ping = frame_new(WS_OP_PING, "", 0, 0);
 	s->cap = cfg->max_connections;
@@ -757,14 +757,21 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 		char hport[32], hthreads[32];
 		snprintf(hport, sizeof(hport), "%ld", cfg->health_port);
 		snprintf(hthreads, sizeof(hthreads), "%d", OPS_THREADS);
-		const char *hopts[] = {"listening_ports", hport, "num_threads", hthreads,
-		                       "enable_keep_alive", "no", "request_timeout_ms", "2000",
+		const char *hopts[] = {"listening_ports",
+		                       hport,
+		                       "num_threads",
+		                       hthreads,
+		                       "enable_keep_alive",
+		                       "no",
+		                       "request_timeout_ms",
+		                       "2000",
 		                       NULL};
 		struct mg_callbacks hcb;
 		memset(&hcb, 0, sizeof(hcb));
 		s->ops = mg_start(&hcb, NULL, hopts);
 		if (!s->ops) {
-			snprintf(err, errlen, "could not start the health listener on port %s", hport);
+			snprintf(err, errlen, "could not start the health listener on port %s",
+			         hport);
 			goto fail;
 		}
 		mg_set_request_handler(s->ops, "/health", h_health, s);
@@ -779,7 +786,7 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	(void)pthread_setname_np(s->sweeper, "gw-sweeper");
 	log_info("listening", "{s:i, s:i, s:i, s:I}", "port", (int)cfg->port, "health_port",
 	         (int)cfg->health_port, "max_connections", (int)s->cap, "send_queue_total_bytes",
-	         (json_int_t)cfg->send_queue_total_bytes);
+	         (json_int_t)cfg->send_queue_total);
 	return s;
 fail:
 	ws_server_stop(s);
