@@ -291,14 +291,17 @@ if [ -x "$BIN/ws-gateway" ]; then
 		done
 	fi
 	if has capacity; then
-		log "capacity: gateway with MAX_CONNECTIONS=19990 (it lowers the cap to fit the fd limit)"
+		# The most the fd limit holds: the gateway refuses a MAX_CONNECTIONS above
+		# RLIMIT_NOFILE - 16 spare threads - 64 queued - 512 for the rest.
+		cap=$(($(ulimit -n) - 600))
+		log "capacity: gateway with MAX_CONNECTIONS=$cap (the fd limit $(ulimit -n) minus its reserve)"
 		t_start=$(now)
-		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=19990 || exit 1
+		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS="$cap" || exit 1
 		t_ready=$(now)
 		sleep 2
 		rss0=$(rss_kib "$GW_PID") thr0=$(threads "$GW_PID")
 		rm -f "$WORK/ready"
-		timeout 300 env WS_PORT="$GW_PORT" CONNECTIONS=19990 USERS=1000 MODE=hold HOLD_S=15 \
+		timeout 300 env WS_PORT="$GW_PORT" CONNECTIONS="$cap" USERS=1000 MODE=hold HOLD_S=15 \
 			CONCURRENCY=200 SRC_ADDRS=64 CONNECT_DEADLINE_S=180 READY_FILE="$WORK/ready" \
 			LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/hold.json" 2>>"$WORK/ws-load.log" &
 		wl=$!

@@ -10,6 +10,8 @@
 #include "suites.h"
 #include "ws_client.h"
 
+#include "../../ws-gateway/src/conn.h"
+#include "../../ws-gateway/src/writer.h"
 #include "common/util.h"
 
 #include <arpa/inet.h>
@@ -23,6 +25,58 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* ---- units: the budget's accounting (no broker, no socket) ---- */
+
+START_TEST(budget_accounting)
+{
+	metrics *mr = metrics_new();
+	gw_stats st;
+	gw_stats_init(&st, mr);
+	char err[128];
+	writer *w = writer_new(0, err, sizeof(err)); /* no writer thread: frames stay queued */
+	send_budget b;
+	send_budget_init(&b, 1000);
+	ck_assert_uint_eq(b.high, 875);
+	ck_assert_uint_eq(b.low, 750);
+	conn_limits lim = {.max_frames = 100, .max_bytes = 1 << 20, .budget = &b};
+	conn *c1 = conn_new(NULL, -1, "u1", NULL, &lim, w, &st);
+	conn *c2 = conn_new(NULL, -1, "u2", NULL, &lim, w, &st);
+	char buf[298] = {0};
+	frame *f = frame_new(WS_OP_TEXT, buf, sizeof(buf), 0); /* 302 bytes with its header */
+	ck_assert_uint_eq(f->len, 302);
+	ck_assert_int_eq(conn_enqueue(c1, f), CONN_QUEUED);
+	ck_assert_int_eq(conn_enqueue(c1, f), CONN_QUEUED);
+	ck_assert_uint_eq(send_budget_used(&b), 604);
+	ck_assert_uint_eq(conn_queued_bytes(c1), 604);
+	ck_assert_int_eq(send_budget_wait(&b, 0), 0); /* under the high-water mark */
+	ck_assert_int_eq(conn_enqueue(c2, f), CONN_QUEUED);
+	ck_assert_uint_eq(send_budget_used(&b), 906);
+	ck_assert_int_eq(send_budget_wait(&b, 0), 1); /* past 7/8: the shedder is woken */
+	/* a frame that would pass the limit is not queued: its socket is closed */
+	ck_assert_int_eq(conn_enqueue(c2, f), CONN_OVERFLOW);
+	ck_assert_uint_eq(send_budget_used(&b), 604); /* c2's queue dropped for the close */
+	ck_assert_uint_eq(send_budget_peak(&b), 906);
+	ck_assert_double_eq(metric_value(st.closes[CLOSE_SEND_BUDGET]), 1);
+	int code;
+	char reason[128];
+	ck_assert_int_eq(conn_take_close_note(c2, &code, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(code, 1013);
+	ck_assert_int_eq(conn_take_close_note(c2, &code, reason, sizeof(reason)), 0);
+	/* a close drops the queue and gives its bytes back; the close frame is free */
+	ck_assert_int_eq(conn_close(c1, 1001, "bye", CLOSE_SHUTDOWN), 1);
+	ck_assert_uint_eq(send_budget_used(&b), 0);
+	ck_assert_int_eq(conn_detach(c1), 1);
+	ck_assert_int_eq(conn_detach(c2), 1);
+	ck_assert_uint_eq(send_budget_used(&b), 0);
+	frame_unref(f);
+	conn_unref(c1);
+	conn_unref(c2);
+	writer_free(w);
+	send_budget_destroy(&b);
+	metrics_free(mr);
+}
+END_TEST
 
 /* Open file descriptors of process pid (/proc/<pid>/fd). */
 static int count_fds(pid_t pid)
@@ -464,6 +518,10 @@ END_TEST
 Suite *budget_suite(void)
 {
 	Suite *s = suite_create("budget");
+	TCase *u = tcase_create("units");
+	tcase_set_timeout(u, 10);
+	tcase_add_test(u, budget_accounting);
+	suite_add_tcase(s, u);
 	TCase *tc = tcase_create("integration");
 	tcase_set_tags(tc, "integration");
 	tcase_set_timeout(tc, 180);

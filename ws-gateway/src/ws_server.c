@@ -617,29 +617,60 @@ static double gauge_limit(void *arg)
 	return (double)((send_budget *)arg)->limit;
 }
 
-/* The container's memory limit in bytes (cgroup v2, then v1); 0 when none is set. */
+/* A cgroup memory limit file's value; 0 when absent, "max" or v1's "no limit". */
+static int64_t read_limit(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char buf[64] = "";
+	int ok = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	if (!ok || !strncmp(buf, "max", 3))
+		return 0;
+	char *end;
+	errno = 0;
+	long long v = strtoll(buf, &end, 10);
+	/* v1 reports "no limit" as a huge page-rounded number */
+	if (errno || end == buf || v <= 0 || v >= (1LL << 60))
+		return 0;
+	return (int64_t)v;
+}
+
+/* The memory limit of this process's cgroup in bytes (v2, then v1: the path from
+ * /proc/self/cgroup, then the mount's root, which is the container's own under a
+ * cgroup namespace); 0 when none is set. */
 static int64_t memory_limit(void)
 {
-	const char *paths[] = {"/sys/fs/cgroup/memory.max",
-	                       "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
-	for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
-		FILE *f = fopen(paths[i], "r");
-		if (!f)
+	char line[512], path[700];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		const char *rel = NULL, *file = NULL, *mnt = NULL;
+		if (!strncmp(line, "0::", 3)) {
+			rel = line + 3;
+			mnt = "/sys/fs/cgroup";
+			file = "memory.max";
+		} else if (strstr(line, ":memory:")) {
+			rel = strstr(line, ":memory:") + 8;
+			mnt = "/sys/fs/cgroup/memory";
+			file = "memory.limit_in_bytes";
+		}
+		if (!rel)
 			continue;
-		char buf[64] = "";
-		int ok = fgets(buf, sizeof(buf), f) != NULL;
-		fclose(f);
-		if (!ok || !strncmp(buf, "max", 3))
-			return 0;
-		char *end;
-		errno = 0;
-		long long v = strtoll(buf, &end, 10);
-		/* v1 reports "no limit" as a huge page-rounded number */
-		if (errno || end == buf || v <= 0 || v >= (1LL << 60))
-			return 0;
-		return (int64_t)v;
+		snprintf(path, sizeof(path), "%s%s/%s", mnt, rel, file);
+		int64_t v = read_limit(path);
+		if (v >= 0) {
+			fclose(f);
+			return v;
+		}
 	}
-	return 0;
+	if (f)
+		fclose(f);
+	int64_t v = read_limit("/sys/fs/cgroup/memory.max");
+	if (v < 0)
+		v = read_limit("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+	return v > 0 ? v : 0;
 }
 
 /* Checks that MAX_CONNECTIONS fits the process's limits; 0, or -1 with why in err
