@@ -268,9 +268,10 @@ GW_COMMON=(JWT_SECRET="$JWT_SECRET" MAX_CONNECTIONS_PER_USER=200 HEARTBEAT_INTER
 if [ -x "$BIN/ws-gateway" ]; then
 	if has fanout; then
 		# Flat out: the per-connection queue must hold a whole burst, or the
-		# saturation run measures slow-client closes instead of throughput.
+		# saturation run measures slow-client closes instead of throughput (and so
+		# must the total budget: 1,000 bursts of up to 16 MiB).
 		fan_gw=("${GW_COMMON[@]}" MAX_CONNECTIONS=1100 SEND_QUEUE_MAX_FRAMES=20000
-			SEND_QUEUE_MAX_BYTES=16777216)
+			SEND_QUEUE_MAX_BYTES=16777216 SEND_QUEUE_TOTAL_BYTES=4294967296)
 		for r in $(seq 1 "$RUNS"); do
 			log "fanout run $r"
 			ws_recv_run fanout-1000x100 1000 100 100000 0 5 0 "${fan_gw[@]}"
