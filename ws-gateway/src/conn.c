@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FLUSH_BATCH_FRAMES 64
@@ -127,7 +128,11 @@ void send_budget_init(send_budget *b, size_t limit)
 	b->low = limit - limit / 4;
 	atomic_init(&b->pressure, 0);
 	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* immune to wall-clock steps */
+	pthread_cond_init(&b->cv, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
 void send_budget_destroy(send_budget *b)
@@ -151,7 +156,7 @@ int send_budget_wait(send_budget *b, int ms)
 	pthread_mutex_lock(&b->mu);
 	if (!atomic_load(&b->pressure)) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += ms / 1000;
 		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {

@@ -31,6 +31,7 @@
 #define SOCKET_COST_BYTES (48L * 1024)
 #define BASE_COST_BYTES   (64L * 1024 * 1024)
 #define SWEEP_MS          250
+#define SHED_MIN_MS       20         /* shedding passes at most this often (each is O(sockets)) */
 #define STACK_TRIM_KEEP   (8 * 1024) /* stack kept below ws_ready's frame (madvise's own) */
 
 struct ws_server {
@@ -487,9 +488,6 @@ static int h_metrics(struct mg_connection *mc, void *cbdata)
 
 /* ---- heartbeat ---- */
 
-/* @locality the sweeper thread: pings every HEARTBEAT_INTERVAL, closes the silent
- * and those whose socket took nothing for WRITE_TIMEOUT_MS, and cuts sockets whose
- * close was not answered within CLOSE_GRACE_MS. */
 typedef struct shed_ent {
 	conn *c;
 	size_t bytes;
@@ -535,12 +533,18 @@ static void shed(ws_server *s, conn **v, size_t n)
 	         (json_int_t)s->budget.limit);
 }
 
+/* @locality the sweeper thread: pings every HEARTBEAT_INTERVAL, closes the silent,
+ * those whose socket took nothing for WRITE_TIMEOUT_MS or drained less than
+ * SEND_MIN_DRAIN_RATE, cuts sockets whose close was not answered within
+ * CLOSE_GRACE_MS, sheds the largest queues when the send budget is under pressure
+ * (woken at once for it), and writes the log lines of the closes started elsewhere
+ * under locks. */
 static void *sweeper_main(void *arg)
 {
 	ws_server *s = arg;
 	int64_t hb_ms = s->cfg->heartbeat_interval * 1000;
 	int64_t next_ping = mono_ms() + hb_ms;
-	int64_t next_sweep = mono_ms() + SWEEP_MS;
+	int64_t next_sweep = mono_ms() + SWEEP_MS, last_shed = 0;
 	while (!atomic_load(&s->stop)) {
 		int64_t wait = next_sweep - mono_ms();
 		int pressure = send_budget_wait(&s->budget, wait > 0 ? (int)wait : 0);
@@ -548,6 +552,13 @@ static void *sweeper_main(void *arg)
 		if (!pressure && now < next_sweep)
 			continue;
 		if (pressure) {
+			/* Under sustained pressure every enqueue may wake us: the hard
+			 * limit holds meanwhile, so one pass per SHED_MIN_MS is enough. */
+			if (now - last_shed < SHED_MIN_MS) {
+				usleep((useconds_t)(SHED_MIN_MS - (now - last_shed)) * 1000);
+				now = mono_ms();
+			}
+			last_shed = now;
 			size_t n;
 			conn **v = registry_snapshot(s->reg, &n);
 			shed(s, v, n);
