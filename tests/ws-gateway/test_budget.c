@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -495,6 +496,80 @@ START_TEST(health_answers_with_every_worker_held)
 }
 END_TEST
 
+/* user+system CPU seconds of pid so far */
+static double cpu_seconds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char *t = read_text_file(path);
+	char *p = strrchr(t, ')');
+	ck_assert_ptr_nonnull(p);
+	unsigned long ut = 0, st = 0;
+	/* fields after the name: state(3) ... utime(14) stime(15) */
+	int n = sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
+	free(t);
+	ck_assert_int_eq(n, 2);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+START_TEST(accept_out_of_fds_does_not_spin)
+{
+	char topic[64];
+	test_topic(topic, sizeof(topic));
+	gw_proc g;
+	gw_start(&g, topic, NULL);
+	int base = count_fds(g.pid);
+	/* Lower the running gateway's open-file limit to a few above what it holds:
+	 * the start-up check cannot be passed with such a limit, but a descriptor
+	 * leak, another library or an operator's prlimit could bring it there. */
+	struct rlimit old, low;
+	ck_assert_int_eq(prlimit(g.pid, RLIMIT_NOFILE, NULL, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)base + 6;
+	ck_assert_int_eq(prlimit(g.pid, RLIMIT_NOFILE, &low, NULL), 0);
+	int fds[24];
+	for (int i = 0; i < 24; i++)
+		fds[i] = tcp_connect(g.port); /* the kernel completes the handshake */
+	usleep(1500 * 1000);
+	double c0 = cpu_seconds(g.pid);
+	usleep(2000 * 1000);
+	double busy = cpu_seconds(g.pid) - c0;
+	/* the ones the gateway could not hold were reset, not left pending */
+	int reset = 0;
+	for (int i = 0; i < 24; i++) {
+		struct pollfd p = {.fd = fds[i], .events = POLLIN};
+		char b;
+		if (poll(&p, 1, 0) == 1 && recv(fds[i], &b, 1, MSG_DONTWAIT) <= 0)
+			reset++;
+	}
+	for (int i = 0; i < 24; i++)
+		close(fds[i]);
+	ck_assert_int_eq(prlimit(g.pid, RLIMIT_NOFILE, &old, NULL), 0);
+	char *body;
+	long long deadline = ms_now() + 15000;
+	int st;
+	while ((st = http_get(g.port, "/metrics", &body)) != 200 && ms_now() < deadline) {
+		free(body);
+		usleep(200 * 1000);
+	}
+	ck_assert_int_eq(st, 200);
+	double dropped = metric_in(body, "ws_accept_no_fd_total");
+	free(body);
+	ck_assert_msg(dropped >= 1, "no accept ran out of descriptors (%.0f)", dropped);
+	ck_assert_msg(reset >= 1, "no connection was reset");
+	ck_assert_msg(busy < 0.5, "the gateway used %.2f s of CPU in 2 s with accept failing",
+	              busy);
+	char *log = read_text_file(g.log);
+	ck_assert_ptr_nonnull(strstr(log, "out of file descriptors"));
+	free(log);
+	fprintf(stderr,
+	        "# accept_out_of_fds_does_not_spin: limit %d, %d of 24 connections reset, %.0f "
+	        "accepts shed, %.2f s CPU in 2 s\n",
+	        base + 6, reset, dropped, busy);
+	ck_assert_int_eq(gw_stop(&g, NULL), 0);
+}
+END_TEST
+
 START_TEST(max_connections_over_nofile_refused)
 {
 	char bin[1024], brokers[512], port[32], logp[600];
@@ -529,6 +604,7 @@ Suite *budget_suite(void)
 	tcase_add_test(tc, trickle_readers_held_to_budget);
 	tcase_add_test(tc, trickle_below_min_drain_rate_closed);
 	tcase_add_test(tc, health_answers_with_every_worker_held);
+	tcase_add_test(tc, accept_out_of_fds_does_not_spin);
 	tcase_add_test(tc, max_connections_over_nofile_refused);
 	suite_add_tcase(s, tc);
 	return s;
