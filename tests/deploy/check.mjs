@@ -490,7 +490,7 @@ for (const o of OVERLAYS) {
         // must not set a combination that makes every pod fail.
         const n = Number(env.MAX_CONNECTIONS || vars.MAX_CONNECTIONS.def);
         const budget = Number(env.SEND_QUEUE_TOTAL_BYTES || vars.SEND_QUEUE_TOTAL_BYTES.def);
-        const need = 64 * 2 ** 20 + budget + (n + 16) * 48 * 1024;
+        const need = 96 * 2 ** 20 + budget + (n + 16) * 48 * 1024;
         const lim = memBytes(c.resources.limits.memory);
         assert(need <= lim, `${svc}: MAX_CONNECTIONS ${n} and SEND_QUEUE_TOTAL_BYTES ${budget} need ${need} bytes, over the memory limit ${lim}`);
       }

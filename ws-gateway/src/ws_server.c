@@ -26,10 +26,11 @@
 #define OPS_THREADS        4   /* threads of the HEALTH_PORT listener */
 /* Resident memory per allowed socket, as the start-up check counts it: a civetweb
  * worker thread's touched stack plus the socket's buffers and its conn, measured at
- * 22-40 KiB (README, "Memory and descriptors"); and what the process needs beside
- * (librdkafka's fetch queue, the heap's arenas, the binary). */
+ * 22-45 KiB (README, "Memory and descriptors"); and what the process needs beside:
+ * librdkafka's prefetch queue (queued.max.messages.kbytes, 64 MiB by default) and
+ * about 32 MiB for the heap's arenas, the binary and the libraries. */
 #define SOCKET_COST_BYTES (48L * 1024)
-#define BASE_COST_BYTES   (64L * 1024 * 1024)
+#define BASE_COST_BYTES   (96L * 1024 * 1024)
 #define SWEEP_MS          250
 #define SHED_MIN_MS       20         /* shedding passes at most this often (each is O(sockets)) */
 #define STACK_TRIM_KEEP   (8 * 1024) /* stack kept below ws_ready's frame (madvise's own) */
@@ -721,8 +722,9 @@ static int check_capacity(const gw_config *cfg, char *err, size_t errlen)
 		         " MiB but the container's memory limit is %" PRId64
 		         " MiB (%ld KiB per socket, %ld MiB base): set MAX_CONNECTIONS to at "
 		         "most %" PRId64 " or raise the limit",
-		         cfg->max_connections, cfg->send_queue_total, cost >> 20, mem >> 20,
-		         SOCKET_COST_BYTES >> 10, BASE_COST_BYTES >> 20, fit > 0 ? fit : 0);
+		         cfg->max_connections, cfg->send_queue_total, (cost + (1 << 20) - 1) >> 20,
+		         mem >> 20, SOCKET_COST_BYTES >> 10, BASE_COST_BYTES >> 20,
+		         fit > 0 ? fit : 0);
 		return -1;
 	}
 	return 0;
