@@ -550,6 +550,16 @@ void conn_send_first(conn *c, frame *f)
 			cut_locked(c); /* half a frame is out: the stream cannot be repaired */
 		goto out;
 	}
+	if (c->lim.budget && budget_take(c->lim.budget, f->len)) {
+		if (r > 0)
+			cut_locked(c);
+		else
+			start_close(c, 1013, "server send budget exhausted: reconnect and catch up",
+			            CLOSE_SEND_BUDGET);
+		goto out;
+	}
+	if (c->lim.budget)
+		c->acct += f->len; /* reserved just above */
 	c->head = (c->head + c->cap - 1) % c->cap;
 	c->ring[c->head] = frame_ref(f);
 	c->n++;
