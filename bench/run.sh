@@ -270,9 +270,10 @@ GW_COMMON=(JWT_SECRET="$JWT_SECRET" MAX_CONNECTIONS_PER_USER=200 HEARTBEAT_INTER
 if [ -x "$BIN/ws-gateway" ]; then
 	if has fanout; then
 		# Flat out: the per-connection queue must hold a whole burst, or the
-		# saturation run measures slow-client closes instead of throughput.
+		# saturation run measures slow-client closes instead of throughput (and so
+		# must the total budget: 1,000 bursts of up to 16 MiB).
 		fan_gw=("${GW_COMMON[@]}" MAX_CONNECTIONS=1100 SEND_QUEUE_MAX_FRAMES=20000
-			SEND_QUEUE_MAX_BYTES=16777216)
+			SEND_QUEUE_MAX_BYTES=16777216 SEND_QUEUE_TOTAL_BYTES=4294967296)
 		for r in $(seq 1 "$RUNS"); do
 			log "fanout run $r"
 			ws_recv_run fanout-1000x100 1000 100 100000 0 5 0 "${fan_gw[@]}"
@@ -293,14 +294,17 @@ if [ -x "$BIN/ws-gateway" ]; then
 		done
 	fi
 	if has capacity; then
-		log "capacity: gateway with MAX_CONNECTIONS=19990 (it lowers the cap to fit the fd limit)"
+		# The most the fd limit holds: the gateway refuses a MAX_CONNECTIONS above
+		# RLIMIT_NOFILE - 16 spare threads - 64 queued - 512 for the rest.
+		cap=$(($(ulimit -n) - 600))
+		log "capacity: gateway with MAX_CONNECTIONS=$cap (the fd limit $(ulimit -n) minus its reserve)"
 		t_start=$(now)
-		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=19990 || exit 1
+		start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS="$cap" || exit 1
 		t_ready=$(now)
 		sleep 2
 		rss0=$(rss_kib "$GW_PID") thr0=$(threads "$GW_PID")
 		rm -f "$WORK/ready"
-		timeout 300 env WS_PORT="$GW_PORT" CONNECTIONS=19990 USERS=1000 MODE=hold HOLD_S=15 \
+		timeout 300 env WS_PORT="$GW_PORT" CONNECTIONS="$cap" USERS=1000 MODE=hold HOLD_S=15 \
 			CONCURRENCY=200 SRC_ADDRS=64 CONNECT_DEADLINE_S=180 READY_FILE="$WORK/ready" \
 			LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/hold.json" 2>>"$WORK/ws-load.log" &
 		wl=$!

@@ -246,6 +246,14 @@ function containerEnv(docs, c, { externalSecrets = [] } = {}) {
   return { env, from };
 }
 
+/** A Kubernetes memory quantity in bytes ("512Mi", "1Gi", "500M", "1048576"). */
+function memBytes(q) {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(q));
+  assert(m, `memory quantity ${q} not understood`);
+  const mult = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2]] || 1;
+  return Number(m[1]) * mult;
+}
+
 function portNumber(c, port) {
   if (typeof port === 'number') return port;
   const p = (c.ports || []).find((x) => x.name === port);
@@ -469,12 +477,24 @@ for (const o of OVERLAYS) {
       const { env } = containerEnv(docs, c, { externalSecrets: EXTERNAL_SECRETS[o] });
       const port = Number(env.PORT || vars.PORT.def);
       eq(port, Number(vars.PORT.def), `${svc} listens on its default port`);
-      eq(c.ports.map((p) => p.containerPort), [port], `${svc} containerPort`);
+      // The gateway's HEALTH_PORT: the probes' own listener, which sockets cannot starve.
+      const health = vars.HEALTH_PORT ? Number(env.HEALTH_PORT || vars.HEALTH_PORT.def) : 0;
+      eq(c.ports.map((p) => p.containerPort), health ? [port, health] : [port], `${svc} containerPort`);
       for (const [kind, want] of [['livenessProbe', SERVICES[svc].liveness], ['readinessProbe', SERVICES[svc].readiness]]) {
         const p = c[kind]?.httpGet;
         assert(p, `${svc} has no httpGet ${kind}`);
         eq(p.path, want, `${svc} ${kind} path`);
-        eq(portNumber(c, p.port), port, `${svc} ${kind} port`);
+        eq(portNumber(c, p.port), health || port, `${svc} ${kind} port`);
+      }
+      if (vars.SEND_QUEUE_TOTAL_BYTES) {
+        // ws-gateway refuses to start when MAX_CONNECTIONS and the send budget cannot
+        // fit the container's memory limit (ws_server.c check_capacity): the manifests
+        // must not set a combination that makes every pod fail.
+        const n = Number(env.MAX_CONNECTIONS || vars.MAX_CONNECTIONS.def);
+        const budget = Number(env.SEND_QUEUE_TOTAL_BYTES || vars.SEND_QUEUE_TOTAL_BYTES.def);
+        const need = 96 * 2 ** 20 + budget + (n + 16) * 48 * 1024;
+        const lim = memBytes(c.resources.limits.memory);
+        assert(need <= lim, `${svc}: MAX_CONNECTIONS ${n} and SEND_QUEUE_TOTAL_BYTES ${budget} need ${need} bytes, over the memory limit ${lim}`);
       }
       if (c.startupProbe?.httpGet) eq(c.startupProbe.httpGet.path, SERVICES[svc].liveness, `${svc} startupProbe path`);
       for (const r of ['requests', 'limits'])

@@ -6,4 +6,5 @@ Suite *registry_suite(void);
 Suite *gateway_suite(void);
 Suite *inbound_suite(void);
 Suite *ready_suite(void);
+Suite *budget_suite(void);
 #endif

@@ -253,3 +253,23 @@ void ws_set_auto_pong(ws_client *c, int on)
 {
 	c->auto_pong = on;
 }
+
+size_t ws_pending(const ws_client *c)
+{
+	return c->len;
+}
+
+int ws_read_some(ws_client *c, size_t max)
+{
+	if (c->cap - c->len < max) {
+		c->cap = c->cap * 2 + max;
+		c->buf = realloc(c->buf, c->cap);
+	}
+	ssize_t r = recv(c->fd, c->buf + c->len, max, MSG_DONTWAIT);
+	if (r == 0)
+		return -1;
+	if (r < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+	c->len += (size_t)r;
+	return (int)r;
+}

@@ -33,5 +33,11 @@ int ws_close_code(const ws_client *c);
 const char *ws_close_reason(const ws_client *c);
 int ws_fd(const ws_client *c);
 void ws_set_auto_pong(ws_client *c, int on);
+/* Bytes read from the socket and not yet consumed as frames. */
+size_t ws_pending(const ws_client *c);
+/* Reads at most max bytes now (non-blocking) into the buffer ws_recv parses from:
+ * a trickle reader. Returns the bytes read, 0 when none were there, -1 on EOF or
+ * error. */
+int ws_read_some(ws_client *c, size_t max);
 
 #endif

@@ -17,7 +17,8 @@ static const cfg_entry table[] = {
      "https://tasksync.example.com); * allows any, for development only (make run sets it)"},
     {"LOG_LEVEL", CFG_LEVEL, &g_cfg.log_level, "info", 0, 0, "debug|info|warn|error|off"},
     {"MAX_CONNECTIONS", CFG_INT, &g_cfg.max_connections, "1000", 1, 100000,
-     "open WebSockets in total (one civetweb thread each; clamped below the fd limit)"},
+     "open WebSockets in total (one civetweb thread each); the gateway refuses to start "
+     "when RLIMIT_NOFILE or the container's memory limit cannot hold it"},
     {"MAX_CONNECTIONS_PER_USER", CFG_INT, &g_cfg.max_conn_per_user, "20", 1, 100000,
      "open WebSockets per user; more are closed with 1008"},
     {"MAX_MESSAGE_BYTES", CFG_INT, &g_cfg.max_message_bytes, "4096", 16, 1048576,
@@ -34,6 +35,17 @@ static const cfg_entry table[] = {
      "frames queued for one socket; past it the client is closed with 1013"},
     {"SEND_QUEUE_MAX_BYTES", CFG_INT, &g_cfg.send_queue_max_bytes, "4194304", 1024, 1073741824,
      "bytes queued for one socket; past it the client is closed with 1013"},
+    {"SEND_QUEUE_TOTAL_BYTES", CFG_INT, &g_cfg.send_queue_total, "67108864", 1048576, 68719476736L,
+     "bytes queued on all sockets together; near it the sockets holding the most are "
+     "closed with 1013, and no frame is queued past it"},
+    {"SEND_MIN_DRAIN_RATE", CFG_INT, &g_cfg.send_min_drain_rate, "1024", 0, 1073741824,
+     "bytes/s a socket with frames waiting must take, on average over SEND_DRAIN_WINDOW_MS, "
+     "else it is closed with 1013 (0: off)"},
+    {"SEND_DRAIN_WINDOW_MS", CFG_INT, &g_cfg.send_drain_window_ms, "10000", 500, 600000,
+     "window of the drain-rate check"},
+    {"HEALTH_PORT", CFG_INT, &g_cfg.health_port, "0", 0, 65535,
+     "second listener with its own threads serving /health /ready /metrics, which "
+     "WebSockets cannot starve (0: none; they are always on PORT too)"},
     {"MAX_EVENT_BYTES", CFG_INT, &g_cfg.max_event_bytes, "262144", 64, 16777216,
      "largest Kafka event accepted; bigger ones are rejected and counted"},
     {"KAFKA_FETCH_WAIT_MS", CFG_INT, &g_cfg.kafka_fetch_wait_ms, "10", 1, 10000,

@@ -14,7 +14,7 @@ typedef struct gw_config {
 	char *jwt_secret;           /* JWT_SECRET (HS256, >= 16 bytes) */
 	char *allowed_origins;      /* ALLOWED_ORIGINS ("*" or exact origins, comma-separated) */
 	int log_level;              /* LOG_LEVEL */
-	long max_connections;       /* MAX_CONNECTIONS: WebSockets in total (clamped by fds) */
+	long max_connections;       /* MAX_CONNECTIONS: WebSockets in total (checked at start) */
 	long max_conn_per_user;     /* MAX_CONNECTIONS_PER_USER */
 	long max_message_bytes;     /* MAX_MESSAGE_BYTES: client frames; bigger -> 1009 */
 	long client_rate_limit;     /* CLIENT_RATE_LIMIT: client frames per second (0: off) */
@@ -22,6 +22,10 @@ typedef struct gw_config {
 	long heartbeat_interval;    /* HEARTBEAT_INTERVAL seconds; silent 2x -> closed */
 	long send_queue_max_frames; /* SEND_QUEUE_MAX_FRAMES: past it -> 1013 */
 	long send_queue_max_bytes;  /* SEND_QUEUE_MAX_BYTES: past it -> 1013 */
+	long send_queue_total;      /* SEND_QUEUE_TOTAL_BYTES: all queues; largest shed */
+	long send_min_drain_rate;   /* SEND_MIN_DRAIN_RATE bytes/s while backlogged (0: off) */
+	long send_drain_window_ms;  /* SEND_DRAIN_WINDOW_MS: window of that check */
+	long health_port;           /* HEALTH_PORT: /health /ready /metrics listener (0: none) */
 	long max_event_bytes;       /* MAX_EVENT_BYTES: bigger Kafka messages are rejected */
 	long kafka_fetch_wait_ms;   /* KAFKA_FETCH_WAIT_MS */
 	long kafka_refresh_ms;      /* KAFKA_METADATA_REFRESH_MS: new partitions picked up */

@@ -46,7 +46,15 @@ struct conn {
 	frame *close_frame;       /* (mu) pending close frame */
 	int64_t close_since_ms;   /* (mu) */
 	int parked;               /* (mu) waiting for POLLOUT in the writer's poller */
-	int park_fd;              /* (mu) dup of fd registered with epoll while parked */
+	int park_epfd;            /* (mu) epoll set fd is registered with (-1: none) */
+	size_t acct;              /* (mu) bytes of this queue counted in lim.budget */
+	int64_t drain_since_ms;   /* (mu) backlogged since (0: queue emptied since) */
+	int64_t drain_win_ms;     /* (mu) start of the current drain-rate window */
+	size_t drain_bytes;       /* (mu) bytes the socket took in that window */
+	int note_pending;         /* (mu) a close was started and not logged yet */
+	int note_code;            /* (mu) */
+	const char *note_reason;  /* (mu) a string literal */
+	size_t reg_slot;          /* (registry's lock) index in the registry's list */
 	atomic_llong last_seen_ms;
 	double tokens; /* rate limiter (connection thread only) */
 	int64_t tokens_at_us;
@@ -111,6 +119,84 @@ void frame_unref(frame *f)
 		free(f);
 }
 
+/* ---- the send-queue budget ---- */
+
+void send_budget_init(send_budget *b, size_t limit)
+{
+	atomic_init(&b->used, 0);
+	atomic_init(&b->peak, 0);
+	b->limit = limit;
+	b->high = limit - limit / 8;
+	b->low = limit - limit / 4;
+	atomic_init(&b->pressure, 0);
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* immune to wall-clock steps */
+	pthread_cond_init(&b->cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void send_budget_destroy(send_budget *b)
+{
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+}
+
+size_t send_budget_used(const send_budget *b)
+{
+	return atomic_load_explicit(&b->used, memory_order_relaxed);
+}
+
+size_t send_budget_peak(const send_budget *b)
+{
+	return atomic_load_explicit(&b->peak, memory_order_relaxed);
+}
+
+int send_budget_wait(send_budget *b, int ms)
+{
+	pthread_mutex_lock(&b->mu);
+	if (!atomic_load(&b->pressure)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return atomic_exchange(&b->pressure, 0) ||
+	       atomic_load_explicit(&b->used, memory_order_relaxed) > b->high;
+}
+
+static void budget_peak(send_budget *b, size_t v)
+{
+	size_t p = atomic_load_explicit(&b->peak, memory_order_relaxed);
+	while (v > p && !atomic_compare_exchange_weak(&b->peak, &p, v))
+		;
+}
+
+/* Reserves len bytes; 0, or -1 when that would pass the limit. Wakes the shedder
+ * when the reservation crosses the high-water mark. No I/O (any lock may be held). */
+static int budget_take(send_budget *b, size_t len)
+{
+	size_t old = atomic_fetch_add(&b->used, len);
+	if (old + len > b->limit) {
+		atomic_fetch_sub(&b->used, len);
+		return -1;
+	}
+	budget_peak(b, old + len);
+	if (old + len > b->high && !atomic_exchange(&b->pressure, 1)) {
+		pthread_mutex_lock(&b->mu); /* held for the signal only */
+		pthread_cond_signal(&b->cv);
+		pthread_mutex_unlock(&b->mu);
+	}
+	return 0;
+}
+
 /* ---- connection ---- */
 
 conn *conn_new(struct mg_connection *mg, int fd, const char *user, const char *device,
@@ -128,7 +214,7 @@ conn *conn_new(struct mg_connection *mg, int fd, const char *user, const char *d
 	c->lim = *lim;
 	c->w = w;
 	c->st = st;
-	c->park_fd = -1;
+	c->park_epfd = -1;
 	atomic_init(&c->last_seen_ms, mono_ms());
 	c->tokens = -1; /* filled on first use */
 	return c;
@@ -140,12 +226,39 @@ conn *conn_ref(conn *c)
 	return c;
 }
 
+/* The queued bytes the budget counts: all but a close frame at the tail. (mu) */
+static size_t acct_bytes(const conn *c)
+{
+	size_t b = c->bytes;
+	if (c->n && c->close_frame && c->ring[(c->head + c->n - 1) % c->cap] == c->close_frame)
+		b -= c->close_frame->len;
+	return b;
+}
+
+/* Brings the budget in line with this queue after it changed. (mu) held. */
+static void sync_acct(conn *c)
+{
+	send_budget *b = c->lim.budget;
+	size_t now = acct_bytes(c);
+	if (!b || now == c->acct)
+		return;
+	if (now > c->acct) {
+		size_t v = atomic_fetch_add(&b->used, now - c->acct) + (now - c->acct);
+		budget_peak(b, v);
+	} else {
+		atomic_fetch_sub(&b->used, c->acct - now);
+	}
+	c->acct = now;
+}
+
 static void drop_queue(conn *c)
 {
 	for (size_t i = 0; i < c->n; i++)
 		frame_unref(c->ring[(c->head + i) % c->cap]);
 	c->head = c->n = c->bytes = 0;
 	c->partial_off = 0;
+	c->drain_since_ms = 0;
+	sync_acct(c);
 }
 
 static int ring_push(conn *c, frame *f);
@@ -170,6 +283,7 @@ static void apply_close(conn *c)
 	}
 	(void)ring_push(c, frame_ref(c->close_frame));
 	c->cstate = CLOSE_QUEUED;
+	sync_acct(c);
 }
 
 void conn_unref(conn *c)
@@ -179,8 +293,6 @@ void conn_unref(conn *c)
 	drop_queue(c);
 	free(c->ring);
 	frame_unref(c->close_frame);
-	if (c->park_fd >= 0)
-		close(c->park_fd);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->idle);
 	free(c);
@@ -299,7 +411,8 @@ static int ring_push(conn *c, frame *f)
 	return 0;
 }
 
-/* (mu) held. */
+/* (mu) held. reason: a string literal. The log line is written later, outside
+ * every lock (conn_take_close_note). */
 static void start_close(conn *c, int code, const char *reason, close_reason why)
 {
 	c->cstate = CLOSE_PENDING;
@@ -308,8 +421,27 @@ static void start_close(conn *c, int code, const char *reason, close_reason why)
 	if (!c->writing)
 		apply_close(c);
 	metric_inc(c->st->closes[why]);
-	log_info("closing connection", "{s:s, s:s, s:i, s:s}", "conn", c->id, "user", c->user,
-	         "code", code, "reason", reason);
+	c->note_pending = 1;
+	c->note_code = code;
+	c->note_reason = reason;
+}
+
+int conn_take_close_note(conn *c, int *code, char *reason, size_t reason_len)
+{
+	pthread_mutex_lock(&c->mu);
+	int r = c->note_pending;
+	if (r) {
+		c->note_pending = 0;
+		*code = c->note_code;
+		snprintf(reason, reason_len, "%s", c->note_reason);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+size_t *conn_registry_slot(conn *c)
+{
+	return &c->reg_slot;
 }
 
 int conn_enqueue(conn *c, frame *f)
@@ -320,11 +452,18 @@ int conn_enqueue(conn *c, frame *f)
 		pthread_mutex_unlock(&c->mu);
 		return CONN_CLOSING;
 	}
-	if (c->n >= c->lim.max_frames || c->bytes + f->len > c->lim.max_bytes || ring_push(c, f)) {
+	if (c->n >= c->lim.max_frames || c->bytes + f->len > c->lim.max_bytes || ring_grow(c)) {
 		start_close(c, 1013, "send queue full: reconnect and catch up", CLOSE_SLOW_CLIENT);
 		rc = CONN_OVERFLOW;
+	} else if (c->lim.budget && budget_take(c->lim.budget, f->len)) {
+		start_close(c, 1013, "server send budget exhausted: reconnect and catch up",
+		            CLOSE_SEND_BUDGET);
+		rc = CONN_OVERFLOW;
 	} else {
-		frame_ref(f);
+		if (c->lim.budget)
+			c->acct += f->len;        /* reserved just above */
+		(void)ring_push(c, frame_ref(f)); /* room made by ring_grow */
+		sync_acct(c);
 	}
 	int go = claim_schedule(c);
 	pthread_mutex_unlock(&c->mu);
@@ -406,13 +545,22 @@ int conn_detach(conn *c)
 	}
 	while (c->writing)
 		pthread_cond_wait(&c->idle, &c->mu);
-	/* A parked conn is woken through its epoll registration (a dup of the fd, so
-	 * it outlives civetweb's close): the pipeline then sees it dead and lets go. */
-	if (c->parked && c->fd >= 0 && !c->cut)
-		shutdown(c->fd, SHUT_RDWR);
+	/* The socket is registered with epoll under its own number: remove it now,
+	 * while the fd is still open and still this socket (civetweb closes it after
+	 * we return, and the number may then be reused by a new connection at once).
+	 * A parked conn's token and reference then go to the poller's orphan list:
+	 * the poller may hold this pointer from an event fetched before the removal,
+	 * so only the poller, after that batch, may hand it on to be released. */
+	int orphan = c->parked;
+	if (c->park_epfd >= 0 && c->fd >= 0)
+		writer_epoll_disarm(c->park_epfd, c->fd);
+	c->park_epfd = -1;
+	c->parked = 0;
 	c->dead = 1;
 	drop_queue(c);
 	pthread_mutex_unlock(&c->mu);
+	if (orphan)
+		writer_orphan(c->w, c);
 	return 1;
 }
 
@@ -446,11 +594,22 @@ void conn_send_first(conn *c, frame *f)
 			cut_locked(c); /* half a frame is out: the stream cannot be repaired */
 		goto out;
 	}
+	if (c->lim.budget && budget_take(c->lim.budget, f->len)) {
+		if (r > 0)
+			cut_locked(c);
+		else
+			start_close(c, 1013, "server send budget exhausted: reconnect and catch up",
+			            CLOSE_SEND_BUDGET);
+		goto out;
+	}
+	if (c->lim.budget)
+		c->acct += f->len; /* reserved just above */
 	c->head = (c->head + c->cap - 1) % c->cap;
 	c->ring[c->head] = frame_ref(f);
 	c->n++;
 	c->bytes += f->len;
 	c->partial_off = r > 0 ? (size_t)r : 0;
+	sync_acct(c);
 out:
 	pthread_mutex_unlock(&c->mu);
 	mg_unlock_connection(c->mg);
@@ -486,13 +645,15 @@ int conn_park(conn *c, int epfd)
 	pthread_mutex_lock(&c->mu);
 	int rc = -1;
 	if (!c->dead && !c->cut && c->fd >= 0) {
-		if (c->park_fd < 0)
-			c->park_fd = dup(c->fd);
-		rc = c->park_fd >= 0 ? writer_epoll_arm(epfd, c->park_fd, c) : -1;
-		if (rc == 0)
+		/* Registered once (ADD) and re-armed (MOD) on later parks: EPOLLONESHOT
+		 * leaves it registered but disarmed after each event. */
+		rc = writer_epoll_arm(epfd, c->fd, c, c->park_epfd >= 0);
+		if (rc == 0) {
+			c->park_epfd = epfd;
 			c->parked = 1;
-		else
+		} else {
 			cut_locked(c); /* cannot wait for it: let it reconnect */
+		}
 	}
 	pthread_mutex_unlock(&c->mu);
 	return rc;
@@ -500,14 +661,10 @@ int conn_park(conn *c, int epfd)
 
 int conn_unpark(conn *c, int epfd)
 {
+	(void)epfd; /* stays registered (disarmed) until re-armed or detached */
 	pthread_mutex_lock(&c->mu);
 	int was = c->parked;
 	c->parked = 0;
-	if (c->park_fd >= 0) {
-		writer_epoll_disarm(epfd, c->park_fd);
-		close(c->park_fd);
-		c->park_fd = -1;
-	}
 	pthread_mutex_unlock(&c->mu);
 	return was;
 }
@@ -574,6 +731,7 @@ int conn_flush(conn *c)
 	if (nb == 0) {
 		c->scheduled = 0;
 		c->blocked_since_ms = 0;
+		c->drain_since_ms = 0;
 		pthread_mutex_unlock(&c->mu);
 		return FLUSH_IDLE;
 	}
@@ -611,8 +769,13 @@ int conn_flush(conn *c)
 	if (events)
 		metric_add(c->st->frames_delivered, (double)events);
 
-	int res, sent_close = 0;
+	size_t written = off - off0;
+	for (size_t i = 0; i < done; i++)
+		written += batch[i]->len;
+
+	int res, sent_close = 0, failed = 0;
 	pthread_mutex_lock(&c->mu); /* order: civetweb's connection lock, then mu */
+	c->drain_bytes += written;
 	c->writing = 0;
 	pthread_cond_broadcast(&c->idle);
 	for (size_t i = 0; i < done; i++) {
@@ -629,7 +792,7 @@ int conn_flush(conn *c)
 	if (r < 0) {
 		if (c->cstate == CLOSE_NONE)
 			metric_inc(c->st->closes[CLOSE_WRITE_FAILED]);
-		log_debug("write failed: socket cut", "{s:s, s:s}", "conn", c->id, "user", c->user);
+		failed = 1;
 		cut_locked(c);
 		drop_queue(c);
 		c->scheduled = 0;
@@ -647,18 +810,48 @@ int conn_flush(conn *c)
 		if (r == 1) {
 			if (done > 0 || off != off0 || !c->blocked_since_ms)
 				c->blocked_since_ms = mono_ms();
+			if (!c->drain_since_ms) {
+				c->drain_since_ms = c->drain_win_ms = c->blocked_since_ms;
+				c->drain_bytes = 0;
+			}
 			res = FLUSH_BLOCKED;
 		} else if (c->n > 0) {
 			c->blocked_since_ms = 0;
 			res = FLUSH_MORE;
 		} else {
 			c->blocked_since_ms = 0;
+			c->drain_since_ms = 0; /* caught up: the drain-rate clock stops */
 			c->scheduled = 0;
 			res = FLUSH_IDLE;
 		}
 	}
+	sync_acct(c);
 	pthread_mutex_unlock(&c->mu);
+	if (failed)
+		log_debug("write failed: socket cut", "{s:s, s:s}", "conn", c->id, "user", c->user);
 	return res;
+}
+
+size_t conn_queued_bytes(conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	size_t b = acct_bytes(c);
+	pthread_mutex_unlock(&c->mu);
+	return b;
+}
+
+int conn_drain_too_slow(conn *c, int64_t now_ms, int64_t window_ms, int64_t min_rate)
+{
+	int slow = 0;
+	pthread_mutex_lock(&c->mu);
+	if (c->drain_since_ms && c->n > 0 && now_ms - c->drain_win_ms >= window_ms) {
+		double need = (double)min_rate * (double)(now_ms - c->drain_win_ms) / 1000.0;
+		slow = (double)c->drain_bytes < need;
+		c->drain_win_ms = now_ms;
+		c->drain_bytes = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return slow;
 }
 
 int64_t conn_blocked_since(conn *c)

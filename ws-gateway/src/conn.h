@@ -14,6 +14,7 @@
 #include "common/util.h"
 #include "stats.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,9 +45,35 @@ frame *frame_close_new(int code, const char *reason);
 frame *frame_ref(frame *f);
 void frame_unref(frame *f);
 
+/* The process's memory budget for send queues (SEND_QUEUE_TOTAL_BYTES): the bytes of
+ * event frames queued on every socket, accounted lock-free. A frame that would take
+ * `used` past `limit` is not queued: its socket is closed with 1013 instead, so
+ * `used` never exceeds `limit`. Crossing `high` (7/8 of the limit) wakes the
+ * shedder (the sweeper thread), which closes the sockets holding the most queued
+ * bytes until `used` is back under `low` (3/4): under pressure the slowest readers
+ * go first, before the hard limit hurts anyone else. Close frames (at most 127
+ * bytes per socket) are not counted. */
+typedef struct send_budget {
+	atomic_size_t used; /* bytes queued now */
+	atomic_size_t peak; /* the highest `used` seen */
+	size_t limit, high, low;
+	atomic_int pressure; /* 1 from crossing `high` until the shedder ran */
+	pthread_mutex_t mu;  /* guards only the wake-up below */
+	pthread_cond_t cv;
+} send_budget;
+
+void send_budget_init(send_budget *b, size_t limit);
+void send_budget_destroy(send_budget *b);
+size_t send_budget_used(const send_budget *b);
+size_t send_budget_peak(const send_budget *b);
+/* Waits up to ms (or until pressure) and returns 1 when the shedder should run.
+ * @locality the sweeper thread. */
+int send_budget_wait(send_budget *b, int ms);
+
 typedef struct conn_limits {
-	size_t max_frames; /* queue bound in frames */
-	size_t max_bytes;  /* queue bound in bytes */
+	size_t max_frames;   /* queue bound in frames */
+	size_t max_bytes;    /* queue bound in bytes */
+	send_budget *budget; /* shared by every connection; NULL: no global bound */
 } conn_limits;
 
 typedef struct conn conn;
@@ -126,6 +153,20 @@ enum {
 };
 /* Since when the socket has been full with frames waiting (mono ms; 0: not). */
 int64_t conn_blocked_since(conn *c);
+/* Bytes of event frames queued now (what a close would give back to the budget). */
+size_t conn_queued_bytes(conn *c);
+/* Minimum drain rate: while the socket stays backlogged (frames queued, socket
+ * found full, not emptied since), the bytes it takes are counted over windows of
+ * window_ms; a window in which it took fewer than min_rate bytes/s (on average)
+ * returns 1 (the caller closes it with 1013). Progress does not restart the clock:
+ * only an empty queue does. @locality the sweeper. */
+int conn_drain_too_slow(conn *c, int64_t now_ms, int64_t window_ms, int64_t min_rate);
+/* The close this connection started and has not been logged yet: 1 (once) with
+ * its code and reason (reason_len bytes). Logging happens outside every lock, so
+ * close starts only record what to say. */
+int conn_take_close_note(conn *c, int *code, char *reason, size_t reason_len);
+/* The slot of c in the registry's list of every connection. @locks registry's. */
+size_t *conn_registry_slot(conn *c);
 /* Writes queued frames (a bounded batch) without blocking. @locality writer threads; the caller
  * holds the scheduling token of c (see writer.c). */
 int conn_flush(conn *c);
@@ -133,10 +174,13 @@ int conn_flush(conn *c);
  * scheduled conn (and one reference with it). Claims it when free and hands the
  * conn to the writer; 1 when claimed. */
 int conn_try_schedule(conn *c);
-/* Registers c with the writer's epoll set (EPOLLOUT, one shot) through a dup of
- * its fd. 0, or -1 when c is dead (the caller drops it). @locks c->mu. */
+/* Registers c's own socket with the writer's epoll set (EPOLLOUT, one shot; no
+ * dup, so parking costs no file descriptor). 0, or -1 when c is dead (the caller
+ * drops it). conn_detach removes the registration while the fd is still civetweb's
+ * and open, so a later socket reusing the number is never touched. @locks c->mu. */
 int conn_park(conn *c, int epfd);
-/* Unregisters c after its event; 1 when it was parked. @locality the poller. */
+/* Takes c back after its event; 1 when it was parked (0: conn_detach took it and
+ * handed it to writer_orphan). @locality the poller. */
 int conn_unpark(conn *c, int epfd);
 
 #endif

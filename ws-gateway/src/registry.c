@@ -76,6 +76,7 @@ int registry_attach(registry *r, conn *c, frame *first)
 		r->capall = r->capall ? r->capall * 2 : 256;
 		r->all = xrealloc(r->all, r->capall * sizeof(*r->all));
 	}
+	*conn_registry_slot(c) = r->nall;
 	r->all[r->nall++] = conn_ref(c);
 	user_ent **link;
 	user_ent *u = find(r, conn_user(c), &link);
@@ -111,17 +112,18 @@ void registry_detach(registry *r, conn *c)
 {
 	int found = 0;
 	pthread_rwlock_wrlock(&r->lock);
-	for (size_t i = 0; i < r->nall; i++) {
-		if (r->all[i] == c) {
-			r->all[i] = r->all[--r->nall];
-			found = 1;
-			break;
-		}
+	/* The connection knows its slot: no scan of every connection. */
+	size_t i = *conn_registry_slot(c);
+	if (i < r->nall && r->all[i] == c) {
+		r->all[i] = r->all[--r->nall];
+		*conn_registry_slot(r->all[i]) = i;
+		found = 1;
 	}
 	user_ent **link;
 	user_ent *u = find(r, conn_user(c), &link);
 	if (u) {
-		for (size_t i = 0; i < u->n; i++) {
+		/* at most MAX_CONNECTIONS_PER_USER entries */
+		for (i = 0; i < u->n; i++) {
 			if (u->conns[i] == c) {
 				/* keep the order of the rest (not required, but cheap) */
 				memmove(&u->conns[i], &u->conns[i + 1],

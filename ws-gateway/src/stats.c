@@ -6,8 +6,9 @@ static const char *const refuse_names[REFUSE__COUNT] = {
     "shutting_down", "total_cap",   "bad_origin", "unauthorized",
     "wrong_user",    "bad_request", "user_cap"};
 static const char *const close_names[CLOSE__COUNT] = {
-    "slow_client", "write_failed", "heartbeat",      "rate_limited", "message_too_large",
-    "shutdown",    "user_cap",     "protocol_error", "token_expired"};
+    "slow_client",       "write_failed", "heartbeat", "rate_limited",
+    "message_too_large", "shutdown",     "user_cap",  "protocol_error",
+    "token_expired",     "send_budget",  "slow_drain"};
 static const char *const reject_names[REJECT__COUNT] = {"too_large",   "not_json", "bad_event_type",
                                                         "bad_user_id", "invalid",  "key_mismatch"};
 
@@ -52,6 +53,10 @@ void gw_stats_init(gw_stats *s, metrics *m)
 	s->client_bytes =
 	    metrics_counter(m, "ws_client_bytes_read_total",
 	                    "Bytes read from client sockets (requests and frames).", NULL);
+	s->accept_emfile = metrics_counter(
+	    m, "ws_accept_no_fd_total",
+	    "Connections accepted on the reserve descriptor and closed at once (EMFILE/ENFILE).",
+	    NULL);
 	s->latency = metrics_histogram(m, "ws_event_delivery_seconds",
 	                               "Event timestamp to socket write, seconds.", NULL,
 	                               METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);

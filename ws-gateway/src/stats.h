@@ -26,6 +26,8 @@ typedef enum {
 	CLOSE_USER_CAP,        /* 1008 after the upgrade */
 	CLOSE_PROTOCOL,        /* 1002: a control frame over 125 bytes, unmasked, ... */
 	CLOSE_TOKEN_EXPIRED,   /* 4001: the token's exp was reached */
+	CLOSE_SEND_BUDGET,     /* 1013: SEND_QUEUE_TOTAL_BYTES reached (largest queues first) */
+	CLOSE_SLOW_DRAIN,      /* 1013: backlogged and below SEND_MIN_DRAIN_RATE */
 	CLOSE__COUNT
 } close_reason;
 
@@ -57,6 +59,7 @@ typedef struct gw_stats {
 	metric *offset_resets[2];       /* offsets out of range: [0] retention, [1] truncated */
 	metric *reject_logs_suppressed; /* "event rejected" lines not written (rate limit) */
 	metric *status_refusals;        /* /status asked without the right token */
+	metric *accept_emfile;          /* accepts that found no file descriptor (shed at once) */
 } gw_stats;
 
 /* Creates every series in m. */

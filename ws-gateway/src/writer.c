@@ -21,6 +21,8 @@ struct writer {
 	int nthreads;
 	pthread_t poller;
 	int have_poller;
+	struct conn **orphans; /* (mu) detached while parked: released by the poller */
+	size_t norphans, caporphans;
 };
 
 void writer_schedule(writer *w, struct conn *c)
@@ -47,14 +49,21 @@ void writer_schedule(writer *w, struct conn *c)
 	pthread_mutex_unlock(&w->mu);
 }
 
-int writer_epoll_arm(int epfd, int fd, struct conn *c)
+int writer_epoll_arm(int epfd, int fd, struct conn *c, int registered)
 {
 	struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
-	if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-		return 0;
-	if (errno == ENOENT && epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
-		return 0;
-	return -1;
+	return epoll_ctl(epfd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -1;
+}
+
+void writer_orphan(writer *w, struct conn *c)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->norphans == w->caporphans) {
+		w->caporphans = w->caporphans ? w->caporphans * 2 : 64;
+		w->orphans = xrealloc(w->orphans, w->caporphans * sizeof(*w->orphans));
+	}
+	w->orphans[w->norphans++] = c;
+	pthread_mutex_unlock(&w->mu);
 }
 
 void writer_epoll_disarm(int epfd, int fd)
@@ -113,6 +122,17 @@ static void *poller_main(void *arg)
 			if (conn_unpark(c, w->epfd))
 				writer_schedule(w, c);
 		}
+		/* Every event fetched above has been handled: no pointer to an orphan
+		 * is left here, so they can go (a flush sees them dead and lets go). */
+		pthread_mutex_lock(&w->mu);
+		struct conn **o = w->orphans;
+		size_t no = w->norphans;
+		w->orphans = NULL;
+		w->norphans = w->caporphans = 0;
+		pthread_mutex_unlock(&w->mu);
+		for (size_t i = 0; i < no; i++)
+			writer_schedule(w, o[i]);
+		free(o);
 	}
 }
 
@@ -161,6 +181,9 @@ void writer_free(writer *w)
 		pthread_join(w->poller, NULL);
 	for (size_t i = 0; i < w->n; i++)
 		conn_unref(w->ring[(w->head + i) % w->cap]);
+	for (size_t i = 0; i < w->norphans; i++)
+		conn_unref(w->orphans[i]);
+	free(w->orphans);
 	/* Connections still parked keep their reference: by now every socket has
 	 * been detached and the process is exiting. */
 	if (w->epfd >= 0)

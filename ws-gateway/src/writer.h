@@ -20,8 +20,13 @@ void writer_free(writer *w);
 /* Hands c (and the reference that comes with it) to the writer. @locks w->mu. */
 void writer_schedule(writer *w, struct conn *c);
 
-/* epoll helpers for conn.c. */
-int writer_epoll_arm(int epfd, int fd, struct conn *c);
+/* epoll helpers for conn.c: arm fd for one EPOLLOUT (MOD when registered, else ADD),
+ * and remove it. */
+int writer_epoll_arm(int epfd, int fd, struct conn *c, int registered);
 void writer_epoll_disarm(int epfd, int fd);
+/* Takes back a parked connection whose socket went away (conn_detach removed it from
+ * the epoll set): the poller releases it after its current batch of events, the
+ * last point at which it may still hold the pointer. Takes the token's reference. */
+void writer_orphan(writer *w, struct conn *c);
 
 #endif

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <net/if.h>
 #include <netdb.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,9 +24,19 @@
 #include <unistd.h>
 
 #define HTTP_SPARE_THREADS 16  /* civetweb threads kept for HTTP and refusals */
-#define FD_HEADROOM        512 /* Kafka, epoll, parked dups, logs, civetweb's queue */
-#define SWEEP_MS           250
-#define STACK_TRIM_KEEP    (8 * 1024) /* stack kept below ws_ready's frame (madvise's own) */
+#define CONN_QUEUE         64  /* civetweb's queue of accepted sockets (connection_queue) */
+#define FD_HEADROOM        512 /* Kafka, epoll, logs, the reserve fd, the ops listener */
+#define OPS_THREADS        4   /* threads of the HEALTH_PORT listener */
+/* Resident memory per allowed socket, as the start-up check counts it: a civetweb
+ * worker thread's touched stack plus the socket's buffers and its conn, measured at
+ * 22-45 KiB (README, "Memory and descriptors"); and what the process needs beside:
+ * librdkafka's prefetch queue (queued.max.messages.kbytes, 64 MiB by default) and
+ * about 32 MiB for the heap's arenas, the binary and the libraries. */
+#define SOCKET_COST_BYTES (48L * 1024)
+#define BASE_COST_BYTES   (96L * 1024 * 1024)
+#define SWEEP_MS          250
+#define SHED_MIN_MS       20         /* shedding passes at most this often (each is O(sockets)) */
+#define STACK_TRIM_KEEP   (8 * 1024) /* stack kept below ws_ready's frame (madvise's own) */
 
 struct ws_server {
 	const gw_config *cfg;
@@ -40,9 +52,58 @@ struct ws_server {
 	atomic_int stop;
 	pthread_t sweeper;
 	int have_sweeper;
-	frame *ping;          /* the heartbeat ping frame, shared */
-	char rate_reason[96]; /* close reason of the client rate limit */
+	frame *ping;            /* the heartbeat ping frame, shared */
+	char rate_reason[96];   /* close reason of the client rate limit */
+	send_budget budget;     /* SEND_QUEUE_TOTAL_BYTES, shared by every conn */
+	struct mg_context *ops; /* HEALTH_PORT listener (NULL: none) */
 };
+
+/* ---- accept never spins on EMFILE ----
+ *
+ * civetweb's master thread polls the listening socket and calls accept(); when that
+ * fails for want of a file descriptor, the connection stays pending, poll() returns
+ * at once and the thread spins. The interposed accept() below keeps one descriptor
+ * in reserve: on EMFILE/ENFILE it gives it up, accepts the pending connection,
+ * closes it at once (the client sees a reset and retries elsewhere), and takes the
+ * reserve back. The caps checked at start (MAX_CONNECTIONS against RLIMIT_NOFILE)
+ * make this a last resort; it is counted (ws_accept_no_fd_total) and logged at
+ * most once a second. */
+static int g_reserve_fd = -1;
+static metric *g_emfile_counter;
+static _Atomic int64_t g_emfile_logged_ms;
+
+static void shed_pending(int s)
+{
+	if (g_reserve_fd < 0)
+		return;
+	close(g_reserve_fd);
+	int fd = accept4(s, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0}; /* RST: no TIME_WAIT */
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+	}
+	g_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (g_emfile_counter)
+		metric_inc(g_emfile_counter);
+	int64_t now = mono_ms(), last = atomic_load(&g_emfile_logged_ms);
+	if (now - last >= 1000 && atomic_compare_exchange_strong(&g_emfile_logged_ms, &last, now))
+		log_warn("out of file descriptors: connection dropped at accept", "{s:f}",
+		         "dropped_total", g_emfile_counter ? metric_value(g_emfile_counter) : 0.0);
+}
+
+/* Every accept of civetweb's (its master thread's) comes here first. */
+int accept(int s, struct sockaddr *addr, socklen_t *len)
+{
+	int fd = accept4(s, addr, len, 0);
+	if (fd < 0) {
+		int e = errno;
+		if (e == EMFILE || e == ENFILE)
+			shed_pending(s);
+		errno = e;
+	}
+	return fd;
+}
 
 /* ---- the socket of a civetweb connection ----
  *
@@ -137,6 +198,16 @@ static void send_error(ws_server *s, conn *c, const char *code, const char *msg)
 	send_json(c, json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", msg));
 }
 
+/* Logs the close c started, once, with no lock held. */
+static void log_close_note(conn *c)
+{
+	int code;
+	char reason[128];
+	if (conn_take_close_note(c, &code, reason, sizeof(reason)))
+		log_info("closing connection", "{s:s, s:s, s:i, s:s}", "conn", conn_id(c), "user",
+		         conn_user(c), "code", code, "reason", reason);
+}
+
 /* Forgets c: no I/O on its socket after this. @locality its civetweb thread. */
 static void release_conn(ws_server *s, const struct mg_connection *mc)
 {
@@ -145,6 +216,7 @@ static void release_conn(ws_server *s, const struct mg_connection *mc)
 	if (!c)
 		return;
 	ws_guard_detach();
+	log_close_note(c);
 	if (conn_detach(c)) {
 		registry_detach(s->reg, c);
 		atomic_fetch_sub(&s->open, 1);
@@ -510,14 +582,88 @@ static void sweep_ready(ws_server *s, conn *c, int live, int64_t wall)
 /* @locality the sweeper thread: pings every HEARTBEAT_INTERVAL, closes the silent
  * and those whose socket took nothing for WRITE_TIMEOUT_MS, and cuts sockets whose
  * close was not answered within CLOSE_GRACE_MS. */
+
+typedef struct shed_ent {
+	conn *c;
+	size_t bytes;
+} shed_ent;
+
+static int shed_cmp(const void *a, const void *b)
+{
+	size_t x = ((const shed_ent *)a)->bytes, y = ((const shed_ent *)b)->bytes;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The send budget passed its high-water mark: closes (1013) the sockets holding the
+ * most queued bytes until what stays queued is under the low-water mark. Largest
+ * first because the queue a socket holds is what its slowness costs everyone: a
+ * socket that keeps up holds next to nothing, however busy it is. The bytes of a
+ * closed socket go back to the budget at once (its queue is dropped unless a write
+ * is under way). @locality the sweeper. */
+static void shed(ws_server *s, conn **v, size_t n)
+{
+	size_t used = send_budget_used(&s->budget);
+	if (used <= s->budget.low)
+		return;
+	shed_ent *e = xmalloc((n ? n : 1) * sizeof(*e));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t b = conn_queued_bytes(v[i]);
+		if (b > 0 && !conn_closing(v[i], NULL))
+			e[k++] = (shed_ent){v[i], b};
+	}
+	qsort(e, k, sizeof(*e), shed_cmp);
+	size_t closed = 0;
+	for (size_t i = 0; i < k && used > s->budget.low; i++) {
+		if (conn_close(e[i].c, 1013, "server send budget exhausted: reconnect and catch up",
+		               CLOSE_SEND_BUDGET)) {
+			used = used > e[i].bytes ? used - e[i].bytes : 0;
+			closed++;
+		}
+	}
+	free(e);
+	log_warn("send budget over its high-water mark: largest queues closed", "{s:I, s:I, s:I}",
+	         "closed", (json_int_t)closed, "queued_bytes",
+	         (json_int_t)send_budget_used(&s->budget), "budget_bytes",
+	         (json_int_t)s->budget.limit);
+}
+
+/* @locality the sweeper thread: pings every HEARTBEAT_INTERVAL, closes the silent,
+ * those whose socket took nothing for WRITE_TIMEOUT_MS or drained less than
+ * SEND_MIN_DRAIN_RATE, cuts sockets whose close was not answered within
+ * CLOSE_GRACE_MS, sheds the largest queues when the send budget is under pressure
+ * (woken at once for it), and writes the log lines of the closes started elsewhere
+ * under locks. */
 static void *sweeper_main(void *arg)
 {
 	ws_server *s = arg;
 	int64_t hb_ms = s->cfg->heartbeat_interval * 1000;
 	int64_t next_ping = mono_ms() + hb_ms;
+	int64_t next_sweep = mono_ms() + SWEEP_MS, last_shed = 0;
 	while (!atomic_load(&s->stop)) {
-		usleep(SWEEP_MS * 1000);
+		int64_t wait = next_sweep - mono_ms();
+		int pressure = send_budget_wait(&s->budget, wait > 0 ? (int)wait : 0);
 		int64_t now = mono_ms();
+		if (!pressure && now < next_sweep)
+			continue;
+		if (pressure) {
+			/* Under sustained pressure every enqueue may wake us: the hard
+			 * limit holds meanwhile, so one pass per SHED_MIN_MS is enough. */
+			if (now - last_shed < SHED_MIN_MS) {
+				usleep((useconds_t)(SHED_MIN_MS - (now - last_shed)) * 1000);
+				now = mono_ms();
+			}
+			last_shed = now;
+			size_t n;
+			conn **v = registry_snapshot(s->reg, &n);
+			shed(s, v, n);
+			for (size_t i = 0; i < n; i++)
+				log_close_note(v[i]);
+			registry_snapshot_free(v, n);
+			if (now < next_sweep)
+				continue;
+		}
+		next_sweep = now + SWEEP_MS;
 		int ping = now >= next_ping;
 		if (ping)
 			next_ping = now + hb_ms;
@@ -534,12 +680,18 @@ static void *sweeper_main(void *arg)
 			} else if (conn_blocked_since(c) &&
 			           now - conn_blocked_since(c) > s->cfg->write_timeout_ms) {
 				(void)conn_close(c, 1013, "client not reading", CLOSE_SLOW_CLIENT);
+			} else if (s->cfg->send_min_drain_rate > 0 &&
+			           conn_drain_too_slow(c, now, s->cfg->send_drain_window_ms,
+			                               s->cfg->send_min_drain_rate)) {
+				(void)conn_close(c, 1013, "client reading too slowly",
+				                 CLOSE_SLOW_DRAIN);
 			} else if (now - conn_last_seen(c) > 2 * hb_ms) {
 				(void)conn_close(c, 1001, "heartbeat timeout", CLOSE_HEARTBEAT);
 			} else if (ping) {
 				(void)conn_enqueue(c, s->ping);
 			}
 			sweep_ready(s, c, live, wall);
+			log_close_note(c);
 		}
 		registry_snapshot_free(v, n);
 	}
@@ -570,6 +722,122 @@ long ws_server_cap(const ws_server *s)
 	return s->cap;
 }
 
+static double gauge_queued(void *arg)
+{
+	return (double)send_budget_used(arg);
+}
+
+static double gauge_peak(void *arg)
+{
+	return (double)send_budget_peak(arg);
+}
+
+static double gauge_limit(void *arg)
+{
+	return (double)((send_budget *)arg)->limit;
+}
+
+/* A cgroup memory limit file's value; 0 when absent, "max" or v1's "no limit". */
+static int64_t read_limit(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char buf[64] = "";
+	int ok = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	if (!ok || !strncmp(buf, "max", 3))
+		return 0;
+	char *end;
+	errno = 0;
+	long long v = strtoll(buf, &end, 10);
+	/* v1 reports "no limit" as a huge page-rounded number */
+	if (errno || end == buf || v <= 0 || v >= (1LL << 60))
+		return 0;
+	return (int64_t)v;
+}
+
+/* The memory limit of this process's cgroup in bytes (v2, then v1: the path from
+ * /proc/self/cgroup, then the mount's root, which is the container's own under a
+ * cgroup namespace); 0 when none is set. */
+static int64_t memory_limit(void)
+{
+	char line[512], path[700];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		const char *rel = NULL, *file = NULL, *mnt = NULL;
+		if (!strncmp(line, "0::", 3)) {
+			rel = line + 3;
+			mnt = "/sys/fs/cgroup";
+			file = "memory.max";
+		} else if (strstr(line, ":memory:")) {
+			rel = strstr(line, ":memory:") + 8;
+			mnt = "/sys/fs/cgroup/memory";
+			file = "memory.limit_in_bytes";
+		}
+		if (!rel)
+			continue;
+		snprintf(path, sizeof(path), "%s%s/%s", mnt, rel, file);
+		int64_t v = read_limit(path);
+		if (v >= 0) {
+			fclose(f);
+			return v;
+		}
+	}
+	if (f)
+		fclose(f);
+	int64_t v = read_limit("/sys/fs/cgroup/memory.max");
+	if (v < 0)
+		v = read_limit("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+	return v > 0 ? v : 0;
+}
+
+/* Checks that MAX_CONNECTIONS fits the process's limits; 0, or -1 with why in err
+ * (one line, what to change). */
+static int check_capacity(const gw_config *cfg, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	long fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+	               ? (long)rl.rlim_cur
+	               : 1048576;
+	/* At most num_threads sockets are being served and CONN_QUEUE wait for a
+	 * thread (civetweb's master blocks when its queue is full), so this is every
+	 * socket the process can hold; FD_HEADROOM covers the rest. */
+	long need = cfg->max_connections + HTTP_SPARE_THREADS + CONN_QUEUE + FD_HEADROOM +
+	            (cfg->health_port ? OPS_THREADS + 1 : 0);
+	if (need > fds) {
+		snprintf(err, errlen,
+		         "MAX_CONNECTIONS=%ld needs %ld file descriptors but RLIMIT_NOFILE is %ld: "
+		         "set MAX_CONNECTIONS to at most %ld or raise the limit",
+		         cfg->max_connections, need, fds, cfg->max_connections - (need - fds));
+		return -1;
+	}
+	if (cfg->send_queue_max_bytes > cfg->send_queue_total) {
+		snprintf(err, errlen,
+		         "SEND_QUEUE_MAX_BYTES=%ld is larger than SEND_QUEUE_TOTAL_BYTES=%ld",
+		         cfg->send_queue_max_bytes, cfg->send_queue_total);
+		return -1;
+	}
+	int64_t mem = memory_limit();
+	int64_t cost = BASE_COST_BYTES + cfg->send_queue_total +
+	               (int64_t)(cfg->max_connections + HTTP_SPARE_THREADS) * SOCKET_COST_BYTES;
+	if (mem > 0 && cost > mem) {
+		int64_t fit = (mem - BASE_COST_BYTES - cfg->send_queue_total) / SOCKET_COST_BYTES -
+		              HTTP_SPARE_THREADS;
+		snprintf(err, errlen,
+		         "MAX_CONNECTIONS=%ld with SEND_QUEUE_TOTAL_BYTES=%ld needs about %" PRId64
+		         " MiB but the container's memory limit is %" PRId64
+		         " MiB (%ld KiB per socket, %ld MiB base): set MAX_CONNECTIONS to at "
+		         "most %" PRId64 " or raise the limit",
+		         cfg->max_connections, cfg->send_queue_total, (cost + (1 << 20) - 1) >> 20,
+		         mem >> 20, SOCKET_COST_BYTES >> 10, BASE_COST_BYTES >> 20,
+		         fit > 0 ? fit : 0);
+		return -1;
+	}
+	return 0;
+}
+
 ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const gw_stats *st,
                            consumer *cons, char *err, size_t errlen)
 {
@@ -581,33 +849,33 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	s->cons = cons;
 	s->lim.max_frames = (size_t)cfg->send_queue_max_frames;
 	s->lim.max_bytes = (size_t)cfg->send_queue_max_bytes;
+	send_budget_init(&s->budget, (size_t)cfg->send_queue_total);
+	s->lim.budget = &s->budget;
 	s->ping = frame_new(WS_OP_PING, "", 0, 0);
 	snprintf(s->rate_reason, sizeof(s->rate_reason),
 	         "rate limit exceeded: more than %ld messages/s (burst %ld)",
 	         cfg->client_rate_limit, cfg->client_rate_burst);
-
-	struct rlimit rl;
-	long fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-	               ? (long)rl.rlim_cur
-	               : 1048576;
-	long room = fds - FD_HEADROOM - HTTP_SPARE_THREADS;
 	s->cap = cfg->max_connections;
-	if (room < 1) {
-		snprintf(err, errlen, "open-file limit %ld is too low", fds);
+	if (check_capacity(cfg, err, errlen))
 		goto fail;
-	}
-	if (s->cap > room) {
-		log_warn("MAX_CONNECTIONS lowered to fit the open-file limit", "{s:i, s:i, s:i}",
-		         "configured", (int)cfg->max_connections, "effective", (int)room, "nofile",
-		         (int)fds);
-		s->cap = room;
-	}
+	g_emfile_counter = st->accept_emfile;
+	if (g_reserve_fd < 0)
+		g_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	metrics_gauge_fn(st->reg, "ws_send_queue_bytes",
+	                 "Bytes queued on all sockets (counted against SEND_QUEUE_TOTAL_BYTES).",
+	                 NULL, gauge_queued, &s->budget);
+	metrics_gauge_fn(st->reg, "ws_send_queue_bytes_peak",
+	                 "The most bytes queued on all sockets at once since start.", NULL,
+	                 gauge_peak, &s->budget);
+	metrics_gauge_fn(st->reg, "ws_send_queue_budget_bytes", "SEND_QUEUE_TOTAL_BYTES.", NULL,
+	                 gauge_limit, &s->budget);
 
-	char port[32], threads[32];
+	char port[32], threads[32], queue[32];
 	/* "+port": IPv6 and IPv4 (one dual-stack socket) where civetweb has IPv6
 	 * (mg_check_feature 8; Debian 12's 1.15 has not) and the kernel too. */
 	snprintf(port, sizeof(port), "%s%ld", ipv6_usable() ? "+" : "", cfg->port);
 	snprintf(threads, sizeof(threads), "%ld", s->cap + HTTP_SPARE_THREADS);
+	snprintf(queue, sizeof(queue), "%d", CONN_QUEUE);
 	const char *opts[] = {"listening_ports",
 	                      port,
 	                      "num_threads",
@@ -622,6 +890,8 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	                      "30000",
 	                      "listen_backlog",
 	                      "4096",
+	                      "connection_queue",
+	                      queue,
 	                      NULL};
 	struct mg_callbacks cb;
 	memset(&cb, 0, sizeof(cb));
@@ -640,14 +910,42 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	mg_set_request_handler(s->ctx, "/ready", h_ready, s);
 	mg_set_request_handler(s->ctx, "/status", h_status, s);
 	mg_set_request_handler(s->ctx, "/metrics", h_metrics, s);
+	if (cfg->health_port) {
+		/* Its own threads: WebSockets and idle connections on PORT cannot take
+		 * them, so the probes answer however full the replica is. */
+		char hport[32], hthreads[32];
+		snprintf(hport, sizeof(hport), "%ld", cfg->health_port);
+		snprintf(hthreads, sizeof(hthreads), "%d", OPS_THREADS);
+		const char *hopts[] = {"listening_ports",
+		                       hport,
+		                       "num_threads",
+		                       hthreads,
+		                       "enable_keep_alive",
+		                       "no",
+		                       "request_timeout_ms",
+		                       "2000",
+		                       NULL};
+		struct mg_callbacks hcb;
+		memset(&hcb, 0, sizeof(hcb));
+		s->ops = mg_start(&hcb, NULL, hopts);
+		if (!s->ops) {
+			snprintf(err, errlen, "could not start the health listener on port %s",
+			         hport);
+			goto fail;
+		}
+		mg_set_request_handler(s->ops, "/health", h_health, s);
+		mg_set_request_handler(s->ops, "/ready", h_ready, s);
+		mg_set_request_handler(s->ops, "/metrics", h_metrics, s);
+	}
 	if (pthread_create(&s->sweeper, NULL, sweeper_main, s)) {
 		snprintf(err, errlen, "could not start the heartbeat thread");
 		goto fail;
 	}
 	s->have_sweeper = 1;
 	(void)pthread_setname_np(s->sweeper, "gw-sweeper");
-	log_info("listening", "{s:i, s:i, s:b}", "port", (int)cfg->port, "max_connections",
-	         (int)s->cap, "ipv6", port[0] == '+');
+	log_info("listening", "{s:i, s:i, s:i, s:I, s:b}", "port", (int)cfg->port, "health_port",
+	         (int)cfg->health_port, "max_connections", (int)s->cap, "send_queue_total_bytes",
+	         (json_int_t)cfg->send_queue_total, "ipv6", port[0] == '+');
 	return s;
 fail:
 	ws_server_stop(s);
@@ -684,10 +982,13 @@ void ws_server_stop(ws_server *s)
 	atomic_store(&s->stop, 1);
 	if (s->have_sweeper)
 		pthread_join(s->sweeper, NULL);
+	if (s->ops)
+		mg_stop(s->ops);
 	if (s->ctx) {
 		mg_stop(s->ctx);
 		mg_exit_library();
 	}
 	frame_unref(s->ping);
+	send_budget_destroy(&s->budget);
 	free(s);
 }

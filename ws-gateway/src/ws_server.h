@@ -13,7 +13,8 @@
 
 typedef struct ws_server ws_server;
 
-/* Starts civetweb on cfg->port. NULL with a reason in err. */
+/* Starts civetweb on cfg->port (and cfg->health_port). NULL with a reason in err,
+ * also when MAX_CONNECTIONS cannot fit RLIMIT_NOFILE or the memory limit. */
 ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const gw_stats *st,
                            consumer *cons, char *err, size_t errlen);
 /* SIGTERM: refuses new sockets (503), closes every socket with 1001 and waits for
@@ -23,7 +24,7 @@ void ws_server_drain(ws_server *s, int64_t deadline_ms);
 void ws_server_stop(ws_server *s);
 /* Open WebSockets (metrics callback). */
 double ws_server_open(void *s);
-/* The WebSocket cap after the file-descriptor limit was applied. */
+/* The WebSocket cap (MAX_CONNECTIONS, checked at start). */
 long ws_server_cap(const ws_server *s);
 
 #define GW_VERSION "1.0.0"
