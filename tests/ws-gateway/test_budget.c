@@ -577,8 +577,9 @@ START_TEST(max_connections_over_nofile_refused)
 	snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s", test_env("KAFKA_BROKERS"));
 	snprintf(port, sizeof(port), "PORT=%d", free_port());
 	snprintf(logp, sizeof(logp), "%s/refused-%d.log", test_env("TEST_RUN_DIR"), (int)getpid());
-	const char *env[] = {brokers, port, "JWT_SECRET=" TEST_SECRET, "MAX_CONNECTIONS=100000",
-	                     NULL};
+	const char *env[] = {
+	    brokers, port, "JWT_SECRET=" TEST_SECRET, "ALLOWED_ORIGINS=*", "MAX_CONNECTIONS=100000",
+	    NULL};
 	int rc = proc_run(bin, NULL, env, logp, 30000);
 	ck_assert_int_ne(rc, 0);
 	char *log = read_text_file(logp);
