@@ -291,6 +291,8 @@ if [ -x "$BIN/ws-gateway" ]; then
 			log "latency run $r (10,000 frames/s: 1,000 events/s to 1,000 sockets of 100 users, fetch wait $FETCH_WAIT_MS ms)"
 			ws_recv_run latency-10k 1000 100 10000 1000 0 0 "${lat_gw[@]}"
 			ws_recv_run stalled-1-of-1000 1000 100 10000 1000 0 1 "${lat_gw[@]}"
+			# 300 of them stop reading: the others' delivery must not suffer.
+			ws_recv_run stalled-300-of-1000 1000 100 10000 1000 0 300 "${lat_gw[@]}"
 		done
 	fi
 	if has capacity; then
