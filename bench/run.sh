@@ -379,6 +379,16 @@ if has api; then
 					-H 'Content-Type: application/json' -d '{"title":"warm-up"}' \
 					"http://127.0.0.1:$API_PORT/api/v1/tasks" || log "warm-up write failed"
 			sleep 1
+			# What the previous run left in the slot (a saturation run ends seconds
+			# ahead of the relay) is drained before this run is measured, as a
+			# process in service would have drained it before the next load.
+			local target drained=0
+			target=$(psql -qAtX "$DATABASE_URL" -c 'SELECT pg_current_wal_lsn()')
+			for _ in $(seq 1 600); do
+				[ "$(psql -qAtX "$DATABASE_URL" -c "SELECT bool_and(confirmed_flush_lsn >= '$target') FROM pg_replication_slots")" = t ] && { drained=1; break; }
+				sleep 0.1
+			done
+			[ $drained = 1 ] || log "the slot was not drained in 60 s"
 		}
 		api_run() { # LABEL VAR=VALUE...
 			local label=$1 a0 b0 p0 a1 b1 p1
