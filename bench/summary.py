@@ -108,7 +108,7 @@ def main():
             row("gateway CPU, cores busy over the frames", runs,
                 lambda r: r["gateway_cpu_s"] / max(span(r), 1.0) if span(r) > 1 else
                 r["gateway_cpu_s"] / r["wall_s"])
-            row("devbroker CPU, cores busy", runs,
+            row("broker CPU (Kafka JVM or devbroker), cores busy", runs,
                 lambda r: r["broker_cpu_s"] / max(span(r), r["wall_s"] - 3, 0.1))
             row("whole machine, cores busy (2 = saturated)", runs,
                 lambda r: r["machine_busy_cores"])
