@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- units: the budget's accounting (no broker, no socket) ---- */
@@ -591,6 +593,82 @@ START_TEST(max_connections_over_nofile_refused)
 }
 END_TEST
 
+/* A memory cgroup of its own below this process's (v1 memory controller, else v2)
+ * with limit bytes; its directory in dir. Fails the test when none can be made. */
+static void cgroup_make(char *dir, size_t len, long long limit)
+{
+	char line[512], file[800];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	ck_assert_ptr_nonnull(f);
+	dir[0] = '\0';
+	const char *limit_file = NULL;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *m = strstr(line, ":memory:");
+		if (m) {
+			snprintf(dir, len, "/sys/fs/cgroup/memory%s/tasksync-test-%d", m + 8,
+			         (int)getpid());
+			limit_file = "memory.limit_in_bytes";
+			break;
+		}
+		if (!strncmp(line, "0::", 3) && !dir[0]) {
+			snprintf(dir, len, "/sys/fs/cgroup%s/tasksync-test-%d", line + 3,
+			         (int)getpid());
+			limit_file = "memory.max";
+		}
+	}
+	fclose(f);
+	ck_assert_msg(dir[0] && mkdir(dir, 0755) == 0, "cannot make a memory cgroup %s: %s", dir,
+	              strerror(errno));
+	snprintf(file, sizeof(file), "%s/%s", dir, limit_file);
+	FILE *l = fopen(file, "w");
+	ck_assert_msg(l && fprintf(l, "%lld\n", limit) > 0 && fclose(l) == 0, "cannot set %s: %s",
+	              file, strerror(errno));
+}
+
+/* Runs the gateway inside cgroup dir (the shell moves itself in, then execs it). */
+static int run_in_cgroup(const char *dir, const char *max_conns, const char *logp, int timeout_ms)
+{
+	char bin[1024], script[2400], brokers[512], port[32], mc[64];
+	snprintf(bin, sizeof(bin), "%s/ws-gateway", test_env("TASKSYNC_BIN"));
+	snprintf(script, sizeof(script), "echo $$ > '%s/cgroup.procs' && exec '%s'", dir, bin);
+	snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s", test_env("KAFKA_BROKERS"));
+	snprintf(port, sizeof(port), "PORT=%d", free_port());
+	snprintf(mc, sizeof(mc), "MAX_CONNECTIONS=%s", max_conns);
+	const char *args[] = {"-c", script, NULL};
+	const char *env[] = {brokers, port, "JWT_SECRET=" TEST_SECRET, "ALLOWED_ORIGINS=*",
+	                     mc,      NULL};
+	return proc_run("/bin/sh", args, env, logp, timeout_ms);
+}
+
+START_TEST(max_connections_over_memory_limit_refused)
+{
+	/* In a cgroup limited to 256 MiB: 5,000 sockets (about 395 MiB by the gateway's
+	 * own reckoning) are refused at start with what to set; 100 start. */
+	char dir[700], logp[600];
+	cgroup_make(dir, sizeof(dir), 256LL << 20);
+	snprintf(logp, sizeof(logp), "%s/memlimit-%d.log", test_env("TEST_RUN_DIR"), (int)getpid());
+	int rc = run_in_cgroup(dir, "5000", logp, 30000);
+	char *log = read_text_file(logp);
+	ck_assert_msg(rc != 0, "started with MAX_CONNECTIONS=5000 under 256 MiB: %s", log);
+	ck_assert_msg(strstr(log, "MAX_CONNECTIONS=5000") &&
+	                  strstr(log, "memory limit is 256 MiB") &&
+	                  strstr(log, "set MAX_CONNECTIONS to at most"),
+	              "no clear reason in the log: %s", log);
+	ck_assert_ptr_null(strstr(log, "\"listening\""));
+	free(log);
+	/* within the limit it starts: killed by the timeout once it listens */
+	char logok[640];
+	snprintf(logok, sizeof(logok), "%s.ok", logp);
+	rc = run_in_cgroup(dir, "100", logok, 4000);
+	log = read_text_file(logok);
+	ck_assert_msg(strstr(log, "\"listening\""), "MAX_CONNECTIONS=100 did not start: %s", log);
+	free(log);
+	for (int i = 0; i < 50 && rmdir(dir) != 0; i++)
+		usleep(100000); /* the killed process leaves the cgroup when reaped */
+}
+END_TEST
+
 Suite *budget_suite(void)
 {
 	Suite *s = suite_create("budget");
@@ -607,6 +685,7 @@ Suite *budget_suite(void)
 	tcase_add_test(tc, health_answers_with_every_worker_held);
 	tcase_add_test(tc, accept_out_of_fds_does_not_spin);
 	tcase_add_test(tc, max_connections_over_nofile_refused);
+	tcase_add_test(tc, max_connections_over_memory_limit_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
