@@ -601,7 +601,7 @@ static void cgroup_make(char *dir, size_t len, long long limit)
 	FILE *f = fopen("/proc/self/cgroup", "r");
 	ck_assert_ptr_nonnull(f);
 	dir[0] = '\0';
-	const char *limit_file = NULL;
+	const char *limit_file = "memory.max";
 	while (fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = '\0';
 		char *m = strstr(line, ":memory:");
