@@ -154,14 +154,7 @@ static void notice_processor(void *arg, const char *message)
 
 db_conn *db_acquire(db_pool *p, int timeout_ms)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	struct timespec deadline = deadline_in(CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&p->mu);
 	db_conn *c = NULL;
 	for (;;) {

@@ -92,7 +92,7 @@ struct outbox_relay {
 	long backoff_ms;
 	int64_t next_try_ms, next_prune_ms, next_lag_ms, last_warn_ms;
 	uint64_t flushed_at_reset;
-	wal_resume resume; /* the server flushed was reached on (see try_lead) */
+	char server[48]; /* wal_server_id of the stream flushed was reached on */
 	dead *dq;
 	size_t ndq, capdq;
 	int64_t dead_ids[DEAD_REMEMBERED];
@@ -695,11 +695,12 @@ static void try_lead(outbox_relay *r)
 	char err[512];
 	/* A reset within this process resumes past what Kafka acknowledged, so a
 	 * confirmation lost with the connection repeats nothing. */
-	r->resume.lsn = r->flushed;
+	wal_resume resume = {.lsn = r->flushed};
+	snprintf(resume.server, sizeof(resume.server), "%s", r->server);
 	int rc = wal_open(&r->ws, r->o.database_url, r->slot, OUTBOX_PUBLICATION, r->o.takeover_ms,
-	                  &r->resume, err, sizeof(err));
+	                  &resume, err, sizeof(err));
 	if (rc == WAL_OK) {
-		snprintf(r->resume.server, sizeof(r->resume.server), "%s", wal_server_id(r->ws));
+		snprintf(r->server, sizeof(r->server), "%s", wal_server_id(r->ws));
 		log_info("relay leads: streaming the outbox", "{s:s}", "slot", r->slot);
 		metric_set(r->leader, 1);
 		r->next_prune_ms = mono_ms() + 5000;

@@ -71,6 +71,16 @@ static int64_t clock_us(clockid_t id)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+struct timespec deadline_in(clockid_t clk, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	int64_t ns = ts.tv_nsec + (ms % 1000) * 1000000;
+	ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	return ts;
+}
+
 int64_t mono_us(void)
 {
 	return clock_us(CLOCK_MONOTONIC);

@@ -38,6 +38,20 @@ START_TEST(iso8601_offsets_and_errors)
 }
 END_TEST
 
+START_TEST(deadlines_carry_into_seconds)
+{
+	for (int64_t ms = 0; ms <= 3999; ms += 333) {
+		struct timespec now, d = deadline_in(CLOCK_MONOTONIC, ms);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ck_assert(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+		int64_t diff =
+		    (int64_t)(d.tv_sec - now.tv_sec) * 1000 + (d.tv_nsec - now.tv_nsec) / 1000000;
+		ck_assert_msg(diff <= ms && diff >= ms - 50, "%lld ms ahead for %lld",
+		              (long long)diff, (long long)ms);
+	}
+}
+END_TEST
+
 START_TEST(user_ids)
 {
 	ck_assert(user_id_valid("u1"));
@@ -95,6 +109,7 @@ Suite *util_suite(void)
 	tcase_add_test(tc, iso8601_round_trip);
 	tcase_add_test(tc, iso8601_offsets_and_errors);
 	tcase_add_test(tc, user_ids);
+	tcase_add_test(tc, deadlines_carry_into_seconds);
 	tcase_add_test(tc, uuids);
 	tcase_add_test(tc, grow);
 	suite_add_tcase(s, tc);

@@ -157,14 +157,7 @@ int send_budget_wait(send_budget *b, int ms)
 {
 	pthread_mutex_lock(&b->mu);
 	if (!atomic_load(&b->pressure)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = deadline_in(CLOCK_MONOTONIC, ms);
 		(void)pthread_cond_timedwait(&b->cv, &b->mu, &ts);
 	}
 	pthread_mutex_unlock(&b->mu);
@@ -524,11 +517,7 @@ int conn_wait_closed(conn *c, int64_t timeout_ms)
 		int64_t left = end - mono_ms();
 		if (left <= 0)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		long ns = ts.tv_nsec + (long)(left < 50 ? left : 50) * 1000000L;
-		ts.tv_sec += ns / 1000000000L;
-		ts.tv_nsec = ns % 1000000000L;
+		struct timespec ts = deadline_in(CLOCK_REALTIME, left < 50 ? left : 50);
 		(void)pthread_cond_timedwait(&c->idle, &c->mu, &ts);
 	}
 	int sent = c->cstate == CLOSE_SENT;

@@ -9,10 +9,10 @@
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <errno.h>
-#include <net/if.h>
-#include <netdb.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -45,7 +45,6 @@ struct ws_server {
 	const gw_stats *st;
 	consumer *cons;
 	struct mg_context *ctx;
-	long cap; /* WebSocket cap (MAX_CONNECTIONS clamped by fds) */
 	conn_limits lim;
 	atomic_long open; /* accepted WebSockets not yet closed */
 	atomic_int draining;
@@ -153,23 +152,30 @@ static int refuse(ws_server *s, const struct mg_connection *mc, refuse_reason wh
 	return 1;
 }
 
-static void send_json(conn *c, json_t *obj)
+/* A text frame of obj (takes it); NULL when it cannot be serialised. */
+static frame *json_frame(json_t *obj)
 {
 	char *txt = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(obj);
 	if (!txt)
-		return;
+		return NULL;
 	frame *f = frame_new(WS_OP_TEXT, txt, strlen(txt), 0);
 	free(txt);
+	return f;
+}
+
+/* Queues f and drops the caller's reference (NULL: nothing). */
+static void send_frame(conn *c, frame *f)
+{
+	if (!f)
+		return;
 	(void)conn_enqueue(c, f);
 	frame_unref(f);
 }
 
-/* Queues f and drops the caller's reference. */
-static void send_frame(conn *c, frame *f)
+static void send_json(conn *c, json_t *obj)
 {
-	(void)conn_enqueue(c, f);
-	frame_unref(f);
+	send_frame(c, json_frame(obj));
 }
 
 /* The first message of a socket: "connected" (events for it are delivered from now
@@ -185,11 +191,7 @@ static frame *hello_frame(ws_server *s, conn *c, const char *type)
 		json_object_set_new(hello, "message",
 		                    json_string("not reading Kafka yet (starting, or the broker is "
 		                                "unreachable); \"connected\" follows"));
-	char *txt = json_dumps(hello, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(hello);
-	frame *f = frame_new(WS_OP_TEXT, txt, strlen(txt), 0);
-	free(txt);
-	return f;
+	return json_frame(hello);
 }
 
 static void send_error(ws_server *s, conn *c, const char *code, const char *msg)
@@ -281,7 +283,7 @@ static int ws_connect(const struct mg_connection *mc, void *cbdata)
 
 	/* The total cap keeps civetweb's threads and the process's file descriptors
 	 * from running out (civetweb spins when accept fails for want of fds). */
-	if (atomic_fetch_add(&s->open, 1) >= s->cap) {
+	if (atomic_fetch_add(&s->open, 1) >= s->cfg->max_connections) {
 		atomic_fetch_sub(&s->open, 1);
 		return refuse(s, mc, REFUSE_TOTAL_CAP, 503, "over_capacity",
 		              "this replica is full; try again");
@@ -429,9 +431,7 @@ static int ws_data(struct mg_connection *mc, int bits, char *data, size_t len, v
 	}
 	switch (op) {
 	case WS_OP_PING: { /* at most 125 bytes (ws_guard): a valid pong */
-		frame *f = frame_new(WS_OP_PONG, data, len, 0);
-		(void)conn_enqueue(c, f);
-		frame_unref(f);
+		send_frame(c, frame_new(WS_OP_PONG, data, len, 0));
 		break;
 	}
 	case WS_OP_PONG:
@@ -545,7 +545,7 @@ static int h_status(struct mg_connection *mc, void *cbdata)
 	json_object_set_new(st, "version", json_string(GW_VERSION));
 	json_object_set_new(st, "ready", json_boolean(consumer_ready(s->cons)));
 	json_object_set_new(st, "draining", json_boolean(atomic_load(&s->draining)));
-	json_object_set_new(st, "max_connections", json_integer(s->cap));
+	json_object_set_new(st, "max_connections", json_integer(s->cfg->max_connections));
 	return http_reply_json(mc, 200, st, NULL);
 }
 
@@ -578,10 +578,6 @@ static void sweep_ready(ws_server *s, conn *c, int live, int64_t wall)
 	if (live && conn_take_hello(c))
 		send_frame(c, hello_frame(s, c, "connected"));
 }
-
-/* @locality the sweeper thread: pings every HEARTBEAT_INTERVAL, closes the silent
- * and those whose socket took nothing for WRITE_TIMEOUT_MS, and cuts sockets whose
- * close was not answered within CLOSE_GRACE_MS. */
 
 typedef struct shed_ent {
 	conn *c;
@@ -719,7 +715,7 @@ double ws_server_open(void *arg)
 
 long ws_server_cap(const ws_server *s)
 {
-	return s->cap;
+	return s->cfg->max_connections;
 }
 
 static double gauge_queued(void *arg)
@@ -737,7 +733,8 @@ static double gauge_limit(void *arg)
 	return (double)((send_budget *)arg)->limit;
 }
 
-/* A cgroup memory limit file's value; 0 when absent, "max" or v1's "no limit". */
+/* A cgroup memory limit file's value: 0 for "max" or v1's "no limit", -1 when the
+ * file is absent. */
 static int64_t read_limit(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -855,7 +852,6 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	snprintf(s->rate_reason, sizeof(s->rate_reason),
 	         "rate limit exceeded: more than %ld messages/s (burst %ld)",
 	         cfg->client_rate_limit, cfg->client_rate_burst);
-	s->cap = cfg->max_connections;
 	if (check_capacity(cfg, err, errlen))
 		goto fail;
 	g_emfile_counter = st->accept_emfile;
@@ -874,7 +870,7 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	/* "+port": IPv6 and IPv4 (one dual-stack socket) where civetweb has IPv6
 	 * (mg_check_feature 8; Debian 12's 1.15 has not) and the kernel too. */
 	snprintf(port, sizeof(port), "%s%ld", ipv6_usable() ? "+" : "", cfg->port);
-	snprintf(threads, sizeof(threads), "%ld", s->cap + HTTP_SPARE_THREADS);
+	snprintf(threads, sizeof(threads), "%ld", cfg->max_connections + HTTP_SPARE_THREADS);
 	snprintf(queue, sizeof(queue), "%d", CONN_QUEUE);
 	const char *opts[] = {"listening_ports",
 	                      port,
@@ -944,8 +940,9 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	s->have_sweeper = 1;
 	(void)pthread_setname_np(s->sweeper, "gw-sweeper");
 	log_info("listening", "{s:i, s:i, s:i, s:I, s:b}", "port", (int)cfg->port, "health_port",
-	         (int)cfg->health_port, "max_connections", (int)s->cap, "send_queue_total_bytes",
-	         (json_int_t)cfg->send_queue_total, "ipv6", port[0] == '+');
+	         (int)cfg->health_port, "max_connections", (int)cfg->max_connections,
+	         "send_queue_total_bytes", (json_int_t)cfg->send_queue_total, "ipv6",
+	         port[0] == '+');
 	return s;
 fail:
 	ws_server_stop(s);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define MUST_CHECK   __attribute__((warn_unused_result))
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -25,6 +26,9 @@ int64_t mono_ms(void);
 int64_t mono_us(void);
 /* Microseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t wall_us(void);
+/* The time ms from now on clock clk, as pthread_cond_timedwait wants it (the
+ * clock the condition variable was made with: CLOCK_REALTIME by default). */
+struct timespec deadline_in(clockid_t clk, int64_t ms);
 
 /* A user id is 1..128 bytes of [A-Za-z0-9._@:-]. Returns 1 when valid. */
 int user_id_valid(const char *s);
