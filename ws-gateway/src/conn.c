@@ -449,8 +449,7 @@ int conn_enqueue(conn *c, frame *f)
 		start_close(c, 1013, "send queue full: reconnect and catch up", CLOSE_SLOW_CLIENT);
 		rc = CONN_OVERFLOW;
 	} else if (c->lim.budget && budget_take(c->lim.budget, f->len)) {
-		start_close(c, 1013, "server send budget exhausted: reconnect and catch up",
-		            CLOSE_SEND_BUDGET);
+		start_close(c, 1013, CONN_BUDGET_REASON, CLOSE_SEND_BUDGET);
 		rc = CONN_OVERFLOW;
 	} else {
 		if (c->lim.budget)
@@ -587,8 +586,7 @@ void conn_send_first(conn *c, frame *f)
 		if (r > 0)
 			cut_locked(c);
 		else
-			start_close(c, 1013, "server send budget exhausted: reconnect and catch up",
-			            CLOSE_SEND_BUDGET);
+			start_close(c, 1013, CONN_BUDGET_REASON, CLOSE_SEND_BUDGET);
 		goto out;
 	}
 	if (c->lim.budget)

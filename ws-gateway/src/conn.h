@@ -90,6 +90,9 @@ const char *conn_user(const conn *c);
 const char *conn_device(const conn *c);
 int conn_fd(const conn *c);
 
+/* The reason of every 1013 close for SEND_QUEUE_TOTAL_BYTES. */
+#define CONN_BUDGET_REASON "server send budget exhausted: reconnect and catch up"
+
 enum {
 	CONN_QUEUED = 0,
 	CONN_CLOSING = -1,  /* the connection is closing: frame dropped */

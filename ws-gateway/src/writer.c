@@ -58,10 +58,7 @@ int writer_epoll_arm(int epfd, int fd, struct conn *c, int registered)
 void writer_orphan(writer *w, struct conn *c)
 {
 	pthread_mutex_lock(&w->mu);
-	if (w->norphans == w->caporphans) {
-		w->caporphans = w->caporphans ? w->caporphans * 2 : 64;
-		w->orphans = xrealloc(w->orphans, w->caporphans * sizeof(*w->orphans));
-	}
+	w->orphans = xgrow(w->orphans, &w->caporphans, w->norphans + 1, sizeof(*w->orphans));
 	w->orphans[w->norphans++] = c;
 	pthread_mutex_unlock(&w->mu);
 }

@@ -611,8 +611,7 @@ static void shed(ws_server *s, conn **v, size_t n)
 	qsort(e, k, sizeof(*e), shed_cmp);
 	size_t closed = 0;
 	for (size_t i = 0; i < k && used > s->budget.low; i++) {
-		if (conn_close(e[i].c, 1013, "server send budget exhausted: reconnect and catch up",
-		               CLOSE_SEND_BUDGET)) {
+		if (conn_close(e[i].c, 1013, CONN_BUDGET_REASON, CLOSE_SEND_BUDGET)) {
 			used = used > e[i].bytes ? used - e[i].bytes : 0;
 			closed++;
 		}
