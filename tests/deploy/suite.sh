@@ -48,5 +48,13 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
 	devbroker_start "$TASKSYNC_PLAIN_BIN/devbroker" "$own_dir" || fail "could not start devbroker"
 	own_broker=$DEVBROKER_PID
 fi
+# The services' default topic (the live checks start ws-gateway on it, which is
+# ready only once it is assigned): Apache Kafka here creates no topic by itself,
+# and nothing else in this suite creates it.
+if [ -n "${KAFKA_HOME:-}" ]; then
+	"$KAFKA_HOME/bin/kafka-topics.sh" --bootstrap-server "$KAFKA_BROKERS" --create \
+		--if-not-exists --topic task-updates --partitions 3 --replication-factor 1 \
+		>/dev/null || fail "could not create the topic task-updates"
+fi
 node tests/deploy/check.mjs
 exit $?
