@@ -49,6 +49,7 @@ static const route routes[] = {
     {"DELETE", "/api/v1/tasks/{id}", tasks_delete, NULL, 0},
     {"POST", "/api/v1/tasks/{id}/move", tasks_move, NULL, 0},
     {"GET", "/api/v1/events", tasks_events, NULL, 0},
+    {"POST", "/api/v1/ws-ticket", tasks_ws_ticket, NULL, 0},
     {"POST", "/api/v1/dev/login", NULL, h_dev_login, 1},
     {"GET", "/healthz", NULL, h_healthz, 0},
     {"GET", "/readyz", NULL, h_readyz, 0},
@@ -257,7 +258,8 @@ static void cors_headers(const server *s, struct mg_connection *c, char *buf, si
 		return;
 	snprintf(buf, len,
 	         "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
-	         "Access-Control-Expose-Headers: ETag, Location, Retry-After\r\n",
+	         "Access-Control-Expose-Headers: ETag, Location, Retry-After, "
+	         "Idempotent-Replayed\r\n",
 	         origin);
 }
 
@@ -307,7 +309,7 @@ static int dispatch(struct mg_connection *c)
 		snprintf(hdr, sizeof(hdr),
 		         "Allow: %s, OPTIONS\r\nAccess-Control-Allow-Methods: %s, OPTIONS\r\n"
 		         "Access-Control-Allow-Headers: Authorization, Content-Type, If-Match, "
-		         "X-Client-Id\r\nAccess-Control-Max-Age: 600\r\n",
+		         "Idempotency-Key, X-Client-Id\r\nAccess-Control-Max-Age: 600\r\n",
 		         allow, allow);
 		status = api_json(&r, 204, NULL, hdr);
 		goto out;
@@ -329,7 +331,8 @@ static int dispatch(struct mg_connection *c)
 	if (rt->api) {
 		char user[USER_ID_MAX + 1];
 		const char *token = auth_bearer(mg_get_header(c, "Authorization"));
-		int rc = token ? auth_verify(s->ctx->cfg->jwt_secret, token, user, sizeof(user))
+		int rc = token ? auth_verify_exp(s->ctx->cfg->jwt_secret, token, user, sizeof(user),
+		                                 &r.token_exp)
 		               : AUTH_ERR_MISSING;
 		if (rc != AUTH_OK) {
 			status =

@@ -714,3 +714,20 @@ done:
 	json_decref(b);
 	return st;
 }
+
+int tasks_ws_ticket(api_req *r)
+{
+	int st = throttle(r);
+	if (st)
+		return st;
+	char *ticket = auth_mint_ticket(r->ctx->cfg->jwt_secret, r->user, r->token_exp);
+	if (!ticket)
+		return api_error(r, 401, "unauthorized", NULL, NULL, NULL, "session expired");
+	metric_inc(metrics_counter(r->ctx->m, "api_ws_tickets_total",
+	                           "WebSocket tickets issued (POST /api/v1/ws-ticket).", ""));
+	st = api_json(r, 200,
+	              json_pack("{s:s, s:i}", "ticket", ticket, "expires_in", AUTH_TICKET_TTL_S),
+	              "Cache-Control: no-store\r\n");
+	free(ticket);
+	return st;
+}

@@ -25,6 +25,7 @@ typedef struct api_req {
 	struct mg_connection *c;
 	const api_ctx *ctx;
 	const char *user;   /* authenticated user id ("" on public routes) */
+	int64_t token_exp;  /* the session token's exp (seconds since the epoch), or 0 */
 	const char *id;     /* the {id} path segment, or NULL */
 	const char *origin; /* X-Client-Id, or NULL */
 	const char *cors;   /* CORS header lines for every reply ("" when none) */
@@ -42,6 +43,9 @@ int tasks_reorder(api_req *r);
 int tasks_move(api_req *r);
 int tasks_events(api_req *r);
 int tasks_dev_login(api_req *r);
+/* POST /api/v1/ws-ticket: a single-use WebSocket ticket for this session
+ * (common/auth.h), so the session token never goes into a URL. */
+int tasks_ws_ticket(api_req *r);
 
 /* Replies: both add r->cors. extra is NULL or complete header lines. */
 int api_json(api_req *r, int status, json_t *body, const char *extra);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,6 +25,8 @@ const char *auth_strerror(int code)
 		return "token expired or without exp";
 	case AUTH_ERR_SUBJECT:
 		return "token subject is not a valid user id";
+	case AUTH_ERR_KIND:
+		return "wrong kind of token (a ws ticket is not a session token, nor the reverse)";
 	}
 	return "unknown error";
 }
@@ -108,13 +111,13 @@ static int header_alg_is_hs256(const char *token)
 	return ok;
 }
 
-int auth_verify(const char *secret, const char *token, char *user, size_t userlen)
-{
-	return auth_verify_exp(secret, token, user, userlen, NULL);
-}
+#define TICKET_USE "ws-ticket"
 
-int auth_verify_exp(const char *secret, const char *token, char *user, size_t userlen,
-                    int64_t *exp_s)
+/* Checks token's form, algorithm, signature, exp and sub, and that it is a ticket
+ * when ticket is set and a session token otherwise. On success copies the user id
+ * into user and returns the decoded token in *out (caller frees with jwt_free). */
+static int verify(const char *secret, const char *token, int ticket, char *user, size_t userlen,
+                  int64_t *exp_s, jwt_t **out)
 {
 	if (!token || !*token)
 		return AUTH_ERR_MISSING;
@@ -147,6 +150,11 @@ int auth_verify_exp(const char *secret, const char *token, char *user, size_t us
 		rc = AUTH_ERR_EXPIRED;
 		goto out;
 	}
+	const char *use = jwt_get_grant(jwt, "use");
+	if ((use && strcmp(use, TICKET_USE) == 0) != (ticket != 0)) {
+		rc = AUTH_ERR_KIND;
+		goto out;
+	}
 	const char *sub = jwt_get_grant(jwt, "sub");
 	if (!user_id_valid(sub) || strlen(sub) >= userlen) {
 		rc = AUTH_ERR_SUBJECT;
@@ -155,7 +163,42 @@ int auth_verify_exp(const char *secret, const char *token, char *user, size_t us
 	memcpy(user, sub, strlen(sub) + 1);
 	if (exp_s)
 		*exp_s = (int64_t)exp;
+	*out = jwt;
+	return AUTH_OK;
 out:
+	jwt_free(jwt);
+	return rc;
+}
+
+int auth_verify(const char *secret, const char *token, char *user, size_t userlen)
+{
+	return auth_verify_exp(secret, token, user, userlen, NULL);
+}
+
+int auth_verify_exp(const char *secret, const char *token, char *user, size_t userlen,
+                    int64_t *exp_s)
+{
+	jwt_t *jwt = NULL;
+	int rc = verify(secret, token, 0, user, userlen, exp_s, &jwt);
+	jwt_free(jwt);
+	return rc;
+}
+
+int auth_verify_ticket(const char *secret, const char *ticket, auth_ticket *out)
+{
+	jwt_t *jwt = NULL;
+	int rc = verify(secret, ticket, 1, out->user, sizeof(out->user), &out->exp_s, &jwt);
+	if (rc != AUTH_OK)
+		return rc;
+	const char *jti = jwt_get_grant(jwt, "jti");
+	errno = 0;
+	long sexp = jwt_get_grant_int(jwt, "sexp");
+	if (!jti || !uuid_valid(jti) || errno || sexp <= 0 || (time_t)sexp <= time(NULL))
+		rc = AUTH_ERR_MALFORMED;
+	else {
+		snprintf(out->jti, sizeof(out->jti), "%s", jti);
+		out->session_exp_s = sexp;
+	}
 	jwt_free(jwt);
 	return rc;
 }
@@ -171,6 +214,32 @@ char *auth_mint(const char *secret, const char *user, long ttl_s)
 	time_t now = time(NULL);
 	if (jwt_add_grant(jwt, "sub", user) || jwt_add_grant_int(jwt, "iat", (long)now) ||
 	    jwt_add_grant_int(jwt, "exp", (long)now + ttl_s) ||
+	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)))
+		goto out;
+	out = jwt_encode_str(jwt);
+out:
+	jwt_free(jwt);
+	return out;
+}
+
+char *auth_mint_ticket(const char *secret, const char *user, int64_t session_exp_s)
+{
+	time_t now = time(NULL);
+	if (!user_id_valid(user) || session_exp_s <= (int64_t)now)
+		return NULL;
+	int64_t exp = (int64_t)now + AUTH_TICKET_TTL_S;
+	if (exp > session_exp_s)
+		exp = session_exp_s;
+	char jti[UUID_STR_LEN];
+	uuid_new(jti);
+	jwt_t *jwt = NULL;
+	char *out = NULL;
+	if (jwt_new(&jwt) != 0)
+		return NULL;
+	if (jwt_add_grant(jwt, "sub", user) || jwt_add_grant(jwt, "use", TICKET_USE) ||
+	    jwt_add_grant(jwt, "jti", jti) || jwt_add_grant_int(jwt, "iat", (long)now) ||
+	    jwt_add_grant_int(jwt, "exp", (long)exp) ||
+	    jwt_add_grant_int(jwt, "sexp", (long)session_exp_s) ||
 	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)))
 		goto out;
 	out = jwt_encode_str(jwt);

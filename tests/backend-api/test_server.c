@@ -209,6 +209,48 @@ START_TEST(database_gone_and_back)
 }
 END_TEST
 
+/* POST /api/v1/ws-ticket: a ticket for the caller's session that the gateway
+ * takes (common/auth.h), valid 30 s, never past the session, never usable as an
+ * API token; not without a session. */
+START_TEST(ws_ticket)
+{
+	backend b;
+	be_start(&b, NULL);
+	char u[64];
+	new_user(u, sizeof(u));
+	json_t *j = NULL;
+	http_resp r;
+	ck_assert_int_eq(api(&b, u, "POST", "/api/v1/ws-ticket", NULL, NULL, &j, &r), 200);
+	char v[128];
+	ck_assert(http_resp_header(&r, "Cache-Control", v, sizeof(v)));
+	ck_assert_str_eq(v, "no-store");
+	http_resp_free(&r);
+	ck_assert_int_eq(jint(j, "expires_in"), AUTH_TICKET_TTL_S);
+	auth_ticket tk;
+	ck_assert_int_eq(auth_verify_ticket(TEST_SECRET, jstr(j, "ticket"), &tk), AUTH_OK);
+	ck_assert_str_eq(tk.user, u);
+	long left = (long)(tk.exp_s - time(NULL));
+	ck_assert_msg(left > AUTH_TICKET_TTL_S - 5 && left <= AUTH_TICKET_TTL_S, "%ld s", left);
+	/* the socket's end is the session token's exp (harness tokens live 600 s) */
+	long sess = (long)(tk.session_exp_s - time(NULL));
+	ck_assert_msg(sess > 500 && sess <= 600, "session ends in %ld s", sess);
+	/* a ticket is no API token */
+	char h[4096];
+	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", jstr(j, "ticket"));
+	json_t *e = NULL;
+	ck_assert_int_eq(api(&b, NULL, "GET", "/api/v1/tasks", NULL, h, &e, NULL), 401);
+	expect_error(e, "unauthorized", NULL);
+	ck_assert_int_eq(api(&b, NULL, "POST", "/api/v1/ws-ticket", NULL, h, &e, NULL), 401);
+	expect_error(e, "unauthorized", NULL);
+	json_decref(j);
+	ck_assert_int_eq(api(&b, NULL, "POST", "/api/v1/ws-ticket", NULL, NULL, &e, NULL), 401);
+	expect_error(e, "unauthorized", NULL);
+	ck_assert_int_eq(api(&b, u, "GET", "/api/v1/ws-ticket", NULL, NULL, &e, NULL), 405);
+	expect_error(e, "method_not_allowed", NULL);
+	be_stop(&b);
+}
+END_TEST
+
 START_TEST(dev_login_and_config)
 {
 	backend b;
@@ -364,7 +406,8 @@ START_TEST(cors)
 	ck_assert(http_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)));
 	ck_assert_str_eq(v, "http://app.example");
 	ck_assert(http_resp_header(&r, "Access-Control-Allow-Headers", v, sizeof(v)));
-	const char *hs[] = {"authorization", "content-type", "if-match", "x-client-id"};
+	const char *hs[] = {"authorization", "content-type", "if-match", "idempotency-key",
+	                    "x-client-id"};
 	for (size_t i = 0; i < ARRAY_LEN(hs); i++)
 		ck_assert_msg(strcasestr(v, hs[i]), "Allow-Headers %s lacks %s", v, hs[i]);
 	ck_assert(http_resp_header(&r, "Access-Control-Allow-Methods", v, sizeof(v)));
@@ -398,6 +441,7 @@ START_TEST(cors)
 	ck_assert_str_eq(v, "http://other.example");
 	ck_assert(http_resp_header(&r, "Access-Control-Expose-Headers", v, sizeof(v)));
 	ck_assert_msg(strcasestr(v, "etag"), "Expose-Headers %s", v);
+	ck_assert_msg(strcasestr(v, "idempotent-replayed"), "Expose-Headers %s", v);
 	http_resp_free(&r);
 	/* another origin gets no CORS header */
 	st =
@@ -664,6 +708,7 @@ Suite *server_suite(void)
 	tcase_add_test(tc, readyz_ignores_the_broker);
 	tcase_add_test(tc, database_gone_and_back);
 	tcase_add_test(tc, dev_login_and_config);
+	tcase_add_test(tc, ws_ticket);
 	tcase_add_test(tc, static_files);
 	tcase_add_test(tc, cors);
 	tcase_add_test(tc, keep_alive);

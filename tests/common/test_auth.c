@@ -154,6 +154,55 @@ START_TEST(bearer_header)
 }
 END_TEST
 
+/* A ticket is valid once (the gateway's job), 30 s at most and never past the
+ * session it was minted for; tickets and session tokens never pass for each other. */
+START_TEST(ws_tickets)
+{
+	char user[USER_ID_MAX + 1];
+	auth_ticket tk;
+	int64_t now = (int64_t)time(NULL);
+	char *t = auth_mint_ticket(SECRET, "alice", now + 3600);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(auth_verify_ticket(SECRET, t, &tk), AUTH_OK);
+	ck_assert_str_eq(tk.user, "alice");
+	ck_assert(uuid_valid(tk.jti));
+	ck_assert_int_eq(tk.session_exp_s, now + 3600);
+	ck_assert(tk.exp_s >= now + AUTH_TICKET_TTL_S - 1 &&
+	          tk.exp_s <= now + AUTH_TICKET_TTL_S + 1);
+	/* a ticket is no session token */
+	ck_assert_int_eq(auth_verify(SECRET, t, user, sizeof(user)), AUTH_ERR_KIND);
+	ck_assert_int_eq(auth_verify_ticket("another-secret-0000", t, &tk), AUTH_ERR_MALFORMED);
+	auth_ticket tk2;
+	char *t2 = auth_mint_ticket(SECRET, "alice", now + 3600);
+	ck_assert_int_eq(auth_verify_ticket(SECRET, t2, &tk2), AUTH_OK);
+	ck_assert_str_ne(tk.jti, tk2.jti);
+	free(t2);
+	free(t);
+	/* nor a session token a ticket */
+	t = auth_mint(SECRET, "alice", 60);
+	ck_assert_int_eq(auth_verify_ticket(SECRET, t, &tk), AUTH_ERR_KIND);
+	free(t);
+	/* a session ending in 5 s gives a ticket of 5 s; an ended one none */
+	t = auth_mint_ticket(SECRET, "alice", now + 5);
+	ck_assert_int_eq(auth_verify_ticket(SECRET, t, &tk), AUTH_OK);
+	ck_assert_int_le(tk.exp_s, now + 5);
+	free(t);
+	ck_assert_ptr_null(auth_mint_ticket(SECRET, "alice", now - 1));
+	ck_assert_ptr_null(auth_mint_ticket(SECRET, "bad user", now + 60));
+	/* a hand-made "ticket" without jti or sexp is refused */
+	jwt_t *j = NULL;
+	ck_assert_int_eq(jwt_new(&j), 0);
+	jwt_add_grant(j, "sub", "alice");
+	jwt_add_grant(j, "use", "ws-ticket");
+	jwt_add_grant_int(j, "exp", (long)now + 30);
+	jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)SECRET, (int)strlen(SECRET));
+	t = jwt_encode_str(j);
+	jwt_free(j);
+	ck_assert_int_eq(auth_verify_ticket(SECRET, t, &tk), AUTH_ERR_MALFORMED);
+	free(t);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -166,6 +215,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, subject_checked);
 	tcase_add_test(tc, deeply_nested_token_refused);
 	tcase_add_test(tc, bearer_header);
+	tcase_add_test(tc, ws_tickets);
 	suite_add_tcase(s, tc);
 	return s;
 }

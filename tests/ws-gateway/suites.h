@@ -7,4 +7,5 @@ Suite *gateway_suite(void);
 Suite *inbound_suite(void);
 Suite *ready_suite(void);
 Suite *budget_suite(void);
+Suite *tickets_suite(void);
 #endif

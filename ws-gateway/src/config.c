@@ -71,6 +71,11 @@ static const cfg_entry table[] = {
      "(403); counts without user ids are on /metrics"},
     {"STATUS_MAX_USERS", CFG_INT, &g_cfg.status_max_users, "1000", 0, 1000000,
      "most users listed in /status connections_per_user (the rest are counted)"},
+    {"ALLOW_QUERY_TOKEN", CFG_BOOL, &g_cfg.allow_query_token, "true", 0, 0,
+     "accept the session token in the URL (?token=), for old clients and hand tests; "
+     "set false in production: browsers then connect with ?ticket= (single use, 30 s, "
+     "from backend-api's POST /api/v1/ws-ticket) and other clients send "
+     "Authorization: Bearer"},
     {"STACK_TRIM", CFG_BOOL, &g_cfg.stack_trim, "false", 0, 0,
      "after each handshake give the stack pages it touched back to the kernel: about "
      "4 KiB less RSS per idle socket, but fewer handshakes per second"},

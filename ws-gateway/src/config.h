@@ -38,6 +38,7 @@ typedef struct gw_config {
 	long status_max_users;      /* STATUS_MAX_USERS: size cap of /status's per-user map */
 	char *status_token;         /* STATUS_TOKEN: bearer token of /status ("": off) */
 	int stack_trim;             /* STACK_TRIM: give back the handshake's stack pages */
+	int allow_query_token;      /* ALLOW_QUERY_TOKEN: ?token= accepted (else tickets only) */
 } gw_config;
 
 /* Loads the configuration from the environment. 0, or -1 with every problem in err. */

@@ -4,7 +4,7 @@
 
 static const char *const refuse_names[REFUSE__COUNT] = {
     "shutting_down", "total_cap",   "bad_origin", "unauthorized",
-    "wrong_user",    "bad_request", "user_cap"};
+    "wrong_user",    "bad_request", "user_cap",   "ticket_reused"};
 static const char *const close_names[CLOSE__COUNT] = {
     "slow_client",       "write_failed", "heartbeat", "rate_limited",
     "message_too_large", "shutdown",     "user_cap",  "protocol_error",

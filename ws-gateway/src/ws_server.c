@@ -4,6 +4,7 @@
 #include "common/http.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "tickets.h"
 #include "ws_guard.h"
 
 #include <arpa/inet.h>
@@ -21,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HTTP_SPARE_THREADS 16  /* civetweb threads kept for HTTP and refusals */
@@ -52,6 +54,7 @@ struct ws_server {
 	pthread_t sweeper;
 	int have_sweeper;
 	frame *ping;            /* the heartbeat ping frame, shared */
+	ticket_set *tickets;    /* the WebSocket tickets used here (single use) */
 	char rate_reason[96];   /* close reason of the client rate limit */
 	send_budget budget;     /* SEND_QUEUE_TOTAL_BYTES, shared by every conn */
 	struct mg_context *ops; /* HEALTH_PORT listener (NULL: none) */
@@ -230,6 +233,45 @@ static void release_conn(ws_server *s, const struct mg_connection *mc)
 
 /* ---- WebSocket handlers ---- */
 
+enum { TICKET_REUSED = 1, QUERY_TOKEN_OFF = 2 };
+
+/* Who the handshake is from: ?ticket= (single use, common/auth.h), else ?token=
+ * (unless ALLOW_QUERY_TOKEN is off), else Authorization: Bearer. Copies the user
+ * id into user and the session's expiry into *exp_s. Returns AUTH_OK, a negative
+ * AUTH_ERR_*, TICKET_REUSED or QUERY_TOKEN_OFF. */
+static int authenticate(ws_server *s, const struct mg_connection *mc, char *user, int64_t *exp_s)
+{
+	const char *q = mg_get_request_info(mc)->query_string;
+	char token[AUTH_TOKEN_MAX + 1];
+	int n = http_query_param(q, "ticket", token, sizeof(token));
+	if (n == -2)
+		return AUTH_ERR_MALFORMED;
+	if (n >= 0) {
+		auth_ticket tk;
+		int rc = auth_verify_ticket(s->cfg->jwt_secret, token, &tk);
+		if (rc != AUTH_OK)
+			return rc;
+		if (!ticket_set_claim(s->tickets, tk.jti, tk.exp_s, (int64_t)time(NULL)))
+			return TICKET_REUSED;
+		memcpy(user, tk.user, strlen(tk.user) + 1);
+		*exp_s = tk.session_exp_s;
+		return AUTH_OK;
+	}
+	n = http_query_param(q, "token", token, sizeof(token));
+	if (n == -2)
+		return AUTH_ERR_MALFORMED;
+	if (n >= 0 && !s->cfg->allow_query_token)
+		return QUERY_TOKEN_OFF;
+	if (n < 0) {
+		const char *b = auth_bearer(mg_get_header(mc, "Authorization"));
+		if (b && strlen(b) <= AUTH_TOKEN_MAX)
+			snprintf(token, sizeof(token), "%s", b);
+		else
+			token[0] = '\0';
+	}
+	return auth_verify_exp(s->cfg->jwt_secret, token, user, USER_ID_MAX + 1, exp_s);
+}
+
 /* Before the upgrade: every refusal is a plain HTTP error and no socket. */
 static int ws_connect(const struct mg_connection *mc, void *cbdata)
 {
@@ -255,20 +297,16 @@ static int ws_connect(const struct mg_connection *mc, void *cbdata)
 		snprintf(path_user, sizeof(path_user), "%s", uri + 4);
 	}
 
-	char token[AUTH_TOKEN_MAX + 1];
-	int tl = http_query_param(ri->query_string, "token", token, sizeof(token));
-	if (tl == -2)
-		return refuse(s, mc, REFUSE_UNAUTHORIZED, 401, "unauthorized", "token too long");
-	if (tl < 0) {
-		const char *b = auth_bearer(mg_get_header(mc, "Authorization"));
-		if (b && strlen(b) <= AUTH_TOKEN_MAX)
-			snprintf(token, sizeof(token), "%s", b);
-		else
-			token[0] = '\0';
-	}
 	char user[USER_ID_MAX + 1];
 	int64_t exp_s = 0;
-	int ar = auth_verify_exp(s->cfg->jwt_secret, token, user, sizeof(user), &exp_s);
+	int ar = authenticate(s, mc, user, &exp_s);
+	if (ar == TICKET_REUSED)
+		return refuse(s, mc, REFUSE_TICKET_REUSED, 401, "unauthorized",
+		              "ticket already used: get a new one from POST /api/v1/ws-ticket");
+	if (ar == QUERY_TOKEN_OFF)
+		return refuse(s, mc, REFUSE_UNAUTHORIZED, 401, "unauthorized",
+		              "?token= is off on this gateway: connect with ?ticket= from POST "
+		              "/api/v1/ws-ticket");
 	if (ar != AUTH_OK)
 		return refuse(s, mc, REFUSE_UNAUTHORIZED, 401, "unauthorized", auth_strerror(ar));
 	if (path_user[0] && strcmp(path_user, user) != 0)
@@ -848,6 +886,7 @@ ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const
 	send_budget_init(&s->budget, (size_t)cfg->send_queue_total);
 	s->lim.budget = &s->budget;
 	s->ping = frame_new(WS_OP_PING, "", 0, 0);
+	s->tickets = ticket_set_new();
 	snprintf(s->rate_reason, sizeof(s->rate_reason),
 	         "rate limit exceeded: more than %ld messages/s (burst %ld)",
 	         cfg->client_rate_limit, cfg->client_rate_burst);
@@ -985,6 +1024,7 @@ void ws_server_stop(ws_server *s)
 		mg_exit_library();
 	}
 	frame_unref(s->ping);
+	ticket_set_free(s->tickets);
 	send_budget_destroy(&s->budget);
 	free(s);
 }

@@ -14,6 +14,7 @@ enum {
 	AUTH_ERR_ALG = -3,       /* not HS256 */
 	AUTH_ERR_EXPIRED = -4,   /* exp in the past, or no exp */
 	AUTH_ERR_SUBJECT = -5,   /* no sub, or not a valid user id */
+	AUTH_ERR_KIND = -6,      /* a ticket where a session token belongs, or the reverse */
 };
 
 /* Longest token accepted (bytes). */
@@ -32,6 +33,31 @@ const char *auth_strerror(int code);
 /* Returns a new HS256 token for user valid for ttl_s seconds (caller frees), or
  * NULL when user is not a valid user id. */
 char *auth_mint(const char *secret, const char *user, long ttl_s);
+/* WebSocket tickets. backend-api mints one for a signed-in session (POST
+ * /api/v1/ws-ticket) and the browser puts it in the WebSocket URL instead of the
+ * session token: it is valid AUTH_TICKET_TTL_S seconds, carries a UUID "jti" that
+ * the gateway accepts once, and "sexp", the session token's own exp, at which the
+ * gateway closes the socket (4001) as it would for the session token. The claim
+ * "use":"ws-ticket" tells the two apart: auth_verify refuses a ticket and
+ * auth_verify_ticket a session token (AUTH_ERR_KIND), so a ticket that leaks from
+ * a URL never works as an API token. */
+#define AUTH_TICKET_TTL_S 30
+
+typedef struct {
+	char user[USER_ID_MAX + 1];
+	char jti[UUID_STR_LEN];
+	int64_t exp_s;         /* the ticket's own expiry */
+	int64_t session_exp_s; /* the session's expiry: the socket's end */
+} auth_ticket;
+
+/* A new ticket for user whose session token expires at session_exp_s (caller
+ * frees); it expires AUTH_TICKET_TTL_S from now or at session_exp_s, whichever is
+ * first. NULL when user is not a valid user id or the session has expired. */
+char *auth_mint_ticket(const char *secret, const char *user, int64_t session_exp_s);
+/* Verifies a ticket (not its single use: the caller remembers out->jti until
+ * out->exp_s). Returns AUTH_OK or a negative AUTH_ERR_*. Thread-safe. */
+MUST_CHECK int auth_verify_ticket(const char *secret, const char *ticket, auth_ticket *out);
+
 /* Extracts the token of an "Authorization: Bearer <token>" header value. Returns
  * a pointer into header, or NULL. */
 const char *auth_bearer(const char *header);
