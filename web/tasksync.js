@@ -26,6 +26,9 @@
 const BACKOFF_S = [1, 2, 4, 8, 16, 30];
 const EVENT_TYPES = new Set(['task.created', 'task.updated', 'task.completed', 'task.deleted', 'task.reordered', 'task.moved']);
 const LS = 'tasksync.';
+// Replies the API marked Idempotent-Replayed: the first reply to this change, which
+// may be older than what the list shows (a replayed create of a task deleted since).
+const REPLAYED = new WeakSet();
 
 /** Connection states, in the `state` event's detail and `client.state`. */
 export const STATE = Object.freeze({
@@ -461,6 +464,7 @@ export class TaskSync extends EventTarget {
       if (res.status === 401) this._emit('auth-error', { status: 401, error: e });
       throw e;
     }
+    if (data && typeof data === 'object' && res.headers.get('Idempotent-Replayed') === 'true') REPLAYED.add(data);
     return data;
   }
 
@@ -791,27 +795,40 @@ export class TaskSync extends EventTarget {
   // something already gone); throws ApiError otherwise.
   async _send(op) {
     const enc = encodeURIComponent;
+    // Every change carries its own id: the API applies it once however often the
+    // request is retried (a reply lost to a network cut), for IDEMPOTENCY_WINDOW.
+    const key = op.opId ? { 'Idempotency-Key': op.opId } : undefined;
+    // 404: no such task; 410: deleted (delete wins): nothing left to change.
+    const gone = (e) => e.status === 404 || e.status === 410;
     switch (op.kind) {
       case 'create': {
-        const t = await this._api('POST', '/api/v1/tasks', op.body);
-        this._confirmTask(t);
+        let t;
+        try {
+          t = await this._api('POST', '/api/v1/tasks', op.body, key);
+        } catch (e) {
+          if (e.status !== 410) throw e;
+          this.server.delete(op.id); // deleted on another device before this arrived
+          this.deleted.add(op.id);
+          return {};
+        }
+        if (!REPLAYED.has(t)) this._confirmTask(t); // a replay may be stale: events tell
         return {};
       }
       case 'update': {
         try {
-          const t = await this._api('PATCH', `/api/v1/tasks/${enc(op.id)}`, op.body);
-          this._confirmTask(t);
+          const t = await this._api('PATCH', `/api/v1/tasks/${enc(op.id)}`, op.body, key);
+          if (!REPLAYED.has(t)) this._confirmTask(t);
         } catch (e) {
-          if (e.status === 404) return {}; // deleted elsewhere: nothing left to change
+          if (gone(e)) return {};
           throw e;
         }
         return {};
       }
       case 'delete':
         try {
-          await this._api('DELETE', `/api/v1/tasks/${enc(op.id)}`);
+          await this._api('DELETE', `/api/v1/tasks/${enc(op.id)}`, undefined, key);
         } catch (e) {
-          if (e.status !== 404) throw e;
+          if (!gone(e)) throw e;
         }
         this.server.delete(op.id);
         this.deleted.add(op.id);
@@ -831,10 +848,10 @@ export class TaskSync extends EventTarget {
         const body = 'before' in op ? { before: op.before } : { after: op.after };
         let r;
         try {
-          r = await this._api('POST', `/api/v1/tasks/${enc(op.id)}/move`, body);
+          r = await this._api('POST', `/api/v1/tasks/${enc(op.id)}/move`, body, key);
         } catch (e) {
           // The task or its neighbour was deleted meanwhile: the move is moot.
-          if (e.status === 404 || e.status === 422) return {};
+          if (gone(e) || e.status === 422) return {};
           throw e;
         }
         if (r && r.task && typeof r.task.position === 'string' && Number.isInteger(r.seq) && (this.seq === null || r.seq > this.seq)) {

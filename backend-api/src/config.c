@@ -26,6 +26,9 @@ static const cfg_entry table[] = {
      "largest request body; bigger ones get 413"},
     {"EVENT_RETENTION", CFG_INT, &g_cfg.event_retention, "604800", 60, 31536000,
      "seconds published events are kept for GET /api/v1/events"},
+    {"IDEMPOTENCY_WINDOW", CFG_INT, &g_cfg.idempotency_window, "86400", 1, 31536000,
+     "seconds an Idempotency-Key's first reply, and a deleted task's tombstone, are kept: "
+     "a retry within it is answered once and a late create of a deleted id gets 410"},
     {"OUTBOX_SLOT", CFG_STR, &g_cfg.outbox_slot, "", 0, 63,
      "logical replication slot the relay streams the outbox from ([a-z0-9_]; empty: "
      "tasksync_<database name>); created when missing"},

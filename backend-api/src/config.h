@@ -19,6 +19,7 @@ typedef struct ba_config {
 	long http_threads;            /* HTTP_THREADS: civetweb workers (one per keep-alive conn) */
 	long max_body_bytes;          /* MAX_BODY_BYTES: larger bodies -> 413 */
 	long event_retention;         /* EVENT_RETENTION seconds published events are kept */
+	long idempotency_window;      /* IDEMPOTENCY_WINDOW seconds keys and tombstones are kept */
 	char *outbox_slot;            /* OUTBOX_SLOT: "" derives it from the database */
 	long outbox_takeover_ms;      /* OUTBOX_TAKEOVER_MS */
 	long db_statement_timeout_ms; /* DB_STATEMENT_TIMEOUT_MS */

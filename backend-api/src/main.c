@@ -99,7 +99,8 @@ int main(int argc, char **argv)
 	                  .linger_ms = cfg.kafka_linger_ms,
 	                  .max_in_flight = cfg.kafka_max_in_flight,
 	                  .takeover_ms = cfg.outbox_takeover_ms,
-	                  .retention_s = cfg.event_retention};
+	                  .retention_s = cfg.event_retention,
+	                  .idem_window_s = cfg.idempotency_window};
 	relay = outbox_start(&oo, m, err, sizeof(err));
 	if (!relay)
 		goto fail;

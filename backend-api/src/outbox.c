@@ -14,6 +14,7 @@
  * acknowledged position is produced again in commit order, so a user's events on
  * the topic, with repeats dropped, are in seq order. */
 #include "outbox.h"
+#include "task_store.h"
 
 #include "common/log.h"
 #include "db.h"
@@ -756,6 +757,9 @@ static void prune(outbox_relay *r)
 	}
 	if (total)
 		log_info("outbox pruned", "{s:i}", "rows", (int)total);
+	long n = r->o.idem_window_s > 0 ? ts_prune(pg, r->o.idem_window_s, PRUNE_BATCH) : 0;
+	if (n > 0)
+		log_info("idempotency keys and tombstones pruned", "{s:i}", "rows", (int)n);
 }
 
 /* The slot's lag: WAL bytes not yet confirmed. */
@@ -799,6 +803,8 @@ static void *relay_main(void *arg)
 {
 	outbox_relay *r = arg;
 	long prune_every_ms = r->o.retention_s * 1000 / 4;
+	if (r->o.idem_window_s > 0 && r->o.idem_window_s * 1000 / 4 < prune_every_ms)
+		prune_every_ms = r->o.idem_window_s * 1000 / 4;
 	if (prune_every_ms > 60000)
 		prune_every_ms = 60000;
 	long try_every_ms = r->o.takeover_ms / 4 > 100 ? r->o.takeover_ms / 4 : 100;

@@ -44,6 +44,7 @@ typedef struct outbox_opts {
 	long max_in_flight; /* produce requests per broker connection (1-5) */
 	long takeover_ms;   /* OUTBOX_TAKEOVER_MS: the stream's wal_sender_timeout */
 	long retention_s;   /* EVENT_RETENTION */
+	long idem_window_s; /* IDEMPOTENCY_WINDOW: keys and tombstones pruned beside events */
 } outbox_opts;
 
 /* Checks the database can be streamed (wal_level=logical, the publication, the

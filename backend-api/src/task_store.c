@@ -51,8 +51,17 @@ enum {
 	S_LIST,
 	S_EVENTS_HEAD,
 	S_EVENTS,
+	S_TOMB,
+	S_IDEM_GET,
+	S_IDEM_PUT,
+	S_CREATE_BEGIN,
 	S__COUNT
 };
+
+const char *const ts_field_names[TS_FIELDS] = {"title", "description", "priority", "due_at",
+                                               "completed"};
+/* The field versions, after the task columns, in TS_F_* order (S_GET_LOCK). */
+#define FV_COLS ", title_v, description_v, priority_v, due_at_v, completed_v"
 
 static const stmt stmts[S__COUNT] = {
     /* A whole create in one statement (one round trip, one implicit transaction):
@@ -66,7 +75,8 @@ static const stmt stmts[S__COUNT] = {
          "WITH s AS (INSERT INTO user_seq (user_id, seq, next_pos, task_count) VALUES ($2, 1, 1, "
          "1) ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1, next_pos = "
          "user_seq.next_pos + 1, task_count = user_seq.task_count + 1 WHERE "
-         "user_seq.task_count < $13::bigint RETURNING seq, task_pos_key(next_pos - 1) AS pos), "
+         "user_seq.task_count < $13::bigint AND NOT EXISTS (SELECT 1 FROM task_tombstones WHERE "
+         "user_id = $2 AND id = $1::uuid) RETURNING seq, task_pos_key(next_pos - 1) AS pos), "
          "t AS (INSERT INTO tasks (id, user_id, title, description, priority, due_at, "
          "completed, position, version, created_at, updated_at) SELECT $1::uuid, $2, "
          "$3::text, $4::text, $5::text, " TS_PARAM("$6") ", $7::boolean, s.pos, 1, " TS_PARAM(
@@ -81,18 +91,21 @@ static const stmt stmts[S__COUNT] = {
                         "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq, "
                         "next_pos"},
     [S_GET] = {"get", "SELECT " COLS("") " FROM tasks WHERE id = $1 AND user_id = $2"},
-    [S_GET_LOCK] = {"get_lock",
-                    "SELECT " COLS("") " FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE"},
+    [S_GET_LOCK] = {"get_lock", "SELECT " COLS("") FV_COLS
+                    " FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE"},
     [S_UPDATE] =
         {"update",
          "WITH t AS (UPDATE tasks SET title = $3, description = $4, priority = $5, "
          "due_at = " TS_PARAM("$6") ", completed = $7, version = $8, updated_at = " TS_PARAM(
-             "$9") " WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
+             "$9") ", title_v = $14, description_v = $15, priority_v = $16, due_at_v = $17, "
+                   "completed_v = $18 WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
                    "VALUES ($2, $10, $11, $12, $13)"},
     [S_DELETE] = {"delete",
                   "WITH t AS (DELETE FROM tasks WHERE id = $1 AND user_id = $2 RETURNING id), "
                   "c AS (UPDATE user_seq SET task_count = task_count - (SELECT count(*) FROM t) "
-                  "WHERE user_id = $2) " OUTBOX_INSERT "VALUES ($2, $3, $4, 'task.deleted', $5)"},
+                  "WHERE user_id = $2), d AS (INSERT INTO task_tombstones (user_id, id) "
+                  "SELECT $2, id FROM t ON CONFLICT DO NOTHING) " OUTBOX_INSERT
+                  "VALUES ($2, $3, $4, 'task.deleted', $5)"},
     /* The neighbours of a key, the moving task ($3) left out. */
     [S_KEY_BEFORE] = {"key_before",
                       "SELECT position FROM tasks WHERE user_id = $1 AND position < $2::text "
@@ -137,6 +150,14 @@ static const stmt stmts[S__COUNT] = {
          "SELECT payload FROM (SELECT payload, seq, sum(octet_length(payload)) OVER (ORDER "
          "BY seq) - octet_length(payload) AS before FROM outbox WHERE user_id = $1 AND "
          "seq > $2 ORDER BY seq LIMIT $3) e WHERE before <= $4::bigint ORDER BY seq"},
+    [S_TOMB] = {"tomb", "SELECT 1 FROM task_tombstones WHERE user_id = $1 AND id = $2::uuid"},
+    [S_IDEM_GET] = {"idem_get", "SELECT request_md5 = md5($3), status, body FROM "
+                                "idempotency_keys WHERE user_id = $1 AND key = $2"},
+    [S_IDEM_PUT] = {"idem_put",
+                    "INSERT INTO idempotency_keys (user_id, key, request_md5, status, body) "
+                    "VALUES ($1, $2, md5($3), $4::int, $5) ON CONFLICT DO NOTHING"},
+    /* A keyed create's first statement: the user's lock (when the user has a row). */
+    [S_CREATE_BEGIN] = {"create_begin", "SELECT seq FROM user_seq WHERE user_id = $1 FOR UPDATE"},
 };
 
 const char *ts_strerror(int code)
@@ -301,6 +322,44 @@ json_t *ts_task_json(const ts_task *t)
 	return o;
 }
 
+json_t *ts_merge_reply(const ts_task *t, const ts_patch *p, unsigned conflicts)
+{
+	json_t *task = ts_task_json(t);
+	json_t *list = json_array();
+	for (int f = 0; f < TS_FIELDS; f++) {
+		if (!(conflicts & (1u << f)))
+			continue;
+		json_t *yours;
+		switch (f) {
+		case TS_F_TITLE:
+			yours = json_string(p->title);
+			break;
+		case TS_F_DESCRIPTION:
+			yours = p->description ? json_string(p->description) : json_null();
+			break;
+		case TS_F_PRIORITY:
+			yours = json_string(p->priority);
+			break;
+		case TS_F_DUE_AT:
+			yours = p->due_null ? json_null() : time_json(p->due_us);
+			break;
+		default:
+			yours = json_boolean(p->completed);
+		}
+		json_t *theirs = json_object_get(task, ts_field_names[f]);
+		json_array_append_new(list, json_pack("{s:s, s:o, s:O}", "field", ts_field_names[f],
+		                                      "yours", yours, "theirs",
+		                                      theirs ? theirs : json_null()));
+	}
+	return json_pack("{s:o, s:o}", "task", task, "conflicts", list);
+}
+
+json_t *ts_move_reply(const ts_task *t, int64_t seq)
+{
+	return json_pack("{s:o, s:o}", "task", ts_task_json(t), "seq",
+	                 seq ? json_integer(seq) : json_null());
+}
+
 char *ts_event_build(event_type type, const char *user, int64_t seq, const char *origin,
                      int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN])
 {
@@ -427,10 +486,110 @@ static int get_task(PGconn *pg, int s, const char *user, const char *id, ts_task
 	int rc = TS_NOT_FOUND;
 	if (PQntuples(r) == 1) {
 		row_task(r, 0, 0, out);
+		if (s == S_GET_LOCK)
+			for (int f = 0; f < TS_FIELDS; f++)
+				out->fv[f] =
+				    PQgetisnull(r, 0, NCOLS + f) ? 0 : getll(r, 0, NCOLS + f);
 		rc = TS_OK;
 	}
 	PQclear(r);
 	return rc;
+}
+
+/* Why the user has no task id: TS_DELETED (a tombstone), TS_NOT_FOUND or TS_DB. */
+static int missing(PGconn *pg, const char *user, const char *id)
+{
+	const char *v[] = {user, id};
+	PGresult *r = run(pg, S_TOMB, 2, v);
+	if (!r)
+		return TS_DB;
+	int rc = PQntuples(r) ? TS_DELETED : TS_NOT_FOUND;
+	PQclear(r);
+	return rc;
+}
+
+/* In a transaction holding the user's lock: the key's first result. 0 when the key
+ * is new; TS_REPLAY (idem->status/body filled), TS_KEY_REUSED or TS_DB otherwise,
+ * the transaction rolled back. */
+static int idem_get(PGconn *pg, const char *user, ts_idem *idem)
+{
+	if (!idem)
+		return 0;
+	const char *v[] = {user, idem->key, idem->request};
+	PGresult *r = run(pg, S_IDEM_GET, 3, v);
+	if (!r) {
+		rollback(pg);
+		return TS_DB;
+	}
+	int rc = 0;
+	if (PQntuples(r) == 1) {
+		if (PQgetvalue(r, 0, 0)[0] != 't') {
+			rc = TS_KEY_REUSED;
+		} else {
+			rc = TS_REPLAY;
+			idem->status = (int)getll(r, 0, 1);
+			idem->body = PQgetisnull(r, 0, 2) ? NULL : xstrdup(PQgetvalue(r, 0, 2));
+		}
+		rollback(pg);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Stores the reply (status, body: NULL for none; not stolen) with the mutation,
+ * before COMMIT. 0; otherwise (TS_REPLAY: a concurrent request with the key came
+ * first; TS_KEY_REUSED; TS_DB) the transaction is rolled back. */
+static int idem_put(PGconn *pg, const char *user, ts_idem *idem, int status, const json_t *body)
+{
+	if (!idem)
+		return 0;
+	char st[16];
+	snprintf(st, sizeof(st), "%d", status);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	const char *v[] = {user, idem->key, idem->request, st, text};
+	PGresult *r = run(pg, S_IDEM_PUT, 5, v);
+	free(text);
+	if (!r) {
+		rollback(pg);
+		return TS_DB;
+	}
+	int stored = strcmp(PQcmdTuples(r), "1") == 0;
+	PQclear(r);
+	if (stored)
+		return 0;
+	rollback(pg);
+	if (simple(pg, "BEGIN"))
+		return TS_DB;
+	int rc = idem_get(pg, user, idem);
+	rollback(pg);
+	return rc ? rc : TS_DB;
+}
+
+long ts_prune(PGconn *pg, long window_s, int batch)
+{
+	char w[24], b[24];
+	snprintf(w, sizeof(w), "%ld", window_s);
+	snprintf(b, sizeof(b), "%d", batch);
+	const char *v[] = {w, b};
+	static const char *const sql[] = {
+	    "DELETE FROM idempotency_keys WHERE (user_id, key) IN (SELECT user_id, key FROM "
+	    "idempotency_keys WHERE created_at < now() - make_interval(secs => $1::bigint) "
+	    "LIMIT $2::int)",
+	    "DELETE FROM task_tombstones WHERE (user_id, id) IN (SELECT user_id, id FROM "
+	    "task_tombstones WHERE deleted_at < now() - make_interval(secs => $1::bigint) "
+	    "LIMIT $2::int)"};
+	long total = 0;
+	for (size_t i = 0; i < ARRAY_LEN(sql); i++) {
+		PGresult *r = PQexecParams(pg, sql[i], 2, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			log_warn("could not prune", "{s:s}", "err", PQresultErrorMessage(r));
+			PQclear(r);
+			return -1;
+		}
+		total += strtol(PQcmdTuples(r), NULL, 10);
+		PQclear(r);
+	}
+	return total;
 }
 
 int ts_get(PGconn *pg, const char *user, const char *id, ts_task *out)
@@ -453,11 +612,30 @@ static const char *last_occurrence(const char *hay, const char *needle)
 	return last;
 }
 
+/* A keyed create's transaction: BEGIN, the user's lock, the key looked up. 0, or
+ * what idem_get returns (rolled back). */
+static int create_begin(PGconn *pg, const char *user, ts_idem *idem)
+{
+	if (simple(pg, "BEGIN"))
+		return TS_DB;
+	const char *v[] = {user};
+	PGresult *r = run(pg, S_CREATE_BEGIN, 1, v);
+	if (!r) {
+		rollback(pg);
+		return TS_DB;
+	}
+	PQclear(r);
+	return idem_get(pg, user, idem);
+}
+
 int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin, long max_tasks,
-              ts_task *out, int *created)
+              ts_idem *idem, ts_task *out, int *created)
 {
 	memset(out, 0, sizeof(*out));
 	*created = 0;
+	int irc = idem ? create_begin(pg, user, idem) : 0;
+	if (irc)
+		return irc;
 	ts_task t;
 	task_copy(&t, in);
 	t.version = 1;
@@ -470,6 +648,7 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 	char *ev = ts_event_build(EV_TASK_CREATED, user, 0, origin, t.created_us, tj, event_id);
 	json_decref(tj);
 	if (!ev) {
+		rollback(pg);
 		ts_task_clear(&t);
 		return TS_TOO_LARGE;
 	}
@@ -510,20 +689,39 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 		if (ok)
 			snprintf(t.position, sizeof(t.position), "%s", PQgetvalue(r, 0, 1));
 		PQclear(r);
+		if (ok && idem) {
+			json_t *reply = ts_task_json(&t);
+			int prc = idem_put(pg, user, idem, 201, reply);
+			json_decref(reply);
+			if (!prc && commit(pg))
+				prc = TS_DB;
+			if (prc) {
+				ts_task_clear(&t);
+				return prc;
+			}
+		}
 		if (ok) {
 			*out = t;
 			*created = 1;
 			return TS_OK;
 		}
+		rollback(pg);
 		ts_task_clear(&t);
-		/* No row: the quota held the insert back, unless this is a retried create
-		 * of a task the user has (idempotent whatever the count). */
+		/* No row: the quota or a tombstone held the insert back, unless this is a
+		 * retried create of a task the user has (idempotent whatever the count). */
 		int rc = get_task(pg, S_GET, user, in->id, out);
+		if (rc == TS_NOT_FOUND)
+			rc = missing(pg, user, in->id);
 		return rc == TS_NOT_FOUND ? TS_QUOTA : rc;
 	}
+	rollback(pg);
 	ts_task_clear(&t);
 	if (!unique)
 		return TS_DB;
+	/* A keyed create of a new user that raced another with the same key. */
+	if (idem && (irc = create_begin(pg, user, idem)) != 0)
+		return irc;
+	rollback(pg);
 	/* The id exists for this user (ids are per user): a retried create. */
 	int rc = get_task(pg, S_GET, user, in->id, out);
 	if (rc == TS_NOT_FOUND)
@@ -569,34 +767,87 @@ static int apply_patch(ts_task *t, const ts_patch *p)
 	return changed;
 }
 
+/* The fields of p that differ from t (bit 1 << TS_F_*). */
+static unsigned patch_changes(const ts_task *t, const ts_patch *p)
+{
+	ts_task c;
+	memset(&c, 0, sizeof(c));
+	task_copy(&c, t);
+	unsigned bits = 0;
+	ts_patch one;
+	const int has[TS_FIELDS] = {p->has_title, p->has_description, p->has_priority, p->has_due,
+	                            p->has_completed};
+	for (int f = 0; f < TS_FIELDS; f++) {
+		if (!has[f])
+			continue;
+		one = *p;
+		one.has_title = f == TS_F_TITLE;
+		one.has_description = f == TS_F_DESCRIPTION;
+		one.has_priority = f == TS_F_PRIORITY;
+		one.has_due = f == TS_F_DUE_AT;
+		one.has_completed = f == TS_F_COMPLETED;
+		if (apply_patch(&c, &one))
+			bits |= 1u << f;
+	}
+	ts_task_clear(&c);
+	return bits;
+}
+
 int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patch, int64_t if_match,
-              const char *origin, ts_task *out, int *changed)
+              int64_t base, const char *origin, ts_idem *idem, ts_task *out, int *changed,
+              unsigned *conflicts)
 {
 	memset(out, 0, sizeof(*out));
 	*changed = 0;
+	*conflicts = 0;
 	int64_t seq, pos;
 	/* The user's lock first, as every writer takes it first: no lock-order deadlock
 	 * with a concurrent reorder, and a concurrent delete is fully before or after. */
 	if (begin_bump(pg, S_BUMP, user, &seq, &pos))
 		return TS_DB;
+	int rc = idem_get(pg, user, idem);
+	if (rc)
+		return rc;
 	ts_task t;
-	int rc = get_task(pg, S_GET_LOCK, user, id, &t);
+	rc = get_task(pg, S_GET_LOCK, user, id, &t);
 	if (rc != TS_OK) {
 		rollback(pg);
-		return rc;
+		return rc == TS_NOT_FOUND ? missing(pg, user, id) : rc;
 	}
 	if (if_match >= 0 && if_match != t.version) {
 		rollback(pg);
 		*out = t;
 		return TS_STALE;
 	}
+	/* Per-field merge: a field changed since base, to another value, keeps it. */
+	unsigned diff = patch_changes(&t, patch);
+	ts_patch merged = *patch;
+	if (base >= 0) {
+		for (int f = 0; f < TS_FIELDS; f++) {
+			int64_t fv = t.fv[f] ? t.fv[f] : t.version;
+			if ((diff & (1u << f)) && fv > base)
+				*conflicts |= 1u << f;
+		}
+		merged.has_title &= !(*conflicts & (1u << TS_F_TITLE));
+		merged.has_description &= !(*conflicts & (1u << TS_F_DESCRIPTION));
+		merged.has_priority &= !(*conflicts & (1u << TS_F_PRIORITY));
+		merged.has_due &= !(*conflicts & (1u << TS_F_DUE_AT));
+		merged.has_completed &= !(*conflicts & (1u << TS_F_COMPLETED));
+		diff &= ~*conflicts;
+	}
 	int was_completed = t.completed;
-	if (!apply_patch(&t, patch)) {
+	if (!apply_patch(&t, &merged)) {
 		rollback(pg); /* nothing changed: no event, no seq taken */
 		*out = t;
 		return TS_OK;
 	}
 	t.version++;
+	for (int f = 0; f < TS_FIELDS; f++) {
+		if (diff & (1u << f))
+			t.fv[f] = t.version;
+		else if (!t.fv[f])
+			t.fv[f] = t.version - 1; /* unknown: no later than the version before */
+	}
 	t.updated_us = now_ms_us();
 	event_type type = !was_completed && t.completed ? EV_TASK_COMPLETED : EV_TASK_UPDATED;
 	json_t *tj = ts_task_json(&t);
@@ -613,6 +864,9 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 	snprintf(ver, sizeof(ver), "%" PRId64, t.version);
 	snprintf(upd, sizeof(upd), "%" PRId64, t.updated_us);
 	snprintf(seqb, sizeof(seqb), "%" PRId64, seq);
+	char fvb[TS_FIELDS][24];
+	for (int f = 0; f < TS_FIELDS; f++)
+		snprintf(fvb[f], sizeof(fvb[f]), "%" PRId64, t.fv[f]);
 	const char *v[] = {t.id,
 	                   user,
 	                   t.title,
@@ -625,8 +879,13 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 	                   seqb,
 	                   event_id,
 	                   event_type_name(type),
-	                   payload};
-	PGresult *r = run(pg, S_UPDATE, 13, v);
+	                   payload,
+	                   fvb[0],
+	                   fvb[1],
+	                   fvb[2],
+	                   fvb[3],
+	                   fvb[4]};
+	PGresult *r = run(pg, S_UPDATE, 18, v);
 	if (!r) {
 		free(payload);
 		rollback(pg);
@@ -634,6 +893,17 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 		return TS_DB;
 	}
 	PQclear(r);
+	if (idem) {
+		json_t *reply =
+		    base >= 0 ? ts_merge_reply(&t, patch, *conflicts) : ts_task_json(&t);
+		rc = idem_put(pg, user, idem, 200, reply);
+		json_decref(reply);
+		if (rc) {
+			free(payload);
+			ts_task_clear(&t);
+			return rc;
+		}
+	}
 	if (commit(pg)) {
 		free(payload);
 		ts_task_clear(&t);
@@ -645,16 +915,19 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 	return TS_OK;
 }
 
-int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin)
+int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin, ts_idem *idem)
 {
 	int64_t seq, pos;
 	if (begin_bump(pg, S_BUMP, user, &seq, &pos))
 		return TS_DB;
+	int rc = idem_get(pg, user, idem);
+	if (rc)
+		return rc;
 	ts_task t;
-	int rc = get_task(pg, S_GET_LOCK, user, id, &t);
+	rc = get_task(pg, S_GET_LOCK, user, id, &t);
 	if (rc != TS_OK) {
 		rollback(pg);
-		return rc;
+		return rc == TS_NOT_FOUND ? missing(pg, user, id) : rc;
 	}
 	json_t *tj = ts_task_json(&t);
 	char event_id[UUID_STR_LEN];
@@ -671,13 +944,14 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin)
 	const char *v[] = {t.id, user, seqb, event_id, payload};
 	PGresult *r = run(pg, S_DELETE, 5, v);
 	ts_task_clear(&t);
+	free(payload);
 	if (!r) {
-		free(payload);
 		rollback(pg);
 		return TS_DB;
 	}
 	PQclear(r);
-	free(payload);
+	if ((rc = idem_put(pg, user, idem, 204, NULL)))
+		return rc;
 	return commit(pg) ? TS_DB : TS_OK;
 }
 
@@ -697,7 +971,7 @@ static int key_query(PGconn *pg, int st, int n, const char *const *v, char key[P
 }
 
 int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, int after,
-            const char *origin, ts_task *out, int64_t *seq)
+            const char *origin, ts_idem *idem, ts_task *out, int64_t *seq)
 {
 	memset(out, 0, sizeof(*out));
 	*seq = 0;
@@ -706,11 +980,14 @@ int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, in
 	int64_t bump, next_pos;
 	if (begin_bump(pg, S_BUMP, user, &bump, &next_pos))
 		return TS_DB;
+	int rc = idem_get(pg, user, idem);
+	if (rc)
+		return rc;
 	ts_task t;
-	int rc = get_task(pg, S_GET_LOCK, user, id, &t);
+	rc = get_task(pg, S_GET_LOCK, user, id, &t);
 	if (rc != TS_OK) {
 		rollback(pg);
-		return rc;
+		return rc == TS_NOT_FOUND ? missing(pg, user, id) : rc;
 	}
 	/* The new neighbours lo < hi ("" for none), the moving task left out. */
 	char lo[POSKEY_BUF] = "", hi[POSKEY_BUF] = "";
@@ -783,6 +1060,15 @@ int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, in
 		return TS_DB;
 	}
 	PQclear(r);
+	if (idem) {
+		json_t *reply = ts_move_reply(&t, bump);
+		rc = idem_put(pg, user, idem, 200, reply);
+		json_decref(reply);
+		if (rc) {
+			ts_task_clear(&t);
+			return rc;
+		}
+	}
 	if (commit(pg)) {
 		ts_task_clear(&t);
 		return TS_DB;

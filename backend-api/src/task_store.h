@@ -21,18 +21,21 @@
 
 enum {
 	TS_OK = 0,
-	TS_NOT_FOUND = -1,  /* no such task for this user */
-	TS_CONFLICT = -2,   /* create: the id vanished between the insert and the read */
-	TS_STALE = -3,      /* update: If-Match does not match; *out is the current task */
-	TS_INVALID = -4,    /* move: relative to itself */
-	TS_GONE = -5,       /* events: since is older than what is retained */
-	TS_DB = -6,         /* database error or unreachable: answer 503 */
-	TS_QUOTA = -7,      /* create: the user has max_tasks tasks */
-	TS_NO_ANCHOR = -8,  /* move: the before/after task does not exist */
-	TS_EXHAUSTED = -9,  /* move: no key of at most POSKEY_MAX bytes fits the gap */
-	TS_TOO_MANY = -10,  /* reorder: the user has more than TASK_ORDER_MAX tasks */
-	TS_TOO_LARGE = -11, /* the event would exceed EVENT_MAX_BYTES (cannot happen
-	                       within the field bounds; a guard) */
+	TS_NOT_FOUND = -1,   /* no such task for this user */
+	TS_CONFLICT = -2,    /* create: the id vanished between the insert and the read */
+	TS_STALE = -3,       /* update: If-Match does not match; *out is the current task */
+	TS_INVALID = -4,     /* move: relative to itself */
+	TS_GONE = -5,        /* events: since is older than what is retained */
+	TS_DB = -6,          /* database error or unreachable: answer 503 */
+	TS_QUOTA = -7,       /* create: the user has max_tasks tasks */
+	TS_NO_ANCHOR = -8,   /* move: the before/after task does not exist */
+	TS_EXHAUSTED = -9,   /* move: no key of at most POSKEY_MAX bytes fits the gap */
+	TS_TOO_MANY = -10,   /* reorder: the user has more than TASK_ORDER_MAX tasks */
+	TS_TOO_LARGE = -11,  /* the event would exceed EVENT_MAX_BYTES (cannot happen
+	                        within the field bounds; a guard) */
+	TS_DELETED = -12,    /* the task was deleted (a tombstone): delete wins, answer 410 */
+	TS_KEY_REUSED = -13, /* the Idempotency-Key came with another request */
+	TS_REPLAY = -14,     /* the Idempotency-Key's first result is in the ts_idem */
 };
 const char *ts_strerror(int code);
 
@@ -42,6 +45,10 @@ const char *ts_strerror(int code);
  * exactly (RFC3339_EXACT: milliseconds, or microseconds when there are any), so what
  * it returns parses back to what is stored. created_at and updated_at are taken at
  * millisecond precision. */
+/* The fields a PATCH merges one by one (ts_task.fv, the conflicts bitmask). */
+enum { TS_F_TITLE, TS_F_DESCRIPTION, TS_F_PRIORITY, TS_F_DUE_AT, TS_F_COMPLETED, TS_FIELDS };
+extern const char *const ts_field_names[TS_FIELDS];
+
 typedef struct ts_task {
 	char id[UUID_STR_LEN];
 	char *title;       /* owned */
@@ -54,6 +61,8 @@ typedef struct ts_task {
 	int64_t version;
 	int64_t created_us;
 	int64_t updated_us;
+	int64_t fv[TS_FIELDS]; /* the version that last changed each field (read for
+	                          updates only; 0: not known, taken as version) */
 } ts_task;
 
 void ts_task_clear(ts_task *t);
@@ -70,6 +79,25 @@ typedef struct ts_patch {
 	int64_t due_us;
 	int completed;
 } ts_patch;
+
+/* An Idempotency-Key on a mutation. The mutation looks the key up under the user's
+ * lock, in its own transaction: a key stored with the same request makes it return
+ * TS_REPLAY with the first reply in status/body, writing nothing; with another
+ * request TS_KEY_REUSED. Otherwise the reply is stored with the change, in the
+ * same transaction. A mutation that writes nothing (no change, all conflicts) is
+ * not stored: its repeat is evaluated again. */
+typedef struct ts_idem {
+	const char *key;     /* the header, validated */
+	const char *request; /* method, path and canonical body: a repeat must match */
+	int status;          /* TS_REPLAY: the first reply's status */
+	char *body;          /* TS_REPLAY: its body (owned; NULL when it had none) */
+} ts_idem;
+
+/* The reply of a PATCH with base_version: {"task", "conflicts":[{"field","yours",
+ * "theirs"}]} for the fields of p set in the conflicts bitmask (new reference). */
+json_t *ts_merge_reply(const ts_task *t, const ts_patch *p, unsigned conflicts);
+/* The reply of a move: {"task", "seq": N|null} (new reference). */
+json_t *ts_move_reply(const ts_task *t, int64_t seq);
 
 /* Builds the event of proto/task-event.schema.json as compact JSON (caller frees):
  * {"event_id","event_type","user_id","seq","origin","timestamp","task"|"positions"}.
@@ -101,13 +129,21 @@ MUST_CHECK int ts_get(PGconn *pg, const char *user, const char *id, ts_task *out
  * user already has that id, fills *out with the stored task, sets *created to 0 and
  * publishes nothing. TS_QUOTA when the user already has max_tasks tasks. */
 MUST_CHECK int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin,
-                         long max_tasks, ts_task *out, int *created);
+                         long max_tasks, ts_idem *idem, ts_task *out, int *created);
 /* Applies patch. if_match < 0: unconditional. A patch that changes nothing commits
- * nothing (*changed = 0, *out the task). TS_STALE leaves the current task in *out. */
+ * nothing (*changed = 0, *out the task). TS_STALE leaves the current task in *out.
+ * base >= 1 merges per field: a field of the patch last changed by a version above
+ * base, to another value than the patch's, is a conflict: it keeps its value (the
+ * first committer wins) and its bit (1 << TS_F_*) is set in *conflicts; the other
+ * fields apply. base < 0: no merge (*conflicts = 0). */
 MUST_CHECK int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patch,
-                         int64_t if_match, const char *origin, ts_task *out, int *changed);
-/* Deletes and publishes task.deleted (with the last state of the task). */
-MUST_CHECK int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin);
+                         int64_t if_match, int64_t base, const char *origin, ts_idem *idem,
+                         ts_task *out, int *changed, unsigned *conflicts);
+/* Deletes and publishes task.deleted (with the last state of the task), leaving a
+ * tombstone: from then on a create of that id, and an edit, move or delete of it,
+ * is TS_DELETED (until the tombstone is pruned, ts_prune). */
+MUST_CHECK int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin,
+                         ts_idem *idem);
 /* Moves task id directly before (after = 0) or after (after = 1) the task anchor, or
  * with anchor NULL to the end (before nothing) or the top (after nothing): one row
  * gets a new key between its new neighbours and one task.moved event
@@ -115,7 +151,7 @@ MUST_CHECK int ts_delete(PGconn *pg, const char *user, const char *id, const cha
  * changes nothing (*seq = 0). *out is the moved task as it is now. TS_NOT_FOUND (the
  * task), TS_NO_ANCHOR, TS_INVALID (anchor is the task), TS_EXHAUSTED. */
 MUST_CHECK int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, int after,
-                       const char *origin, ts_task *out, int64_t *seq);
+                       const char *origin, ts_idem *idem, ts_task *out, int64_t *seq);
 /* Renumbers a small list: ids (lower-case UUIDs, n <= TASK_ORDER_MAX) first, then the
  * user's other tasks in their current order, with the integer keys 0, 1, ...
  * Publishes one task.reordered event with the keys that changed
@@ -134,5 +170,9 @@ MUST_CHECK int ts_reorder(PGconn *pg, const char *user, const char *const *ids, 
  * pruned; *seq is set in every case. */
 MUST_CHECK int ts_events(PGconn *pg, const char *user, int64_t since, int limit, long max_bytes,
                          char **body, size_t *len, int64_t *seq);
+
+/* Deletes idempotency keys and tombstones older than window_s seconds, at most
+ * batch rows of each. Returns the rows deleted, or -1. */
+long ts_prune(PGconn *pg, long window_s, int batch);
 
 #endif

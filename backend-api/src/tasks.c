@@ -77,6 +77,82 @@ static int not_found(api_req *r)
 	return api_error(r, 404, "not_found", NULL, NULL, NULL, "no such task");
 }
 
+static int deleted(api_req *r)
+{
+	return api_error(r, 410, "task_deleted", "id", NULL, NULL,
+	                 "the task was deleted (delete wins): it is not created, changed or moved "
+	                 "again");
+}
+
+/* ---- Idempotency-Key (task_store.h ts_idem) ---- */
+
+#define IDEM_KEY_MAX 128
+
+typedef struct keyed {
+	ts_idem idem;
+	char *request; /* owned: method, path, canonical body */
+	int on;        /* the header was given */
+} keyed;
+
+/* Reads the request's Idempotency-Key. 0 (k->on says whether one was given), or the
+ * 400 already sent. body (may be NULL) is the parsed request body. */
+static int keyed_init(api_req *r, const json_t *body, keyed *k)
+{
+	memset(k, 0, sizeof(*k));
+	const char *key = mg_get_header(r->c, "Idempotency-Key");
+	if (!key)
+		return 0;
+	size_t n = strlen(key);
+	int ok = n >= 1 && n <= IDEM_KEY_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)key[i]) || strchr("._:-", key[i]);
+	if (!ok)
+		return api_error(r, 400, "bad_request", "Idempotency-Key", NULL, NULL,
+		                 "Idempotency-Key must be 1..%d characters of A-Z a-z 0-9 . _ : -",
+		                 IDEM_KEY_MAX);
+	const struct mg_request_info *ri = mg_get_request_info(r->c);
+	char *canon = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	size_t len =
+	    strlen(ri->request_method) + strlen(ri->local_uri) + (canon ? strlen(canon) : 0) + 3;
+	k->request = xmalloc(len);
+	snprintf(k->request, len, "%s %s %s", ri->request_method, ri->local_uri,
+	         canon ? canon : "");
+	free(canon);
+	k->idem.key = key;
+	k->idem.request = k->request;
+	k->on = 1;
+	return 0;
+}
+
+static ts_idem *keyed_idem(keyed *k)
+{
+	return k->on ? &k->idem : NULL;
+}
+
+static void keyed_free(keyed *k)
+{
+	free(k->request);
+	free(k->idem.body);
+}
+
+/* The answers every keyed mutation may get from the store: the first reply again
+ * (TS_REPLAY), or the key reused with another request. */
+static int keyed_reply(api_req *r, keyed *k, int rc)
+{
+	if (rc == TS_KEY_REUSED)
+		return api_error(r, 422, "idempotency_key_reused", "Idempotency-Key", NULL, NULL,
+		                 "this Idempotency-Key was used for another request: send a new "
+		                 "key with each new change");
+	metric_inc(metrics_counter(r->ctx->m, "api_idempotent_replays_total",
+	                           "Mutations answered with their first reply (Idempotency-Key).",
+	                           ""));
+	char hdr[1024];
+	snprintf(hdr, sizeof(hdr), "%sIdempotent-Replayed: true\r\n", r->cors ? r->cors : "");
+	const char *b = k->idem.body;
+	return http_reply(r->c, k->idem.status, "application/json", b ? b : "", b ? strlen(b) : 0,
+	                  hdr);
+}
+
 /* The process's one per-user token bucket table, made at the first request (the
  * configuration is read-only by then). */
 static pthread_mutex_t g_limiter_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -301,18 +377,29 @@ int tasks_create(api_req *r)
 	in.has_due = due && rfc3339_parse(due, &in.due_us) == RFC3339_OK;
 	in.completed = json_is_true(json_object_get(b, "completed"));
 
+	keyed k;
+	if ((st = keyed_init(r, b, &k)))
+		goto done;
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc) {
 		st = unavailable(r);
+		keyed_free(&k);
 		goto done;
 	}
 	ts_task out;
 	int created = 0;
 	int rc = ts_create(db_pg(dc), r->user, &in, r->origin, r->ctx->cfg->max_tasks_per_user,
-	                   &out, &created);
+	                   keyed_idem(&k), &out, &created);
 	release(r, dc, rc);
 	char hdr[256];
 	switch (rc) {
+	case TS_REPLAY:
+	case TS_KEY_REUSED:
+		st = keyed_reply(r, &k, rc);
+		break;
+	case TS_DELETED:
+		st = deleted(r);
+		break;
 	case TS_OK:
 		st = api_json(r, created ? 201 : 200, ts_task_json(&out),
 		              task_headers(&out, 1, hdr, sizeof(hdr)));
@@ -337,6 +424,7 @@ int tasks_create(api_req *r)
 	default:
 		st = unavailable(r);
 	}
+	keyed_free(&k);
 done:
 	json_decref(b);
 	return st;
@@ -392,8 +480,8 @@ static int64_t parse_if_match(const char *h)
 
 int tasks_patch(api_req *r)
 {
-	static const char *const allowed[] = {"title",  "description", "priority",
-	                                      "due_at", "completed",   NULL};
+	static const char *const allowed[] = {"title",     "description",  "priority", "due_at",
+	                                      "completed", "base_version", NULL};
 	int st = throttle(r);
 	if (st)
 		return st;
@@ -404,12 +492,28 @@ int tasks_patch(api_req *r)
 		return st;
 	if ((st = check_keys(r, b, allowed)))
 		goto done;
-	if (json_object_size(b) == 0) {
+	/* base_version: the version the change was made on (per-field merge). */
+	int64_t base = -1;
+	json_t *bv = json_object_get(b, "base_version");
+	if (bv) {
+		if (!json_is_integer(bv) || json_integer_value(bv) < 1) {
+			st = api_error(r, 422, "validation_failed", "base_version", NULL, NULL,
+			               "base_version must be an integer >= 1 (the task's version "
+			               "the change was made on)");
+			goto done;
+		}
+		base = (int64_t)json_integer_value(bv);
+	}
+	if (json_object_size(b) == (bv ? 1u : 0u)) {
 		st = api_error(r, 422, "validation_failed", "body", NULL, NULL,
 		               "nothing to change: give at least one field");
 		goto done;
 	}
-	if ((st = validate(r, b, r->id, 0)))
+	json_t *fields = json_copy(b);
+	json_object_del(fields, "base_version");
+	st = validate(r, fields, r->id, 0);
+	json_decref(fields);
+	if (st)
 		goto done;
 	ts_patch p;
 	memset(&p, 0, sizeof(p));
@@ -437,22 +541,41 @@ int tasks_patch(api_req *r)
 		p.completed = json_is_true(v);
 	}
 	int64_t if_match = parse_if_match(mg_get_header(r->c, "If-Match"));
+	keyed k;
+	if ((st = keyed_init(r, b, &k)))
+		goto done;
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc) {
 		st = unavailable(r);
+		keyed_free(&k);
 		goto done;
 	}
 	ts_task t;
 	int changed;
-	int rc = ts_update(db_pg(dc), r->user, r->id, &p, if_match, r->origin, &t, &changed);
+	unsigned conflicts;
+	int rc = ts_update(db_pg(dc), r->user, r->id, &p, if_match, base, r->origin, keyed_idem(&k),
+	                   &t, &changed, &conflicts);
 	release(r, dc, rc);
 	char hdr[256];
 	switch (rc) {
 	case TS_OK:
-		st = api_json(r, 200, ts_task_json(&t), task_headers(&t, 0, hdr, sizeof(hdr)));
+		if (conflicts)
+			metric_inc(metrics_counter(
+			    r->ctx->m, "api_merge_conflicts_total",
+			    "PATCH fields kept at a newer value (base_version).", ""));
+		st = api_json(r, 200,
+		              base >= 0 ? ts_merge_reply(&t, &p, conflicts) : ts_task_json(&t),
+		              task_headers(&t, 0, hdr, sizeof(hdr)));
+		break;
+	case TS_REPLAY:
+	case TS_KEY_REUSED:
+		st = keyed_reply(r, &k, rc);
 		break;
 	case TS_NOT_FOUND:
 		st = not_found(r);
+		break;
+	case TS_DELETED:
+		st = deleted(r);
 		break;
 	case TS_TOO_LARGE:
 		st = too_large_event(r);
@@ -467,6 +590,7 @@ int tasks_patch(api_req *r)
 		st = unavailable(r);
 	}
 	ts_task_clear(&t);
+	keyed_free(&k);
 done:
 	json_decref(b);
 	return st;
@@ -479,16 +603,28 @@ int tasks_delete(api_req *r)
 		return st;
 	if (!uuid_valid(r->id))
 		return not_found(r);
+	keyed k;
+	if ((st = keyed_init(r, NULL, &k)))
+		return st;
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
-	if (!dc)
+	if (!dc) {
+		keyed_free(&k);
 		return unavailable(r);
-	int rc = ts_delete(db_pg(dc), r->user, r->id, r->origin);
+	}
+	int rc = ts_delete(db_pg(dc), r->user, r->id, r->origin, keyed_idem(&k));
 	release(r, dc, rc);
-	if (rc == TS_NOT_FOUND)
-		return not_found(r);
-	if (rc != TS_OK)
-		return unavailable(r);
-	return api_json(r, 204, NULL, NULL);
+	if (rc == TS_REPLAY || rc == TS_KEY_REUSED)
+		st = keyed_reply(r, &k, rc);
+	else if (rc == TS_NOT_FOUND)
+		st = not_found(r);
+	else if (rc == TS_DELETED)
+		st = deleted(r);
+	else if (rc != TS_OK)
+		st = unavailable(r);
+	else
+		st = api_json(r, 204, NULL, NULL);
+	keyed_free(&k);
+	return st;
 }
 
 static int list_too_long(api_req *r)
@@ -603,27 +739,36 @@ int tasks_move(api_req *r)
 		snprintf(anchor, sizeof(anchor), "%s", json_string_value(v));
 		lower(anchor);
 	}
+	keyed k;
+	if ((st = keyed_init(r, b, &k)))
+		goto done;
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc) {
 		st = unavailable(r);
+		keyed_free(&k);
 		goto done;
 	}
 	ts_task t;
 	int64_t seq;
 	int rc = ts_move(db_pg(dc), r->user, id, json_is_null(v) ? NULL : anchor, after != NULL,
-	                 r->origin, &t, &seq);
+	                 r->origin, keyed_idem(&k), &t, &seq);
 	release(r, dc, rc);
 	char hdr[256];
 	switch (rc) {
 	case TS_OK:
-		st = api_json(r, 200,
-		              json_pack("{s:o, s:o}", "task", ts_task_json(&t), "seq",
-		                        seq ? json_integer(seq) : json_null()),
-		              task_headers(&t, 0, hdr, sizeof(hdr)));
+		st =
+		    api_json(r, 200, ts_move_reply(&t, seq), task_headers(&t, 0, hdr, sizeof(hdr)));
 		ts_task_clear(&t);
+		break;
+	case TS_REPLAY:
+	case TS_KEY_REUSED:
+		st = keyed_reply(r, &k, rc);
 		break;
 	case TS_NOT_FOUND:
 		st = not_found(r);
+		break;
+	case TS_DELETED:
+		st = deleted(r);
 		break;
 	case TS_NO_ANCHOR:
 		st = api_error(r, 422, "validation_failed", field, NULL, NULL,
@@ -646,6 +791,7 @@ int tasks_move(api_req *r)
 	default:
 		st = unavailable(r);
 	}
+	keyed_free(&k);
 done:
 	json_decref(b);
 	return st;

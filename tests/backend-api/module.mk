@@ -5,7 +5,7 @@
 TEST_BA_SRCS := tests/backend-api/run.c tests/backend-api/harness.c \
                 tests/backend-api/test_tasks.c tests/backend-api/test_outbox.c \
                 tests/backend-api/test_server.c tests/backend-api/test_migrate.c \
-                tests/backend-api/test_config.c
+                tests/backend-api/test_config.c tests/backend-api/test_mutations.c
 $(BIN)/test-backend: $(call objs,$(TEST_BA_SRCS) $(TEST_SUPPORT_SRCS) $(TEST_KIT_SRCS)) $(COMMON_LIB)
 	$(call link,$(CHECK_LIBS))
 TEST_BINS += $(BIN)/test-backend

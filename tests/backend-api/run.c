@@ -4,7 +4,7 @@
 
 int main(void)
 {
-	Suite *s[] = {config_suite(), migrate_suite(), tasks_suite(),
-	              server_suite(), outbox_suite(),  verdict_suite()};
+	Suite *s[] = {config_suite(), migrate_suite(),   tasks_suite(),  server_suite(),
+	              outbox_suite(), mutations_suite(), verdict_suite()};
 	return run_suites("test-backend", s, sizeof(s) / sizeof(s[0]));
 }

@@ -6,4 +6,5 @@ Suite *outbox_suite(void);
 Suite *server_suite(void);
 Suite *migrate_suite(void);
 Suite *config_suite(void);
+Suite *mutations_suite(void);
 #endif

@@ -630,10 +630,11 @@ START_TEST(delete_then_gone)
 	json_t *e = NULL;
 	ck_assert_int_eq(api(&B, u, "GET", path, NULL, NULL, &e, NULL), 404);
 	expect_error(e, "not_found", NULL);
-	ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"back\"}", NULL, &e, NULL), 404);
-	expect_error(e, "not_found", NULL);
-	ck_assert_int_eq(api(&B, u, "DELETE", path, NULL, NULL, &e, NULL), 404);
-	expect_error(e, "not_found", NULL);
+	/* a deleted task's tombstone: edits and deletes of it are 410 (delete wins) */
+	ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"back\"}", NULL, &e, NULL), 410);
+	expect_error(e, "task_deleted", "id");
+	ck_assert_int_eq(api(&B, u, "DELETE", path, NULL, NULL, &e, NULL), 410);
+	expect_error(e, "task_deleted", "id");
 	json_t *l = NULL;
 	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &l, NULL), 200);
 	ck_assert_int_eq(json_array_size(json_object_get(l, "tasks")), 1);
@@ -1368,11 +1369,12 @@ START_TEST(delete_wins_over_concurrent_patches)
 		pthread_join(tb, NULL);
 		pthread_barrier_destroy(&go);
 		ck_assert_int_eq(del, 204);
-		ck_assert(a.status == 200 || a.status == 404);
-		ck_assert(b.status == 200 || b.status == 404);
+		/* a patch after the delete meets the tombstone (410) */
+		ck_assert(a.status == 200 || a.status == 410);
+		ck_assert(b.status == 200 || b.status == 410);
 		ck_assert_int_eq(api(&B, u, "GET", path, NULL, NULL, NULL, NULL), 404);
 		ck_assert_int_eq(api(&B, u, "PATCH", path, "{\"title\":\"z\"}", NULL, NULL, NULL),
-		                 404);
+		                 410);
 		json_decref(t);
 	}
 	json_t *l = NULL;
