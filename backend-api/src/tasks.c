@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/ratelimit.h"
 #include "common/rfc3339.h"
+#include "reqparse.h"
 #include "task_store.h"
 
 #include <civetweb.h>
@@ -29,9 +30,6 @@
 /* A reply of /events or of one list page stops once it holds this much (the item
  * that reaches it is the last; one event is at most EVENT_MAX_BYTES). */
 #define READ_MAX_BYTES (1024 * 1024)
-/* The list cursor: this prefix and the position key to continue after. Opaque to
- * clients (the README says so); the prefix versions it. */
-#define CURSOR_PREFIX "k1."
 
 int api_json(api_req *r, int status, json_t *body, const char *extra)
 {
@@ -86,8 +84,6 @@ static int deleted(api_req *r)
 
 /* ---- Idempotency-Key (task_store.h ts_idem) ---- */
 
-#define IDEM_KEY_MAX 128
-
 typedef struct keyed {
 	ts_idem idem;
 	char *request; /* owned: method, path, canonical body */
@@ -102,14 +98,10 @@ static int keyed_init(api_req *r, const json_t *body, keyed *k)
 	const char *key = mg_get_header(r->c, "Idempotency-Key");
 	if (!key)
 		return 0;
-	size_t n = strlen(key);
-	int ok = n >= 1 && n <= IDEM_KEY_MAX;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = isalnum((unsigned char)key[i]) || strchr("._:-", key[i]);
-	if (!ok)
+	if (!rq_idem_key_valid(key))
 		return api_error(r, 400, "bad_request", "Idempotency-Key", NULL, NULL,
 		                 "Idempotency-Key must be 1..%d characters of A-Z a-z 0-9 . _ : -",
-		                 IDEM_KEY_MAX);
+		                 RQ_IDEM_KEY_MAX);
 	const struct mg_request_info *ri = mg_get_request_info(r->c);
 	char *canon = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	size_t len =
@@ -227,30 +219,19 @@ static int read_json(api_req *r, json_t **out)
 /* 422 for the first key of o not in allowed (NULL-terminated); 0 when all known. */
 static int check_keys(api_req *r, json_t *o, const char *const *allowed)
 {
-	const char *key;
-	json_t *v;
-	json_object_foreach(o, key, v)
-	{
-		int ok = 0;
-		for (const char *const *a = allowed; *a && !ok; a++)
-			ok = strcmp(*a, key) == 0;
-		if (!ok)
-			return api_error(r, 422, "validation_failed", key, NULL, NULL,
-			                 "unknown field \"%.64s\"", key);
-	}
+	const char *key = rq_unknown_key(o, allowed);
+	if (key)
+		return api_error(r, 422, "validation_failed", key, NULL, NULL,
+		                 "unknown field \"%.64s\"", key);
 	return 0;
 }
 
 /* Validates the task fields of o (with id set to id) per the shared contract. */
 static int validate(api_req *r, json_t *o, const char *id, int require_title)
 {
-	json_t *copy = json_copy(o);
-	json_object_set_new(copy, "id", json_string(id));
-	const char *field = "body";
+	const char *field;
 	char why[256];
-	int bad = event_validate_task(copy, require_title, &field, why, sizeof(why));
-	json_decref(copy);
-	if (bad)
+	if (rq_task_fields(o, id, require_title, &field, why, sizeof(why)))
 		return api_error(r, 422, "validation_failed", field, NULL, NULL, "%s", why);
 	return 0;
 }
@@ -262,12 +243,6 @@ static int too_large_event(api_req *r)
 	                 "the change would make an event larger than %d bytes", EVENT_MAX_BYTES);
 }
 
-static void lower(char *s)
-{
-	for (; *s; s++)
-		*s = (char)tolower((unsigned char)*s);
-}
-
 static const char *task_headers(const ts_task *t, int location, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "ETag: \"%" PRId64 "\"\r\n", t->version);
@@ -276,31 +251,12 @@ static const char *task_headers(const ts_task *t, int location, char *buf, size_
 	return buf;
 }
 
-/* A non-negative decimal integer of at most 18 digits; -1 otherwise. */
-static int64_t parse_count(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 18)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (!isdigit((unsigned char)s[i]))
-			return -1;
-	return strtoll(s, NULL, 10);
-}
-
 /* The limit query parameter into *out (default def, 1..max); 0 or the 400 sent. */
 static int query_limit(api_req *r, const char *q, long def, long max, long *out)
 {
-	char buf[32];
-	*out = def;
-	int n = http_query_param(q, "limit", buf, sizeof(buf));
-	if (n == -1)
-		return 0;
-	int64_t l = n >= 0 ? parse_count(buf) : -1;
-	if (l < 1 || l > max)
+	if (rq_limit(q, def, max, out))
 		return api_error(r, 400, "bad_request", "limit", NULL, NULL,
 		                 "limit must be an integer in 1..%ld", max);
-	*out = (long)l;
 	return 0;
 }
 
@@ -313,16 +269,11 @@ int tasks_list(api_req *r)
 	long limit;
 	if ((st = query_limit(r, q, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit)))
 		return st;
-	char cursor[sizeof(CURSOR_PREFIX) + POSKEY_BUF];
-	const char *after = NULL;
-	int n = http_query_param(q, "cursor", cursor, sizeof(cursor));
-	if (n != -1) {
-		size_t pl = strlen(CURSOR_PREFIX);
-		if (n < 0 || strncmp(cursor, CURSOR_PREFIX, pl) != 0 || !poskey_valid(cursor + pl))
-			return api_error(r, 400, "bad_request", "cursor", NULL, NULL,
-			                 "cursor must be a next_cursor this API returned");
-		after = cursor + pl;
-	}
+	char cursor[RQ_CURSOR_BUF];
+	const char *after;
+	if (rq_cursor(q, cursor, &after))
+		return api_error(r, 400, "bad_request", "cursor", NULL, NULL,
+		                 "cursor must be a next_cursor this API returned");
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc)
 		return unavailable(r);
@@ -333,8 +284,8 @@ int tasks_list(api_req *r)
 	release(r, dc, rc);
 	if (rc != TS_OK)
 		return unavailable(r);
-	char nc[sizeof(CURSOR_PREFIX) + POSKEY_BUF];
-	snprintf(nc, sizeof(nc), "%s%s", CURSOR_PREFIX, next);
+	char nc[RQ_CURSOR_BUF];
+	snprintf(nc, sizeof(nc), "%s%s", RQ_CURSOR_PREFIX, next);
 	return api_json(r, 200,
 	                json_pack("{s:o, s:I, s:o}", "tasks", tasks, "seq", (json_int_t)seq,
 	                          "next_cursor", next[0] ? json_string(nc) : json_null()),
@@ -363,7 +314,7 @@ int tasks_create(api_req *r)
 			goto done;
 		}
 		snprintf(in.id, sizeof(in.id), "%s", json_string_value(id));
-		lower(in.id);
+		rq_lower(in.id);
 	} else {
 		uuid_new(in.id);
 	}
@@ -453,31 +404,6 @@ int tasks_get(api_req *r)
 	return st;
 }
 
-/* If-Match: 3, "3" or W/"3" -> 3; absent or * -> -1; anything else never matches. */
-static int64_t parse_if_match(const char *h)
-{
-	if (!h)
-		return -1;
-	while (*h == ' ')
-		h++;
-	if (strcmp(h, "*") == 0)
-		return -1;
-	if (strncmp(h, "W/", 2) == 0)
-		h += 2;
-	int quoted = *h == '"';
-	if (quoted)
-		h++;
-	if (!isdigit((unsigned char)*h))
-		return INT64_MAX;
-	char *end;
-	long long v = strtoll(h, &end, 10);
-	if (quoted && *end++ != '"')
-		return INT64_MAX;
-	while (*end == ' ')
-		end++;
-	return *end ? INT64_MAX : (int64_t)v;
-}
-
 int tasks_patch(api_req *r)
 {
 	static const char *const allowed[] = {"title",     "description",  "priority", "due_at",
@@ -493,18 +419,14 @@ int tasks_patch(api_req *r)
 	if ((st = check_keys(r, b, allowed)))
 		goto done;
 	/* base_version: the version the change was made on (per-field merge). */
-	int64_t base = -1;
-	json_t *bv = json_object_get(b, "base_version");
-	if (bv) {
-		if (!json_is_integer(bv) || json_integer_value(bv) < 1) {
-			st = api_error(r, 422, "validation_failed", "base_version", NULL, NULL,
-			               "base_version must be an integer >= 1 (the task's version "
-			               "the change was made on)");
-			goto done;
-		}
-		base = (int64_t)json_integer_value(bv);
+	int64_t base;
+	if (rq_base_version(b, &base)) {
+		st = api_error(r, 422, "validation_failed", "base_version", NULL, NULL,
+		               "base_version must be an integer >= 1 (the task's version "
+		               "the change was made on)");
+		goto done;
 	}
-	if (json_object_size(b) == (bv ? 1u : 0u)) {
+	if (json_object_size(b) == (base >= 0 ? 1u : 0u)) {
 		st = api_error(r, 422, "validation_failed", "body", NULL, NULL,
 		               "nothing to change: give at least one field");
 		goto done;
@@ -540,7 +462,7 @@ int tasks_patch(api_req *r)
 		p.has_completed = 1;
 		p.completed = json_is_true(v);
 	}
-	int64_t if_match = parse_if_match(mg_get_header(r->c, "If-Match"));
+	int64_t if_match = rq_if_match(mg_get_header(r->c, "If-Match"));
 	keyed k;
 	if ((st = keyed_init(r, b, &k)))
 		goto done;
@@ -646,33 +568,23 @@ int tasks_reorder(api_req *r)
 	if ((st = read_json(r, &b)))
 		return st;
 	const char **ids = NULL;
-	char *idbuf = NULL;
+	size_t n, bad;
 	if ((st = check_keys(r, b, allowed)))
 		goto done;
-	json_t *order = json_object_get(b, "order");
-	if (!json_is_array(order)) {
+	switch (rq_order_body(b, &ids, &n, &bad)) {
+	case 0:
+		break;
+	case RQ_ORDER_TOO_LONG:
+		st = list_too_long(r);
+		goto done;
+	case RQ_ORDER_BAD_ID:
+		st = api_error(r, 422, "validation_failed", "order", NULL, NULL,
+		               "order[%zu] is not a task id", bad);
+		goto done;
+	default:
 		st = api_error(r, 422, "validation_failed", "order", NULL, NULL,
 		               "order must be an array of task ids");
 		goto done;
-	}
-	size_t n = json_array_size(order);
-	if (n > TASK_ORDER_MAX) {
-		st = list_too_long(r);
-		goto done;
-	}
-	ids = xcalloc(n + 1, sizeof(char *));
-	idbuf = xmalloc(n * UUID_STR_LEN + 1);
-	for (size_t i = 0; i < n; i++) {
-		const char *s = json_string_value(json_array_get(order, i));
-		if (!s || !uuid_valid(s)) {
-			st = api_error(r, 422, "validation_failed", "order", NULL, NULL,
-			               "order[%zu] is not a task id", i);
-			goto done;
-		}
-		char *d = idbuf + i * UUID_STR_LEN;
-		memcpy(d, s, UUID_STR_LEN);
-		lower(d);
-		ids[i] = d;
 	}
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc) {
@@ -696,7 +608,6 @@ int tasks_reorder(api_req *r)
 		st = unavailable(r);
 done:
 	free(ids);
-	free(idbuf);
 	json_decref(b);
 	return st;
 }
@@ -708,36 +619,25 @@ int tasks_move(api_req *r)
 		return st;
 	/* r->id is "<id>/move" (the route's {id} segment and its suffix). */
 	char id[UUID_STR_LEN];
-	const char *slash = r->id ? strchr(r->id, '/') : NULL;
-	size_t idlen = slash ? (size_t)(slash - r->id) : 0;
-	if (idlen != UUID_STR_LEN - 1)
+	if (rq_move_id(r->id, id))
 		return not_found(r);
-	memcpy(id, r->id, idlen);
-	id[idlen] = '\0';
-	if (!uuid_valid(id))
-		return not_found(r);
-	lower(id);
 	json_t *b;
 	if ((st = read_json(r, &b)))
 		return st;
-	json_t *before = json_object_get(b, "before"), *after = json_object_get(b, "after");
-	const char *field = before ? "before" : "after";
-	json_t *v = before ? before : after;
+	const char *field;
+	int after, has_anchor;
 	char anchor[UUID_STR_LEN];
-	if (json_object_size(b) != 1 || !v) {
+	int mv = rq_move_body(b, &field, &after, &has_anchor, anchor);
+	if (mv == RQ_MOVE_SHAPE) {
 		st = api_error(r, 422, "validation_failed", "body", NULL, NULL,
 		               "give exactly one of {\"before\": id|null} (null: the end) or "
 		               "{\"after\": id|null} (null: the top)");
 		goto done;
 	}
-	if (!json_is_null(v) && (!json_is_string(v) || !uuid_valid(json_string_value(v)))) {
+	if (mv) {
 		st = api_error(r, 422, "validation_failed", field, NULL, NULL,
 		               "%s must be a task id or null", field);
 		goto done;
-	}
-	if (!json_is_null(v)) {
-		snprintf(anchor, sizeof(anchor), "%s", json_string_value(v));
-		lower(anchor);
 	}
 	keyed k;
 	if ((st = keyed_init(r, b, &k)))
@@ -750,8 +650,8 @@ int tasks_move(api_req *r)
 	}
 	ts_task t;
 	int64_t seq;
-	int rc = ts_move(db_pg(dc), r->user, id, json_is_null(v) ? NULL : anchor, after != NULL,
-	                 r->origin, keyed_idem(&k), &t, &seq);
+	int rc = ts_move(db_pg(dc), r->user, id, has_anchor ? anchor : NULL, after, r->origin,
+	                 keyed_idem(&k), &t, &seq);
 	release(r, dc, rc);
 	char hdr[256];
 	switch (rc) {
@@ -803,10 +703,8 @@ int tasks_events(api_req *r)
 	if (st)
 		return st;
 	const char *q = mg_get_request_info(r->c)->query_string;
-	char buf[32];
-	int n = http_query_param(q, "since", buf, sizeof(buf));
-	int64_t since = n >= 0 ? parse_count(buf) : -1;
-	if (since < 0)
+	int64_t since;
+	if (rq_since(q, &since))
 		return api_error(r, 400, "bad_request", "since", NULL, NULL,
 		                 "since must be an integer >= 0");
 	long limit;

@@ -28,15 +28,13 @@
 
 /* Outbox columns the relay needs, by name. */
 enum { C_ID, C_USER, C_SEQ, C_EVENT_ID, C_PAYLOAD, C__COUNT };
+_Static_assert(C__COUNT == WAL_COLS, "wal_decoder.col holds the outbox columns");
 static const char *const col_names[C__COUNT] = {"id", "user_id", "seq", "event_id", "payload"};
 
 struct wal_stream {
 	PGconn *pg;
-	char *buf;      /* the last message PQgetCopyData returned */
-	uint32_t relid; /* the outbox's relation id (0: no Relation message yet) */
-	int col[C__COUNT];
-	int ncols;
-	uint64_t server_lsn;
+	char *buf;       /* the last message PQgetCopyData returned */
+	wal_decoder dec; /* relation and keepalive state */
 	uint64_t sent_flush;
 	int64_t sent_ms;
 	char server[48]; /* "system identifier/timeline" */
@@ -234,7 +232,7 @@ const char *wal_server_id(const wal_stream *w)
 
 uint64_t wal_server_lsn(const wal_stream *w)
 {
-	return w->server_lsn;
+	return w->dec.server_lsn;
 }
 
 int wal_socket(const wal_stream *w)
@@ -243,7 +241,7 @@ int wal_socket(const wal_stream *w)
 }
 
 /* A Relation message: finds the outbox columns by name. */
-static int relation(wal_stream *w, reader *r, char *err, size_t errlen)
+static int relation(wal_decoder *w, reader *r, char *err, size_t errlen)
 {
 	uint32_t relid = (uint32_t)rd_u(r, 4);
 	rd_str(r); /* namespace */
@@ -292,7 +290,7 @@ static int64_t to_i64(const char *s, size_t n)
 }
 
 /* An Insert message of the outbox: the columns in place (text format). */
-static int insert(wal_stream *w, reader *r, wal_msg *m, int *skip, char *err, size_t errlen)
+static int insert(wal_decoder *w, reader *r, wal_msg *m, int *skip, char *err, size_t errlen)
 {
 	uint32_t relid = (uint32_t)rd_u(r, 4);
 	if (relid != w->relid || !w->relid) {
@@ -343,7 +341,7 @@ static int insert(wal_stream *w, reader *r, wal_msg *m, int *skip, char *err, si
 }
 
 /* One pgoutput message; *skip when it is not one the caller sees. */
-static int decode(wal_stream *w, reader *r, wal_msg *m, int *skip, char *err, size_t errlen)
+static int decode(wal_decoder *w, reader *r, wal_msg *m, int *skip, char *err, size_t errlen)
 {
 	*skip = 0;
 	switch ((int)rd_u(r, 1)) {
@@ -402,39 +400,52 @@ int wal_next(wal_stream *w, wal_msg *m, char *err, size_t errlen)
 			set_err(err, errlen, "replication stream", PQerrorMessage(w->pg));
 			return WAL_ERR;
 		}
-		reader r = {(const unsigned char *)w->buf, (const unsigned char *)w->buf + n, 0};
-		int type = (int)rd_u(&r, 1);
-		if (type == 'k') {
-			uint64_t lsn = rd_u(&r, 8);
-			rd_u(&r, 8); /* server time */
-			int reply = (int)rd_u(&r, 1);
-			if (r.bad) {
-				snprintf(err, errlen, "malformed keepalive");
-				return WAL_ERR;
-			}
-			if (lsn > w->server_lsn)
-				w->server_lsn = lsn;
-			if (reply && send_feedback(w, w->sent_flush, err, errlen))
-				return WAL_ERR;
-			continue;
-		}
-		if (type != 'w') {
-			snprintf(err, errlen, "unexpected replication message '%c'", type);
+		int what;
+		if (wal_decode(&w->dec, w->buf, (size_t)n, m, &what, err, errlen))
 			return WAL_ERR;
-		}
-		rd_u(&r, 8); /* start */
-		rd_u(&r, 8); /* end */
-		rd_u(&r, 8); /* send time */
-		int skip;
-		if (r.bad) {
-			snprintf(err, errlen, "malformed XLogData");
-			return WAL_ERR;
-		}
-		if (decode(w, &r, m, &skip, err, errlen))
-			return WAL_ERR;
-		if (!skip)
+		if (what == WAL_DEC_MSG)
 			return WAL_OK;
+		if (what == WAL_DEC_REPLY && send_feedback(w, w->sent_flush, err, errlen))
+			return WAL_ERR;
 	}
+}
+
+int wal_decode(wal_decoder *d, const void *buf, size_t n, wal_msg *m, int *what, char *err,
+               size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	*what = WAL_DEC_NONE;
+	reader r = {buf, (const unsigned char *)buf + n, 0};
+	int type = (int)rd_u(&r, 1);
+	if (type == 'k') {
+		uint64_t lsn = rd_u(&r, 8);
+		rd_u(&r, 8); /* server time */
+		int reply = (int)rd_u(&r, 1);
+		if (r.bad) {
+			snprintf(err, errlen, "malformed keepalive");
+			return WAL_ERR;
+		}
+		if (lsn > d->server_lsn)
+			d->server_lsn = lsn;
+		*what = reply ? WAL_DEC_REPLY : WAL_DEC_NONE;
+		return WAL_OK;
+	}
+	if (type != 'w') {
+		snprintf(err, errlen, "unexpected replication message '%c'", type);
+		return WAL_ERR;
+	}
+	rd_u(&r, 8); /* start */
+	rd_u(&r, 8); /* end */
+	rd_u(&r, 8); /* send time */
+	int skip;
+	if (r.bad) {
+		snprintf(err, errlen, "malformed XLogData");
+		return WAL_ERR;
+	}
+	if (decode(d, &r, m, &skip, err, errlen))
+		return WAL_ERR;
+	*what = skip ? WAL_DEC_NONE : WAL_DEC_MSG;
+	return WAL_OK;
 }
 
 void wal_close(wal_stream *w)

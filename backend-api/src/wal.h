@@ -79,6 +79,32 @@ int wal_socket(const wal_stream *w);
 /* Ends the stream and closes the connection. Accepts NULL. */
 void wal_close(wal_stream *w);
 
+/* ---- the decoder: the pure part of wal_next, without a connection (a unit
+ * test or tests/fuzz/fuzz_wal.c drives it with bytes) ---- */
+
+#define WAL_COLS 5 /* outbox columns the relay reads: id, user_id, seq, event_id, payload */
+
+/* What decoding needs to remember between messages. Zeroed to start. */
+typedef struct wal_decoder {
+	uint32_t relid;      /* the outbox's relation id (0: no Relation message yet) */
+	int col[WAL_COLS];   /* each outbox column's position in a row */
+	int ncols;           /* the outbox's column count */
+	uint64_t server_lsn; /* the highest position a keepalive reported */
+} wal_decoder;
+
+enum {
+	WAL_DEC_NONE = 0,  /* nothing for the caller (a Relation, another table, ...) */
+	WAL_DEC_MSG = 1,   /* m is filled */
+	WAL_DEC_REPLY = 2, /* a keepalive that asks for a status update now */
+};
+
+/* Decodes one CopyData message of the stream (n bytes): an XLogData ('w') with
+ * its pgoutput message, or a keepalive ('k'). WAL_OK with *what one of
+ * WAL_DEC_*, or WAL_ERR with err filled when the message is malformed. m's
+ * strings point into buf. */
+MUST_CHECK int wal_decode(wal_decoder *d, const void *buf, size_t n, wal_msg *m, int *what,
+                          char *err, size_t errlen);
+
 /* "X/Y", PostgreSQL's spelling of an LSN, into buf (at least 24 bytes). */
 const char *wal_lsn_str(uint64_t lsn, char *buf, size_t len);
 

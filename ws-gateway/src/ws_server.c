@@ -1,5 +1,6 @@
 #include "ws_server.h"
 
+#include "client_msg.h"
 #include "common/auth.h"
 #include "common/http.h"
 #include "common/json.h"
@@ -417,21 +418,22 @@ static void ws_ready(struct mg_connection *mc, void *cbdata)
 
 static void handle_text(ws_server *s, conn *c, const char *data, size_t len)
 {
-	json_error_t jerr;
-	json_t *m = json_load_untrusted(data, len, 0, &jerr);
-	if (!m || !json_is_object(m)) {
-		json_decref(m);
-		send_error(s, c, "invalid_json", "message must be a JSON object");
-		return;
-	}
-	const char *type = json_string_value(json_object_get(m, "type"));
-	if (!type)
-		send_error(s, c, "invalid_message", "message needs a string \"type\"");
-	else if (!strcmp(type, "ping"))
+	switch (client_msg_parse(data, len)) {
+	case CMSG_PING:
 		send_json(c, json_pack("{s:s}", "type", "pong"));
-	else if (strcmp(type, "pong") != 0)
+		break;
+	case CMSG_PONG:
+		break;
+	case CMSG_INVALID_JSON:
+		send_error(s, c, "invalid_json", "message must be a JSON object");
+		break;
+	case CMSG_NO_TYPE:
+		send_error(s, c, "invalid_message", "message needs a string \"type\"");
+		break;
+	case CMSG_UNKNOWN_TYPE:
 		send_error(s, c, "unknown_type", "unknown message type");
-	json_decref(m);
+		break;
+	}
 }
 
 static int ws_data(struct mg_connection *mc, int bits, char *data, size_t len, void *cbdata)
