@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t mlen;
 	char *msg = event_ws_message(&ev, &mlen);
 	json_t *m = json_loadb(msg, mlen, 0, NULL);
-	if (!m || strcmp(json_string_value(json_object_get(m, "event")),
-	                 event_type_name(ev.type)) != 0 ||
+	if (!m ||
+	    strcmp(json_string_value(json_object_get(m, "event")), event_type_name(ev.type)) != 0 ||
 	    strcmp(json_string_value(json_object_get(m, "user_id")), ev.user_id) != 0)
 		abort();
 	json_decref(m);

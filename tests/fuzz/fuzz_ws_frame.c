@@ -50,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (pieces.verdict != whole.verdict || (whole.verdict == GUARD_OK && total != n))
 		abort();
-	if (whole.verdict != GUARD_OK && (ws_guard_code(whole.verdict) != 1009 &&
-	                                  ws_guard_code(whole.verdict) != 1002))
+	if (whole.verdict != GUARD_OK &&
+	    (ws_guard_code(whole.verdict) != 1009 && ws_guard_code(whole.verdict) != 1002))
 		abort();
 	return 0;
 }
