@@ -72,3 +72,76 @@ put("fuzz_ws_frame", "len64-huge", b"\x06" + frame(0x1, b"", force_len=1 << 40))
 put("fuzz_ws_frame", "unmasked", b"\x04" + frame(0x1, b"x", masked=False))
 put("fuzz_ws_frame", "ping-too-long", b"\x04" + frame(0x9, b"p" * 126))
 put("fuzz_ws_frame", "lf-headers", b"\x03GET /ws HTTP/1.1\nHost: x\n\n" + ping)
+
+# fuzz_task_body: byte 0 = 0 create, 1 patch, 2 move, 3 order; bodies from
+# tests/backend-api/test_tasks.c and test_mutations.c
+TID = "3f1c2a4e-8b7d-4c6e-9a1f-0b2c3d4e5f60"
+bodies = {
+    0: ['{"title":"buy milk"}', '{"id":"%s","title":"once"}' % TID.upper(),
+        '{"id":"t1","title":"x"}', '{"id":7,"title":"x"}', '{"colour":"red"}',
+        '{"title":"x","description":"d","priority":"high","due_at":"2026-05-01T12:00:00Z","completed":false}',
+        '{"title":"   \\t "}', '{"title":"x","due_at":"2026-02-30T25:61:00+99:00"}',
+        '{"title":"\\u00e9\\ud83d\\ude00","priority":"urgent"}'],
+    1: ['{"title":"v2"}', '{"description":null,"due_at":null}', '{"completed":true,"title":"done"}',
+        '{"title":"x","base_version":3}', '{"base_version":0}', '{"base_version":2}',
+        '{"priority":1}', '{"due_at":"tomorrow"}', '{"due_at":"2026-01-01T00:00:00.123456789-23:59"}'],
+    2: ['{"before":"%s"}' % TID, '{"after":null}', '{"before":null}', '{"before":1}',
+        '{"before":"%s","after":null}' % TID, '{}'],
+    3: ['{"order":[]}', '{"order":["%s","%s"]}' % (TID, TID.upper()), '{"order":[1]}',
+        '{"order":{}}', '{"order":["x"]}'],
+}
+for kind, bs in bodies.items():
+    for i, b in enumerate(bs):
+        put("fuzz_task_body", "%d-%d" % (kind, i), bytes([kind]) + b.encode())
+
+# fuzz_request: byte 0 = 0 query string, 1 If-Match, 2 Idempotency-Key, 3 move path
+reqs = [(0, "limit=10"), (0, "since=0&limit=1000"), (0, "cursor=k1.a0&limit=2"),
+        (0, "cursor=k1.%7A%7a&x=%ZZ"), (0, "since=999999999999999999&limit=0"),
+        (0, "limit=%2B1&since=-1&cursor=k2.a"), (0, "x=abcdefghij&x=1"),
+        (1, '"3"'), (1, 'W/"42"'), (1, "*"), (1, " 7 "), (1, '"9'), (1, "99999999999999999999"),
+        (2, "abc-123_x:y.z"), (2, "a" * 129), (2, "bad key"),
+        (3, TID + "/move"), (3, TID.upper() + "/move"), (3, "x/move")]
+for i, (k, v) in enumerate(reqs):
+    put("fuzz_request", "%d-%d" % (k, i), bytes([k]) + v.encode())
+
+# fuzz_ws_message: proto/examples/ws and a few of the client's own
+for i, m in enumerate(['{"type":"ping"}', '{"type":"pong"}', '{"type":1}', '{}', '[]',
+                       '{"type":"subscribe","x":[1,2,{"a":null}]}', '{"type":"ping"']):
+    put("fuzz_ws_message", "msg-%d" % i, m.encode())
+
+
+# fuzz_wal: CopyData messages, each 2-byte length + bytes
+def xlog(pg):
+    return b"w" + struct.pack(">QQQ", 0x16B3748, 0x16B3790, 0) + pg
+
+
+def rel(relid, name, cols):
+    b = b"R" + struct.pack(">I", relid) + b"public\0" + name + b"\0" + b"d" + struct.pack(">H", len(cols))
+    for c in cols:
+        b += b"\0" + c + b"\0" + struct.pack(">II", 25, 0xFFFFFFFF)
+    return b
+
+
+def ins(relid, vals):
+    b = b"I" + struct.pack(">I", relid) + b"N" + struct.pack(">H", len(vals))
+    for v in vals:
+        b += b"n" if v is None else b"t" + struct.pack(">I", len(v)) + v
+    return b
+
+
+def seq(*msgs):
+    return b"".join(struct.pack(">H", len(m)) + m for m in msgs)
+
+
+COLS = [b"id", b"user_id", b"seq", b"event_id", b"payload", b"created_at"]
+row = [b"17", b"alice", b"3", TID.encode(), b'{"event_type":"task.created"}', b"2026-01-01"]
+begin = xlog(b"B" + struct.pack(">QQI", 0x16B3790, 800000000000000, 1234))
+commit = xlog(b"C" + b"\0" + struct.pack(">QQQ", 0x16B3790, 0x16B37C0, 800000000000000))
+keep = b"k" + struct.pack(">QQB", 0x16B37C0, 0, 1)
+put("fuzz_wal", "txn", seq(xlog(rel(16390, b"outbox", COLS)), begin, xlog(ins(16390, row)), commit, keep))
+put("fuzz_wal", "other-table", seq(xlog(rel(16391, b"tasks", [b"id"])), xlog(ins(16391, [b"1"]))))
+put("fuzz_wal", "no-relation", seq(begin, xlog(ins(16390, row)), commit))
+put("fuzz_wal", "null-column", seq(xlog(rel(16390, b"outbox", COLS)), xlog(ins(16390, row[:4] + [None, None]))))
+put("fuzz_wal", "missing-column", seq(xlog(rel(16390, b"outbox", COLS[:4]))))
+put("fuzz_wal", "keepalive", seq(keep, b"k" + struct.pack(">QQB", 5, 0, 0)))
+put("fuzz_wal", "other-messages", seq(xlog(b"O" + struct.pack(">Q", 1) + b"origin\0"), xlog(b"T" + struct.pack(">I", 1)), b"?"))
