@@ -5,7 +5,9 @@
  * tests/backend-api (test-backend). */
 #include "../support/runner.h"
 #include "../../backend-api/src/migrate.h"
+#include "../../backend-api/src/reqparse.h"
 #include "../../backend-api/src/task_store.h"
+#include "../../backend-api/src/wal.h"
 
 #include "common/event.h"
 
@@ -178,6 +180,184 @@ START_TEST(migrations_are_embedded)
 }
 END_TEST
 
+/* reqparse: the checks the handlers map to 400 and 422 (tests/fuzz/fuzz_request.c
+ * and fuzz_task_body.c fuzz them). */
+START_TEST(request_query_and_headers)
+{
+	long limit;
+	ck_assert_int_eq(rq_limit(NULL, 500, 1000, &limit), 0);
+	ck_assert_int_eq(limit, 500);
+	ck_assert_int_eq(rq_limit("since=3&limit=1000", 500, 1000, &limit), 0);
+	ck_assert_int_eq(limit, 1000);
+	ck_assert_int_eq(rq_limit("limit=1001", 500, 1000, &limit), -1);
+	ck_assert_int_eq(rq_limit("limit=%2B1", 500, 1000, &limit), -1);
+	ck_assert_int_eq(rq_limit("limit=0", 500, 1000, &limit), -1);
+	int64_t since;
+	ck_assert_int_eq(rq_since("since=0", &since), 0);
+	ck_assert_int_eq(since, 0);
+	ck_assert_int_eq(rq_since("limit=1", &since), -1);
+	ck_assert_int_eq(rq_since("since=1234567890123456789", &since), -1);
+	char buf[RQ_CURSOR_BUF];
+	const char *after;
+	ck_assert_int_eq(rq_cursor("limit=1", buf, &after), 0);
+	ck_assert_ptr_null(after);
+	ck_assert_int_eq(rq_cursor("cursor=k1.a0", buf, &after), 0);
+	ck_assert_str_eq(after, "a0");
+	ck_assert_int_eq(rq_cursor("cursor=k2.a0", buf, &after), -1);
+	ck_assert_int_eq(rq_if_match(NULL), -1);
+	ck_assert_int_eq(rq_if_match("*"), -1);
+	ck_assert_int_eq(rq_if_match(" W/\"42\" "), 42);
+	ck_assert_int_eq(rq_if_match("\"42"), INT64_MAX);
+	ck_assert_int_eq(rq_if_match("-1"), INT64_MAX);
+	ck_assert_int_eq(rq_idem_key_valid("a.b_c:d-9"), 1);
+	ck_assert_int_eq(rq_idem_key_valid(""), 0);
+	ck_assert_int_eq(rq_idem_key_valid("a b"), 0);
+	char id[UUID_STR_LEN];
+	ck_assert_int_eq(rq_move_id("3F1C2A4E-8B7D-4C6E-9A1F-0B2C3D4E5F60/move", id), 0);
+	ck_assert_str_eq(id, "3f1c2a4e-8b7d-4c6e-9a1f-0b2c3d4e5f60");
+	ck_assert_int_eq(rq_move_id("t1/move", id), -1);
+}
+END_TEST
+
+START_TEST(request_bodies)
+{
+	json_t *b = json_pack("{s:s, s:i}", "title", "x", "base_version", 0);
+	static const char *const allowed[] = {"title", NULL};
+	ck_assert_str_eq(rq_unknown_key(b, allowed), "base_version");
+	int64_t base;
+	ck_assert_int_eq(rq_base_version(b, &base), -1);
+	const char *field;
+	char why[256];
+	ck_assert_int_eq(rq_task_fields(b, "t1", 1, &field, why, sizeof(why)), 0);
+	json_decref(b);
+	b = json_pack("{s:s}", "due_at", "tomorrow");
+	ck_assert_int_eq(rq_task_fields(b, "t1", 0, &field, why, sizeof(why)), -1);
+	ck_assert_str_eq(field, "due_at");
+	json_decref(b);
+
+	int after, has;
+	char anchor[UUID_STR_LEN];
+	b = json_pack("{s:s}", "after", "3F1C2A4E-8B7D-4C6E-9A1F-0B2C3D4E5F60");
+	ck_assert_int_eq(rq_move_body(b, &field, &after, &has, anchor), 0);
+	ck_assert(after && has);
+	ck_assert_str_eq(anchor, "3f1c2a4e-8b7d-4c6e-9a1f-0b2c3d4e5f60");
+	json_decref(b);
+	b = json_pack("{s:n, s:n}", "after", "before");
+	ck_assert_int_eq(rq_move_body(b, &field, &after, &has, anchor), RQ_MOVE_SHAPE);
+	json_decref(b);
+	b = json_pack("{s:i}", "before", 1);
+	ck_assert_int_eq(rq_move_body(b, &field, &after, &has, anchor), RQ_MOVE_ANCHOR);
+	ck_assert_str_eq(field, "before");
+	json_decref(b);
+
+	const char **ids;
+	size_t n, bad;
+	b = json_pack("{s:[s,s]}", "order", "3F1C2A4E-8B7D-4C6E-9A1F-0B2C3D4E5F60",
+	              "0b2c3d4e-8b7d-4c6e-9a1f-3f1c2a4e5f60");
+	ck_assert_int_eq(rq_order_body(b, &ids, &n, &bad), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(ids[0], "3f1c2a4e-8b7d-4c6e-9a1f-0b2c3d4e5f60");
+	ck_assert_ptr_null(ids[2]);
+	free((void *)ids);
+	json_decref(b);
+	b = json_pack("{s:[s,i]}", "order", "3f1c2a4e-8b7d-4c6e-9a1f-0b2c3d4e5f60", 7);
+	ck_assert_int_eq(rq_order_body(b, &ids, &n, &bad), RQ_ORDER_BAD_ID);
+	ck_assert_uint_eq(bad, 1);
+	ck_assert_ptr_null(ids);
+	json_decref(b);
+	json_t *big = json_array();
+	for (int i = 0; i <= TASK_ORDER_MAX; i++)
+		json_array_append_new(big, json_string("x"));
+	b = json_pack("{s:o}", "order", big);
+	ck_assert_int_eq(rq_order_body(b, &ids, &n, &bad), RQ_ORDER_TOO_LONG);
+	json_decref(b);
+}
+END_TEST
+
+/* wal_decode: pgoutput as PostgreSQL sends it (tests/fuzz/fuzz_wal.c fuzzes it). */
+static size_t put_be(unsigned char *p, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+	return (size_t)bytes;
+}
+
+static size_t xlog_head(unsigned char *p)
+{
+	p[0] = 'w';
+	memset(p + 1, 0, 24); /* start, end, send time */
+	return 25;
+}
+
+START_TEST(wal_decodes_an_outbox_transaction)
+{
+	static const char *const cols[] = {"id", "user_id", "seq", "event_id", "payload"};
+	static const char *const vals[] = {"17", "alice", "3",
+	                                   "3f1c2a4e-8b7d-4c6e-9a1f-0b2c3d4e5f60", "{}"};
+	unsigned char b[512];
+	wal_decoder d;
+	memset(&d, 0, sizeof(d));
+	wal_msg m;
+	int what;
+	char err[128];
+
+	size_t n = xlog_head(b);
+	b[n++] = 'R';
+	n += put_be(b + n, 16390, 4);
+	memcpy(b + n, "public\0outbox\0d", 15);
+	n += 15;
+	n += put_be(b + n, 5, 2);
+	for (int i = 0; i < 5; i++) {
+		b[n++] = 0;
+		memcpy(b + n, cols[i], strlen(cols[i]) + 1);
+		n += strlen(cols[i]) + 1;
+		n += put_be(b + n, 25, 8);
+	}
+	ck_assert_int_eq(wal_decode(&d, b, n, &m, &what, err, sizeof(err)), WAL_OK);
+	ck_assert_int_eq(what, WAL_DEC_NONE);
+
+	n = xlog_head(b);
+	b[n++] = 'I';
+	n += put_be(b + n, 16390, 4);
+	b[n++] = 'N';
+	n += put_be(b + n, 5, 2);
+	for (int i = 0; i < 5; i++) {
+		b[n++] = 't';
+		n += put_be(b + n, strlen(vals[i]), 4);
+		memcpy(b + n, vals[i], strlen(vals[i]));
+		n += strlen(vals[i]);
+	}
+	ck_assert_int_eq(wal_decode(&d, b, n, &m, &what, err, sizeof(err)), WAL_OK);
+	ck_assert_int_eq(what, WAL_DEC_MSG);
+	ck_assert_int_eq(m.kind, WAL_ROW);
+	ck_assert_int_eq(m.id, 17);
+	ck_assert_int_eq(m.seq, 3);
+	ck_assert_uint_eq(m.user_len, 5);
+	ck_assert(memcmp(m.user, "alice", 5) == 0);
+	/* cut short: malformed, never read past the end */
+	ck_assert_int_eq(wal_decode(&d, b, n - 1, &m, &what, err, sizeof(err)), WAL_ERR);
+
+	n = xlog_head(b);
+	b[n++] = 'C';
+	b[n++] = 0;
+	n += put_be(b + n, 0x100, 8);
+	n += put_be(b + n, 0x180, 8);
+	n += put_be(b + n, 1000, 8);
+	ck_assert_int_eq(wal_decode(&d, b, n, &m, &what, err, sizeof(err)), WAL_OK);
+	ck_assert_int_eq(m.kind, WAL_COMMIT);
+	ck_assert_uint_eq(m.lsn, 0x180);
+	ck_assert_int_eq(m.commit_us, 946684800000000LL + 1000);
+
+	b[0] = 'k';
+	put_be(b + 1, 0x200, 8);
+	put_be(b + 9, 0, 8);
+	b[17] = 1;
+	ck_assert_int_eq(wal_decode(&d, b, 18, &m, &what, err, sizeof(err)), WAL_OK);
+	ck_assert_int_eq(what, WAL_DEC_REPLY);
+	ck_assert_uint_eq(d.server_lsn, 0x200);
+}
+END_TEST
+
 static Suite *units_suite(void)
 {
 	Suite *s = suite_create("backend-units");
@@ -189,6 +369,9 @@ static Suite *units_suite(void)
 	tcase_add_test(tc, largest_task_event_fits_the_bound);
 	tcase_add_test(tc, task_json_times_are_exact);
 	tcase_add_test(tc, migrations_are_embedded);
+	tcase_add_test(tc, request_query_and_headers);
+	tcase_add_test(tc, request_bodies);
+	tcase_add_test(tc, wal_decodes_an_outbox_transaction);
 	suite_add_tcase(s, tc);
 	return s;
 }
