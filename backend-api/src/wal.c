@@ -340,6 +340,18 @@ static int insert(wal_decoder *w, reader *r, wal_msg *m, int *skip, char *err, s
 	return WAL_OK;
 }
 
+/* A pgoutput timestamp (signed microseconds since 2000-01-01) as microseconds since
+ * the Unix epoch, clamped to 0..INT64_MAX: PostgreSQL's infinity is INT64_MAX, and
+ * the relay subtracts it from the wall clock (a lag metric), which must not
+ * overflow either. */
+static int64_t pg_time_us(uint64_t raw)
+{
+	int64_t t = (int64_t)raw;
+	if (t > INT64_MAX - PG_EPOCH_US)
+		return INT64_MAX;
+	return t < -PG_EPOCH_US ? 0 : t + PG_EPOCH_US;
+}
+
 /* One pgoutput message; *skip when it is not one the caller sees. */
 static int decode(wal_decoder *w, reader *r, wal_msg *m, int *skip, char *err, size_t errlen)
 {
@@ -348,14 +360,14 @@ static int decode(wal_decoder *w, reader *r, wal_msg *m, int *skip, char *err, s
 	case 'B':
 		m->kind = WAL_BEGIN;
 		m->lsn = rd_u(r, 8); /* the commit's LSN */
-		m->commit_us = (int64_t)rd_u(r, 8) + PG_EPOCH_US;
+		m->commit_us = pg_time_us(rd_u(r, 8));
 		break;
 	case 'C':
 		rd_u(r, 1); /* flags */
 		rd_u(r, 8); /* commit LSN */
 		m->kind = WAL_COMMIT;
 		m->lsn = rd_u(r, 8); /* end of the transaction: what to confirm */
-		m->commit_us = (int64_t)rd_u(r, 8) + PG_EPOCH_US;
+		m->commit_us = pg_time_us(rd_u(r, 8));
 		break;
 	case 'R':
 		*skip = 1;

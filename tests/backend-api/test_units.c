@@ -348,6 +348,20 @@ START_TEST(wal_decodes_an_outbox_transaction)
 	ck_assert_uint_eq(m.lsn, 0x180);
 	ck_assert_int_eq(m.commit_us, 946684800000000LL + 1000);
 
+	/* times at the ends of the range (PostgreSQL's infinity; a hostile server):
+	 * clamped, no overflow (tests/fuzz/regress/fuzz_wal) */
+	n = xlog_head(b);
+	b[n++] = 'B';
+	n += put_be(b + n, 0x100, 8);
+	n += put_be(b + n, (uint64_t)INT64_MAX, 8);
+	n += put_be(b + n, 1, 4);
+	ck_assert_int_eq(wal_decode(&d, b, n, &m, &what, err, sizeof(err)), WAL_OK);
+	ck_assert_int_eq(m.kind, WAL_BEGIN);
+	ck_assert_int_eq(m.commit_us, INT64_MAX);
+	put_be(b + 34, (uint64_t)INT64_MIN, 8);
+	ck_assert_int_eq(wal_decode(&d, b, n, &m, &what, err, sizeof(err)), WAL_OK);
+	ck_assert_int_eq(m.commit_us, 0);
+
 	b[0] = 'k';
 	put_be(b + 1, 0x200, 8);
 	put_be(b + 9, 0, 8);

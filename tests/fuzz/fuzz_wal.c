@@ -3,7 +3,8 @@
  * Insert and Commit messages, and keepalives. The input is a sequence of CopyData
  * messages, each a 2-byte big-endian length and its bytes, decoded in order with
  * one decoder (a Relation is remembered for the Inserts after it). A decoded row
- * must point inside its message and carry a 36-byte event id. */
+ * must point inside its message and carry a 36-byte event id; a commit time is
+ * never negative (the relay subtracts it from the wall clock). */
 #include "wal.h"
 
 #include <stdint.h>
@@ -56,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(m.payload && inside(m.payload, m.payload_len, buf, len));
 		} else if (what == WAL_DEC_MSG) {
 			CHECK(m.kind == WAL_BEGIN || m.kind == WAL_COMMIT);
+			CHECK(m.commit_us >= 0); /* wall_us() - commit_us cannot overflow */
 		}
 		free(buf);
 	}
