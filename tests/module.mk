@@ -16,6 +16,7 @@ TEST_BINS += $(BIN)/test-common
 -include tests/backend-api/module.mk
 -include tests/ws-gateway/module.mk
 -include tests/system/module.mk
+-include tests/chaos/module.mk
 
 .PHONY: tests
 tests: $(TEST_BINS)

@@ -7,11 +7,3 @@ TEST_SYS_SRCS := tests/system/run.c tests/system/cluster.c tests/system/test_fai
 $(BIN)/test-system: $(call objs,$(TEST_SYS_SRCS) $(TEST_SUPPORT_SRCS) $(TEST_KIT_SRCS)) $(COMMON_LIB)
 	$(call link,$(CHECK_LIBS))
 TEST_BINS += $(BIN)/test-system
-
-# make chaos: the failover test at ten times the default size (50,000 writes),
-# alone, against the sanitizer build; build first as for `make test`.
-.PHONY: chaos
-chaos:
-	$(MAKE) -j2 SAN=1 all tests
-	$(MAKE) -j2 all
-	SYSTEM_WRITES=50000 ONLY=test-system tests/support/run-tests.sh build/asan build
