@@ -148,6 +148,9 @@ static void start_gateway(int i)
 	                     mc,
 	                     "ALLOWED_ORIGINS=*",
 	                     "KAFKA_METADATA_REFRESH_MS=1000",
+	                     /* a small send buffer, so that a device that stops
+	                      * reading fills it and meets the gateway's bounds */
+	                     "WS_SNDBUF=32768",
 	                     NULL};
 	proc_start(&g_gw[i], bin, NULL, env, "/ready", 200);
 	atomic_store(&g_chaos.gw_port[i], g_gw[i].port);
@@ -600,9 +603,13 @@ static void fault_garbage(uint64_t *rs, char *what, size_t len)
 			                      "\"user_id\":[\"%s\"],\"seq\":\"3\",\"task\":\"x\"}",
 			                      key);
 			break;
-		default: /* 60 KB of one letter */
-			val = big;
-			vl = sizeof(big);
+		default: /* 60 KB of one letter (every hundredth), else a lone brace */
+			if (i % 100 == 9) {
+				val = big;
+				vl = sizeof(big);
+			} else {
+				vl = (size_t)snprintf(buf, sizeof(buf), "}");
+			}
 			break;
 		}
 		for (;;) {
@@ -620,10 +627,19 @@ static void fault_garbage(uint64_t *rs, char *what, size_t len)
 	rd_kafka_flush(rk, 60000);
 	int unflushed = rd_kafka_outq_len(rk);
 	rd_kafka_destroy(rk);
-	nap_ms(2000); /* the gateways read them */
-	double after[CHAOS_GATEWAYS];
-	for (int g = 0; g < CHAOS_GATEWAYS; g++)
-		after[g] = rejected_total(g);
+	/* the gateways read them: until their counts stop moving (at most 30 s) */
+	double after[CHAOS_GATEWAYS] = {0}, prev[CHAOS_GATEWAYS] = {-1, -1};
+	for (int64_t end = mono_ms() + 30000; mono_ms() < end && !g_interrupted;) {
+		nap_ms(1000);
+		int still = 1;
+		for (int g = 0; g < CHAOS_GATEWAYS; g++) {
+			after[g] = rejected_total(g);
+			still &= after[g] == prev[g];
+			prev[g] = after[g];
+		}
+		if (still)
+			break;
+	}
 	snprintf(what, len,
 	         "%d garbage records produced (%ld failed, %d unflushed, flush %.1f s); gateways "
 	         "rejected +%.0f and +%.0f",
@@ -1291,6 +1307,10 @@ START_TEST(chaos_run)
 	free(g_logs);
 	for (int i = 0; i < c->ndevs; i++)
 		model_free(&c->devs[i]);
+	free(c->devs);
+	free(c->users);
+	free(want_seq);
+	free(g_faults);
 	printf("chaos: total %.0f s\n", (mono_ms() - t_start) / 1e3);
 	fflush(stdout);
 	ck_assert_msg(!g_interrupted, "interrupted");
