@@ -41,11 +41,11 @@
 
 chaos g_chaos;
 
-#define WRITE_HTTP_MS  3000   /* one attempt's bound; then the other backend */
+#define WRITE_HTTP_MS   3000   /* one attempt's bound; then the other backend */
 #define WRITE_GIVEUP_MS 120000 /* a write retried this long is abandoned (counted) */
-#define PARTITIONS     6
-#define GARBAGE_N      10000
-#define MAX_LIVE_TASKS 40 /* per user; more: deletes */
+#define PARTITIONS      6
+#define GARBAGE_N       10000
+#define MAX_LIVE_TASKS  40 /* per user; more: deletes */
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -96,8 +96,8 @@ static int read_settings(chaos *c, char *err, size_t errlen)
 		long n = strtol(v, &end, 10);
 		if (errno || *end || n < s->lo || n > s->hi) {
 			used += (size_t)snprintf(err + used, used < errlen ? errlen - used : 0,
-			                         "%s=%s: not an integer in %ld..%ld (%s); ", s->name, v,
-			                         s->lo, s->hi, s->help);
+			                         "%s=%s: not an integer in %ld..%ld (%s); ",
+			                         s->name, v, s->lo, s->hi, s->help);
 			continue;
 		}
 		*s->dst = n;
@@ -141,17 +141,11 @@ static void start_gateway(int i)
 	snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s", test_env("KAFKA_BROKERS"));
 	snprintf(t, sizeof(t), "KAFKA_TOPIC=%s", g_topic);
 	snprintf(mc, sizeof(mc), "MAX_CONNECTIONS=%ld", g_chaos.users_n * g_chaos.spu + 200);
-	const char *env[] = {brokers,
-	                     t,
-	                     "JWT_SECRET=" TEST_SECRET,
-	                     "LOG_LEVEL=info",
-	                     mc,
-	                     "ALLOWED_ORIGINS=*",
-	                     "KAFKA_METADATA_REFRESH_MS=1000",
+	const char *env[] = {brokers, t, "JWT_SECRET=" TEST_SECRET, "LOG_LEVEL=info", mc,
+	                     "ALLOWED_ORIGINS=*", "KAFKA_METADATA_REFRESH_MS=1000",
 	                     /* a small send buffer, so that a device that stops
 	                      * reading fills it and meets the gateway's bounds */
-	                     "WS_SNDBUF=32768",
-	                     NULL};
+	                     "WS_SNDBUF=32768", NULL};
 	proc_start(&g_gw[i], bin, NULL, env, "/ready", 200);
 	atomic_store(&g_chaos.gw_port[i], g_gw[i].port);
 }
@@ -209,6 +203,7 @@ static int write_change(const user *u, int *rr, const char *method, const char *
 	         "%sContent-Type: application/json\r\nIdempotency-Key: %s\r\nX-Client-Id: "
 	         "chaos-%s\r\n",
 	         u->auth, key, chaos_kind_name[tag]);
+	atomic_fetch_add(&c->ops, 1);
 	int64_t give_up = mono_ms() + WRITE_GIVEUP_MS;
 	int backoff = 50;
 	for (int attempt = 0;; attempt++) {
@@ -227,8 +222,8 @@ static int write_change(const user *u, int *rr, const char *method, const char *
 		http_resp_free(&r);
 		if (mono_ms() > give_up || (atomic_load(&c->stop_writes) > 1)) {
 			atomic_fetch_add(&c->writes_abandoned, 1);
-			chaos_note("%s %s of %s abandoned after %d attempts (last %d)", method, path,
-			           u->id, attempt + 1, st);
+			chaos_note("%s %s of %s abandoned after %d attempts (last %d)", method,
+			           path, u->id, attempt + 1, st);
 			return -1;
 		}
 		usleep((useconds_t)backoff * 1000);
@@ -338,7 +333,6 @@ static void *writer_main(void *arg)
 			continue;
 		k++;
 		int i = (int)rnd_below(&rs, mine);
-		atomic_fetch_add(&c->ops, 1);
 		write_one(w->index + i * (int)c->writers_n, &ls[i], &rs, &rr);
 	}
 	for (int i = 0; i < mine; i++)
@@ -393,7 +387,8 @@ static int relay_leader(void)
 {
 	for (int b = 0; b < CHAOS_BACKENDS; b++) {
 		char *m = NULL;
-		if (http_get(g_be[b].port, "/metrics", &m) == 200 && metric_in(m, "outbox_leader") == 1) {
+		if (http_get(g_be[b].port, "/metrics", &m) == 200 &&
+		    metric_in(m, "outbox_leader") == 1) {
 			free(m);
 			return b;
 		}
@@ -451,11 +446,12 @@ static void fault_pg_restart(long n, char *what, size_t len)
 		return;
 	}
 	char script[1200], log[600];
-	snprintf(script, sizeof(script),
-	         ". \"$TASKSYNC_ROOT/tools/lib.sh\"; run_as=(); [ \"$(id -u)\" -eq 0 ] && "
-	         "run_as=(runuser -u postgres --); \"${run_as[@]}\" \"$PG_BIN/pg_ctl\" -D '%s/data' "
-	         "-l '%s/postgres.log' -m %s -w -t 60 restart",
-	         dir, dir, mode);
+	snprintf(
+	    script, sizeof(script),
+	    ". \"$TASKSYNC_ROOT/tools/lib.sh\"; run_as=(); [ \"$(id -u)\" -eq 0 ] && "
+	    "run_as=(runuser -u postgres --); \"${run_as[@]}\" \"$PG_BIN/pg_ctl\" -D '%s/data' "
+	    "-l '%s/postgres.log' -m %s -w -t 60 restart",
+	    dir, dir, mode);
 	snprintf(log, sizeof(log), "%s/pg-restart.log", test_env("TEST_RUN_DIR"));
 	const char *args[] = {"-c", script, NULL};
 	int64_t t0 = mono_ms();
@@ -498,11 +494,16 @@ static void fault_stall(uint64_t *rs, char *what, size_t len)
 	if (left > 0)
 		nap_ms(left);
 	atomic_store(&d->stalled, 0);
+	double stalled_s = (mono_ms() - t0) / 1e3;
+	/* what the gateway did shows once the device reads again */
+	for (int64_t end = mono_ms() + 3000;
+	     mono_ms() < end && atomic_load(&d->slow_closes) == closes && !g_interrupted;)
+		usleep(50000);
 	snprintf(what, len,
 	         "device %d of %s stopped reading %.1f s (%d x 8 KiB patches meanwhile); closed "
 	         "1013 by the gateway: %s",
-	         (int)(d - c->devs), u->id, (mono_ms() - t0) / 1e3, sent,
-	         atomic_load(&d->slow_closes) > closes ? "yes" : "not yet");
+	         (int)(d - c->devs), u->id, stalled_s, sent,
+	         atomic_load(&d->slow_closes) > closes ? "yes" : "no");
 }
 
 /* Sum of every kafka_events_rejected_total series of a gateway (-1: no answer). */
@@ -572,7 +573,8 @@ static void fault_garbage(uint64_t *rs, char *what, size_t len)
 			vl = 0;
 			break;
 		case 3:
-			vl = (size_t)snprintf(buf, sizeof(buf), "{\"event_id\":\"%s\",\"user_id\":", eid);
+			vl = (size_t)snprintf(buf, sizeof(buf),
+			                      "{\"event_id\":\"%s\",\"user_id\":", eid);
 			break;
 		case 4:
 			vl = (size_t)snprintf(buf, sizeof(buf), "%s", i % 20 == 4 ? "[]" : "null");
@@ -584,17 +586,19 @@ static void fault_garbage(uint64_t *rs, char *what, size_t len)
 			                      eid, key, eid);
 			break;
 		case 6: /* an event type nobody knows */
-			vl = (size_t)snprintf(buf, sizeof(buf),
-			                      "{\"event_id\":\"%s\",\"event_type\":\"task.exploded\","
-			                      "\"user_id\":\"%s\",\"seq\":1,\"task\":{\"id\":\"%s\"}}",
-			                      eid, key, eid);
+			vl = (size_t)snprintf(
+			    buf, sizeof(buf),
+			    "{\"event_id\":\"%s\",\"event_type\":\"task.exploded\","
+			    "\"user_id\":\"%s\",\"seq\":1,\"task\":{\"id\":\"%s\"}}",
+			    eid, key, eid);
 			break;
 		case 7: /* a well-formed event of a user no device has */
-			vl = (size_t)snprintf(buf, sizeof(buf),
-			                      "{\"event_id\":\"%s\",\"event_type\":\"task.created\","
-			                      "\"user_id\":\"ghost-%d\",\"seq\":%d,\"task\":{\"id\":\"%s\","
-			                      "\"title\":\"boo\"}}",
-			                      eid, i, i, eid);
+			vl = (size_t)snprintf(
+			    buf, sizeof(buf),
+			    "{\"event_id\":\"%s\",\"event_type\":\"task.created\","
+			    "\"user_id\":\"ghost-%d\",\"seq\":%d,\"task\":{\"id\":\"%s\","
+			    "\"title\":\"boo\"}}",
+			    eid, i, i, eid);
 			key = "ghost";
 			break;
 		case 8: /* wrong types */
@@ -615,8 +619,8 @@ static void fault_garbage(uint64_t *rs, char *what, size_t len)
 		for (;;) {
 			rd_kafka_resp_err_t e = rd_kafka_producev(
 			    rk, RD_KAFKA_V_TOPIC(g_topic), RD_KAFKA_V_KEY(key, strlen(key)),
-			    RD_KAFKA_V_VALUE((void *)val, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			    RD_KAFKA_V_END);
+			    RD_KAFKA_V_VALUE((void *)val, vl),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 				break;
 			rd_kafka_poll(rk, 50);
@@ -705,8 +709,7 @@ static void hostile_ws_open(hostile *h, int port, const char *target)
 }
 
 /* Sends raw bytes on an open socket of user u: the gateway must close it. */
-static void hostile_ws_frame(hostile *h, int port, const user *u, const void *bytes,
-                             size_t len)
+static void hostile_ws_frame(hostile *h, int port, const user *u, const void *bytes, size_t len)
 {
 	char target[1200];
 	snprintf(target, sizeof(target), "/ws?token=%s", u->token);
@@ -764,14 +767,15 @@ static void fault_hostile(uint64_t *rs, char *what, size_t len)
 		hostile_http(&h, port, "POST", "/api/v1/tasks", hdr, garbage, 150000, 0);
 		hostile_http(&h, port, "POST", "/api/v1/tasks", hdr, "{\"title\":5}", 11, 0);
 		hostile_http(&h, port, "GET", "/api/v1/tasks", NULL, NULL, 0, 401);
-		hostile_http(&h, port, "GET", "/api/v1/tasks", "Authorization: Bearer abc.def.ghi\r\n",
-		             NULL, 0, 401);
+		hostile_http(&h, port, "GET", "/api/v1/tasks",
+		             "Authorization: Bearer abc.def.ghi\r\n", NULL, 0, 401);
 		char eh[1200];
 		snprintf(eh, sizeof(eh), "Authorization: Bearer %s\r\n", expired);
 		hostile_http(&h, port, "GET", "/api/v1/tasks", eh, NULL, 0, 401);
 		hostile_http(&h, port, "GET", "/api/v1/events?since=-1", ua->auth, NULL, 0, 400);
 		hostile_http(&h, port, "GET", "/api/v1/events?since=x%00", ua->auth, NULL, 0, 400);
-		hostile_http(&h, port, "GET", "/api/v1/tasks?limit=99999999999", ua->auth, NULL, 0, 0);
+		hostile_http(&h, port, "GET", "/api/v1/tasks?limit=99999999999", ua->auth, NULL, 0,
+		             0);
 		snprintf(hdr, sizeof(hdr),
 		         "%sContent-Type: application/json\r\nIdempotency-Key: ../../etc\r\n",
 		         ua->auth);
@@ -779,9 +783,11 @@ static void fault_hostile(uint64_t *rs, char *what, size_t len)
 		if (made == 201 || made == 200) {
 			/* another user's task: invisible (404) whatever a does */
 			snprintf(path, sizeof(path), "/api/v1/tasks/%s", bid);
-			snprintf(hdr, sizeof(hdr), "%sContent-Type: application/json\r\n", ua->auth);
+			snprintf(hdr, sizeof(hdr), "%sContent-Type: application/json\r\n",
+			         ua->auth);
 			hostile_http(&h, port, "GET", path, ua->auth, NULL, 0, 404);
-			hostile_http(&h, port, "PATCH", path, hdr, "{\"title\":\"stolen\"}", 18, 404);
+			hostile_http(&h, port, "PATCH", path, hdr, "{\"title\":\"stolen\"}", 18,
+			             404);
 			hostile_http(&h, port, "DELETE", path, ua->auth, NULL, 0, 404);
 			snprintf(path, sizeof(path), "/api/v1/tasks/%s/move", bid);
 			hostile_http(&h, port, "POST", path, hdr, "{\"before\":null}", 15, 404);
@@ -899,8 +905,8 @@ static truth_ev *read_truth(const user *u, long *n)
 				http_resp_free(&r);
 				usleep(300000);
 			}
-			st = http_request(atomic_load(&g_chaos.be_port[rr++ % CHAOS_BACKENDS]), "GET",
-			                  path, u->auth, NULL, 0, 10000, &r);
+			st = http_request(atomic_load(&g_chaos.be_port[rr++ % CHAOS_BACKENDS]),
+			                  "GET", path, u->auth, NULL, 0, 10000, &r);
 		}
 		json_t *j = st == 200 ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
 		http_resp_free(&r);
@@ -932,7 +938,8 @@ static truth_ev *read_truth(const user *u, long *n)
 			truth_ev *x = &t[seq];
 			snprintf(x->eid, sizeof(x->eid), "%s", eid);
 			x->kind = kind_of_origin(json_string_value(json_object_get(e, "origin")));
-			x->ts_ms = chaos_parse_time(json_string_value(json_object_get(e, "timestamp")));
+			x->ts_ms =
+			    chaos_parse_time(json_string_value(json_object_get(e, "timestamp")));
 			*n = (long)seq;
 		}
 		int more = json_is_true(json_object_get(j, "has_more")) && json_array_size(evs) > 0;
@@ -954,8 +961,8 @@ static long compare_list(const user *u, device *d, long *ntasks)
 		snprintf(path, sizeof(path), "/api/v1/tasks?limit=1000%s%s",
 		         cursor[0] ? "&cursor=" : "", cursor);
 		http_resp r;
-		int st = http_request(atomic_load(&g_chaos.be_port[rr++ % CHAOS_BACKENDS]), "GET", path,
-		                      u->auth, NULL, 0, 10000, &r);
+		int st = http_request(atomic_load(&g_chaos.be_port[rr++ % CHAOS_BACKENDS]), "GET",
+		                      path, u->auth, NULL, 0, 10000, &r);
 		json_t *j = st == 200 ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
 		http_resp_free(&r);
 		const json_t *tasks = json_object_get(j, "tasks");
@@ -972,7 +979,8 @@ static long compare_list(const user *u, device *d, long *ntasks)
 			mtask want = {0};
 			const json_t *v;
 			if ((v = json_object_get(o, "title")) && json_is_string(v))
-				snprintf(want.title, sizeof(want.title), "%s", json_string_value(v));
+				snprintf(want.title, sizeof(want.title), "%s",
+				         json_string_value(v));
 			if ((v = json_object_get(o, "position")) && json_is_string(v))
 				snprintf(want.position, sizeof(want.position), "%s",
 				         json_string_value(v));
@@ -1041,13 +1049,14 @@ START_TEST(chaos_run)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	int64_t t_start = mono_ms();
-	printf("chaos: settings: CHAOS_SECONDS=%ld CHAOS_FAULTS=%ld CHAOS_USERS=%ld "
-	       "CHAOS_SOCKETS=%ld CHAOS_RATE=%ld CHAOS_WRITERS=%ld CHAOS_READERS=%ld CHAOS_SEED=%ld "
-	       "CHAOS_SETTLE_S=%ld CHAOS_FREEZE_S=%ld CHAOS_STALL_S=%ld CHAOS_GAP_S=%ld "
-	       "CHAOS_DOWN_MS=%ld services=%s\n",
-	       c->seconds, c->max_faults, c->users_n, c->spu, c->rate, c->writers_n, c->readers_n,
-	       c->seed, c->settle_s, c->freeze_s, c->stall_s, c->gap_s, c->down_ms,
-	       test_env("TASKSYNC_BIN"));
+	printf(
+	    "chaos: settings: CHAOS_SECONDS=%ld CHAOS_FAULTS=%ld CHAOS_USERS=%ld "
+	    "CHAOS_SOCKETS=%ld CHAOS_RATE=%ld CHAOS_WRITERS=%ld CHAOS_READERS=%ld CHAOS_SEED=%ld "
+	    "CHAOS_SETTLE_S=%ld CHAOS_FREEZE_S=%ld CHAOS_STALL_S=%ld CHAOS_GAP_S=%ld "
+	    "CHAOS_DOWN_MS=%ld services=%s\n",
+	    c->seconds, c->max_faults, c->users_n, c->spu, c->rate, c->writers_n, c->readers_n,
+	    c->seed, c->settle_s, c->freeze_s, c->stall_s, c->gap_s, c->down_ms,
+	    test_env("TASKSYNC_BIN"));
 	fflush(stdout);
 
 	/* the stack */
@@ -1092,7 +1101,8 @@ START_TEST(chaos_run)
 	}
 	pthread_t *readers = xcalloc((size_t)c->readers_n, sizeof(*readers));
 	for (long i = 0; i < c->readers_n; i++)
-		ck_assert_int_eq(pthread_create(&readers[i], NULL, model_reader, (void *)(intptr_t)i), 0);
+		ck_assert_int_eq(
+		    pthread_create(&readers[i], NULL, model_reader, (void *)(intptr_t)i), 0);
 	for (int64_t end = mono_ms() + 30000; mono_ms() < end;) {
 		long connected = 0;
 		for (int i = 0; i < c->ndevs; i++)
@@ -1152,8 +1162,8 @@ START_TEST(chaos_run)
 		int rr = i;
 		for (int a = 0; a < 20; a++) {
 			char *body = NULL;
-			int st = write_change(&c->users[i], &rr, "GET", "/api/v1/tasks?limit=1", NULL,
-			                      K_CALM, &body);
+			int st = write_change(&c->users[i], &rr, "GET", "/api/v1/tasks?limit=1",
+			                      NULL, K_CALM, &body);
 			json_t *j = st == 200 ? json_loads(body, 0, NULL) : NULL;
 			free(body);
 			if (j) {
@@ -1209,13 +1219,16 @@ START_TEST(chaos_run)
 				truth_ev *x = &tr[s];
 				t[x->kind].expected++;
 				t[K_N].expected++;
-				const applied *a = s <= last && (size_t)s < d->cap ? &d->seqs[s] : NULL;
+				const applied *a =
+				    s <= last && (size_t)s < d->cap ? &d->seqs[s] : NULL;
 				if (!a || !a->eid[0]) {
 					t[x->kind].lost++;
 					t[K_N].lost++;
 					if (t[K_N].lost <= 5)
-						chaos_note("device %d of %s never applied seq %ld (%s, %s)", di,
-						           u->id, s, x->eid, chaos_kind_name[x->kind]);
+						chaos_note("device %d of %s never applied seq %ld "
+						           "(%s, %s)",
+						           di, u->id, s, x->eid,
+						           chaos_kind_name[x->kind]);
 					continue;
 				}
 				if (!strcmp(a->eid, "reload"))
@@ -1226,7 +1239,8 @@ START_TEST(chaos_run)
 				if (strcmp(a->eid, x->eid)) {
 					t[x->kind].disorder++;
 					t[K_N].disorder++;
-					chaos_note("device %d of %s applied %s as seq %ld, the database has %s",
+					chaos_note("device %d of %s applied %s as seq %ld, the "
+					           "database has %s",
 					           di, u->id, a->eid, s, x->eid);
 				}
 				int64_t behind = x->ts_ms > 0 ? a->at_ms - x->ts_ms : 0;
@@ -1237,8 +1251,8 @@ START_TEST(chaos_run)
 			}
 			for (long s = n + 1; s <= last; s++) { /* applied, never written */
 				t[K_N].garbage++;
-				chaos_note("device %d of %s applied seq %ld, the database has %ld", di,
-				           u->id, s, n);
+				chaos_note("device %d of %s applied seq %ld, the database has %ld",
+				           di, u->id, s, n);
 			}
 			qsort(ids, (size_t)nids, sizeof(*ids), cmp_str);
 			for (long i = 1; i < nids; i++)
@@ -1265,7 +1279,8 @@ START_TEST(chaos_run)
 	printf("chaos: faults: %ld in %.0f s (", g_nfaults, faults_s);
 	for (int k = 1; k < K_N; k++)
 		printf("%s%s %ld", k > 1 ? ", " : "", chaos_kind_name[k], faults_by_kind[k]);
-	printf("); settle %.1f s (%s)\n", settle_s, settled ? "every device caught up" : "NOT settled");
+	printf("); settle %.1f s (%s)\n", settle_s,
+	       settled ? "every device caught up" : "NOT settled");
 	printf("chaos: writes: %ld answered 2xx, %ld retried, %ld gone (410), %ld refused, %ld "
 	       "abandoned; users %ld, devices %d, tasks in the database %ld\n",
 	       atomic_load(&c->writes_ok), atomic_load(&c->writes_retried),

@@ -50,10 +50,10 @@ typedef struct applied {
  * while readers run, the main thread after; fields marked atomic are read by the
  * main thread meanwhile. */
 typedef struct device {
-	int user;       /* index into chaos.users */
-	int gw;         /* the gateway it sticks to */
-	int rcvbuf;     /* SO_RCVBUF asked at connect (0: the default) */
-	void *ws;       /* ws_client *, NULL while disconnected */
+	int user;   /* index into chaos.users */
+	int gw;     /* the gateway it sticks to */
+	int rcvbuf; /* SO_RCVBUF asked at connect (0: the default) */
+	void *ws;   /* ws_client *, NULL while disconnected */
 	int64_t reconnect_at;
 	int backoff_ms;
 	int need_sync; /* a catch-up failed: retry at sync_at */
@@ -64,15 +64,15 @@ typedef struct device {
 	size_t cap;
 	mtask *tasks; /* the list the device shows, tombstones included */
 	size_t ntasks, task_cap;
-	atomic_int stalled;   /* 1: its reader does not read it (client_stall) */
-	atomic_long closes;   /* sockets that ended (gateway kill, 1013, ...) */
+	atomic_int stalled;      /* 1: its reader does not read it (client_stall) */
+	atomic_long closes;      /* sockets that ended (gateway kill, 1013, ...) */
 	atomic_long slow_closes; /* of them, closed 1013 (too slow) */
 	long connects;
-	long pushed;     /* events applied from a push */
-	long caught;     /* events applied from a catch-up */
-	long dups;       /* pushes dropped as already applied */
-	long reloads;    /* 410 reloads */
-	long catchups;   /* catch-up calls */
+	long pushed;   /* events applied from a push */
+	long caught;   /* events applied from a catch-up */
+	long dups;     /* pushes dropped as already applied */
+	long reloads;  /* 410 reloads */
+	long catchups; /* catch-up calls */
 } device;
 
 typedef struct user {
@@ -83,14 +83,14 @@ typedef struct user {
 
 /* Per kind: what the clients saw (index K_N: the total). */
 typedef struct tally {
-	long written;   /* events in the database */
-	long expected;  /* written x the user's devices */
-	long applied;   /* applied by devices */
-	long lost;      /* written and never applied by a device */
-	long twice;     /* an event applied at two positions */
-	long disorder;  /* an event applied at another seq than the database's */
-	long wrong;     /* delivered to a device of another user */
-	long garbage;   /* something not an event of ours delivered as one */
+	long written;      /* events in the database */
+	long expected;     /* written x the user's devices */
+	long applied;      /* applied by devices */
+	long lost;         /* written and never applied by a device */
+	long twice;        /* an event applied at two positions */
+	long disorder;     /* an event applied at another seq than the database's */
+	long wrong;        /* delivered to a device of another user */
+	long garbage;      /* something not an event of ours delivered as one */
 	int64_t behind_ms; /* longest time from the event's timestamp to its application */
 } tally;
 
@@ -104,10 +104,10 @@ typedef struct chaos {
 	user *users;
 	device *devs;
 	int ndevs;
-	atomic_int kind;       /* the fault running now (K_CALM between faults) */
+	atomic_int kind; /* the fault running now (K_CALM between faults) */
 	atomic_int stop_writes;
 	atomic_int stop_readers;
-	atomic_long ops;       /* writes started (bounds the seqs a device stores) */
+	atomic_long ops; /* writes started (bounds the seqs a device stores) */
 	atomic_long writes_ok, writes_retried, writes_gone, writes_bad, writes_abandoned;
 	atomic_long wrong[K_N + 1];   /* deliveries to a wrong user, by the kind running */
 	atomic_long garbage[K_N + 1]; /* non-events delivered, by the kind running */

@@ -24,9 +24,9 @@
 #define BACKOFF_MAX  3000
 #define WS_TIMEOUT_S 3
 
-const char *const chaos_kind_name[K_N] = {
-    "calm",         "gateway_kill", "backend_kill",    "relay_freeze", "kafka_leader_kill",
-    "pg_restart",   "client_stall", "garbage_records", "hostile_input"};
+const char *const chaos_kind_name[K_N] = {"calm",         "gateway_kill",      "backend_kill",
+                                          "relay_freeze", "kafka_leader_kill", "pg_restart",
+                                          "client_stall", "garbage_records",   "hostile_input"};
 
 void chaos_note(const char *fmt, ...)
 {
@@ -181,7 +181,8 @@ static void apply(device *d, const json_t *e, long long seq, const char *eid)
 		{
 			mtask *x = model_task(d, k);
 			if (x && !x->deleted && json_is_string(v))
-				snprintf(x->position, sizeof(x->position), "%s", json_string_value(v));
+				snprintf(x->position, sizeof(x->position), "%s",
+				         json_string_value(v));
 		}
 	}
 	snprintf(d->seqs[seq].eid, sizeof(d->seqs[seq].eid), "%s", eid);
