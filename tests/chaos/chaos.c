@@ -71,6 +71,8 @@ static int read_settings(chaos *c, char *err, size_t errlen)
 	const setting table[] = {
 	    {"CHAOS_SECONDS", &c->seconds, 90, 10, 86400, "longest time the faults run"},
 	    {"CHAOS_FAULTS", &c->max_faults, 8, 1, 100000, "faults to run (fewer if time is up)"},
+	    {"CHAOS_MIN_FAULTS", &c->min_faults, 0, 0, 100000,
+	     "faults to run even past CHAOS_SECONDS"},
 	    {"CHAOS_USERS", &c->users_n, 12, 1, 1000, "users"},
 	    {"CHAOS_SOCKETS", &c->spu, 3, 1, 16, "devices (sockets) per user"},
 	    {"CHAOS_RATE", &c->rate, 15, 1, 2000, "writes per second, all writers"},
@@ -1050,12 +1052,13 @@ START_TEST(chaos_run)
 	sigaction(SIGTERM, &sa, NULL);
 	int64_t t_start = mono_ms();
 	printf(
-	    "chaos: settings: CHAOS_SECONDS=%ld CHAOS_FAULTS=%ld CHAOS_USERS=%ld "
+	    "chaos: settings: CHAOS_SECONDS=%ld CHAOS_FAULTS=%ld CHAOS_MIN_FAULTS=%ld "
+	    "CHAOS_USERS=%ld "
 	    "CHAOS_SOCKETS=%ld CHAOS_RATE=%ld CHAOS_WRITERS=%ld CHAOS_READERS=%ld CHAOS_SEED=%ld "
 	    "CHAOS_SETTLE_S=%ld CHAOS_FREEZE_S=%ld CHAOS_STALL_S=%ld CHAOS_GAP_S=%ld "
 	    "CHAOS_DOWN_MS=%ld services=%s\n",
-	    c->seconds, c->max_faults, c->users_n, c->spu, c->rate, c->writers_n, c->readers_n,
-	    c->seed, c->settle_s, c->freeze_s, c->stall_s, c->gap_s, c->down_ms,
+	    c->seconds, c->max_faults, c->min_faults, c->users_n, c->spu, c->rate, c->writers_n,
+	    c->readers_n, c->seed, c->settle_s, c->freeze_s, c->stall_s, c->gap_s, c->down_ms,
 	    test_env("TASKSYNC_BIN"));
 	fflush(stdout);
 
@@ -1125,7 +1128,7 @@ START_TEST(chaos_run)
 	int64_t t_faults = mono_ms();
 	nap_ms(c->gap_s * 1000);
 	while (g_nfaults < c->max_faults && !g_interrupted &&
-	       mono_ms() - t_faults < c->seconds * 1000) {
+	       (mono_ms() - t_faults < c->seconds * 1000 || g_nfaults < c->min_faults)) {
 		int slot = (int)(g_nfaults % (K_N - 1));
 		if (slot == 0) { /* a new round: every kind once, shuffled */
 			for (int k = 0; k < K_N - 1; k++)

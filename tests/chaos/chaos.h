@@ -96,7 +96,8 @@ typedef struct tally {
 
 typedef struct chaos {
 	/* settings */
-	long seconds, max_faults, users_n, spu, rate, writers_n, readers_n, seed, settle_s;
+	long seconds, max_faults, min_faults, users_n, spu, rate, writers_n, readers_n, seed,
+	    settle_s;
 	long freeze_s, stall_s, gap_s, down_ms;
 	/* services: ports read by every thread; the processes only by the main thread */
 	atomic_int be_port[CHAOS_BACKENDS];
