@@ -467,7 +467,7 @@ static void fault_stall(uint64_t *rs, char *what, size_t len)
 	chaos *c = &g_chaos;
 	int ui = (int)rnd_below(rs, c->users_n);
 	device *d = &c->devs[ui * c->spu + c->spu - 1]; /* the one with a small SO_RCVBUF */
-	long closes = atomic_load(&d->slow_closes);
+	long closes = atomic_load(&d->closes);
 	int64_t t0 = mono_ms();
 	atomic_store(&d->stalled, 1);
 	/* enough to fill its socket's buffers: a task of its own, 40 patches of 8 KiB */
@@ -499,13 +499,16 @@ static void fault_stall(uint64_t *rs, char *what, size_t len)
 	double stalled_s = (mono_ms() - t0) / 1e3;
 	/* what the gateway did shows once the device reads again */
 	for (int64_t end = mono_ms() + 3000;
-	     mono_ms() < end && atomic_load(&d->slow_closes) == closes && !g_interrupted;)
+	     mono_ms() < end && atomic_load(&d->closes) == closes && !g_interrupted;)
 		usleep(50000);
+	char ended[64] = "no, it was kept";
+	if (atomic_load(&d->closes) > closes)
+		snprintf(ended, sizeof(ended), "yes (close code %d; -1: no close frame)",
+		         atomic_load(&d->last_close));
 	snprintf(what, len,
-	         "device %d of %s stopped reading %.1f s (%d x 8 KiB patches meanwhile); closed "
-	         "1013 by the gateway: %s",
-	         (int)(d - c->devs), u->id, stalled_s, sent,
-	         atomic_load(&d->slow_closes) > closes ? "yes" : "no");
+	         "device %d of %s stopped reading %.1f s (%d x 8 KiB patches meanwhile); socket "
+	         "ended by the gateway: %s",
+	         (int)(d - c->devs), u->id, stalled_s, sent, ended);
 }
 
 /* Sum of every kafka_events_rejected_total series of a gateway (-1: no answer). */

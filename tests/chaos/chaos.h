@@ -67,6 +67,7 @@ typedef struct device {
 	atomic_int stalled;      /* 1: its reader does not read it (client_stall) */
 	atomic_long closes;      /* sockets that ended (gateway kill, 1013, ...) */
 	atomic_long slow_closes; /* of them, closed 1013 (too slow) */
+	atomic_int last_close;   /* the close code of the last one (-1: no close frame) */
 	long connects;
 	long pushed;   /* events applied from a push */
 	long caught;   /* events applied from a catch-up */

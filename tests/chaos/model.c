@@ -398,6 +398,7 @@ static void disconnect(device *d, int code)
 {
 	ws_free(d->ws);
 	d->ws = NULL;
+	atomic_store(&d->last_close, code);
 	atomic_fetch_add(&d->closes, 1);
 	if (code == 1013)
 		atomic_fetch_add(&d->slow_closes, 1);
