@@ -17,7 +17,7 @@
  *
  * The services are the sanitizer build ($TASKSYNC_BIN): unpaced they answer 5,000
  * writes in about 7 s on 2 cores, so the writes are paced (MIN_WRITE_S) to span the
- * crash and the restart; the whole test takes about 85 s. `make chaos`
+ * crash and the restart; the whole test takes about 85 s. `make failover-long`
  * (tests/system/module.mk) runs 50,000, about as fast as the services take them. */
 #include "suites.h"
 
