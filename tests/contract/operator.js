@@ -16,9 +16,10 @@ export function promqlMetrics(expr) {
     .replace(/"(?:[^"\\]|\\.)*"/g, '""') // label values
     .replace(/\{[^}]*\}/g, ' ') // matchers
     .replace(/\[[^\]]*\]/g, ' ') // ranges
+    .replace(/(?<![A-Za-z_])[0-9][0-9.]*(e[+-]?[0-9]+)?/gi, ' ') // numbers (1e9)
     .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' '); // grouping labels
   const out = new Set();
-  for (const m of s.matchAll(/([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?/g)) {
+  for (const m of s.matchAll(/(?<![0-9.A-Za-z_:])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?/g)) {
     if (m[2]) continue; // a function
     if (PROMQL_WORDS.has(m[1].toLowerCase())) continue;
     if (m[1].startsWith('$')) continue;
