@@ -6,7 +6,7 @@
 // server answers; every documented (operation, status) was seen or is listed below
 // with the reason no test can cause it. Then the operator files (docs/operations.md's
 // alert rules and dashboard) against the metrics the running services export, and
-// the web package's types. Prints one line per test and `contract: N passed, N failed`.
+// the web package's types, and the React example in a browser. Prints one line per test and `contract: N passed, N failed`.
 //
 //   node tests/contract/contract.js [name-filter]   (tests/contract/suite.sh sets the environment)
 import { execFileSync } from 'node:child_process';
@@ -17,6 +17,7 @@ import { Stack, freePort, waitHttp } from '../e2e/stack.js';
 import { Spec, serverRoutes } from './spec.js';
 import { register as registerOperator } from './operator.js';
 import { register as registerTypes } from './types.js';
+import { register as registerReact } from './react.js';
 
 const ROOT = process.env.TASKSYNC_ROOT || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const BIN = path.join(ROOT, 'tests/contract/node_modules/.bin');
@@ -85,6 +86,9 @@ async function startStack() {
     JWT_SECRET: stack.jwtSecret,
     DEV_LOGIN: '1',
     PUBLIC_GATEWAY_URL: stack.gwUrl,
+    // The React example's build (tests/contract/react.js), served on the API's origin.
+    STATIC_DIR: path.join(ROOT, 'examples/react/dist'),
+    ALLOWED_ORIGINS: `http://127.0.0.1:${stack.apiPort}`,
     MAX_TASKS_PER_USER: String(MAX_TASKS),
     MAX_BODY_BYTES: String(MAX_BODY),
     USER_RATE_LIMIT: '100',
@@ -573,6 +577,7 @@ test('coverage: every documented (operation, status) was answered and validated,
 
 registerOperator(test, { root: ROOT, stack, assert, eq });
 registerTypes(test, { root: ROOT, assert, eq });
+registerReact(test, { root: ROOT, stack, assert, eq });
 
 // ---- runner ----------------------------------------------------------------------
 
