@@ -98,11 +98,28 @@ export function createTaskSyncStore(client) {
       publish();
     },
   };
-  for (const [type, fn] of Object.entries(on)) client.addEventListener(type, fn);
+  // The client's events are listened to while someone subscribes (so StrictMode's
+  // unmount and mount again, or a provider that goes away, leaves nothing attached).
+  let attached = false;
+  const attach = () => {
+    if (attached) return;
+    attached = true;
+    for (const [type, fn] of Object.entries(on)) client.addEventListener(type, fn);
+    snap = build(); // what changed while nobody listened
+  };
+  const detach = () => {
+    if (!attached) return;
+    attached = false;
+    for (const [type, fn] of Object.entries(on)) client.removeEventListener(type, fn);
+  };
   return {
     subscribe(l) {
       listeners.add(l);
-      return () => listeners.delete(l);
+      attach();
+      return () => {
+        listeners.delete(l);
+        if (!listeners.size) detach();
+      };
     },
     getSnapshot: () => snap,
     dismiss(id) {
@@ -112,7 +129,7 @@ export function createTaskSyncStore(client) {
       publish();
     },
     dispose() {
-      for (const [type, fn] of Object.entries(on)) client.removeEventListener(type, fn);
+      detach();
       listeners.clear();
     },
   };
@@ -130,7 +147,6 @@ export function TaskSyncProvider({ client, options, children }) {
   const c = client || owned;
   if (!c) throw new TypeError('TaskSyncProvider: give client or options');
   const store = useMemo(() => createTaskSyncStore(c), [c]);
-  useEffect(() => () => store.dispose(), [store]);
   useEffect(() => {
     if (!owned) return undefined;
     owned.start();

@@ -18,6 +18,7 @@ import { Spec, serverRoutes } from './spec.js';
 import { register as registerOperator } from './operator.js';
 import { register as registerTypes } from './types.js';
 import { register as registerReact } from './react.js';
+import { register as registerSocket } from './socket.js';
 
 const ROOT = process.env.TASKSYNC_ROOT || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const BIN = path.join(ROOT, 'tests/contract/node_modules/.bin');
@@ -575,6 +576,7 @@ test('coverage: every documented (operation, status) was answered and validated,
   console.log(`# ${spec.seen.size} (operation, status) pairs validated; unreachable: ${Object.entries(UNREACHABLE).map(([k, v]) => `${k} (${v})`).join('; ')}`);
 });
 
+registerSocket(test, { root: ROOT, stack, spec, assert, eq, login: user, api: (...a) => stack.api(...a) });
 registerOperator(test, { root: ROOT, stack, assert, eq });
 registerTypes(test, { root: ROOT, assert, eq });
 registerReact(test, { root: ROOT, stack, assert, eq });
