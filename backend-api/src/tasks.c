@@ -769,9 +769,11 @@ int tasks_ws_ticket(api_req *r)
 		return api_error(r, 401, "unauthorized", NULL, NULL, NULL, "session expired");
 	metric_inc(metrics_counter(r->ctx->m, "api_ws_tickets_total",
 	                           "WebSocket tickets issued (POST /api/v1/ws-ticket).", ""));
+	/* http_reply sends Cache-Control: no-store with every answer: a second copy here
+	 * made the header "no-store, no-store" to a client joining them. */
 	st = api_json(r, 200,
 	              json_pack("{s:s, s:i}", "ticket", ticket, "expires_in", AUTH_TICKET_TTL_S),
-	              "Cache-Control: no-store\r\n");
+	              NULL);
 	free(ticket);
 	return st;
 }
