@@ -7,6 +7,7 @@
 #                                           FUZZ_JOBS at once (default 1)
 #   tests/fuzz/run.sh --merge HARNESS...    minimise the grown corpus into
 #                                           tests/fuzz/corpus/HARNESS (-merge=1)
+#   tests/fuzz/run.sh --totals              every run so far, added up per harness
 #
 # Each run grows build/fuzz/corpus/HARNESS (seeded from tests/fuzz/corpus/HARNESS);
 # a crash, leak, timeout or out-of-memory input lands in build/fuzz/artifacts/HARNESS/
@@ -73,7 +74,21 @@ merge() {
 	rm -rf "$tmp"
 }
 
+# totals: the runs of build/fuzz/runs.tsv added up per harness (the figures across runs).
+totals() {
+	[ -f "$FZ/runs.tsv" ] || { echo "fuzz: no runs yet ($FZ/runs.tsv)"; return 0; }
+	printf '%-16s %5s %8s %12s %9s %6s %7s %8s\n' harness runs seconds execs execs/s cov ft crashes
+	awk -F'\t' '{ n[$2]++; s[$2] += $3; e[$2] += $4; c[$2] += $8;
+		if ($6 > cov[$2]) cov[$2] = $6; if ($7 > ft[$2]) ft[$2] = $7 }
+		END { for (h in n) printf "%-16s %5d %8d %12d %9d %6d %7d %8d\n", h, n[h], s[h], e[h],
+				s[h] ? e[h] / s[h] : 0, cov[h], ft[h], c[h] }' "$FZ/runs.tsv" | sort
+}
+
 case "${1:-}" in
+--totals)
+	totals
+	exit 0
+	;;
 --one)
 	one "$2"
 	exit 0
