@@ -4,7 +4,7 @@
 #       runs each harness for FUZZ_SECONDS over a working copy of its corpus and
 #       prints execs, execs/s, coverage and crashes per harness
 #   make fuzz-build        builds the harnesses (clang, ASan+UBSan+libFuzzer)
-#   make fuzz-merge        minimises the grown corpora into tests/fuzz/corpus/
+#   make fuzz-merge        adds the grown corpora's new coverage to tests/fuzz/corpus/
 #
 # The harnesses are built with clang (libFuzzer is clang's), whatever CC is: the
 # sources they need are compiled again into build/fuzz/ with -fsanitize=fuzzer-no-link

@@ -5,8 +5,9 @@
 #
 #   tests/fuzz/run.sh HARNESS...            FUZZ_SECONDS each (default 60),
 #                                           FUZZ_JOBS at once (default 1)
-#   tests/fuzz/run.sh --merge HARNESS...    minimise the grown corpus into
+#   tests/fuzz/run.sh --merge HARNESS...    add what the grown corpus covers anew to
 #                                           tests/fuzz/corpus/HARNESS (-merge=1)
+#   tests/fuzz/run.sh --totals              every run so far, added up per harness
 #
 # Each run grows build/fuzz/corpus/HARNESS (seeded from tests/fuzz/corpus/HARNESS);
 # a crash, leak, timeout or out-of-memory input lands in build/fuzz/artifacts/HARNESS/
@@ -55,25 +56,38 @@ one() {
 	return 0
 }
 
+# merge HARNESS: adds to tests/fuzz/corpus/HARNESS the grown corpus's inputs that
+# reach coverage the committed ones do not (-merge=1 keeps every file already in the
+# first directory: the hand-made seeds stay).
 merge() {
-	local h=$1 tmp
-	tmp=$(mktemp -d)
-	local srcs=("tests/fuzz/corpus/$h")
-	[ -d "$FZ/corpus/$h" ] && srcs+=("$FZ/corpus/$h")
+	local h=$1 before
+	[ -d "$FZ/corpus/$h" ] || { echo "$h: nothing grown (run make fuzz first)"; return 0; }
+	before=$(find "tests/fuzz/corpus/$h" -type f | wc -l)
 	# shellcheck disable=SC2046
-	if "$FZ/bin/$h" $(flags "$h") -merge=1 "$tmp" "${srcs[@]}" >"$FZ/logs/$h.merge.log" 2>&1; then
-		rm -rf "tests/fuzz/corpus/$h"
-		mkdir -p "tests/fuzz/corpus/$h"
-		cp "$tmp"/* "tests/fuzz/corpus/$h/" 2>/dev/null || true
-		echo "$h: $(find "tests/fuzz/corpus/$h" -type f | wc -l) files," \
-			"$(du -sk "tests/fuzz/corpus/$h" | cut -f1) KiB"
+	if "$FZ/bin/$h" $(flags "$h") -merge=1 "tests/fuzz/corpus/$h" "$FZ/corpus/$h" \
+		>"$FZ/logs/$h.merge.log" 2>&1; then
+		echo "$h: $before + $(($(find "tests/fuzz/corpus/$h" -type f | wc -l) - before)) files," \
+			"$(find "tests/fuzz/corpus/$h" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}') bytes"
 	else
 		echo "$h: merge failed (see $FZ/logs/$h.merge.log)"
 	fi
-	rm -rf "$tmp"
+}
+
+# totals: the runs of build/fuzz/runs.tsv added up per harness (the figures across runs).
+totals() {
+	[ -f "$FZ/runs.tsv" ] || { echo "fuzz: no runs yet ($FZ/runs.tsv)"; return 0; }
+	printf '%-16s %5s %8s %12s %9s %6s %7s %8s\n' harness runs seconds execs execs/s cov ft crashes
+	awk -F'\t' '{ n[$2]++; s[$2] += $3; e[$2] += $4; c[$2] += $8;
+		if ($6 > cov[$2]) cov[$2] = $6; if ($7 > ft[$2]) ft[$2] = $7 }
+		END { for (h in n) printf "%-16s %5d %8d %12d %9d %6d %7d %8d\n", h, n[h], s[h], e[h],
+				s[h] ? e[h] / s[h] : 0, cov[h], ft[h], c[h] }' "$FZ/runs.tsv" | sort
 }
 
 case "${1:-}" in
+--totals)
+	totals
+	exit 0
+	;;
 --one)
 	one "$2"
 	exit 0
