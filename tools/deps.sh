@@ -6,7 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/lib.sh
 
-want=$(cat packages/build.txt packages/runtime.txt packages/dev.txt | sed 's/#.*//' | awk 'NF')
+# packages/runtime.txt is what the images (Debian 12) install beside the binaries: their
+# shared libraries at Debian 12's sonames (libjwt0, ...). Here the -dev packages of
+# build.txt bring this release's own (libjwt2 on Debian 13, where libjwt0 does not
+# exist), so only runtime.txt's entries that are not libraries are wanted.
+want=$(cat packages/build.txt packages/dev.txt | sed 's/#.*//' | awk 'NF')
+want+=" $(sed 's/#.*//' packages/runtime.txt | awk 'NF && !/^lib/')"
 missing=()
 for p in $want; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
