@@ -505,10 +505,13 @@ static void fault_stall(uint64_t *rs, char *what, size_t len)
 	if (atomic_load(&d->closes) > closes)
 		snprintf(ended, sizeof(ended), "yes (close code %d; -1: no close frame)",
 		         atomic_load(&d->last_close));
-	snprintf(what, len,
-	         "device %d of %s stopped reading %.1f s (%d x 8 KiB patches meanwhile); socket "
-	         "ended by the gateway: %s",
-	         (int)(d - c->devs), u->id, stalled_s, sent, ended);
+	/* a line of the report: one cut short ends in "..." */
+	int n = snprintf(what, len,
+	                 "device %d of %s stopped reading %.1f s (%d x 8 KiB patches meanwhile); "
+	                 "socket ended by the gateway: %s",
+	                 (int)(d - c->devs), u->id, stalled_s, sent, ended);
+	if (n >= (int)len && len > 4)
+		memcpy(what + len - 4, "...", 4);
 }
 
 /* Sum of every kafka_events_rejected_total series of a gateway (-1: no answer). */
