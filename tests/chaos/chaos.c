@@ -71,7 +71,7 @@ static int read_settings(chaos *c, char *err, size_t errlen)
 	const setting table[] = {
 	    {"CHAOS_SECONDS", &c->seconds, 90, 10, 86400, "longest time the faults run"},
 	    {"CHAOS_FAULTS", &c->max_faults, 8, 1, 100000, "faults to run (fewer if time is up)"},
-	    {"CHAOS_MIN_FAULTS", &c->min_faults, 0, 0, 100000,
+	    {"CHAOS_MIN_FAULTS", &c->min_faults, 8, 0, 100000,
 	     "faults to run even past CHAOS_SECONDS"},
 	    {"CHAOS_USERS", &c->users_n, 12, 1, 1000, "users"},
 	    {"CHAOS_SOCKETS", &c->spu, 3, 1, 16, "devices (sockets) per user"},

@@ -7,7 +7,8 @@
 #
 # Settings (environment; defaults are the short run):
 #   CHAOS_SECONDS (90)   longest time the faults run     CHAOS_FAULTS (8)  faults
-#   CHAOS_MIN_FAULTS (0) faults to run even past CHAOS_SECONDS
+#   CHAOS_MIN_FAULTS (8) faults to run even past CHAOS_SECONDS (the short run: every
+#                        kind once, however slow the machine)
 #   CHAOS_USERS (12)     users                            CHAOS_SOCKETS (3) devices per user
 #   CHAOS_RATE (15)      writes/s, all writers together   CHAOS_WRITERS (4) writer threads
 #   CHAOS_READERS (2)    device reader threads            CHAOS_SEED (1)    the schedule's seed
