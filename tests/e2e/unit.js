@@ -446,4 +446,251 @@ export function register(test, { TaskSync, backoffDelayMs, MemoryStore, compact,
       c.stop();
     });
   });
+
+  // ---- issue 14: merge, compaction, moves, tickets, catch-up that ends ----------
+
+  test('unit: compaction: create+edit+delete vanish; edits merge per field; a change being sent is never touched', 5000, async () => {
+    const op = (kind, id, extra = {}) => ({ kind, id, opId: `${kind}-${id}-${extra.n || 0}`, k: extra.n || 0, ...extra });
+    const apply = (ops, o) => {
+      const d = compact(ops, o);
+      const del = new Set(d.del);
+      const out = ops.filter((x) => !del.has(x.opId));
+      for (const p of d.put) {
+        const i = out.findIndex((x) => x.opId === p.opId);
+        if (i >= 0) out[i] = p;
+        else out.push(p);
+      }
+      return out;
+    };
+    let q = [];
+    q = apply(q, op('create', 'a', { n: 1, body: { id: 'a', title: 'A', priority: 'low' } }));
+    q = apply(q, op('update', 'a', { n: 2, body: { title: 'A2' } }));
+    eq(q.map((o) => [o.kind, o.body]), [['create', { id: 'a', title: 'A2', priority: 'low' }]], 'edit into the create');
+    q = apply(q, op('move', 'a', { n: 3, after: null }));
+    q = apply(q, op('delete', 'a', { n: 4 }));
+    eq(q, [], 'create, edit, move, delete: nothing left');
+
+    q = apply([], op('update', 'b', { n: 1, body: { title: 'B1' }, base_version: 3 }));
+    q = apply(q, op('update', 'b', { n: 2, body: { title: 'B2', priority: 'high' }, base_version: 4 }));
+    eq(q.map((o) => [o.body, o.base_version]), [[{ title: 'B2', priority: 'high' }, 3]], 'consecutive edits merge, the first base stays');
+    q = apply(q, op('move', 'b', { n: 3, before: null }));
+    q = apply(q, op('move', 'b', { n: 4, after: null }));
+    eq(q.map((o) => o.kind + o.k), ['update1', 'move4'], 'a move replaces the queued move');
+    q = apply(q, op('delete', 'b', { n: 5 }));
+    eq(q.map((o) => o.kind), ['delete'], 'a delete drops the edits and moves of a task the server has');
+
+    // Being sent: never changed, never merged into, never dropped.
+    q = [{ ...op('create', 'c', { n: 1, body: { id: 'c', title: 'C' } }), inflight: true }];
+    q = apply(q, op('update', 'c', { n: 2, body: { title: 'C2' } }));
+    eq(q.map((o) => [o.kind, o.body.title]), [['create', 'C'], ['update', 'C2']], 'edit after a create being sent');
+    q = apply(q, op('delete', 'c', { n: 3 }));
+    eq(q.map((o) => o.kind), ['create', 'delete'], 'delete after a create being sent: the create stays, the edit goes');
+  });
+
+  test('unit: moves name both neighbours and fall back to the one that survives', 5000, async () => {
+    const has = (ids) => (id) => ids.includes(id);
+    eq(resolveMove({ id: 'x', before: 'b', after: 'a', prefer: 'before' }, has(['a', 'b'])), { before: 'b' }, 'named one');
+    eq(resolveMove({ id: 'x', before: 'b', after: 'a', prefer: 'before' }, has(['a'])), { after: 'a' }, 'other one');
+    eq(resolveMove({ id: 'x', before: 'b', after: null, prefer: 'before' }, has([])), { after: null }, 'top');
+    eq(resolveMove({ id: 'x', before: 'b', after: 'a', prefer: 'after' }, has([])), null, 'both gone');
+    await withEnv(async () => {
+      const log = [];
+      const bodies = [];
+      globalThis.fetch = fakeFetch(async (m, p, body) => {
+        const u = new URL(p, 'http://x');
+        if (u.pathname === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [task('a', 'A', 'a1'), task('b', 'B', 'a2'), task('c', 'C', 'a3'), task('x', 'X', 'a4')], seq: 4 } };
+        if (u.pathname.endsWith('/move')) {
+          bodies.push(body);
+          if (body.before === 'c') return { status: 422, body: { error: { code: 'validation_failed', message: 'no such task: c' } } };
+          return { body: { task: { ...task('x', 'X', 'a2V') }, seq: 6 } };
+        }
+        return { body: { events: [], seq: 4, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
+      await started(c);
+      await sleep(20);
+      c.moveTask('x', { before: 'x' });
+      eq(c.pending, 0, 'dropped on itself: nothing queued');
+      c.moveTask('x', { before: 'c' }); // between b and c; c was deleted on the server meanwhile
+      eq(c.tasks().map((t) => t.id), ['a', 'b', 'x', 'c'], 'optimistic');
+      await sleep(30);
+      eq(bodies, [{ before: 'c' }, { after: 'b' }], 'refused next to c, then placed after b');
+      eq(c.pending, 0, 'sent');
+      c.stop();
+    });
+  });
+
+  test('unit: PATCH carries only the changed fields and base_version; conflicts come back as a conflict event; 410 drops the change', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const patches = [];
+      let v = 3;
+      globalThis.fetch = fakeFetch(async (m, p, body, h) => {
+        const u = new URL(p, 'http://x');
+        if (u.pathname === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [{ ...task('a', 'A', 'a1', 3), priority: 'low' }, task('gone', 'G', 'a2', 1)], seq: 4 } };
+        if (m === 'PATCH' && u.pathname.endsWith('/gone')) return { status: 410, body: { error: { code: 'task_deleted', message: 'task deleted' } } };
+        if (m === 'PATCH') {
+          patches.push({ body, key: h['Idempotency-Key'] });
+          v++;
+          if (body.title === 'Mine') return { body: { task: { ...task('a', 'Theirs', 'a1', v), priority: body.priority || 'low' }, conflicts: [{ field: 'title', yours: 'Mine', theirs: 'Theirs' }] } };
+          return { body: { task: { ...task('a', body.title || 'A', 'a1', v), priority: body.priority || 'low' }, conflicts: [] } };
+        }
+        return { body: { events: [], seq: 4, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
+      const conflicts = [];
+      const rejected = [];
+      c.addEventListener('conflict', (e) => conflicts.push(e.detail));
+      c.addEventListener('rejected', (e) => rejected.push(e.detail));
+      await started(c);
+      await sleep(20);
+      c.update('a', { priority: 'high' });
+      await sleep(20);
+      eq(patches[0].body, { priority: 'high', base_version: 3 }, 'only the field changed, with its base');
+      assert(/^[0-9a-f-]{36}$/.test(patches[0].key), `Idempotency-Key ${patches[0].key}`);
+      c.update('a', { title: 'Mine' }, { baseVersion: 3 }); // an editor opened on version 3
+      await sleep(20);
+      eq(patches[1].body, { title: 'Mine', base_version: 3 }, 'the editor\'s base');
+      eq(conflicts.length, 1, 'one conflict event');
+      eq(conflicts[0].conflicts, [{ field: 'title', yours: 'Mine', theirs: 'Theirs' }], 'yours and theirs');
+      eq(c.tasks().find((t) => t.id === 'a').title, 'Theirs', 'their value shown');
+      c.update('gone', { title: 'too late' });
+      await sleep(20);
+      eq(rejected.length, 1, 'a change to a deleted task is dropped and reported');
+      eq(rejected[0].error.status, 410, '410');
+      eq(c.pending, 0, 'nothing left');
+      c.stop();
+    });
+  });
+
+  test('unit: edits queued behind a sent edit of the same task are rebased on its version', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const patches = [];
+      let release;
+      const held = new Promise((r) => (release = r));
+      globalThis.fetch = fakeFetch(async (m, p, body) => {
+        const u = new URL(p, 'http://x');
+        if (u.pathname === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [task('a', 'A', 'a1', 3)], seq: 4 } };
+        if (m === 'PATCH') {
+          patches.push(body);
+          if (patches.length === 1) await held;
+          return { body: { task: task('a', body.title || 'A', 'a1', 3 + patches.length), conflicts: [] } };
+        }
+        return { body: { events: [], seq: 4, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
+      await started(c);
+      await sleep(20);
+      c.update('a', { title: 'one' });
+      await sleep(10); // being sent
+      c.update('a', { title: 'two' });
+      release();
+      await sleep(30);
+      eq(patches, [{ title: 'one', base_version: 3 }, { title: 'two', base_version: 4 }], 'second based on the first one\'s version');
+      c.stop();
+    });
+  });
+
+  test('unit: the socket opens with a ticket from POST /ws-ticket (never the token); catch-up waits for the gateway\'s first message', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      globalThis.fetch = fakeFetch(async (m, p) => (p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
+      const c = new TaskSync({ token: 'secret-session', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      await started(c);
+      const ws = await nextWS(1);
+      assert(ws.url === 'ws://gw.test/ws?ticket=tk1', `url ${ws.url}`);
+      assert(!ws.url.includes('secret-session'), 'token in the URL');
+      log.length = 0;
+      ws.open(null); // open, nothing said yet
+      await sleep(20);
+      eq(log.filter((l) => l.startsWith('GET /api/v1/events')), [], 'no catch-up on onopen');
+      ws.push({ type: 'connected', connection_id: 'c1', user_id: 'u1', heartbeat_interval: 30 });
+      await sleep(20);
+      eq(log.filter((l) => l.startsWith('GET /api/v1/events')).length, 1, 'catch-up after connected');
+      ws.fail(1006);
+      c._connect();
+      const ws2 = await nextWS(2);
+      assert(ws2.url === 'ws://gw.test/ws?ticket=tk2', `a fresh ticket per connect: ${ws2.url}`);
+      c.stop();
+    });
+  });
+
+  test('unit: a seq the API lacks: reported once, one reload, then ignored (no loop); unknown event types advance seq', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      let apiSeq = 2;
+      const events = [ev(1, 'task.created', task('a', 'A', 'a1')), ev(2, 'task.created', task('b', 'B', 'a2'))];
+      globalThis.fetch = fakeFetch(async (m, p) => {
+        const u = new URL(p, 'http://x');
+        if (u.pathname === '/api/v1/tasks') return { body: { tasks: [task('a', 'A', 'a1'), task('b', 'B', 'a2')], seq: apiSeq } };
+        const since = Number(u.searchParams.get('since'));
+        return { body: { events: events.filter((e) => e.seq > since), seq: apiSeq, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      const errors = [];
+      c.addEventListener('sync-error', (e) => errors.push(e.detail.error.code));
+      await started(c);
+      const ws = await nextWS(1);
+      ws.open();
+      await sleep(30);
+      eq(c.seq, 2, 'caught up');
+      const reloads = c.stats.reloads;
+      log.length = 0;
+      ws.push(live(ev(999999, 'task.created', task('h', 'Hand-typed', 'z')))); // not the API's
+      await sleep(60);
+      eq(errors, ['unknown_seq'], 'reported once');
+      eq(c.stats.reloads - reloads, 1, 'one reload');
+      ws.push(live(ev(999999, 'task.created', task('h', 'Hand-typed', 'z')))); // again: ignored
+      await sleep(30);
+      const gets = log.filter((l) => l.startsWith('GET /api/v1/events')).length;
+      assert(gets <= 3, `GET /events after the unknown seq: ${gets} (${log.join(', ')})`);
+      eq(errors.length, 1, 'not reported again');
+      eq(c.seq, 2, 'seq unchanged');
+      // Live again: the next real event applies at once.
+      apiSeq = 4;
+      events.push(ev(3, 'task.archived', { id: 'a' }), ev(4, 'task.updated', task('b', 'B2', 'a2', 2)));
+      ws.push(live(ev(3, 'task.archived', { id: 'a' }))); // a type this client does not know
+      ws.push(live(ev(4, 'task.updated', task('b', 'B2', 'a2', 2))));
+      await sleep(30);
+      eq(c.seq, 4, 'the unknown type took its seq');
+      eq(c.tasks().map((t) => t.title), ['A', 'B2'], 'list');
+      eq(c.stats.reloads - reloads, 1, 'no reload for an unknown type');
+      c.stop();
+    });
+  });
+
+  test('unit: safety catch-up backs off to minutes while push is healthy (fewer than 10 an hour)', 5000, async () => {
+    let t = 0;
+    let n = 0;
+    while (t < 3600000) {
+      t += safetyDelayMs(n++, 120000, 900000, () => 0); // the shortest delays the jitter allows (-20 %)
+      if (t < 3600000) assert(n < 9, `${n} safety catch-ups within an hour (+1 catch-up on connect)`);
+    }
+    eq([0, 1, 2, 3, 4, 9].map((i) => safetyDelayMs(i, 120000, 900000, () => 0.5)), [120000, 240000, 480000, 900000, 900000, 900000], 'schedule');
+  });
+
+  test('unit: a store that refuses a write (quota) is reported, and the change is still sent', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const got = [];
+      globalThis.fetch = fakeFetch(async (m, p, body) => {
+        if (m === 'GET') return p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } };
+        got.push(body.title);
+        return { status: 201, body: task(body.id, body.title, 'a1') };
+      }, log);
+      const store = new MemoryStore({ maxOps: 0 });
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000, store });
+      const errs = [];
+      c.addEventListener('storage-error', (e) => errs.push(e.detail));
+      await started(c);
+      c.create({ title: 'unsaved' });
+      await sleep(30);
+      eq(errs.length, 1, 'one storage-error');
+      eq(errs[0].quota, true, 'marked as quota');
+      eq(got, ['unsaved'], 'sent anyway');
+      eq(c.pending, 0, 'nothing left');
+      c.stop();
+    });
+  });
 }
