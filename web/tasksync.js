@@ -834,6 +834,7 @@ export class TaskSync extends EventTarget {
         } while (this._syncAgain && !this._stopped);
       } finally {
         this._syncing = null;
+        if (this._wsOpen) this._caughtUp = true;
         this._updateState();
       }
     })();
@@ -1146,6 +1147,7 @@ export class TaskSync extends EventTarget {
   _enqueue(op) {
     op.opId = uuid();
     op.k = this._nextK();
+    op.origin = this.clientId; // sent as its X-Client-Id by whichever tab sends it: the echo is this tab's
     this._applyDelta(compact(this.queue.filter((o) => o.id === op.id), op), false);
     this._emit('local', { op });
     this._changed();
@@ -1350,7 +1352,8 @@ export class TaskSync extends EventTarget {
     const enc = encodeURIComponent;
     // Every change carries its own id: the API applies it once however often the
     // request is retried (a reply lost to a network cut), for IDEMPOTENCY_WINDOW.
-    const key = op.opId ? { 'Idempotency-Key': op.opId } : undefined;
+    const key = { 'X-Client-Id': op.origin || this.clientId };
+    if (op.opId) key['Idempotency-Key'] = op.opId;
     const gone = (e) => e.status === 404 || e.status === 410;
     switch (op.kind) {
       case 'create': {
@@ -1393,7 +1396,7 @@ export class TaskSync extends EventTarget {
         const known = new Set(this.tasks().map((t) => t.id));
         const order = op.order.filter((id) => known.has(id));
         for (const t of this.tasks()) if (!order.includes(t.id)) order.push(t.id);
-        const r = await this._api('PUT', '/api/v1/tasks/order', { order });
+        const r = await this._api('PUT', '/api/v1/tasks/order', { order }, { 'X-Client-Id': key['X-Client-Id'] });
         if (r && r.positions && Number.isInteger(r.seq) && (this.seq === null || r.seq > this.seq)) {
           this.confirmedOrder = { positions: r.positions, seq: r.seq };
         }
@@ -1415,7 +1418,7 @@ export class TaskSync extends EventTarget {
     for (let attempt = 0; attempt < 2 && where; attempt++) {
       let r;
       try {
-        r = await this._api('POST', `/api/v1/tasks/${encodeURIComponent(op.id)}/move`, where, attempt ? { 'Idempotency-Key': `${op.opId}.2` } : key);
+        r = await this._api('POST', `/api/v1/tasks/${encodeURIComponent(op.id)}/move`, where, attempt ? { ...key, 'Idempotency-Key': `${op.opId}.2` } : key);
       } catch (e) {
         if (e.status === 410 || e.status === 404) {
           if (e.status === 410) this._markDeleted(op.id); // the task itself: delete wins
@@ -1543,6 +1546,7 @@ export class TaskSync extends EventTarget {
         case 'catching_up': {
           const first = !this._wsOpen;
           this._wsOpen = true;
+          if (first || msg.type === 'catching_up') this._caughtUp = false;
           this._stopPolling();
           if (Number.isInteger(msg.heartbeat_interval) && msg.heartbeat_interval > 0) this._startHeartbeat(msg.heartbeat_interval);
           else if (first) this._startHeartbeat(30);
@@ -1584,6 +1588,7 @@ export class TaskSync extends EventTarget {
       if (this._ws !== ws) return;
       this._ws = null;
       this._wsOpen = false;
+      this._caughtUp = false;
       this._gwCatchingUp = false;
       this._stopHeartbeat();
       clearTimeout(this._safetyTimer);
@@ -1731,7 +1736,8 @@ export class TaskSync extends EventTarget {
     const online = globalThis.navigator && navigator.onLine === false ? false : this.apiReachable;
     let s;
     if (!online) s = STATE.OFFLINE;
-    else if (this._wsOpen) s = this._syncing || this.seq === null || this._gwCatchingUp ? STATE.CATCHING_UP : STATE.LIVE;
+    // A safety catch-up while live does not change the state (the page would announce it).
+    else if (this._wsOpen) s = !this._caughtUp || this.seq === null || this._gwCatchingUp ? STATE.CATCHING_UP : STATE.LIVE;
     else if (this._pollTimer) s = STATE.POLLING;
     else s = STATE.CONNECTING;
     this._setState(s);
