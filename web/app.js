@@ -438,14 +438,14 @@ function beginEdit(li) {
     render();
     if (hadFocus) li.querySelector('.edit').focus({ preventScroll: true });
   };
-  input.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') finish(true);
-    else if (e.key === 'Escape') finish(false);
-  });
-  sel.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') finish(true);
-    else if (e.key === 'Escape') finish(false);
-  });
+  // (The key is consumed: focus returns to the Edit button, which must not take it.)
+  const onKey = (e) => {
+    if (e.key !== 'Enter' && e.key !== 'Escape') return;
+    e.preventDefault();
+    finish(e.key === 'Enter');
+  };
+  input.addEventListener('keydown', onKey);
+  sel.addEventListener('keydown', onKey);
   li.addEventListener('focusout', function onOut(e) {
     if (li.contains(e.relatedTarget) || rendering) return; // focus moving inside, or a re-render moving the item
     li.removeEventListener('focusout', onOut);

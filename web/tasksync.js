@@ -750,6 +750,11 @@ export class TaskSync extends EventTarget {
     return this._enqueue({ kind: 'delete', id });
   }
 
+  /** Resolves once every change made so far is written to the store (IndexedDB). */
+  persisted() {
+    return this._persist;
+  }
+
   /** Takes back a queued change that is not being sent yet. Returns true if it was. */
   async cancel(opId) {
     await this._persist;
@@ -1148,7 +1153,8 @@ export class TaskSync extends EventTarget {
     op.opId = uuid();
     op.k = this._nextK();
     op.origin = this.clientId; // sent as its X-Client-Id by whichever tab sends it: the echo is this tab's
-    this._applyDelta(compact(this.queue.filter((o) => o.id === op.id), op), false);
+    const guess = compact(this.queue.filter((o) => o.id === op.id), op);
+    this._applyDelta(guess, false);
     this._emit('local', { op });
     this._changed();
     this._persist = this._persist
@@ -1156,7 +1162,7 @@ export class TaskSync extends EventTarget {
         const d = await this.store.mutate(op.id, (ops) => compact(ops, op));
         // The store's answer wins over the guess made above (another tab's change or a
         // send may have come in between).
-        await this._reloadQueue();
+        if (JSON.stringify(d) !== JSON.stringify(guess)) await this._reloadQueue();
         this._broadcast({ t: 'delta', put: d.put, del: d.del });
         this.flush();
       })
@@ -1258,6 +1264,8 @@ export class TaskSync extends EventTarget {
     if (this._flushing) this._flushAgain = true;
     if (this._stopped || this._flushing) return this._flushing || Promise.resolve();
     if (!this.leader && !this._volatile.length) return Promise.resolve();
+    // The browser knows it is offline: wait for its 'online' event (_wake) instead.
+    if (globalThis.navigator && navigator.onLine === false) return Promise.resolve();
     clearTimeout(this._flushTimer);
     this._flushTimer = null;
     this._flushing = (async () => {

@@ -10,9 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Stack, BlockingProxy } from './stack.js';
 import { register as registerUnit } from './unit.js';
+import { register as registerOffline } from './offline.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SUITE_LIMIT_MS = 10 * 60 * 1000;
+const SUITE_LIMIT_MS = 20 * 60 * 1000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const filter = process.argv[2] || '';
 
@@ -39,14 +40,14 @@ const unitTests = [];
 // ---- page helpers --------------------------------------------------------------
 
 /** A device: its own browser context (storage, offline switch) and one page signed in. */
-async function device(user, { query = '', context = null, expect = 'live', gateway = null } = {}) {
+async function device(user, { query = '', context = null, expect = 'live', gateway = null, sw = true, page: given = null } = {}) {
   // A device whose server names another gateway (a proxy): its /config.json says so.
   // (Its service worker is off so that the page's own requests are the ones routed.)
-  const ctx = context || (await browser.newContext({ viewport: { width: 640, height: 560 }, ...(gateway ? { serviceWorkers: 'block' } : {}) }));
+  const ctx = context || (await browser.newContext({ viewport: { width: 640, height: 560 }, ...(gateway || !sw ? { serviceWorkers: 'block' } : {}) }));
   if (gateway) {
     await ctx.route('**/config.json', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ gateway_url: gateway, dev_login: true }) }));
   }
-  const page = await ctx.newPage();
+  const page = given || (await ctx.newPage());
   page.on('pageerror', (e) => console.log(`# [${user}] page error: ${e.message}`));
   await page.goto(`${stack.apiUrl}/${query}`);
   await signIn(page, user);
@@ -538,6 +539,11 @@ test('with the WebSocket blocked, B still receives changes by polling (and retur
   }
 });
 
+// ---- 7. issue 14: offline-first (tests/e2e/offline.js) ---------------------------
+
+const figures = [];
+registerOffline(test, { stack, browser: () => browser, device, addTask, item, shown, waitList, serverList, waitState, toasts, figures });
+
 // ---- runner ---------------------------------------------------------------------
 
 // web/tasksync.js has no package.json of its own (the browser needs none): node loads
@@ -620,6 +626,7 @@ async function main() {
     const xs = latencies.map((l) => l.ms).sort((x, y) => x - y);
     console.log(`# latency A->B (ms): ${latencies.map((l) => `${l.what} ${l.ms}`).join(', ')}; max ${xs[xs.length - 1]}`);
   }
+  if (figures.length) console.log(`# figures: ${figures.join('; ')}`);
   await browser.close().catch(() => {});
   await stack.stopAll();
   clearTimeout(watchdog);
