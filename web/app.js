@@ -134,7 +134,7 @@ function start(session) {
   });
   client = c;
   c.addEventListener('tasks', scheduleRender);
-  c.addEventListener('local', () => render()); // what the user just did shows at once
+  c.addEventListener('local', renderSoon); // what the user just did shows at once
   c.addEventListener('state', (e) => setStatus(e.detail.state));
   c.addEventListener('change', onChange);
   c.addEventListener('conflict', (e) => onConflict(e.detail));
@@ -303,6 +303,17 @@ function scheduleRender() {
   };
   if (document.visibilityState === 'visible') requestAnimationFrame(run);
   setTimeout(run, document.visibilityState === 'visible' ? 100 : 0);
+}
+
+// Before the browser paints again (several changes made in one go: one drawing).
+let renderSoonQueued = false;
+function renderSoon() {
+  if (renderSoonQueued) return;
+  renderSoonQueued = true;
+  queueMicrotask(() => {
+    renderSoonQueued = false;
+    render();
+  });
 }
 
 const drawn = new WeakMap(); // li -> the task object and place it shows
