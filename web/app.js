@@ -85,6 +85,9 @@ function showSignIn(message) {
   if (client) client.stop();
   client = null;
   window.tasksync = null;
+  items.clear();
+  drawnIds = [];
+  $('#list').textContent = '';
   $('#app').hidden = true;
   $('#who').hidden = true;
   $('#signin').hidden = false;
@@ -202,15 +205,18 @@ function onChange(e) {
   const { event, own, task, source } = e.detail;
   if (own) return; // our own echo: no toast
   const text = describe(event, task);
-  if (source !== 'catchup') return toast(text);
-  // A catch-up (after a reconnect, or a poll) can bring many at once: one toast.
+  // A catch-up (after a reconnect, or a poll) can bring many at once, and so can a
+  // burst of pushed events: what comes within 100 ms is one toast.
   if (!batch) {
     batch = [];
-    setTimeout(() => {
-      const b = batch;
-      batch = null;
-      toast(b.length === 1 ? b[0] : `${b.length} changes from another device`);
-    }, 0);
+    setTimeout(
+      () => {
+        const b = batch;
+        batch = null;
+        toast(b.length === 1 ? b[0] : `${b.length} changes from another device`);
+      },
+      source === 'catchup' ? 0 : 100,
+    );
   }
   batch.push(text);
 }
@@ -319,15 +325,27 @@ function renderSoon() {
 const drawn = new WeakMap(); // li -> the task object and place it shows
 let rendering = false; // items are being moved: a focus lost meanwhile is given back
 
+// Drawing cost, for the benchmark (bench/web) and the console.
+const perf = { renders: 0, renderMs: 0, maxRenderMs: 0 };
+window.tasksyncDemo = perf;
+
 function render() {
   if (!client) return;
   rendering = true;
+  const t = performance.now();
   try {
     draw();
   } finally {
     rendering = false;
+    const ms = performance.now() - t;
+    perf.renders++;
+    perf.renderMs += ms;
+    if (ms > perf.maxRenderMs) perf.maxRenderMs = ms;
   }
 }
+
+const items = new Map(); // id -> its li, for every task drawn
+let drawnIds = []; // the order last drawn
 
 function draw() {
   const tasks = client.tasks();
@@ -336,29 +354,48 @@ function draw() {
   const active = document.activeElement;
   const focusIn = active && list.contains(active) ? active : null;
   const sel = focusIn && typeof focusIn.selectionStart === 'number' ? [focusIn.selectionStart, focusIn.selectionEnd, focusIn.selectionDirection] : null;
-  const existing = new Map([...list.children].map((li) => [li.dataset.id, li]));
-  const keep = new Set();
-  let prev = null;
-  tasks.forEach((t, i) => {
-    titles.set(t.id, t.title);
-    let li = existing.get(t.id);
-    if (!li) li = makeItem(t.id);
+  let sameOrder = tasks.length === drawnIds.length;
+  for (let i = 0; sameOrder && i < tasks.length; i++) if (drawnIds[i] !== tasks[i].id) sameOrder = false;
+  const n = tasks.length;
+  const fill = (li, t, i) => {
     const d = drawn.get(li);
-    if (!d || d.t !== t || d.first !== (i === 0) || d.last !== (i === tasks.length - 1) || editingId === t.id) {
-      fillItem(li, t, i, tasks.length);
-      drawn.set(li, { t, first: i === 0, last: i === tasks.length - 1 });
+    if (!d || d.t !== t || d.first !== (i === 0) || d.last !== (i === n - 1) || editingId === t.id) {
+      titles.set(t.id, t.title);
+      fillItem(li, t, i, n);
+      drawn.set(li, { t, first: i === 0, last: i === n - 1 });
     }
-    keep.add(t.id);
-    const want = prev ? prev.nextSibling : list.firstChild;
-    if (want !== li) list.insertBefore(li, want);
-    prev = li;
-  });
-  for (const [id, li] of existing) if (!keep.has(id)) li.remove();
+  };
+  if (sameOrder) {
+    // The common case (fields changed, nothing moved): only the changed rows are touched.
+    for (let i = 0; i < n; i++) fill(items.get(tasks[i].id), tasks[i], i);
+  } else {
+    const keep = new Set();
+    let prev = null;
+    tasks.forEach((t, i) => {
+      let li = items.get(t.id);
+      if (!li) {
+        li = makeItem(t.id);
+        items.set(t.id, li);
+      }
+      fill(li, t, i);
+      keep.add(t.id);
+      const want = prev ? prev.nextSibling : list.firstChild;
+      if (want !== li) list.insertBefore(li, want);
+      prev = li;
+    });
+    for (const [id, li] of items) {
+      if (!keep.has(id)) {
+        li.remove();
+        items.delete(id);
+      }
+    }
+    drawnIds = tasks.map((t) => t.id);
+  }
   if (focusIn && focusIn.isConnected && document.activeElement !== focusIn) {
     focusIn.focus({ preventScroll: true });
     if (sel) focusIn.setSelectionRange(sel[0], sel[1], sel[2]);
   }
-  $('#empty').hidden = tasks.length > 0;
+  $('#empty').hidden = n > 0;
   const p = client.pending;
   const pe = $('#pending');
   pe.hidden = p === 0;

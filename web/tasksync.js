@@ -726,7 +726,7 @@ export class TaskSync extends EventTarget {
     };
     if (fields.completed) body.completed = true;
     this._enqueue({ kind: 'create', id: body.id, body, at: now });
-    return this.tasks().find((t) => t.id === body.id);
+    return { completed: false, ...body, version: 0, created_at: now, updated_at: now, pending: true };
   }
 
   /** Changes some of {title, description, priority, due_at, completed}: only the
