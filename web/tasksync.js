@@ -486,6 +486,8 @@ export class TaskSync extends EventTarget {
     this.leader = false; // this tab sends the queue
     this._volatile = []; // changes the store refused (quota): sent by this tab itself
     this._view = null; // tasks() cached until something changes
+    this._memo = new WeakMap(); // queued change -> the task it shows (see _shown)
+    this._order = null; // [{id, position}] of the last sort of server (see tasks())
     this._lastK = 0;
     this._forceReload = false; // a legacy event was seen: reload the list
     this._unknownSeqs = new Set(); // seqs the API did not have: reported, reloaded once, then ignored
@@ -518,7 +520,9 @@ export class TaskSync extends EventTarget {
     this._onOnline = () => this._wake();
     this._onOffline = () => this._updateState();
     this._onVisible = () => {
-      if (globalThis.document && document.visibilityState === 'visible') this._wake();
+      if (!globalThis.document) return;
+      if (document.visibilityState === 'visible') this._wake();
+      else this._saveSnapshotNow(); // the last moment a page is sure to run
     };
     this._onHide = () => this._saveSnapshotNow();
   }
@@ -649,7 +653,25 @@ export class TaskSync extends EventTarget {
         if (t) m.set(id, { ...t, position: c.position });
       }
     }
-    let list = [...m.values()].sort(byPosition);
+    // The order of the last sort is reused while no task came, went or moved (the
+    // common case: fields changed): checking it is linear, sorting is not.
+    let list = null;
+    const o = this._order;
+    if (m === this.server && o && o.length === m.size) {
+      list = new Array(o.length);
+      for (let i = 0; i < o.length; i++) {
+        const t = m.get(o[i].id);
+        if (!t || t.position !== o[i].position) {
+          list = null;
+          break;
+        }
+        list[i] = t;
+      }
+    }
+    if (!list) {
+      list = [...m.values()].sort(byPosition);
+      this._order = m === this.server ? list.map((t) => ({ id: t.id, position: t.position })) : null;
+    }
     const ops = this._volatile.length ? [...this.queue, ...this._volatile] : this.queue;
     if (ops.length) list = this._applyQueue(list, ops);
     this._view = list;
@@ -665,13 +687,13 @@ export class TaskSync extends EventTarget {
       switch (op.kind) {
         case 'create':
           if (!byId.has(op.id) && !this.deleted.has(op.id)) {
-            byId.set(op.id, { completed: false, ...op.body, localOrder: op.k, version: 0, created_at: op.at, updated_at: op.at, pending: true });
+            byId.set(op.id, this._shown(op, null, () => ({ completed: false, ...op.body, localOrder: op.k, version: 0, created_at: op.at, updated_at: op.at, pending: true })));
             ids.push(op.id);
           }
           break;
         case 'update': {
           const t = byId.get(op.id);
-          if (t) byId.set(op.id, { ...t, ...op.body, pending: true });
+          if (t) byId.set(op.id, this._shown(op, t, () => ({ ...t, ...op.body, pending: true })));
           break;
         }
         case 'delete':
@@ -705,6 +727,16 @@ export class TaskSync extends EventTarget {
       out.push(byId.get(id));
     }
     return out;
+  }
+
+  // The task a queued change shows, made once per (change, task it applies to): the
+  // same object from one view to the next, so a page redraws only what changed.
+  _shown(op, base, make) {
+    const memo = this._memo.get(op);
+    if (memo && memo.base === base) return memo.task;
+    const task = make();
+    this._memo.set(op, { base, task });
+    return task;
   }
 
   /** Number of local changes the API has not confirmed yet (every tab's). */
@@ -1488,18 +1520,21 @@ export class TaskSync extends EventTarget {
     this._view = null;
   }
 
-  // The cached list: written at most once a second (and when the page hides).
+  // The cached list: written at once, then at most once a second (a burst of events
+  // is one write at its end), and when the page hides.
   _saveSnapshot() {
     if (this._snapTimer) return;
+    const wait = Math.max(0, (this._lastSnap || 0) + SNAPSHOT_DEBOUNCE_MS - Date.now());
     this._snapTimer = setTimeout(() => {
       this._snapTimer = null;
       this._saveSnapshotNow();
-    }, SNAPSHOT_DEBOUNCE_MS);
+    }, wait);
   }
 
   _saveSnapshotNow() {
     clearTimeout(this._snapTimer);
     this._snapTimer = null;
+    this._lastSnap = Date.now();
     if (this.seq === null || this._stopped) return Promise.resolve();
     return this.store.putMeta('snapshot', { seq: this.seq, tasks: [...this.server.values()] }).catch((e) => this._storageError(e));
   }

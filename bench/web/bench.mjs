@@ -218,7 +218,7 @@ async function benchSafety() {
   const steps = Math.round((HOURS * 3600) / 25);
   for (let s = 0; s < steps; s++) {
     for (const t of tabs) await t.page.clock.runFor(25000);
-    await sleep(60); // pongs and any catch-up answer arrive in real time
+    await sleep(250); // pongs and any catch-up answer arrive in real time
   }
   for (const [i, t] of tabs.entries()) {
     const st = await t.page.evaluate(() => ({ reconnects: window.tasksync.stats.reconnects, pings: window.tasksync.stats.pings, pongs: window.tasksync.stats.pongs, safety: window.tasksync.stats.safety, state: window.tasksync.state }));

@@ -247,6 +247,47 @@ export function register(test, h) {
     for (const d of [A, B]) await d.ctx.close();
   });
 
+  // ---- the demo: focus and what is typed survive remote updates ------------------------
+
+  test('focus, the caret and what is typed survive remote reorders and edits, also in an open editor', 60000, async () => {
+    const A = await device('quinn');
+    const B = await device('quinn');
+    const token = await stack.login('quinn');
+    for (const t of ['X', 'Y', 'Z']) await addTask(B.page, t);
+    await pending0(B.page);
+    await waitList(A.page, (await serverList(token)).tasks, 5000, 'A has X, Y, Z');
+    const order = (page) => page.evaluate(() => [...document.querySelectorAll('#list li.task .title, #list li.task .edit-title')].map((e) => e.textContent || e.value));
+    // A row button keeps the keyboard focus while B moves rows.
+    await (await item(A.page, 'X')).locator('.delete').focus();
+    await (await item(B.page, 'Z')).locator('.handle').dragTo(await item(B.page, 'X')); // Z to the top
+    await A.page.waitForFunction(() => [...document.querySelectorAll('#list li.task .title')].map((e) => e.textContent).join() === 'Z,X,Y', null, { timeout: 5000 });
+    const label = await A.page.evaluate(() => document.activeElement && document.activeElement.getAttribute('aria-label'));
+    assert(label === 'Delete “X”', `focus after a remote move: ${label}`);
+    // An open editor: what is typed and the caret stay while B moves it and edits it.
+    const y = await item(A.page, 'Y');
+    await y.locator('.edit').click();
+    await y.locator('.edit-title').fill('Y draft');
+    await A.page.evaluate(() => document.activeElement.setSelectionRange(1, 1));
+    await (await item(B.page, 'Y')).locator('.up').click(); // Y above X
+    await editTitle(B.page, 'Y', 'Y (B)', null);
+    await pending0(B.page);
+    await A.page.waitForFunction(() => [...document.querySelectorAll('#list li.task')].map((li) => li.dataset.version).join() && window.tasksync.tasks().map((t) => t.title).join() === 'Z,Y (B),X', null, { timeout: 5000 });
+    await sleep(300); // drawn
+    const ed = await A.page.evaluate(() => ({ cls: document.activeElement.className, value: document.activeElement.value, caret: document.activeElement.selectionStart }));
+    assert(ed.cls === 'edit-title' && ed.value === 'Y draft' && ed.caret === 1, `editor after remote changes: ${JSON.stringify(ed)}`);
+    const shownA = await order(A.page);
+    assert(shownA.join() === 'Z,Y draft,X', `A shows ${shownA}`);
+    // Saved: the editor opened before B's title, so B's title stays and A is told.
+    await A.page.keyboard.press('Enter');
+    await pending0(A.page);
+    await A.page.waitForFunction(() => window.__toasts.some((t) => t.includes('superseded') && t.includes('Y (B)')), null, { timeout: 5000 });
+    const srv = await serverList(token);
+    assert(titlesOf(srv.tasks).join() === 'Z,Y (B),X', `server ${titlesOf(srv.tasks)}`);
+    await waitList(A.page, srv.tasks, 5000, 'A at the end');
+    await waitList(B.page, srv.tasks, 5000, 'B at the end');
+    for (const d of [A, B]) await d.ctx.close();
+  });
+
   // ---- a long queue ----------------------------------------------------------------------
 
   test('1,000 operations queued offline replay in order after a reload', 240000, async () => {
