@@ -1,8 +1,15 @@
 // The demo page on tasksync.js: sign-in (dev login), the list with add, edit, toggle,
-// delete and reorder (buttons and drag), a connection indicator and toasts for changes
-// made on another device. Query parameters (for tests and odd networks):
-//   ?gateway=ws://host:port   use this gateway instead of /config.json's
+// delete (with undo) and reorder (buttons and drag), a connection indicator, toasts
+// for changes made on another device and notices for conflicts, refused changes,
+// sync and storage errors. Query parameter (for tests and odd networks):
 //   ?poll=MS                  polling period when the socket cannot be opened
+//
+// The gateway comes only from this origin's /config.json: a link cannot point the
+// page (and its credentials) at another host. The session token lives in
+// sessionStorage: it survives a reload of this tab (and so an offline reload with
+// changes queued) but is not shared with other tabs, not written to disk for later
+// sessions, and is gone when the tab closes; a new tab signs in again. It is sent
+// only to this origin's API; the WebSocket gets a single-use ticket instead.
 import { TaskSync, STATE } from './tasksync.js';
 
 const $ = (s) => document.querySelector(s);
@@ -23,36 +30,46 @@ let client = null;
 let editingId = null;
 const titles = new Map(); // id -> last shown title (for the toast of a delete)
 
+// Only ws:// or wss:// URLs from the same-origin config are used.
+function gatewayFrom(v) {
+  try {
+    const u = new URL(String(v));
+    return u.protocol === 'ws:' || u.protocol === 'wss:' ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
 async function loadConfig() {
+  // Same origin only (a relative URL); the service worker answers it offline.
   try {
     const r = await fetch('config.json', { cache: 'no-store' });
     if (r.ok) {
-      config = { ...config, ...(await r.json()) };
-      localStorage.setItem('tasksync.config', JSON.stringify(config));
+      const c = await r.json();
+      config = { ...config, dev_login: !!c.dev_login, gateway_url: gatewayFrom(c.gateway_url) };
     }
   } catch {
-    const saved = localStorage.getItem('tasksync.config');
-    if (saved) config = { ...config, ...JSON.parse(saved) };
+    /* offline without a cached copy: poll-free, queue-only until online */
   }
-  if (params.get('gateway')) config.gateway_url = params.get('gateway');
 }
 
 function readSession() {
-  for (const s of [sessionStorage, localStorage]) {
-    try {
-      const v = JSON.parse(s.getItem(SESSION_KEY) || 'null');
-      if (v && v.token && v.user) return v;
-    } catch {
-      /* ignore */
-    }
+  try {
+    localStorage.removeItem(SESSION_KEY); // where older versions kept it
+  } catch {
+    /* ignore */
+  }
+  try {
+    const v = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
+    if (v && v.token && v.user) return v;
+  } catch {
+    /* ignore */
   }
   return null;
 }
 
 function saveSession(v) {
-  const j = JSON.stringify(v);
-  sessionStorage.setItem(SESSION_KEY, j);
-  localStorage.setItem(SESSION_KEY, j);
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(v));
 }
 
 function jwtSubject(token) {
@@ -68,6 +85,9 @@ function showSignIn(message) {
   if (client) client.stop();
   client = null;
   window.tasksync = null;
+  items.clear();
+  drawnIds = [];
+  $('#list').textContent = '';
   $('#app').hidden = true;
   $('#who').hidden = true;
   $('#signin').hidden = false;
@@ -99,13 +119,13 @@ function start(session) {
   $('#who').hidden = false;
   $('#who-name').textContent = session.user;
   const poll = Number(params.get('poll'));
-  client = new TaskSync({
+  const c = new TaskSync({
     token: session.token,
     userId: session.user,
     apiBase: '',
     gatewayUrl: config.gateway_url,
     pollIntervalMs: poll > 0 ? poll : 3000,
-    // The gateway closes a socket whose token expired (4001): with dev login a fresh
+    // The gateway closes a socket whose session expired (4001): with dev login a fresh
     // token is one sign-in away; a pasted token cannot be renewed (sign in again).
     refreshToken: config.dev_login
       ? async () => {
@@ -115,28 +135,53 @@ function start(session) {
         }
       : null,
   });
-  window.tasksync = client; // for the console and the browser tests
-  client.addEventListener('tasks', render);
-  client.addEventListener('state', (e) => setStatus(e.detail.state));
-  client.addEventListener('change', onChange);
-  client.addEventListener('rejected', (e) => toast(`Change refused: ${e.detail.error.message}`, 'error'));
-  client.addEventListener('auth-error', () => {
-    localStorage.removeItem(SESSION_KEY);
+  client = c;
+  c.addEventListener('tasks', scheduleRender);
+  c.addEventListener('local', renderSoon); // what the user just did shows at once
+  c.addEventListener('state', (e) => setStatus(e.detail.state));
+  c.addEventListener('change', onChange);
+  c.addEventListener('conflict', (e) => onConflict(e.detail));
+  c.addEventListener('rejected', (e) => onRejected(e.detail));
+  c.addEventListener('storage-error', (e) => {
+    const d = e.detail;
+    notice(d.quota ? 'This device’s storage is full: changes are not kept offline. They are sent while this tab stays open.' : `Could not keep changes on this device: ${d.error && d.error.message}`, 'error');
+  });
+  c.addEventListener('sync-error', (e) => {
+    const err = e.detail.error;
+    if (err && err.code === 'unknown_seq') notice(`Sync: an event the server does not know (seq ${e.detail.seq}) was ignored after one reload.`, 'warn');
+    else if (err && err.status && err.status !== 0 && err.status < 500 && err.status !== 401) notice(`Sync error: ${err.message}`, 'error');
+  });
+  c.addEventListener('auth-error', () => {
     sessionStorage.removeItem(SESSION_KEY);
     showSignIn('Your session has expired: sign in again.');
   });
-  client.start();
-  render();
+  c.start();
+  c.ready.then(() => {
+    if (client !== c) return;
+    render();
+    window.tasksync = c; // for the console and the browser tests
+  });
   $('#new-title').focus();
 }
 
+// The visible indicator follows every state; the screen-reader announcement (a
+// separate live region) only changes when the state it names changes, and only
+// after it has held for a moment (no announcement for a blip).
+let announced = null;
+let announceTimer = null;
 function setStatus(state) {
   const el = $('#status');
   el.dataset.state = state;
   el.querySelector('.label').textContent = STATE_LABEL[state] || state;
+  clearTimeout(announceTimer);
+  announceTimer = setTimeout(() => {
+    if (announced === state) return;
+    announced = state;
+    $('#status-announce').textContent = `Connection: ${STATE_LABEL[state] || state}`;
+  }, 1500);
 }
 
-// ---- toasts ------------------------------------------------------------------
+// ---- toasts and notices --------------------------------------------------------
 
 const VERB = {
   'task.created': 'Task created',
@@ -160,50 +205,197 @@ function onChange(e) {
   const { event, own, task, source } = e.detail;
   if (own) return; // our own echo: no toast
   const text = describe(event, task);
-  if (source !== 'catchup') return toast(text);
-  // A catch-up (after a reconnect, or a poll) can bring many at once: one toast.
+  // A catch-up (after a reconnect, or a poll) can bring many at once, and so can a
+  // burst of pushed events: what comes within 100 ms is one toast.
   if (!batch) {
     batch = [];
-    setTimeout(() => {
-      const b = batch;
-      batch = null;
-      toast(b.length === 1 ? b[0] : `${b.length} changes from another device`);
-    }, 0);
+    setTimeout(
+      () => {
+        const b = batch;
+        batch = null;
+        toast(b.length === 1 ? b[0] : `${b.length} changes from another device`);
+      },
+      source === 'catchup' ? 0 : 100,
+    );
   }
   batch.push(text);
 }
 
-function toast(text, kind) {
+const FIELD_LABEL = { title: 'title', description: 'description', priority: 'priority', due_at: 'due date', completed: 'done' };
+const show = (v) => (v === null || v === undefined ? 'nothing' : typeof v === 'boolean' ? (v ? 'done' : 'not done') : `“${v}”`);
+
+function onConflict(d) {
+  const name = (d.task && d.task.title) || d.title || 'a task';
+  for (const c of d.conflicts) {
+    notice(`Your change to the ${FIELD_LABEL[c.field] || c.field} of “${name}” (${show(c.yours)}) was superseded by ${show(c.theirs)}, made on another device.`, 'conflict');
+  }
+}
+
+function onRejected(d) {
+  const err = d.error || {};
+  const name = d.title ? `“${d.title}”` : 'a task';
+  if (err.status === 410) notice(`${name} was deleted on another device: your change to it was dropped.`, 'warn');
+  else notice(`Change to ${name} refused: ${err.message || 'refused'}`, 'error');
+}
+
+// A toast: short-lived (3.5 s), for changes from elsewhere.
+function toast(text, kind, actions) {
+  return note(text, kind, actions, 3500);
+}
+// A notice: what went wrong with one of our changes; stays for 10 s, can be dismissed.
+function notice(text, kind, actions) {
+  return note(text, kind, [...(actions || []), { label: 'Dismiss', run: () => {} }], 10000);
+}
+
+function note(text, kind, actions, ms) {
   const box = $('#toasts');
-  while (box.children.length >= 3) box.firstElementChild.remove(); // the newest stay
+  while (box.children.length >= 4) box.firstElementChild.remove(); // the newest stay
   const el = document.createElement('div');
   el.className = `toast${kind ? ` ${kind}` : ''}`;
-  el.textContent = text;
+  const span = document.createElement('span');
+  span.className = 'text';
+  span.textContent = text;
+  el.appendChild(span);
+  for (const a of actions || []) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = a.label;
+    b.addEventListener('click', () => {
+      el.remove();
+      a.run();
+    });
+    el.appendChild(b);
+  }
   box.appendChild(el);
-  setTimeout(() => el.remove(), 3500);
+  setTimeout(() => el.remove(), ms);
+  return el;
+}
+
+// Delete with undo: a delete not sent yet is taken back; one already sent is undone by
+// a copy (a deleted task's id stays deleted) put back where the task was.
+function deleteWithUndo(id) {
+  const list = client.tasks();
+  const i = list.findIndex((t) => t.id === id);
+  if (i < 0) return;
+  const t = list[i];
+  const prev = i > 0 ? list[i - 1].id : null;
+  const opId = client.remove(id);
+  const c = client;
+  toast(`Deleted “${t.title}”`, 'undo', [
+    {
+      label: 'Undo',
+      run: async () => {
+        if (c !== client) return;
+        if (await c.cancel(opId)) return;
+        const copy = c.create({ title: t.title, description: t.description, priority: t.priority, due_at: t.due_at, completed: t.completed });
+        if (copy) c.moveTask(copy.id, { after: prev && c.tasks().some((x) => x.id === prev) ? prev : null });
+      },
+    },
+  ]);
 }
 
 // ---- the list ----------------------------------------------------------------
 
+// Remote events can come in hundreds a second: the list is drawn at most once a frame
+// (and, in a tab the browser does not paint, where frames do not come, by a timer).
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  const run = () => {
+    if (!renderQueued) return;
+    renderQueued = false;
+    render();
+  };
+  if (document.visibilityState === 'visible') requestAnimationFrame(run);
+  setTimeout(run, document.visibilityState === 'visible' ? 100 : 0);
+}
+
+// Before the browser paints again (several changes made in one go: one drawing).
+let renderSoonQueued = false;
+function renderSoon() {
+  if (renderSoonQueued) return;
+  renderSoonQueued = true;
+  queueMicrotask(() => {
+    renderSoonQueued = false;
+    render();
+  });
+}
+
+const drawn = new WeakMap(); // li -> the task object and place it shows
+let rendering = false; // items are being moved: a focus lost meanwhile is given back
+
+// Drawing cost, for the benchmark (bench/web) and the console.
+const perf = { renders: 0, renderMs: 0, maxRenderMs: 0 };
+window.tasksyncDemo = perf;
+
 function render() {
   if (!client) return;
+  rendering = true;
+  const t = performance.now();
+  try {
+    draw();
+  } finally {
+    rendering = false;
+    const ms = performance.now() - t;
+    perf.renders++;
+    perf.renderMs += ms;
+    if (ms > perf.maxRenderMs) perf.maxRenderMs = ms;
+  }
+}
+
+const items = new Map(); // id -> its li, for every task drawn
+let drawnIds = []; // the order last drawn
+
+function draw() {
   const tasks = client.tasks();
   const list = $('#list');
-  const existing = new Map([...list.children].map((li) => [li.dataset.id, li]));
-  const keep = new Set();
-  let prev = null;
-  tasks.forEach((t, i) => {
-    titles.set(t.id, t.title);
-    let li = existing.get(t.id);
-    if (!li) li = makeItem(t.id);
-    fillItem(li, t, i, tasks.length);
-    keep.add(t.id);
-    const want = prev ? prev.nextSibling : list.firstChild;
-    if (want !== li) list.insertBefore(li, want);
-    prev = li;
-  });
-  for (const [id, li] of existing) if (!keep.has(id)) li.remove();
-  $('#empty').hidden = tasks.length > 0;
+  // Focus (and the caret in an editor) survives items being moved around.
+  const active = document.activeElement;
+  const focusIn = active && list.contains(active) ? active : null;
+  const sel = focusIn && typeof focusIn.selectionStart === 'number' ? [focusIn.selectionStart, focusIn.selectionEnd, focusIn.selectionDirection] : null;
+  let sameOrder = tasks.length === drawnIds.length;
+  for (let i = 0; sameOrder && i < tasks.length; i++) if (drawnIds[i] !== tasks[i].id) sameOrder = false;
+  const n = tasks.length;
+  const fill = (li, t, i) => {
+    const d = drawn.get(li);
+    if (!d || d.t !== t || d.first !== (i === 0) || d.last !== (i === n - 1) || editingId === t.id) {
+      titles.set(t.id, t.title);
+      fillItem(li, t, i, n);
+      drawn.set(li, { t, first: i === 0, last: i === n - 1 });
+    }
+  };
+  if (sameOrder) {
+    // The common case (fields changed, nothing moved): only the changed rows are touched.
+    for (let i = 0; i < n; i++) fill(items.get(tasks[i].id), tasks[i], i);
+  } else {
+    const keep = new Set();
+    let prev = null;
+    tasks.forEach((t, i) => {
+      let li = items.get(t.id);
+      if (!li) {
+        li = makeItem(t.id);
+        items.set(t.id, li);
+      }
+      fill(li, t, i);
+      keep.add(t.id);
+      const want = prev ? prev.nextSibling : list.firstChild;
+      if (want !== li) list.insertBefore(li, want);
+      prev = li;
+    });
+    for (const [id, li] of items) {
+      if (!keep.has(id)) {
+        li.remove();
+        items.delete(id);
+      }
+    }
+    drawnIds = tasks.map((t) => t.id);
+  }
+  if (focusIn && focusIn.isConnected && document.activeElement !== focusIn) {
+    focusIn.focus({ preventScroll: true });
+    if (sel) focusIn.setSelectionRange(sel[0], sel[1], sel[2]);
+  }
+  $('#empty').hidden = n > 0;
   const p = client.pending;
   const pe = $('#pending');
   pe.hidden = p === 0;
@@ -215,14 +407,14 @@ function makeItem(id) {
   li.className = 'task';
   li.dataset.id = id;
   li.draggable = true;
-  li.innerHTML = `<span class="handle" title="Drag to reorder">⋮⋮</span>
-    <input type="checkbox" class="toggle" aria-label="Done">
+  li.innerHTML = `<span class="handle" title="Drag to reorder" aria-hidden="true">⋮⋮</span>
+    <input type="checkbox" class="toggle">
     <span class="title"></span>
     <span class="prio"></span>
-    <button type="button" class="up" title="Move up" aria-label="Move up">↑</button>
-    <button type="button" class="down" title="Move down" aria-label="Move down">↓</button>
+    <button type="button" class="up" title="Move up">↑</button>
+    <button type="button" class="down" title="Move down">↓</button>
     <button type="button" class="edit">Edit</button>
-    <button type="button" class="delete" title="Delete" aria-label="Delete">✕</button>`;
+    <button type="button" class="delete" title="Delete">✕</button>`;
   return li;
 }
 
@@ -236,7 +428,15 @@ function fillItem(li, t, index, count) {
   const prio = li.querySelector('.prio');
   prio.textContent = t.priority || 'medium';
   prio.className = `prio prio-${t.priority || 'medium'}`;
-  if (editingId === t.id) return; // keep the editor (and what is being typed) as it is
+  // Labels that say which task a button acts on (a screen reader reads the button alone).
+  const name = `“${t.title}”`;
+  li.querySelector('.toggle').setAttribute('aria-label', `Done: ${t.title}`);
+  li.querySelector('.up').setAttribute('aria-label', `Move ${name} up`);
+  li.querySelector('.down').setAttribute('aria-label', `Move ${name} down`);
+  li.querySelector('.edit').setAttribute('aria-label', `Edit ${name}`);
+  li.querySelector('.delete').setAttribute('aria-label', `Delete ${name}`);
+  // The field being edited is held under the cursor: what is typed is not replaced.
+  if (editingId === t.id) return;
   const title = li.querySelector('.title');
   if (title) title.textContent = t.title;
 }
@@ -246,6 +446,9 @@ function beginEdit(li) {
   const t = client.tasks().find((x) => x.id === id);
   if (!t) return;
   editingId = id;
+  // The version the editor opened on: a field someone else changes meanwhile is a
+  // conflict (their value stays, with a notice), never silently overwritten.
+  const base = client.versionOf(id);
   const input = document.createElement('input');
   input.className = 'edit-title';
   input.value = t.title;
@@ -253,6 +456,7 @@ function beginEdit(li) {
   input.setAttribute('aria-label', 'Title');
   const sel = document.createElement('select');
   sel.className = 'edit-priority';
+  sel.setAttribute('aria-label', 'Priority');
   for (const p of ['low', 'medium', 'high']) sel.add(new Option(p, p, false, p === t.priority));
   const title = li.querySelector('.title');
   title.replaceWith(input);
@@ -267,26 +471,31 @@ function beginEdit(li) {
     const span = document.createElement('span');
     span.className = 'title';
     span.textContent = t.title;
+    const hadFocus = li.contains(document.activeElement);
     input.replaceWith(span);
     sel.remove();
     li.querySelector('.prio').hidden = false;
     li.draggable = true;
     const v = input.value.trim();
-    if (save && v && (v !== t.title || sel.value !== t.priority)) {
-      client.update(id, { title: v, priority: sel.value });
-    }
+    // Only the fields changed are sent.
+    const fields = {};
+    if (v && v !== t.title) fields.title = v;
+    if (sel.value !== t.priority) fields.priority = sel.value;
+    if (save && Object.keys(fields).length) client.update(id, fields, { baseVersion: base });
+    drawn.delete(li);
     render();
+    if (hadFocus) li.querySelector('.edit').focus({ preventScroll: true });
   };
-  input.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') finish(true);
-    else if (e.key === 'Escape') finish(false);
-  });
-  sel.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') finish(true);
-    else if (e.key === 'Escape') finish(false);
-  });
+  // (The key is consumed: focus returns to the Edit button, which must not take it.)
+  const onKey = (e) => {
+    if (e.key !== 'Enter' && e.key !== 'Escape') return;
+    e.preventDefault();
+    finish(e.key === 'Enter');
+  };
+  input.addEventListener('keydown', onKey);
+  sel.addEventListener('keydown', onKey);
   li.addEventListener('focusout', function onOut(e) {
-    if (li.contains(e.relatedTarget)) return;
+    if (li.contains(e.relatedTarget) || rendering) return; // focus moving inside, or a re-render moving the item
     li.removeEventListener('focusout', onOut);
     finish(true);
   });
@@ -299,7 +508,7 @@ function wireList() {
     if (!li || !client) return;
     const id = li.dataset.id;
     if (e.target.matches('.toggle')) client.toggle(id);
-    else if (e.target.matches('.delete')) client.remove(id);
+    else if (e.target.matches('.delete')) deleteWithUndo(id);
     else if (e.target.matches('.up')) client.move(id, -1);
     else if (e.target.matches('.down')) client.move(id, +1);
     else if (e.target.matches('.edit')) {
@@ -336,12 +545,11 @@ function wireList() {
   list.addEventListener('drop', (e) => {
     if (!dragId || !client) return;
     e.preventDefault();
-    // One move (POST /api/v1/tasks/{id}/move): before the item dropped on, or to
-    // the end; only the dragged task's position changes, whatever the list's size.
+    // One move (POST /api/v1/tasks/{id}/move): before the item dropped on, or to the
+    // end when dropped below the list. Dropped on itself: nothing happens.
     const target = e.target.closest('li.task');
-    const before = target && target.dataset.id !== dragId ? target.dataset.id : null;
     if (target && target.dataset.id === dragId) return;
-    client.moveTask(dragId, { before });
+    client.moveTask(dragId, { before: target ? target.dataset.id : null });
   });
 }
 
@@ -376,7 +584,6 @@ function wireForms() {
     start(s);
   });
   $('#sign-out').addEventListener('click', () => {
-    localStorage.removeItem(SESSION_KEY);
     sessionStorage.removeItem(SESSION_KEY);
     showSignIn();
   });

@@ -1,7 +1,7 @@
 // Service worker: keeps the app shell so the page opens offline (the offline queue and
-// the last list live in localStorage). Network first, so a deploy is seen at once; the
+// the last list live in IndexedDB). Network first, so a deploy is seen at once; the
 // cache only answers when the network does not. The API is never cached.
-const CACHE = 'tasksync-shell-v1';
+const CACHE = 'tasksync-shell-v2';
 const SHELL = ['./', 'index.html', 'app.js', 'tasksync.js', 'style.css', 'config.json'];
 
 self.addEventListener('install', (e) => {

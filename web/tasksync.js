@@ -5,9 +5,11 @@
 //   ts.addEventListener('tasks', () => render(ts.tasks()));
 //   ts.addEventListener('state', (e) => showState(e.detail.state));
 //   ts.addEventListener('change', (e) => { if (!e.detail.own) toast(e.detail.event); });
-//   ts.start();
+//   ts.addEventListener('conflict', (e) => notice(e.detail));   // a change superseded
+//   ts.addEventListener('rejected', (e) => notice(e.detail));   // a change refused or dropped
+//   ts.start(); await ts.ready;
 //   ts.create({ title: 'Buy groceries' }); ts.update(id, { completed: true }); ts.remove(id);
-//   ts.reorder([id3, id1, id2]);
+//   ts.moveTask(id, { before: otherId });
 //
 // The model. `server` is the user's list exactly as of event `seq` (the last applied
 // sequence number): it changes only by applying events in seq order (or by a full
@@ -16,16 +18,36 @@
 // applied on top: optimistic, and idempotent, so an own change that comes back as an
 // event (recognised by origin == our X-Client-Id) is never applied twice.
 //
-// Delivery: the WebSocket pushes events; on every (re)connect and on start the client
-// first fetches /events?since=seq and buffers live events meanwhile; a live event with
-// seq <= applied is ignored, one that skips ahead triggers a catch-up; 410 reloads the
-// list. When the socket cannot be opened, /events is polled every few seconds until it
-// can. The queue lives in localStorage (per user and tab), survives reloads and is sent
-// in order whenever the API answers; creates carry client ids, so a replay is harmless.
+// Delivery: the WebSocket (opened with a single-use ticket from POST /api/v1/ws-ticket,
+// never the session token) pushes events; once the gateway says `connected` (or
+// `catching_up`) the socket is attached and the client fetches /events?since=seq,
+// buffering live events meanwhile; a live event with seq <= applied is ignored, one
+// that skips ahead triggers a catch-up; a seq the API does not have (a hand-typed
+// event) is reported once, answered with one full reload, then ignored; 410 reloads
+// the list. While push is healthy a safety catch-up runs rarely (minutes, backing
+// off to SAFETY_MAX, with jitter). When the socket cannot be opened, /events is
+// polled every few seconds until it can.
+//
+// The queue: every change is one operation with an id (sent as Idempotency-Key, so a
+// retry after a lost reply applies it once). Operations live in IndexedDB, shared by
+// every tab of the user in this browser; one tab, holding a Web Lock, sends them in
+// the order they were typed; the others learn of every change to the queue over a
+// BroadcastChannel. A new operation is compacted with the queued ones of its task
+// inside one IndexedDB transaction (see compact()); an operation being sent is never
+// changed (its key and body are final).
+//
+// Merge rules (the API applies them; the client follows them): delete wins (a change
+// to a deleted task answers 410 and is dropped, with a `rejected` event); a PATCH
+// carries only the fields changed and the version they were based on; a field that
+// someone else changed after that version keeps their value and comes back as a
+// `conflict` event (yours/theirs); moves are made relative to the two neighbours the
+// task was dropped between and fall back to the other neighbour when one is gone.
 
 const BACKOFF_S = [1, 2, 4, 8, 16, 30];
 const EVENT_TYPES = new Set(['task.created', 'task.updated', 'task.completed', 'task.deleted', 'task.reordered', 'task.moved']);
+const FIELDS = ['title', 'description', 'priority', 'due_at', 'completed'];
 const LS = 'tasksync.';
+const SNAPSHOT_DEBOUNCE_MS = 1000;
 // Replies the API marked Idempotent-Replayed: the first reply to this change, which
 // may be older than what the list shows (a replayed create of a task deleted since).
 const REPLAYED = new WeakSet();
@@ -57,6 +79,13 @@ export function backoffDelayMs(attempt, rand = Math.random) {
   return Math.round(base * (0.8 + 0.4 * rand()));
 }
 
+/** The delay before safety catch-up number `n` (0-based) while push is healthy:
+ * `first`, doubling up to `max`, +-20 % jitter (so tabs opened together drift apart). */
+export function safetyDelayMs(n, first, max, rand = Math.random) {
+  const base = Math.min(first * 2 ** Math.min(n, 30), max);
+  return Math.round(base * (0.8 + 0.4 * rand()));
+}
+
 /** An API answer other than 2xx. `status` 0 means the request did not reach the API. */
 export class ApiError extends Error {
   constructor(status, code, message, body) {
@@ -71,36 +100,19 @@ export class ApiError extends Error {
   }
 }
 
-function storageOrNull(kind) {
+function sessionOrNull() {
   try {
-    const s = globalThis[kind];
+    const s = globalThis.sessionStorage;
     const k = `${LS}probe`;
     s.setItem(k, '1');
     s.removeItem(k);
     return s;
   } catch {
-    return null; // private mode, sandboxed frame, node: run without persistence
+    return null; // private mode, sandboxed frame, node
   }
 }
 
-function readJson(storage, key, fallback) {
-  if (!storage) return fallback;
-  try {
-    const v = storage.getItem(key);
-    return v == null ? fallback : JSON.parse(v);
-  } catch {
-    return fallback;
-  }
-}
-
-function writeJson(storage, key, value) {
-  if (!storage) return;
-  try {
-    storage.setItem(key, JSON.stringify(value));
-  } catch {
-    // quota: the in-memory state stays right; persistence is best effort
-  }
-}
+const clone = (v) => (v === undefined ? undefined : structuredClone(v));
 
 // Positions are fractional-index keys (proto/task.schema.json): strings compared
 // with plain string comparison (code units; the keys are ASCII), never numbers or a
@@ -115,36 +127,286 @@ function byPosition(a, b) {
   if (ka !== kb) return ka ? -1 : 1;
   return (ka ? cmp(a.position, b.position) : (a.localOrder || 0) - (b.localOrder || 0)) || cmp(a.id, b.id);
 }
-
-// A move applied to a list (an array in display order): {id, before: id|null} puts
-// the task before that task (null: at the end), {id, after: id|null} after it (null:
-// at the top). A move naming a task the list lacks changes nothing.
-function applyMove(list, op) {
-  const i = list.findIndex((t) => t.id === op.id);
-  if (i < 0) return list;
-  const out = list.slice();
-  const [t] = out.splice(i, 1);
-  let at;
-  if ('before' in op) at = op.before === null ? out.length : out.findIndex((x) => x.id === op.before);
-  else at = op.after === null ? 0 : out.findIndex((x) => x.id === op.after) + (out.some((x) => x.id === op.after) ? 1 : -1);
-  if (at < 0) return list;
-  out.splice(at, 0, t);
-  return out;
+/** Queue order: the order typed (k: ms * 1000 + a per-tab counter), then the op id. */
+function opOrder(a, b) {
+  return a.k - b.k || cmp(a.opId, b.opId);
 }
 
-// An order (ids) applied to a list: listed ids first in that order, the others after
-// them in their relative order (what PUT /api/v1/tasks/order does).
-function applyOrderList(list, order) {
-  const byId = new Map(list.map((t) => [t.id, t]));
+// ---- the queue's rules ------------------------------------------------------------
+
+/**
+ * Compaction: how a new operation `op` joins the queued operations of its task
+ * (`ops`, in queue order). Pure; returns {put, del}: operations to write and ids to
+ * delete (op itself is in put when it is queued as it is). Operations being sent
+ * (`inflight`) are never changed. The rules:
+ * - an edit after a queued create of the task (nothing of the task being sent)
+ *   goes into the create;
+ * - an edit right after a queued edit of the task merges into it (the later value of
+ *   each field wins; the earlier base_version stays, as that is what was seen);
+ * - a delete drops the queued edits and moves of its task; with the create also
+ *   queued, the create, edits, moves and the delete all vanish;
+ * - a move replaces a queued move of the same task.
+ */
+export function compact(ops, op) {
+  const mine = ops.filter((o) => op.id != null && o.id === op.id && o.opId !== op.opId);
+  const last = mine[mine.length - 1];
+  const anyInflight = mine.some((o) => o.inflight);
+  switch (op.kind) {
+    case 'update': {
+      if (last && !last.inflight && last.kind === 'create' && !anyInflight) {
+        return { put: [{ ...last, body: { ...last.body, ...op.body } }], del: [] };
+      }
+      if (last && !last.inflight && last.kind === 'update') {
+        return { put: [{ ...last, body: { ...last.body, ...op.body } }], del: [] };
+      }
+      return { put: [op], del: [] };
+    }
+    case 'delete': {
+      const create = mine.find((o) => o.kind === 'create');
+      if (create && !anyInflight) return { put: [], del: mine.map((o) => o.opId) };
+      const drop = mine.filter((o) => !o.inflight && (o.kind === 'update' || o.kind === 'move'));
+      return { put: [op], del: drop.map((o) => o.opId) };
+    }
+    case 'move': {
+      const drop = mine.filter((o) => !o.inflight && o.kind === 'move' && o === last);
+      return { put: [op], del: drop.map((o) => o.opId) };
+    }
+    default:
+      return { put: [op], del: [] };
+  }
+}
+
+/** After an own change to a task was applied at `version`: the edits of that task
+ * queued after it were typed on top of it, so their base is that version. */
+export function rebase(ops, done, version) {
+  const put = [];
+  if (Number.isInteger(version)) {
+    for (const o of ops) {
+      if (o.opId !== done.opId && !o.inflight && o.kind === 'update' && o.k > done.k && (o.base_version ?? 0) < version) {
+        put.push({ ...o, base_version: version });
+      }
+    }
+  }
+  return { put, del: [done.opId] };
+}
+
+/**
+ * Where a move goes, given which tasks exist (`has(id)`): before or after the anchor
+ * the user named (op.prefer), else the other neighbour. null anchors are the ends.
+ * Returns {before: id|null} or {after: id|null}, or null when both anchors are gone.
+ */
+export function resolveMove(op, has) {
+  const tries = op.prefer === 'after' ? ['after', 'before'] : ['before', 'after'];
+  for (const side of tries) {
+    if (!(side in op) || op[side] === undefined) continue;
+    const a = op[side];
+    if (a === op.id) continue;
+    if (a === null || has(a)) return { [side]: a };
+  }
+  return null;
+}
+
+// ---- storage: IndexedDB (the browser) or memory ------------------------------------
+
+function quotaError(message) {
+  const e = new Error(message || 'storage quota exceeded');
+  e.name = 'QuotaExceededError';
+  return e;
+}
+
+/** The queue and the cached list in memory: for node, tests, and browsers without
+ * IndexedDB. The same instance given to two clients plays one browser's storage. */
+export class MemoryStore {
+  constructor({ maxOps = Infinity } = {}) {
+    this.ops = new Map();
+    this.meta = new Map();
+    this.maxOps = maxOps;
+  }
+  async loadOps() {
+    return [...this.ops.values()].map(clone).sort(opOrder);
+  }
+  async mutate(taskId, fn, { claim = false } = {}) {
+    const mine = taskId == null ? [] : [...this.ops.values()].filter((o) => o.id === taskId).map(clone).sort(opOrder);
+    const d = fn(mine) || {};
+    const put = d.put || [];
+    const del = d.del || [];
+    const added = put.filter((o) => !this.ops.has(o.opId)).length;
+    if (this.ops.size + added - del.length > this.maxOps) throw quotaError();
+    for (const id of del) this.ops.delete(id);
+    for (const o of put) this.ops.set(o.opId, clone(o));
+    return claim ? { put, del, head: await this.claimHead() } : { put, del };
+  }
+  async claimHead() {
+    const head = [...this.ops.values()].sort(opOrder)[0];
+    if (!head) return null;
+    head.inflight = true;
+    return clone(head);
+  }
+  async getMeta(key) {
+    return clone(this.meta.get(key));
+  }
+  async putMeta(key, value) {
+    this.meta.set(key, clone(value));
+  }
+  close() {}
+}
+
+/** The queue and the cached list in IndexedDB: database `tasksync.<user>`, object
+ * stores `ops` (keyPath opId; indexes `order` on k and `task` on id) and `meta`. Every
+ * call is one transaction; readwrite transactions on `ops` run one at a time across
+ * the tabs, which is what makes compaction and claiming safe. */
+export class IdbStore {
+  constructor(name) {
+    this.name = name;
+    this._db = null;
+  }
+  _open() {
+    if (!this._db) {
+      this._db = new Promise((resolve, reject) => {
+        const rq = indexedDB.open(this.name, 1);
+        rq.onupgradeneeded = () => {
+          const db = rq.result;
+          const ops = db.createObjectStore('ops', { keyPath: 'opId' });
+          ops.createIndex('order', 'k');
+          ops.createIndex('task', 'id');
+          db.createObjectStore('meta');
+        };
+        rq.onsuccess = () => {
+          const db = rq.result;
+          db.onversionchange = () => db.close();
+          resolve(db);
+        };
+        rq.onerror = () => reject(rq.error);
+      });
+      this._db.catch(() => {
+        this._db = null;
+      });
+    }
+    return this._db;
+  }
+  async _tx(names, mode, body) {
+    const db = await this._open();
+    return new Promise((resolve, reject) => {
+      let tx;
+      try {
+        // Relaxed: committed to the OS, not fsynced each time (Chromium's default syncs
+        // every readwrite transaction: two per change sent, which ran at ~3 changes/s
+        // on a busy disk). A tab or browser crash keeps the queue; a power cut may
+        // lose the last moments, which the API's idempotency keys make safe to replay.
+        tx = db.transaction(names, mode, { durability: 'relaxed' });
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      const out = { value: undefined };
+      tx.oncomplete = () => resolve(out.value);
+      tx.onabort = () => reject(tx.error || out.error || new Error('transaction aborted'));
+      try {
+        body(tx, out);
+      } catch (e) {
+        out.error = e;
+        try {
+          tx.abort();
+        } catch {
+          /* already finished */
+        }
+      }
+    });
+  }
+  loadOps() {
+    return this._tx(['ops'], 'readonly', (tx, out) => {
+      const rq = tx.objectStore('ops').index('order').getAll();
+      rq.onsuccess = () => {
+        out.value = rq.result.sort(opOrder);
+      };
+    });
+  }
+  // With claim, the same transaction also claims the head of the queue (out.head):
+  // the sending tab confirms one change and takes the next in one commit.
+  mutate(taskId, fn, { claim = false } = {}) {
+    return this._tx(['ops'], 'readwrite', (tx, out) => {
+      const st = tx.objectStore('ops');
+      const apply = (mine) => {
+        const d = fn(mine.sort(opOrder)) || {};
+        for (const id of d.del || []) st.delete(id);
+        for (const o of d.put || []) st.put(o);
+        out.value = { put: d.put || [], del: d.del || [] };
+        if (claim) IdbStore._claim(st, out.value);
+      };
+      if (taskId == null) {
+        apply([]);
+        return;
+      }
+      const rq = st.index('task').getAll(taskId);
+      rq.onsuccess = () => {
+        try {
+          apply(rq.result);
+        } catch (e) {
+          out.error = e;
+          tx.abort();
+        }
+      };
+    });
+  }
+  claimHead() {
+    return this._tx(['ops'], 'readwrite', (tx, out) => {
+      out.value = { head: null };
+      IdbStore._claim(tx.objectStore('ops'), out.value);
+    }).then((r) => r.head);
+  }
+  // The first change of the queue, marked as being sent (into res.head).
+  static _claim(st, res) {
+    res.head = null;
+    const rq = st.index('order').openCursor();
+    rq.onsuccess = () => {
+      const cur = rq.result;
+      if (!cur) return;
+      const op = cur.value;
+      if (!op.inflight) {
+        op.inflight = true;
+        cur.update(op);
+      }
+      res.head = op;
+    };
+  }
+  getMeta(key) {
+    return this._tx(['meta'], 'readonly', (tx, out) => {
+      const rq = tx.objectStore('meta').get(key);
+      rq.onsuccess = () => {
+        out.value = rq.result;
+      };
+    });
+  }
+  putMeta(key, value) {
+    return this._tx(['meta'], 'readwrite', (tx) => {
+      tx.objectStore('meta').put(value, key);
+    });
+  }
+  close() {
+    if (this._db) this._db.then((db) => db.close()).catch(() => {});
+    this._db = null;
+  }
+}
+
+function defaultStore(userId) {
+  if (globalThis.indexedDB) return new IdbStore(`${LS}${userId}`);
+  return new MemoryStore();
+}
+
+// ---- list helpers -------------------------------------------------------------------
+
+// An order (ids) applied to an order of ids: listed ids first in that order, the
+// others after them in their relative order (what PUT /api/v1/tasks/order does).
+function applyOrderIds(ids, order, has) {
   const out = [];
   const listed = new Set();
   for (const id of order) {
-    if (byId.has(id) && !listed.has(id)) {
-      out.push(byId.get(id));
+    if (has(id) && !listed.has(id)) {
+      out.push(id);
       listed.add(id);
     }
   }
-  for (const t of list) if (!listed.has(t.id)) out.push(t);
+  for (const id of ids) if (!listed.has(id)) out.push(id);
   return out;
 }
 
@@ -155,8 +417,8 @@ function isLegacy(ev) {
 }
 
 // The client id of this tab: kept in sessionStorage so that it survives a reload (its
-// queue and its echoes stay its own), but not copied into a duplicated tab: a tab that
-// finds an id without the flag its own unload left is a copy and takes a new one.
+// echoes stay its own), but not copied into a duplicated tab: a tab that finds an id
+// without the flag its own unload left is a copy and takes a new one.
 function tabClientId(session) {
   if (!session) return uuid();
   let id = session.getItem(`${LS}clientId`);
@@ -181,17 +443,18 @@ function tabClientId(session) {
 export class TaskSync extends EventTarget {
   /**
    * @param {object} o
-   * @param {string} o.token        bearer token (JWT) of the user
+   * @param {string} o.token        bearer token (JWT) of the user (sent to apiBase only)
    * @param {string} o.userId       the user id the token is for (keys local storage)
    * @param {string} [o.apiBase]    base URL of backend-api ('' = same origin)
    * @param {string} [o.gatewayUrl] ws://host:port or ws://host:port/ws; null = poll only
-   * @param {number} [o.pollIntervalMs=3000] polling period when the socket is down
-   * @param {number} [o.stableAfterMs=10000] a connection open this long resets the backoff
-   * @param {number} [o.safetySyncMs=30000] catch-up period while live (belt and braces)
-   * @param {string} [o.clientId]   X-Client-Id (default: one per tab, kept over reloads)
-   * @param {() => Promise<string>} [o.refreshToken] a fresh token for the same user, asked
-   *        for when the gateway closes with 4001 (token expired); without it (or when it
-   *        fails) 'auth-error' is emitted
+   * @param {function} [o.refreshToken] async () => a fresh token, or null (4001 / 401)
+   * @param {number} [o.pollIntervalMs]  /events period while the socket cannot open (3 s)
+   * @param {number} [o.safetySyncMs]    first safety catch-up while push is healthy (2 min)
+   * @param {number} [o.safetySyncMaxMs] it doubles up to this (15 min)
+   * @param {number} [o.drainSpreadMs]   after a gateway drain (1001), reconnect within this (10 s)
+   * @param {number} [o.pongTimeoutMs]   a ping unanswered this long: the socket is dead (10 s)
+   * @param {object} [o.store]     a MemoryStore or IdbStore (default: IndexedDB, else memory)
+   * @param {boolean} [o.useLocks] elect one sending tab with navigator.locks (default: when present)
    */
   constructor(o) {
     super();
@@ -203,102 +466,148 @@ export class TaskSync extends EventTarget {
     this.gatewayUrl = o.gatewayUrl || null;
     this.pollIntervalMs = o.pollIntervalMs ?? 3000;
     this.stableAfterMs = o.stableAfterMs ?? 10000;
-    this.safetySyncMs = o.safetySyncMs ?? 30000;
+    this.safetySyncMs = o.safetySyncMs ?? 120000;
+    this.safetySyncMaxMs = o.safetySyncMaxMs ?? 900000;
+    this.drainSpreadMs = o.drainSpreadMs ?? 10000;
+    this.pongTimeoutMs = o.pongTimeoutMs ?? 10000;
     this.pageLimit = o.pageLimit ?? 500;
-    this.local = storageOrNull('localStorage');
-    this.session = storageOrNull('sessionStorage');
+    this.store = o.store || defaultStore(o.userId);
+    this.useLocks = o.useLocks ?? !!(globalThis.navigator && navigator.locks);
+    this.session = sessionOrNull();
     this.clientId = o.clientId || tabClientId(this.session);
 
     this.state = STATE.STOPPED;
     this.seq = null; // last applied seq; null = no list loaded yet
     this.server = new Map(); // id -> task, as of seq
     this.deleted = new Set(); // ids known deleted: a late upsert never brings them back
-    this.queue = []; // local changes not yet confirmed by the API, in order
+    this.queue = []; // this browser's changes not yet confirmed by the API, in order (a mirror of the store)
     this.confirmedMoves = new Map(); // id -> {position, seq}: a confirmed move until its event is applied
     this.confirmedOrder = null; // {positions, seq}: a confirmed renumbering until its event is applied
-    this._localOrder = 0; // creation order of tasks made here (they have no key yet)
+    this.leader = false; // this tab sends the queue
+    this._volatile = []; // changes the store refused (quota): sent by this tab itself
+    this._view = null; // tasks() cached until something changes
+    this._memo = new WeakMap(); // queued change -> the task it shows (see _shown)
+    this._order = null; // [{id, position}] of the last sort of server (see tasks())
+    this._lastK = 0;
     this._forceReload = false; // a legacy event was seen: reload the list
+    this._unknownSeqs = new Set(); // seqs the API did not have: reported, reloaded once, then ignored
     this.appliedSeqs = []; // seqs applied, in order (diagnostics and tests)
     this.apiReachable = true;
-    this.stats = { applied: 0, ignored: 0, catchups: 0, reloads: 0, reconnects: 0, polls: 0, sent: 0 };
+    this.stats = { applied: 0, ignored: 0, catchups: 0, eventRequests: 0, reloads: 0, reconnects: 0, polls: 0, sent: 0, safety: 0, pings: 0, pongs: 0, unknownSeq: 0, sendMs: 0, storeMs: 0 };
 
     this._ws = null;
-    this._wsOpen = false;
+    this._wsOpen = false; // the gateway attached the socket (connected / catching_up seen)
     this._gwCatchingUp = false; // the gateway said catching_up: not reading Kafka yet
     this._attempt = 0; // consecutive failed connection attempts (backoff index)
-    this._everOpened = false;
     this._buffer = []; // live events received while catching up
     this._syncing = null; // the running catch-up (a promise), single flight
     this._syncAgain = false;
     this._flushing = null;
-    this._timers = new Set();
+    this._persist = Promise.resolve(); // queue writes, in order
     this._reconnectTimer = null;
     this._pollTimer = null;
     this._flushTimer = null;
+    this._safetyTimer = null;
+    this._safetyN = 0;
+    this._snapTimer = null;
     this._flushAttempt = 0;
     this._heartbeat = null;
     this._stopped = true;
+    this._channel = null;
+    this._lockAbort = null;
+    this._releaseLock = null;
+    this.ready = Promise.resolve();
     this._onOnline = () => this._wake();
     this._onOffline = () => this._updateState();
     this._onVisible = () => {
-      if (globalThis.document && document.visibilityState === 'visible') this._wake();
+      if (!globalThis.document) return;
+      if (document.visibilityState === 'visible') this._wake();
+      else this._saveSnapshotNow(); // the last moment a page is sure to run
     };
-    this._onStorage = (e) => {
-      if (e.key === this._snapshotKey && !this._wsOpen) this.sync();
-    };
-  }
-
-  get _snapshotKey() {
-    return `${LS}snapshot.${this.userId}`;
-  }
-  get _queueKey() {
-    return `${LS}queue.${this.userId}.${this.clientId}`;
-  }
-  get _aliveKey() {
-    return `${LS}alive.${this.clientId}`;
+    this._onHide = () => this._saveSnapshotNow();
   }
 
   // ---- public API ------------------------------------------------------------
 
-  /** Starts syncing: shows the cached list, catches up, connects, sends the queue. */
+  /** Starts syncing: shows the cached list and queue (`ready` resolves once they are
+   * loaded), then catches up, connects and sends the queue. */
   start() {
     if (!this._stopped) return this;
     this._stopped = false;
-    const snap = readJson(this.local, this._snapshotKey, null);
-    // A snapshot from before position keys is not used (the list is reloaded).
-    if (snap && Array.isArray(snap.tasks) && Number.isInteger(snap.seq) && snap.tasks.every((t) => t && typeof t.position === 'string')) {
-      this.server = new Map(snap.tasks.filter((t) => t && typeof t.id === 'string').map((t) => [t.id, t]));
-      this.seq = snap.seq;
+    if (typeof BroadcastChannel === 'function') {
+      this._channel = new BroadcastChannel(`${LS}${this.userId}`);
+      this._channel.onmessage = (m) => this._onChannel(m.data);
     }
-    this.queue = readJson(this.local, this._queueKey, []);
-    if (!Array.isArray(this.queue)) this.queue = [];
-    this._heartbeatAlive();
-    this._every(5000, () => this._heartbeatAlive());
-    this._adoptOrphans();
-    this._every(15000, () => this._adoptOrphans());
     if (typeof addEventListener === 'function') {
       addEventListener('online', this._onOnline);
       addEventListener('offline', this._onOffline);
-      addEventListener('storage', this._onStorage);
+      addEventListener('pagehide', this._onHide);
     }
     if (globalThis.document) document.addEventListener('visibilitychange', this._onVisible);
-    this._every(this.safetySyncMs, () => {
-      if (this._wsOpen) this.sync();
+    this.ready = this._load().then(() => {
+      if (this._stopped) return;
+      this._electLeader();
+      this._connect();
+      this.sync();
+      this.flush();
     });
-    this._emitTasks();
-    this._connect();
-    this.sync();
-    this.flush();
     return this;
   }
 
-  /** Stops every timer and the socket; the queue stays in localStorage. */
+  async _load() {
+    try {
+      const snap = await this.store.getMeta('snapshot');
+      // A snapshot from before position keys is not used (the list is reloaded).
+      if (this.seq === null && snap && Array.isArray(snap.tasks) && Number.isInteger(snap.seq) && snap.tasks.every((t) => t && typeof t.position === 'string')) {
+        this.server = new Map(snap.tasks.filter((t) => t && typeof t.id === 'string').map((t) => [t.id, t]));
+        this.seq = snap.seq;
+      }
+      await this._adoptLegacyQueues();
+      this.queue = await this.store.loadOps();
+    } catch (e) {
+      this._storageError(e);
+    }
+    this._changed();
+  }
+
+  // Queues an older version of this library left in localStorage: moved into the store.
+  async _adoptLegacyQueues() {
+    let ls;
+    try {
+      ls = globalThis.localStorage;
+      if (!ls) return;
+    } catch {
+      return;
+    }
+    const prefix = `${LS}queue.${this.userId}.`;
+    for (let i = ls.length - 1; i >= 0; i--) {
+      const key = ls.key(i);
+      if (!key || !key.startsWith(prefix)) continue;
+      let ops = [];
+      try {
+        ops = JSON.parse(ls.getItem(key)) || [];
+      } catch {
+        /* unreadable: dropped */
+      }
+      for (const op of Array.isArray(ops) ? ops : []) {
+        if (!op || typeof op.kind !== 'string') continue;
+        op.opId = op.opId || uuid();
+        op.k = this._nextK();
+        await this.store.mutate(op.id, () => ({ put: [op], del: [] }));
+      }
+      ls.removeItem(key);
+    }
+    ls.removeItem(`${LS}snapshot.${this.userId}`);
+  }
+
+  /** Stops every timer and the socket; the queue stays in the store. */
   stop() {
+    if (this._stopped) return;
+    this._saveSnapshotNow();
     this._stopped = true;
-    for (const t of this._timers) clearInterval(t);
-    this._timers.clear();
     clearTimeout(this._reconnectTimer);
     clearTimeout(this._flushTimer);
+    clearTimeout(this._safetyTimer);
     this._stopPolling();
     this._stopHeartbeat();
     if (this._ws) {
@@ -312,36 +621,127 @@ export class TaskSync extends EventTarget {
       }
     }
     this._wsOpen = false;
+    if (this._lockAbort) this._lockAbort.abort();
+    if (this._releaseLock) this._releaseLock();
+    this.leader = false;
+    if (this._channel) this._channel.close();
+    this._channel = null;
     if (typeof removeEventListener === 'function') {
       removeEventListener('online', this._onOnline);
       removeEventListener('offline', this._onOffline);
-      removeEventListener('storage', this._onStorage);
+      removeEventListener('pagehide', this._onHide);
     }
     if (globalThis.document) document.removeEventListener('visibilitychange', this._onVisible);
     this._setState(STATE.STOPPED);
   }
 
-  /** The list as shown: confirmed state plus local changes, in display order. */
+  /** The list as shown: confirmed state plus local changes, in display order. The
+   * array and the task objects are shared until something changes: do not modify. */
   tasks() {
-    const m = new Map(this.server);
-    if (this.confirmedOrder) {
-      for (const [id, position] of Object.entries(this.confirmedOrder.positions)) {
+    if (this._view) return this._view;
+    let m = this.server;
+    if (this.confirmedOrder || this.confirmedMoves.size) {
+      m = new Map(this.server);
+      if (this.confirmedOrder) {
+        for (const [id, position] of Object.entries(this.confirmedOrder.positions)) {
+          const t = m.get(id);
+          if (t) m.set(id, { ...t, position });
+        }
+      }
+      for (const [id, c] of this.confirmedMoves) {
         const t = m.get(id);
-        if (t) m.set(id, { ...t, position });
+        if (t) m.set(id, { ...t, position: c.position });
       }
     }
-    for (const [id, c] of this.confirmedMoves) {
-      const t = m.get(id);
-      if (t) m.set(id, { ...t, position: c.position });
+    // The order of the last sort is reused while no task came, went or moved (the
+    // common case: fields changed): checking it is linear, sorting is not.
+    let list = null;
+    const o = this._order;
+    if (m === this.server && o && o.length === m.size) {
+      list = new Array(o.length);
+      for (let i = 0; i < o.length; i++) {
+        const t = m.get(o[i].id);
+        if (!t || t.position !== o[i].position) {
+          list = null;
+          break;
+        }
+        list[i] = t;
+      }
     }
-    let list = [...m.values()].sort(byPosition);
-    for (const op of this.queue) list = this._applyOpList(list, op);
+    if (!list) {
+      list = [...m.values()].sort(byPosition);
+      this._order = m === this.server ? list.map((t) => ({ id: t.id, position: t.position })) : null;
+    }
+    const ops = this._volatile.length ? [...this.queue, ...this._volatile] : this.queue;
+    if (ops.length) list = this._applyQueue(list, ops);
+    this._view = list;
     return list;
   }
 
-  /** Number of local changes the API has not confirmed yet. */
+  // The queued changes applied to the list shown (display order kept).
+  _applyQueue(list, ops) {
+    const byId = new Map(list.map((t) => [t.id, t]));
+    let ids = list.map((t) => t.id);
+    const has = (id) => byId.has(id);
+    for (const op of ops) {
+      switch (op.kind) {
+        case 'create':
+          if (!byId.has(op.id) && !this.deleted.has(op.id)) {
+            byId.set(op.id, this._shown(op, null, () => ({ completed: false, ...op.body, localOrder: op.k, version: 0, created_at: op.at, updated_at: op.at, pending: true })));
+            ids.push(op.id);
+          }
+          break;
+        case 'update': {
+          const t = byId.get(op.id);
+          if (t) byId.set(op.id, this._shown(op, t, () => ({ ...t, ...op.body, pending: true })));
+          break;
+        }
+        case 'delete':
+          byId.delete(op.id);
+          break;
+        case 'move': {
+          if (!byId.has(op.id)) break;
+          const where = resolveMove(op, has);
+          if (!where) break;
+          const rest = ids.filter((x) => x !== op.id);
+          let at;
+          if ('before' in where) at = where.before === null ? rest.length : rest.indexOf(where.before);
+          else at = where.after === null ? 0 : rest.indexOf(where.after) + 1;
+          if (at < 0) break;
+          rest.splice(at, 0, op.id);
+          ids = rest;
+          break;
+        }
+        case 'reorder':
+          ids = applyOrderIds(ids, op.order, has);
+          break;
+        default:
+          break;
+      }
+    }
+    const seen = new Set();
+    const out = [];
+    for (const id of ids) {
+      if (seen.has(id) || !byId.has(id)) continue;
+      seen.add(id);
+      out.push(byId.get(id));
+    }
+    return out;
+  }
+
+  // The task a queued change shows, made once per (change, task it applies to): the
+  // same object from one view to the next, so a page redraws only what changed.
+  _shown(op, base, make) {
+    const memo = this._memo.get(op);
+    if (memo && memo.base === base) return memo.task;
+    const task = make();
+    this._memo.set(op, { base, task });
+    return task;
+  }
+
+  /** Number of local changes the API has not confirmed yet (every tab's). */
   get pending() {
-    return this.queue.length;
+    return this.queue.length + this._volatile.length;
   }
 
   /** Adds a task at the end. Returns the (optimistic) task; its id is final. */
@@ -357,19 +757,31 @@ export class TaskSync extends EventTarget {
       due_at: fields.due_at ?? null,
     };
     if (fields.completed) body.completed = true;
-    this._enqueue({ kind: 'create', id: body.id, body, localOrder: ++this._localOrder + Date.now() * 1000, at: now });
-    return this.tasks().find((t) => t.id === body.id);
+    this._enqueue({ kind: 'create', id: body.id, body, at: now });
+    return { completed: false, ...body, version: 0, created_at: now, updated_at: now, pending: true };
   }
 
-  /** Changes some of {title, description, priority, due_at, completed}. */
-  update(id, fields) {
+  /** Changes some of {title, description, priority, due_at, completed}: only the
+   * fields given are sent, with the version they were based on: `baseVersion`, or the
+   * confirmed version now (an editor passes the version it opened on). */
+  update(id, fields, { baseVersion } = {}) {
     const body = {};
-    for (const k of ['title', 'description', 'priority', 'due_at', 'completed']) {
+    for (const k of FIELDS) {
       if (fields[k] !== undefined) body[k] = k === 'title' ? String(fields[k]).trim() : fields[k];
     }
     if (body.title === '') throw new RangeError('title must not be empty');
-    if (!Object.keys(body).length) return;
-    this._enqueue({ kind: 'update', id, body, at: new Date().toISOString() });
+    if (!Object.keys(body).length) return null;
+    const cur = this.server.get(id);
+    const base = Number.isInteger(baseVersion) && baseVersion > 0 ? baseVersion : cur && Number.isInteger(cur.version) && cur.version > 0 ? cur.version : undefined;
+    const op = { kind: 'update', id, body, at: new Date().toISOString() };
+    if (base !== undefined) op.base_version = base;
+    return this._enqueue(op);
+  }
+
+  /** The confirmed version of a task (what an editor should pass as baseVersion). */
+  versionOf(id) {
+    const t = this.server.get(id);
+    return t && Number.isInteger(t.version) ? t.version : undefined;
   }
 
   toggle(id) {
@@ -377,8 +789,33 @@ export class TaskSync extends EventTarget {
     if (t) this.update(id, { completed: !t.completed });
   }
 
+  /** Deletes a task. Returns the operation's id (for cancel()). */
   remove(id) {
-    this._enqueue({ kind: 'delete', id });
+    return this._enqueue({ kind: 'delete', id });
+  }
+
+  /** Resolves once every change made so far is written to the store (IndexedDB). */
+  persisted() {
+    return this._persist;
+  }
+
+  /** Takes back a queued change that is not being sent yet. Returns true if it was. */
+  async cancel(opId) {
+    await this._persist;
+    const op = this.queue.find((o) => o.opId === opId);
+    if (!op || op.inflight) return false;
+    let ok = false;
+    try {
+      const d = await this.store.mutate(op.id, (ops) => {
+        const o = ops.find((x) => x.opId === opId);
+        ok = !!o && !o.inflight;
+        return ok ? { put: [], del: [opId] } : { put: [], del: [] };
+      });
+      this._applyDelta(d, true);
+    } catch (e) {
+      this._storageError(e);
+    }
+    return ok;
   }
 
   /** Sets the whole display order; `order` lists task ids. For small lists only (the
@@ -387,8 +824,7 @@ export class TaskSync extends EventTarget {
     this._enqueue({ kind: 'reorder', order: [...order] });
   }
 
-  /** Moves a task `delta` places (-1 up, +1 down) or to index `to` when given: one
-   * POST /api/v1/tasks/{id}/move, which rewrites that task's key only. */
+  /** Moves a task `delta` places (-1 up, +1 down) or to index `to` when given. */
   move(id, delta, to) {
     const ids = this.tasks().map((t) => t.id);
     const from = ids.indexOf(id);
@@ -396,15 +832,38 @@ export class TaskSync extends EventTarget {
     const dest = to !== undefined ? to : from + delta;
     if (dest < 0 || dest >= ids.length || dest === from) return;
     ids.splice(from, 1);
-    this.moveTask(id, dest === 0 ? { after: null } : { after: ids[dest - 1] });
+    // The top and the end are kept as such; otherwise the task jumped over is named.
+    const prefer = dest === 0 ? 'after' : dest === ids.length ? 'before' : dest < from ? 'before' : 'after';
+    this._enqueue({ kind: 'move', id, after: dest === 0 ? null : ids[dest - 1], before: dest < ids.length ? ids[dest] : null, prefer });
   }
 
   /** Moves a task relative to another: {before: id|null} (null: the end) or
-   * {after: id|null} (null: the top). */
+   * {after: id|null} (null: the top). The other neighbour is recorded too, so the
+   * move still lands in place if the one named is deleted meanwhile. Dropping a
+   * task on itself changes nothing. */
   moveTask(id, where) {
+    const ids = this.tasks().map((t) => t.id).filter((x) => x !== id);
     const op = { kind: 'move', id };
-    if ('before' in where) op.before = where.before;
-    else op.after = where.after ?? null;
+    if ('before' in where) {
+      if (where.before === id) return;
+      const i = where.before === null ? ids.length : ids.indexOf(where.before);
+      op.before = where.before;
+      op.after = i > 0 ? ids[i - 1] : i === 0 ? null : undefined;
+      op.prefer = 'before';
+    } else {
+      const a = where.after ?? null;
+      if (a === id) return;
+      const i = a === null ? -1 : ids.indexOf(a);
+      op.after = a;
+      op.before = a === null ? (ids[0] ?? null) : i >= 0 ? (ids[i + 1] ?? null) : undefined;
+      op.prefer = 'after';
+    }
+    if (op.after === undefined) delete op.after;
+    if (op.before === undefined) delete op.before;
+    // Already there: nothing to do.
+    const cur = this.tasks().map((t) => t.id);
+    const at = cur.indexOf(id);
+    if (at >= 0 && (op.prefer === 'before' ? (cur[at + 1] ?? null) === op.before : (at > 0 ? cur[at - 1] : null) === op.after)) return;
     this._enqueue(op);
   }
 
@@ -417,12 +876,14 @@ export class TaskSync extends EventTarget {
     }
     this._syncing = (async () => {
       try {
+        await this.ready;
         do {
           this._syncAgain = false;
           await this._catchUp();
         } while (this._syncAgain && !this._stopped);
       } finally {
         this._syncing = null;
+        if (this._wsOpen) this._caughtUp = true;
         this._updateState();
       }
     })();
@@ -502,16 +963,18 @@ export class TaskSync extends EventTarget {
     this.stats.reloads++;
     this._emit('reload', { seq: this.seq });
     this._saveSnapshot();
-    this._emitTasks();
+    this._changed();
   }
 
   async _catchUp() {
     this.stats.catchups++;
     try {
       if (this.seq === null || this._forceReload) await this._reload();
+      let apiSeq = null;
       for (let pages = 0; pages < 1000 && !this._stopped; pages++) {
         let data;
         try {
+          this.stats.eventRequests++;
           data = await this._api('GET', `/api/v1/events?since=${this.seq}&limit=${this.pageLimit}`);
         } catch (e) {
           if (e.status === 410) {
@@ -520,8 +983,9 @@ export class TaskSync extends EventTarget {
           }
           throw e;
         }
+        if (data && Number.isInteger(data.seq)) apiSeq = data.seq;
         // The API's seq never goes back: one behind ours means the list we hold (a
-        // snapshot in localStorage) came from another database. Take the API's list.
+        // cached snapshot) came from another database. Take the API's list.
         if (data && Number.isInteger(data.seq) && data.seq < this.seq) {
           await this._reload();
           continue;
@@ -543,19 +1007,23 @@ export class TaskSync extends EventTarget {
         }
         if (this.seq !== before) {
           this._saveSnapshot();
-          this._emitTasks();
+          this._changed();
         }
         // The list may be behind the API's seq when it is ahead of what was returned.
         if (!(data && data.has_more) || this.seq === before) break;
       }
-      this._drainBuffer();
+      this._drainBuffer(apiSeq);
     } catch (e) {
       this._emit('sync-error', { error: e });
     }
   }
 
-  // Applies buffered live events that follow on from seq; a hole triggers another catch-up.
-  _drainBuffer() {
+  // Applies buffered live events that follow on from seq. What is left skips ahead:
+  // events past the API's own seq (`apiSeq`, from the catch-up just made) are not
+  // the API's (a hand-typed event, a restored database): each such seq is reported
+  // once, answered with one full reload, then ignored; a real hole (the API has more
+  // than we applied) triggers another catch-up.
+  _drainBuffer(apiSeq) {
     if (!this._buffer.length) return;
     this._buffer.sort((a, b) => a.seq - b.seq);
     const rest = [];
@@ -570,12 +1038,29 @@ export class TaskSync extends EventTarget {
         rest.push(ev);
       }
     }
-    this._buffer = rest;
+    this._buffer = [];
     if (changed) {
       this._saveSnapshot();
-      this._emitTasks();
+      this._changed();
     }
-    if (rest.length) this._syncAgain = true;
+    if (!rest.length) return;
+    const unknown = Number.isInteger(apiSeq) ? rest.filter((ev) => ev.seq > apiSeq) : [];
+    const real = rest.filter((ev) => !unknown.includes(ev));
+    for (const ev of unknown) {
+      if (this._unknownSeqs.has(ev.seq)) {
+        this.stats.ignored++;
+        continue;
+      }
+      this._unknownSeqs.add(ev.seq);
+      if (this._unknownSeqs.size > 1000) this._unknownSeqs.delete(this._unknownSeqs.values().next().value);
+      this.stats.unknownSeq++;
+      this._emit('sync-error', { error: new ApiError(200, 'unknown_seq', `an event with seq ${ev.seq} that the API does not have (it has ${apiSeq}): reloading once, then ignoring it`), seq: ev.seq });
+      this._forceReload = true;
+    }
+    if (real.length || this._forceReload) {
+      this._buffer = real;
+      this._syncAgain = true;
+    }
   }
 
   // ---- events ----------------------------------------------------------------
@@ -592,16 +1077,16 @@ export class TaskSync extends EventTarget {
       positions: msg.positions,
       order: msg.order,
     };
-    if (!EVENT_TYPES.has(ev.event_type)) return;
     if (ev.user_id && ev.user_id !== this.userId) return; // never someone else's
     if (ev.seq === null || ev.seq === undefined) {
-      // A hand-typed event: no order information; apply it as it is.
+      // A hand-typed event: no order information; apply it as it is (unknown types: nothing).
+      if (!EVENT_TYPES.has(ev.event_type)) return;
       this._applyEvent(ev, 'live');
-      this._emitTasks();
+      this._changed();
       return;
     }
     if (!Number.isInteger(ev.seq)) return;
-    if (this.seq !== null && ev.seq <= this.seq) {
+    if ((this.seq !== null && ev.seq <= this.seq) || this._unknownSeqs.has(ev.seq)) {
       this.stats.ignored++;
       return;
     }
@@ -613,12 +1098,13 @@ export class TaskSync extends EventTarget {
     }
     this._applyEvent(ev, 'live');
     this._saveSnapshot();
-    this._emitTasks();
+    this._changed();
   }
 
   _applyEvent(ev, source) {
     const m = this.server;
     const t = ev.task;
+    let known = true;
     switch (ev.event_type) {
       case 'task.created':
       case 'task.updated':
@@ -662,7 +1148,8 @@ export class TaskSync extends EventTarget {
         }
         break;
       default:
-        return;
+        known = false; // a newer event type: its seq is taken, the event skipped
+        break;
     }
     if (Number.isInteger(ev.seq)) {
       this.seq = ev.seq;
@@ -671,21 +1158,15 @@ export class TaskSync extends EventTarget {
       if (this.confirmedOrder && this.confirmedOrder.seq <= ev.seq) this.confirmedOrder = null;
       for (const [id, c] of this.confirmedMoves) if (c.seq <= ev.seq) this.confirmedMoves.delete(id);
     }
+    this._view = null;
     if (this._forceReload) this.sync();
+    if (!known) {
+      this.stats.ignored++;
+      return;
+    }
     this.stats.applied++;
     const own = ev.origin === this.clientId;
     this._emit('change', { event: ev, own, source, task: t ? m.get(t.id) || t : null });
-  }
-
-  // ---- the local queue -------------------------------------------------------
-
-  _enqueue(op) {
-    op.opId = uuid();
-    this.queue.push(op);
-    this._saveQueue();
-    this._emit('local', { op });
-    this._emitTasks();
-    this.flush();
   }
 
   // A task the list lacks although an event moved it (it moved past the cursor while
@@ -695,71 +1176,173 @@ export class TaskSync extends EventTarget {
       const t = await this._api('GET', `/api/v1/tasks/${encodeURIComponent(id)}`);
       if (t && !this.server.has(id)) {
         this._confirmTask(t);
-        this._emitTasks();
+        this._changed();
       }
     } catch {
       // deleted meanwhile (its task.deleted follows) or unreachable (the next reload has it)
     }
   }
 
-  // One queued change applied to the list shown (display order kept).
-  _applyOpList(list, op) {
-    if (op.kind === 'move') return applyMove(list, op);
-    if (op.kind === 'reorder') return applyOrderList(list, op.order);
-    const m = new Map(list.map((t) => [t.id, t]));
-    this._applyOp(m, op);
-    const out = [];
-    for (const t of list) if (m.has(t.id)) out.push(m.get(t.id));
-    for (const [id, t] of m) if (!list.some((x) => x.id === id)) out.push(t);
-    return out;
+  // ---- the queue -------------------------------------------------------------
+
+  _nextK() {
+    this._lastK = Math.max(Date.now() * 1000, this._lastK + 1);
+    return this._lastK;
   }
 
-  _applyOp(m, op) {
-    switch (op.kind) {
-      case 'create':
-        if (!m.has(op.id) && !this.deleted.has(op.id)) {
-          m.set(op.id, {
-            completed: false,
-            ...op.body,
-            localOrder: op.localOrder || 0,
-            version: 0,
-            created_at: op.at,
-            updated_at: op.at,
-            pending: true,
-          });
-        }
+  // A new change: shown at once (compacted into this tab's mirror of the queue), then
+  // written to the store in one transaction that compacts it against the queue as
+  // the store has it (the truth across tabs). Returns the operation's id.
+  _enqueue(op) {
+    op.opId = uuid();
+    op.k = this._nextK();
+    op.origin = this.clientId; // sent as its X-Client-Id by whichever tab sends it: the echo is this tab's
+    const guess = compact(this.queue.filter((o) => o.id === op.id), op);
+    this._applyDelta(guess, false);
+    this._emit('local', { op });
+    this._changed();
+    this._persist = this._persist
+      .then(async () => {
+        const d = await this.store.mutate(op.id, (ops) => compact(ops, op));
+        // The store's answer wins over the guess made above (another tab's change or a
+        // send may have come in between).
+        if (JSON.stringify(d) !== JSON.stringify(guess)) await this._reloadQueue();
+        this._broadcast({ t: 'delta', put: d.put, del: d.del });
+        this.flush();
+      })
+      .catch(async (e) => {
+        // Not kept (quota, storage gone): this tab sends it itself while it is open.
+        this._storageError(e, op);
+        this._volatile.push(op);
+        await this._reloadQueue().catch(() => {});
+        this.flush();
+      });
+    return op.opId;
+  }
+
+  async _reloadQueue() {
+    const ops = await this.store.loadOps();
+    this.queue = ops;
+    this._changed();
+  }
+
+  // Applies a change of the store's queue to this tab's mirror.
+  _applyDelta(d, emit = true) {
+    if (!d) return;
+    const del = new Set(d.del || []);
+    const put = new Map((d.put || []).map((o) => [o.opId, o]));
+    const next = [];
+    for (const o of this.queue) {
+      if (del.has(o.opId)) continue;
+      if (put.has(o.opId)) {
+        next.push(put.get(o.opId));
+        put.delete(o.opId);
+      } else next.push(o);
+    }
+    for (const o of put.values()) next.push(o);
+    next.sort(opOrder);
+    this.queue = next;
+    if (emit) this._changed();
+    else this._view = null;
+  }
+
+  _broadcast(msg) {
+    if (!this._channel) return;
+    try {
+      this._channel.postMessage(msg);
+    } catch {
+      /* closed */
+    }
+  }
+
+  _onChannel(msg) {
+    if (!msg || typeof msg !== 'object' || this._stopped) return;
+    switch (msg.t) {
+      case 'delta':
+        this._applyDelta(msg);
+        if (this.leader) this.flush();
         break;
-      case 'update': {
-        const t = m.get(op.id);
-        if (t) m.set(op.id, { ...t, ...op.body, pending: true });
-        break;
-      }
-      case 'delete':
-        m.delete(op.id);
+      case 'outcome':
+        // A change of this browser that another tab sent: shown here too.
+        if (msg.type === 'conflict' || msg.type === 'rejected') this._emit(msg.type, { ...msg.detail, remote: true });
         break;
       default:
         break;
     }
   }
 
-  _saveQueue() {
-    if (!this.local) return;
-    if (this.queue.length) writeJson(this.local, this._queueKey, this.queue);
-    else this.local.removeItem(this._queueKey);
+  _storageError(error, op) {
+    this._emit('storage-error', { error, op, quota: !!(error && error.name === 'QuotaExceededError') });
   }
 
-  /** Sends the queue in order, one request at a time (single flight). */
+  // One tab of the browser sends the queue: the one holding the Web Lock. When it
+  // closes, the lock passes to another tab, which sends what is left.
+  _electLeader() {
+    if (!this.useLocks) {
+      this.leader = true;
+      return;
+    }
+    const ctl = typeof AbortController === 'function' ? new AbortController() : null;
+    this._lockAbort = ctl;
+    navigator.locks
+      .request(`${LS}sender.${this.userId}`, ctl ? { signal: ctl.signal } : {}, () => {
+        if (this._stopped) return undefined;
+        this.leader = true;
+        this._lockAbort = null;
+        this._emit('leader', { leader: true });
+        this._reloadQueue()
+          .catch(() => {})
+          .then(() => this.flush());
+        return new Promise((resolve) => {
+          this._releaseLock = resolve;
+        });
+      })
+      .catch(() => {
+        /* aborted by stop() */
+      });
+  }
+
+  /** Sends the queue in order, one request at a time (single flight). Only the
+   * sending tab sends the shared queue; every tab sends what the store refused. */
   flush() {
+    if (this._flushing) this._flushAgain = true;
     if (this._stopped || this._flushing) return this._flushing || Promise.resolve();
-    if (!this.queue.length) return Promise.resolve();
+    if (!this.leader && !this._volatile.length) return Promise.resolve();
+    // The browser knows it is offline: wait for its 'online' event (_wake) instead.
+    if (globalThis.navigator && navigator.onLine === false) return Promise.resolve();
     clearTimeout(this._flushTimer);
+    this._flushTimer = null;
     this._flushing = (async () => {
       try {
-        while (this.queue.length && !this._stopped) {
-          const op = this.queue[0];
+        await this._persist;
+        let next; // the head, claimed with the last confirmation (undefined: not yet)
+        while (!this._stopped) {
+          let op;
+          const volatile = this._volatile.length > 0;
+          if (volatile) {
+            op = this._volatile[0];
+          } else if (this.leader) {
+            try {
+              const tc = Date.now();
+              op = next !== undefined ? next : await this.store.claimHead();
+              next = undefined;
+              this.stats.storeMs += Date.now() - tc;
+            } catch (e) {
+              this._storageError(e);
+              this._scheduleFlush();
+              return;
+            }
+            if (!op) break;
+            this._applyDelta({ put: [op], del: [] }, false);
+            this._broadcast({ t: 'delta', put: [op], del: [] });
+          } else {
+            break;
+          }
           let outcome;
+          const ts = Date.now();
           try {
             outcome = await this._send(op);
+            this.stats.sendMs += Date.now() - ts;
           } catch (e) {
             if (e instanceof ApiError && (e.transient || e.status === 401)) {
               // Not now: keep it (and everything after it) and try again later.
@@ -769,36 +1352,70 @@ export class TaskSync extends EventTarget {
             outcome = { rejected: e };
           }
           this._flushAttempt = 0;
-          // The head may have been replaced by an adoption meanwhile: remove by id.
-          const i = this.queue.findIndex((q) => q.opId === op.opId);
-          if (i >= 0) this.queue.splice(i, 1);
-          this._saveQueue();
           this.stats.sent++;
-          if (outcome && outcome.rejected) this._emit('rejected', { op, error: outcome.rejected });
-          this._emitTasks();
+          if (volatile) {
+            this._volatile.shift();
+          } else {
+            try {
+              const tm = Date.now();
+              const d = await this.store.mutate(op.id, (ops) => rebase(ops, op, outcome.version), { claim: this.leader && !this._volatile.length });
+              this.stats.storeMs += Date.now() - tm;
+              if (d.head !== undefined) next = d.head;
+              const put = d.head ? [...d.put.filter((o) => o.opId !== d.head.opId), d.head] : d.put;
+              this._applyDelta({ put, del: d.del }, false);
+              this._broadcast({ t: 'delta', put, del: d.del });
+            } catch (e) {
+              this._storageError(e);
+              this._applyDelta({ put: [], del: [op.opId] }, false);
+            }
+          }
+          if (outcome.rejected) this._report('rejected', { op, error: outcome.rejected, id: op.id, title: this._titleOf(op) });
+          if (outcome.conflicts && outcome.conflicts.length) this._report('conflict', { op, id: op.id, title: this._titleOf(op), conflicts: outcome.conflicts, task: outcome.task });
+          this._changed();
         }
       } finally {
         this._flushing = null;
         this._updateState();
+        // A change queued while the last one was being confirmed: go on.
+        if (this._flushAgain && !this._stopped && !this._flushTimer) {
+          this._flushAgain = false;
+          this.flush();
+        }
+        this._flushAgain = false;
       }
     })();
     return this._flushing;
   }
 
+  _titleOf(op) {
+    const t = this.server.get(op.id) || this.tasks().find((x) => x.id === op.id);
+    return (t && t.title) || (op.body && op.body.title) || null;
+  }
+
+  _report(type, detail) {
+    this._emit(type, detail);
+    const { error, ...rest } = detail;
+    const plain = error ? { ...rest, error: { status: error.status, code: error.code, message: error.message } } : rest;
+    this._broadcast({ t: 'outcome', type, detail: JSON.parse(JSON.stringify(plain)) });
+  }
+
   _scheduleFlush() {
     clearTimeout(this._flushTimer);
     const d = Math.min(backoffDelayMs(this._flushAttempt++), 10000);
-    this._flushTimer = setTimeout(() => this.flush(), d);
+    this._flushTimer = setTimeout(() => {
+      this._flushTimer = null;
+      this.flush();
+    }, d);
   }
 
-  // Sends one change. Returns normally when the change is done (or moot: a delete of
-  // something already gone); throws ApiError otherwise.
+  // Sends one change. Returns {version?, conflicts?, task?} when the change is done
+  // (or moot); {rejected} when the API refused it for good; throws a transient ApiError.
   async _send(op) {
     const enc = encodeURIComponent;
     // Every change carries its own id: the API applies it once however often the
     // request is retried (a reply lost to a network cut), for IDEMPOTENCY_WINDOW.
-    const key = op.opId ? { 'Idempotency-Key': op.opId } : undefined;
-    // 404: no such task; 410: deleted (delete wins): nothing left to change.
+    const key = { 'X-Client-Id': op.origin || this.clientId };
+    if (op.opId) key['Idempotency-Key'] = op.opId;
     const gone = (e) => e.status === 404 || e.status === 410;
     switch (op.kind) {
       case 'create': {
@@ -807,22 +1424,26 @@ export class TaskSync extends EventTarget {
           t = await this._api('POST', '/api/v1/tasks', op.body, key);
         } catch (e) {
           if (e.status !== 410) throw e;
-          this.server.delete(op.id); // deleted on another device before this arrived
-          this.deleted.add(op.id);
-          return {};
+          this._markDeleted(op.id); // deleted on another device before this arrived
+          return { rejected: e };
         }
         if (!REPLAYED.has(t)) this._confirmTask(t); // a replay may be stale: events tell
-        return {};
+        return { version: t && t.version };
       }
       case 'update': {
+        let r;
+        const body = op.base_version ? { ...op.body, base_version: op.base_version } : op.body;
         try {
-          const t = await this._api('PATCH', `/api/v1/tasks/${enc(op.id)}`, op.body, key);
-          if (!REPLAYED.has(t)) this._confirmTask(t);
+          r = await this._api('PATCH', `/api/v1/tasks/${enc(op.id)}`, body, key);
         } catch (e) {
-          if (gone(e)) return {};
+          if (e.status === 410) return { rejected: e }; // delete wins: the change is dropped
+          if (e.status === 404) return {};
           throw e;
         }
-        return {};
+        const merged = r && r.task && Array.isArray(r.conflicts);
+        const t = merged ? r.task : r;
+        if (!REPLAYED.has(r)) this._confirmTask(t);
+        return { version: t && t.version, conflicts: merged ? r.conflicts : [], task: t };
       }
       case 'delete':
         try {
@@ -830,38 +1451,63 @@ export class TaskSync extends EventTarget {
         } catch (e) {
           if (!gone(e)) throw e;
         }
-        this.server.delete(op.id);
-        this.deleted.add(op.id);
+        this._markDeleted(op.id);
         return {};
       case 'reorder': {
         // Only ids the list still has: others were deleted meanwhile (here or elsewhere).
         const known = new Set(this.tasks().map((t) => t.id));
         const order = op.order.filter((id) => known.has(id));
         for (const t of this.tasks()) if (!order.includes(t.id)) order.push(t.id);
-        const r = await this._api('PUT', '/api/v1/tasks/order', { order });
+        const r = await this._api('PUT', '/api/v1/tasks/order', { order }, { 'X-Client-Id': key['X-Client-Id'] });
         if (r && r.positions && Number.isInteger(r.seq) && (this.seq === null || r.seq > this.seq)) {
           this.confirmedOrder = { positions: r.positions, seq: r.seq };
         }
         return {};
       }
-      case 'move': {
-        const body = 'before' in op ? { before: op.before } : { after: op.after };
-        let r;
-        try {
-          r = await this._api('POST', `/api/v1/tasks/${enc(op.id)}/move`, body, key);
-        } catch (e) {
-          // The task or its neighbour was deleted meanwhile: the move is moot.
-          if (gone(e) || e.status === 422) return {};
-          throw e;
-        }
-        if (r && r.task && typeof r.task.position === 'string' && Number.isInteger(r.seq) && (this.seq === null || r.seq > this.seq)) {
-          this.confirmedMoves.set(op.id, { position: r.task.position, seq: r.seq });
-        }
-        return {};
-      }
+      case 'move':
+        return this._sendMove(op, key);
       default:
         return {};
     }
+  }
+
+  // A move goes next to the neighbour named if the API still has it, else next to
+  // the other one; a neighbour deleted unknown to us (422/410) is tried once more
+  // with the other. The idempotency key covers one body: the second try has its own.
+  async _sendMove(op, key) {
+    const has = (id) => this.server.has(id) && !this.deleted.has(id);
+    let where = resolveMove(op, has);
+    for (let attempt = 0; attempt < 2 && where; attempt++) {
+      let r;
+      try {
+        r = await this._api('POST', `/api/v1/tasks/${encodeURIComponent(op.id)}/move`, where, attempt ? { ...key, 'Idempotency-Key': `${op.opId}.2` } : key);
+      } catch (e) {
+        if (e.status === 410 || e.status === 404) {
+          if (e.status === 410) this._markDeleted(op.id); // the task itself: delete wins
+          return {};
+        }
+        if (e.status === 422) {
+          // The neighbour is gone on the server: next to the other one.
+          const side = Object.keys(where)[0];
+          const anchor = where[side];
+          if (anchor) this.server.delete(anchor);
+          where = resolveMove({ ...op, prefer: side === 'before' ? 'after' : 'before', [side]: undefined }, has);
+          continue;
+        }
+        throw e;
+      }
+      if (r && r.task && typeof r.task.position === 'string' && Number.isInteger(r.seq) && (this.seq === null || r.seq > this.seq)) {
+        this.confirmedMoves.set(op.id, { position: r.task.position, seq: r.seq });
+      }
+      return {};
+    }
+    return {}; // both neighbours gone: the move is moot
+  }
+
+  _markDeleted(id) {
+    this.server.delete(id);
+    this.deleted.add(id);
+    this._view = null;
   }
 
   // A task the API returned: newer than what the list has, so show it now (the event
@@ -871,60 +1517,66 @@ export class TaskSync extends EventTarget {
     const cur = this.server.get(t.id);
     if (cur && Number.isInteger(cur.version) && Number.isInteger(t.version) && t.version < cur.version) return;
     this.server.set(t.id, { ...(cur || {}), ...t });
+    this._view = null;
   }
 
-  // Queues of tabs that are gone (no heartbeat for 20 s) are taken over, so a change
-  // typed in a tab that was closed while offline is still sent.
-  _heartbeatAlive() {
-    if (this.local) this.local.setItem(this._aliveKey, String(Date.now()));
-  }
-
-  _adoptOrphans() {
-    if (!this.local) return;
-    const prefix = `${LS}queue.${this.userId}.`;
-    const now = Date.now();
-    const adopted = [];
-    for (let i = this.local.length - 1; i >= 0; i--) {
-      const k = this.local.key(i);
-      if (!k || !k.startsWith(prefix) || k === this._queueKey) continue;
-      const owner = k.slice(prefix.length);
-      const alive = Number(this.local.getItem(`${LS}alive.${owner}`) || 0);
-      if (now - alive < 20000) continue;
-      const ops = readJson(this.local, k, []);
-      this.local.removeItem(k);
-      this.local.removeItem(`${LS}alive.${owner}`);
-      if (Array.isArray(ops)) adopted.push(...ops);
-    }
-    if (adopted.length) {
-      this.queue.push(...adopted);
-      this._saveQueue();
-      this._emitTasks();
-      this.flush();
-    }
-  }
-
+  // The cached list: written at once, then at most once a second (a burst of events
+  // is one write at its end), and when the page hides.
   _saveSnapshot() {
-    writeJson(this.local, this._snapshotKey, { seq: this.seq, tasks: [...this.server.values()] });
+    if (this._snapTimer) return;
+    const wait = Math.max(0, (this._lastSnap || 0) + SNAPSHOT_DEBOUNCE_MS - Date.now());
+    this._snapTimer = setTimeout(() => {
+      this._snapTimer = null;
+      this._saveSnapshotNow();
+    }, wait);
+  }
+
+  _saveSnapshotNow() {
+    clearTimeout(this._snapTimer);
+    this._snapTimer = null;
+    this._lastSnap = Date.now();
+    if (this.seq === null || this._stopped) return Promise.resolve();
+    return this.store.putMeta('snapshot', { seq: this.seq, tasks: [...this.server.values()] }).catch((e) => this._storageError(e));
   }
 
   // ---- the WebSocket ---------------------------------------------------------
 
-  _wsUrl() {
+  _wsUrl(ticket) {
     let u = this.gatewayUrl.replace(/\/+$/, '');
     if (!/\/ws$/.test(u)) u += '/ws';
-    return `${u}${u.includes('?') ? '&' : '?'}token=${encodeURIComponent(this.token)}`;
+    return `${u}${u.includes('?') ? '&' : '?'}ticket=${encodeURIComponent(ticket)}`;
   }
 
-  _connect() {
+  // Each connection is authenticated by a fresh single-use ticket (POST
+  // /api/v1/ws-ticket, 30 s): the session token never goes into a URL.
+  async _connect() {
     if (this._stopped) return;
     clearTimeout(this._reconnectTimer);
     if (!this.gatewayUrl || typeof WebSocket !== 'function') {
       this._startPolling();
       return;
     }
+    if (this._ws) return;
+    this._connecting = true;
+    let ticket;
+    try {
+      const r = await this._api('POST', '/api/v1/ws-ticket', {});
+      ticket = r && typeof r.ticket === 'string' ? r.ticket : null;
+      if (!ticket) throw new ApiError(200, 'bad_response', 'no ticket');
+    } catch (e) {
+      this._connecting = false;
+      if (this._stopped) return;
+      this._emit('ws-error', { error: e });
+      if (e.status === 401) return; // auth-error was emitted: the page decides
+      this._startPolling();
+      this._scheduleReconnect();
+      return;
+    }
+    this._connecting = false;
+    if (this._stopped || this._ws) return;
     let ws;
     try {
-      ws = new WebSocket(this._wsUrl());
+      ws = new WebSocket(this._wsUrl(ticket));
     } catch (e) {
       this._emit('ws-error', { error: e });
       this._scheduleReconnect();
@@ -937,12 +1589,9 @@ export class TaskSync extends EventTarget {
     ws.onopen = () => {
       if (this._ws !== ws) return;
       openedAt = Date.now();
-      this._wsOpen = true;
-      this._everOpened = true;
-      this._stopPolling();
-      this._startHeartbeat(30);
-      this.sync(); // catch up before live events (buffered meanwhile); sets the state
-      this.flush();
+      this._updateState();
+      // Catch-up starts on the gateway's first message (the socket is attached then),
+      // not here: an event fanned out in between would be neither caught up nor pushed.
     };
     ws.onmessage = (m) => {
       if (this._ws !== ws) return;
@@ -959,23 +1608,26 @@ export class TaskSync extends EventTarget {
           this._onLiveEvent(msg);
           break;
         case 'connected':
+        case 'catching_up': {
+          const first = !this._wsOpen;
+          this._wsOpen = true;
+          if (first || msg.type === 'catching_up') this._caughtUp = false;
+          this._stopPolling();
           if (Number.isInteger(msg.heartbeat_interval) && msg.heartbeat_interval > 0) this._startHeartbeat(msg.heartbeat_interval);
-          if (this._gwCatchingUp) {
-            // The gateway reads Kafka now: catch up once more (belt and braces: it
-            // delivers what was produced meanwhile too).
-            this._gwCatchingUp = false;
+          else if (first) this._startHeartbeat(30);
+          const wasCatchingUp = this._gwCatchingUp;
+          this._gwCatchingUp = msg.type === 'catching_up';
+          if (first || (wasCatchingUp && msg.type === 'connected')) {
+            // Attached: catch up from seq (live events are buffered meanwhile). Once
+            // the gateway reads Kafka (connected after catching_up) once more.
             this.sync();
+            this.flush();
+            this._scheduleSafety(true);
           }
-          this._emit('connected', { connectionId: msg.connection_id });
+          this._emit(msg.type === 'connected' ? 'connected' : 'catching-up', { connectionId: msg.connection_id });
           this._updateState();
           break;
-        case 'catching_up':
-          // Open, but the gateway is not reading Kafka yet; 'connected' follows.
-          if (Number.isInteger(msg.heartbeat_interval) && msg.heartbeat_interval > 0) this._startHeartbeat(msg.heartbeat_interval);
-          this._gwCatchingUp = true;
-          this._emit('catching-up', { connectionId: msg.connection_id });
-          this._updateState();
-          break;
+        }
         case 'error':
           this._emit('server-error', { code: msg.code, message: msg.message });
           break;
@@ -986,8 +1638,12 @@ export class TaskSync extends EventTarget {
             /* onclose follows */
           }
           break;
+        case 'pong':
+          this.stats.pongs++;
+          this._emit('pong', {});
+          break;
         default:
-          break; // pong and anything newer
+          break; // anything newer
       }
     };
     ws.onerror = () => {
@@ -997,8 +1653,10 @@ export class TaskSync extends EventTarget {
       if (this._ws !== ws) return;
       this._ws = null;
       this._wsOpen = false;
+      this._caughtUp = false;
       this._gwCatchingUp = false;
       this._stopHeartbeat();
+      clearTimeout(this._safetyTimer);
       this.stats.reconnects++;
       const lived = openedAt ? Date.now() - openedAt : 0;
       if (openedAt && lived >= this.stableAfterMs) this._attempt = 0; // a stable connection resets the backoff
@@ -1008,13 +1666,15 @@ export class TaskSync extends EventTarget {
         this._startPolling();
         this._scheduleReconnect();
       } else if (e.code === 1001) {
-        // The gateway is going away (deploy): another replica takes us at once.
-        this._scheduleReconnect(Math.round(Math.random() * 500));
+        // The gateway is draining (deploy): every socket of it closes at once, so
+        // each client comes back at a random point of the drain window, not all
+        // together; what happened meanwhile is caught up on reconnect.
+        this._scheduleReconnect(Math.round(Math.random() * this.drainSpreadMs));
       } else if (e.code === 4001) {
-        // The token expired: reconnect at once with a fresh one, when we can get one.
+        // The session expired: reconnect at once with a fresh one, when we can get one.
         this._renewToken();
       } else if (e.code === 1008) {
-        // Policy (bad token, origin): do not hammer; poll through the API meanwhile.
+        // Policy (bad ticket, origin): do not hammer; poll through the API meanwhile.
         this._attempt = BACKOFF_S.length - 1;
         this._startPolling();
         this._scheduleReconnect();
@@ -1052,25 +1712,50 @@ export class TaskSync extends EventTarget {
     this._reconnectTimer = setTimeout(() => this._connect(), d);
   }
 
+  // The safety catch-up while push is healthy: it only covers what push could have
+  // missed without the client noticing, so it backs off from safetySyncMs to
+  // safetySyncMaxMs (with jitter); a catch-up that finds something starts it over.
+  _scheduleSafety(reset) {
+    clearTimeout(this._safetyTimer);
+    if (this._stopped) return;
+    if (reset) this._safetyN = 0;
+    const d = safetyDelayMs(this._safetyN++, this.safetySyncMs, this.safetySyncMaxMs);
+    this._safetyTimer = setTimeout(async () => {
+      if (!this._wsOpen || this._stopped) return;
+      this.stats.safety++;
+      const before = this.stats.applied;
+      await this.sync();
+      this._scheduleSafety(this.stats.applied !== before);
+    }, d);
+  }
+
+  // The heartbeat the page can see: a JSON ping every period; the gateway answers
+  // pong. Judged from the ping's own send time, not the timer's period: a hidden tab
+  // whose timers run once a minute still sees its pong arrive within milliseconds of
+  // the ping, so a throttled tab is never taken for a dead connection.
   _startHeartbeat(intervalS) {
     this._stopHeartbeat();
     const every = Math.max(1, Math.min(intervalS, 25)) * 1000;
     this._lastRx = Date.now();
+    this._pingSentAt = 0;
     this._heartbeat = setInterval(() => {
       const ws = this._ws;
       if (!ws || ws.readyState !== 1) return;
-      // No frame at all for two periods: the connection is dead even if TCP says not.
-      if (Date.now() - this._lastRx > 2 * every + 5000) {
+      const now = Date.now();
+      if (this._pingSentAt && this._lastRx < this._pingSentAt && now - this._pingSentAt > this.pongTimeoutMs) {
         try {
           ws.close(4000, 'heartbeat timeout');
         } catch {
           /* ignore */
         }
-        ws.onclose && ws.onclose({ code: 4000, reason: 'heartbeat timeout' });
+        if (ws.onclose) ws.onclose({ code: 4000, reason: 'heartbeat timeout' });
         return;
       }
+      if (this._pingSentAt && this._lastRx < this._pingSentAt) return; // still waiting for that pong
       try {
         ws.send('{"type":"ping"}');
+        this._pingSentAt = now;
+        this.stats.pings++;
       } catch {
         /* onclose follows */
       }
@@ -1087,7 +1772,7 @@ export class TaskSync extends EventTarget {
     this._pollTimer = setInterval(() => {
       this.stats.polls++;
       this.sync();
-      if (this.queue.length) this.flush();
+      if (this.pending) this.flush();
     }, this.pollIntervalMs);
     this._updateState();
     this.sync();
@@ -1103,15 +1788,10 @@ export class TaskSync extends EventTarget {
     if (this._stopped) return;
     this.sync();
     this.flush();
-    if (!this._ws) {
+    if (!this._ws && !this._connecting) {
       this._attempt = 0;
       this._connect();
     }
-  }
-
-  _every(ms, fn) {
-    const t = setInterval(fn, ms);
-    this._timers.add(t);
   }
 
   // ---- state and events ------------------------------------------------------
@@ -1121,7 +1801,8 @@ export class TaskSync extends EventTarget {
     const online = globalThis.navigator && navigator.onLine === false ? false : this.apiReachable;
     let s;
     if (!online) s = STATE.OFFLINE;
-    else if (this._wsOpen) s = this._syncing || this.seq === null || this._gwCatchingUp ? STATE.CATCHING_UP : STATE.LIVE;
+    // A safety catch-up while live does not change the state (the page would announce it).
+    else if (this._wsOpen) s = !this._caughtUp || this.seq === null || this._gwCatchingUp ? STATE.CATCHING_UP : STATE.LIVE;
     else if (this._pollTimer) s = STATE.POLLING;
     else s = STATE.CONNECTING;
     this._setState(s);
@@ -1134,8 +1815,10 @@ export class TaskSync extends EventTarget {
     this._emit('state', { state: s, prev });
   }
 
-  _emitTasks() {
-    this._emit('tasks', { pending: this.queue.length });
+  // Something shown changed: the cached view is dropped and the page told.
+  _changed() {
+    this._view = null;
+    this._emit('tasks', { pending: this.pending });
   }
 
   _emit(type, detail) {

@@ -35,10 +35,14 @@ function fakeFetch(handler, log) {
   return async (url, init = {}) => {
     const u = new URL(url, 'http://api.test');
     const body = init.body ? JSON.parse(init.body) : undefined;
+    if (u.pathname === '/api/v1/ws-ticket' && (init.method || 'GET') === 'POST') {
+      log.tickets = (log.tickets || 0) + 1;
+      return new Response(JSON.stringify({ ticket: `tk${log.tickets}`, expires_in: 30 }), { status: 200 });
+    }
     log.push(`${init.method || 'GET'} ${u.pathname}${u.search}`);
     const r = await handler(init.method || 'GET', u.pathname + u.search, body, init.headers || {});
     if (r === 'network') throw new TypeError('Failed to fetch');
-    return new Response(r.body === undefined ? null : JSON.stringify(r.body), { status: r.status || 200 });
+    return new Response(r.body === undefined ? null : JSON.stringify(r.body), { status: r.status || 200, headers: r.headers || {} });
   };
 }
 
@@ -57,9 +61,11 @@ class FakeWS {
     this.readyState = 3;
     if (this.onclose) this.onclose({ code, reason: '' });
   }
-  open() {
+  // Opens; the gateway's first message follows (connected unless told otherwise).
+  open(first = { type: 'connected', connection_id: 'c1', user_id: 'u1', heartbeat_interval: 30 }) {
     this.readyState = 1;
     this.onopen && this.onopen({});
+    if (first) this.push(first);
   }
   push(msg) {
     this.onmessage && this.onmessage({ data: JSON.stringify(msg) });
@@ -75,6 +81,19 @@ const live = (e) => ({ type: 'task_update', event: e.event_type, event_id: e.eve
 // positions are keys (strings); a small number n stands for the key 'a' + n
 const task = (id, title, position, version = 1) => ({ id, title, description: null, priority: 'medium', due_at: null, completed: false, position: typeof position === 'number' ? `a${position}` : position, version, created_at: 'c', updated_at: 'u' });
 
+// Starts a client and waits until its store is loaded and its first socket (if any) exists.
+async function started(c) {
+  c.start();
+  await c.ready;
+  await sleep(5);
+  return c;
+}
+// The newest socket, once the client has fetched its ticket and opened it.
+async function nextWS(n) {
+  for (let i = 0; i < 100 && FakeWS.all.length < n; i++) await sleep(1);
+  return FakeWS.all[n - 1];
+}
+
 async function withEnv(fn) {
   const saved = { fetch: globalThis.fetch, WebSocket: globalThis.WebSocket, localStorage: globalThis.localStorage };
   FakeWS.all = [];
@@ -87,7 +106,7 @@ async function withEnv(fn) {
   }
 }
 
-export function register(test, { TaskSync, backoffDelayMs }) {
+export function register(test, { TaskSync, backoffDelayMs, MemoryStore, compact, resolveMove, safetyDelayMs }) {
   test('unit: backoff 1,2,4,8,16,30 s with jitter, capped', 5000, async () => {
     eq([0, 1, 2, 3, 4, 5, 6, 9].map((a) => backoffDelayMs(a, () => 0.5)), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000], 'no jitter');
     eq([backoffDelayMs(0, () => 0), backoffDelayMs(0, () => 1)], [800, 1200], 'jitter bounds');
@@ -108,8 +127,8 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
       const applied = [];
       c.addEventListener('change', (e) => applied.push(e.detail.event.seq));
-      c.start();
-      const ws = FakeWS.all[0];
+      await started(c);
+      const ws = await nextWS(1);
       ws.open();
       await sleep(5);
       ws.push(live(events[0])); // 6 while catching up: buffered
@@ -146,7 +165,7 @@ export function register(test, { TaskSync, backoffDelayMs }) {
         return { body: { events: [], seq: 900, has_more: false } };
       }, log);
       const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
-      c.start();
+      await started(c);
       await sleep(30);
       eq(c.seq, 900, 'seq after 410');
       eq(c.tasks().map((t) => t.id), ['z'], 'list after 410');
@@ -169,8 +188,8 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
       const changes = [];
       c.addEventListener('change', (e) => changes.push(e.detail));
-      c.start();
-      FakeWS.all[0].open();
+      await started(c);
+      (await nextWS(1)).open();
       await sleep(10);
       const t = c.create({ title: 'Mine' });
       eq(c.tasks().map((x) => x.title), ['Mine'], 'optimistic');
@@ -188,7 +207,7 @@ export function register(test, { TaskSync, backoffDelayMs }) {
 
   test('unit: offline queue kept in storage, survives a restart, sent in order', 10000, async () => {
     await withEnv(async () => {
-      globalThis.localStorage = new MemStorage();
+      const store = new MemoryStore();
       const log = [];
       let up = false;
       let pos = 0;
@@ -200,24 +219,25 @@ export function register(test, { TaskSync, backoffDelayMs }) {
         if (m === 'DELETE') return { status: 404, body: { error: { code: 'not_found', message: 'gone' } } };
         return { body: { events: [], seq: 0, has_more: false } };
       }, log);
-      const c = new TaskSync({ token: 't', userId: 'u1', clientId: 'tab1', gatewayUrl: null, pollIntervalMs: 60000 });
-      c.start();
+      const c = new TaskSync({ token: 't', userId: 'u1', clientId: 'tab1', gatewayUrl: null, pollIntervalMs: 60000, store });
+      await started(c);
       const a = c.create({ title: 'one' });
       c.create({ title: 'two' });
       c.update(a.id, { title: 'one!' });
       c.remove('gone-already');
       await sleep(10);
-      eq(c.pending, 4, 'queued');
+      eq(c.pending, 3, 'queued (the edit went into its create)');
+      eq(store.ops.size, 3, 'persisted');
       eq(c.state, 'offline', 'state');
       c.stop();
       // "reload": a new client of the same tab finds the queue
-      const c2 = new TaskSync({ token: 't', userId: 'u1', clientId: 'tab1', gatewayUrl: null, pollIntervalMs: 60000 });
+      const c2 = new TaskSync({ token: 't', userId: 'u1', clientId: 'tab1', gatewayUrl: null, pollIntervalMs: 60000, store });
       up = true;
       log.length = 0;
-      c2.start();
+      await started(c2);
       await sleep(30);
       eq(c2.pending, 0, 'sent');
-      eq(log.filter((l) => !l.startsWith('GET')), ['POST /api/v1/tasks', 'POST /api/v1/tasks', `PATCH /api/v1/tasks/${a.id}`, 'DELETE /api/v1/tasks/gone-already'], 'order');
+      eq(log.filter((l) => !l.startsWith('GET')), ['POST /api/v1/tasks', 'POST /api/v1/tasks', 'DELETE /api/v1/tasks/gone-already'], 'order');
       eq(c2.tasks().map((t) => t.title), ['one!', 'two'], 'list');
       c2.stop();
     });
@@ -227,28 +247,35 @@ export function register(test, { TaskSync, backoffDelayMs }) {
     await withEnv(async () => {
       const log = [];
       globalThis.fetch = fakeFetch(async (m, p) => (p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
-      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000, stableAfterMs: 0 });
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000, stableAfterMs: 0, drainSpreadMs: 3000 });
       const delays = [];
       c.addEventListener('reconnect-scheduled', (e) => delays.push(e.detail.delayMs));
-      c.start();
-      FakeWS.all[0].fail();
+      await started(c);
+      (await nextWS(1)).fail();
       await sleep(5);
       eq(c.state, 'polling', 'state after a failed open');
       c._connect();
-      FakeWS.all[1].fail();
+      (await nextWS(2)).fail();
       c._connect();
-      FakeWS.all[2].fail();
+      (await nextWS(3)).fail();
       assert(delays[0] >= 800 && delays[0] <= 1200 && delays[1] >= 1600 && delays[1] <= 2400 && delays[2] >= 3200 && delays[2] <= 4800, `delays ${delays}`);
       c._connect();
-      FakeWS.all[3].open();
+      (await nextWS(4)).open();
       await sleep(5);
       eq(c.state, 'live', 'state once open');
       FakeWS.all[3].fail(1006); // lived >= stableAfterMs (0): backoff starts over
       assert(delays[3] >= 800 && delays[3] <= 1200, `delay after a stable connection ${delays[3]}`);
-      c._connect();
-      FakeWS.all[4].open();
-      FakeWS.all[4].fail(1001); // going away: at once, with jitter
-      assert(delays[4] <= 500, `delay after 1001 ${delays[4]}`);
+      // A drain (1001): spread over drainSpreadMs, not all at once.
+      const spread = [];
+      for (let i = 0; i < 40; i++) {
+        c._connect();
+        const w = await nextWS(5 + i);
+        w.open();
+        w.fail(1001);
+        spread.push(delays[delays.length - 1]);
+      }
+      assert(spread.every((d) => d >= 0 && d <= 3000), `delays after 1001 ${spread}`);
+      assert(Math.max(...spread) - Math.min(...spread) > 1000, `delays after 1001 not spread: ${spread}`);
       c.stop();
     });
   });
@@ -260,14 +287,14 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 20 });
       const states = [];
       c.addEventListener('state', (e) => states.push(e.detail.state));
-      c.start();
-      FakeWS.all[0].fail(1006); // never opened: blocked
+      await started(c);
+      (await nextWS(1)).fail(1006); // never opened: blocked
       await sleep(130);
       const polled = log.filter((l) => l.startsWith('GET /api/v1/events')).length;
       assert(c.stats.polls >= 3 && polled >= 3, `polls ${c.stats.polls}, /events requests ${polled}`);
       eq(c.state, 'polling', 'state while blocked');
       c._connect(); // the reconnect timer's attempt, now that the socket can open
-      FakeWS.all[1].open();
+      (await nextWS(2)).open();
       await sleep(20);
       eq(c.state, 'live', 'state once open');
       const polls = c.stats.polls;
@@ -288,9 +315,8 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       const log = [];
       globalThis.fetch = fakeFetch(async (m, p) => (p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
       const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
-      c.start();
-      FakeWS.all[0].open();
-      FakeWS.all[0].push({ type: 'catching_up', connection_id: 'c1', user_id: 'u1', heartbeat_interval: 30 });
+      await started(c);
+      (await nextWS(1)).open({ type: 'catching_up', connection_id: 'c1', user_id: 'u1', heartbeat_interval: 30 });
       await sleep(20);
       eq(c.state, 'catching_up', 'state while the gateway catches up');
       log.length = 0;
@@ -309,8 +335,8 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       const c = new TaskSync({ token: 'old', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000, refreshToken: async () => 'fresh' });
       const delays = [];
       c.addEventListener('reconnect-scheduled', (e) => delays.push(e.detail.delayMs));
-      c.start();
-      FakeWS.all[0].open();
+      await started(c);
+      (await nextWS(1)).open();
       FakeWS.all[0].fail(4001);
       await sleep(20);
       eq(c.token, 'fresh', 'token after 4001');
@@ -320,8 +346,9 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       const d = new TaskSync({ token: 'old', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
       let authError = 0;
       d.addEventListener('auth-error', () => authError++);
-      d.start();
-      const ws = FakeWS.all[FakeWS.all.length - 1]; // c's reconnect may have made one too
+      const n = FakeWS.all.length;
+      await started(d);
+      const ws = await nextWS(n + 1);
       ws.open();
       ws.fail(4001);
       await sleep(20);
@@ -332,26 +359,27 @@ export function register(test, { TaskSync, backoffDelayMs }) {
 
   test('unit: a cached list from another database (API seq behind ours) is replaced by the API list', 10000, async () => {
     await withEnv(async () => {
-      globalThis.localStorage = new MemStorage();
-      localStorage.setItem('tasksync.snapshot.u1', JSON.stringify({ seq: 50, tasks: [task('old', 'Old life', 0)] }));
+      const store = new MemoryStore();
+      await store.putMeta('snapshot', { seq: 50, tasks: [task('old', 'Old life', 0)] });
       const log = [];
       globalThis.fetch = fakeFetch(async (m, p) => {
         if (p.split('?')[0] === '/api/v1/tasks') return { body: { tasks: [task('n', 'New', 0)], seq: 3 } };
         return { body: { events: [], seq: 3, has_more: false } };
       }, log);
-      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
-      c.start();
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000, store });
+      await started(c);
       await sleep(30);
       eq(c.seq, 3, 'seq');
       eq(c.tasks().map((t) => t.title), ['New'], 'list');
-      eq(JSON.parse(localStorage.getItem('tasksync.snapshot.u1')).seq, 3, 'snapshot');
+      await c._saveSnapshotNow();
+      eq((await store.getMeta('snapshot')).seq, 3, 'snapshot');
       c.stop();
     });
   });
 
   test('unit: changes the API refuses with 5xx stay queued, in order, until it accepts them', 10000, async () => {
     await withEnv(async () => {
-      globalThis.localStorage = new MemStorage();
+      const store = new MemoryStore();
       const log = [];
       let failing = true;
       const got = [];
@@ -361,22 +389,22 @@ export function register(test, { TaskSync, backoffDelayMs }) {
         got.push(`${m} ${body && body.title}`);
         return { status: m === 'POST' ? 201 : 200, body: task(body.id || p.split('/').pop(), body.title, got.length - 1, 1) };
       }, log);
-      const c = new TaskSync({ token: 't', userId: 'u1', clientId: 'tab1', gatewayUrl: null, pollIntervalMs: 60000 });
-      c.start();
+      const c = new TaskSync({ token: 't', userId: 'u1', clientId: 'tab1', gatewayUrl: null, pollIntervalMs: 60000, store });
+      await started(c);
       await sleep(10);
       const a = c.create({ title: 'first' });
       c.create({ title: 'second' });
       c.update(a.id, { title: 'first, edited' });
       await sleep(20);
-      eq(c.pending, 3, 'kept while the API answers 503');
+      eq(c.pending, 2, 'kept while the API answers 503 (the edit went into its create)');
       eq(c.state, 'offline', 'state while the API answers 503');
-      eq(JSON.parse(localStorage.getItem('tasksync.queue.u1.tab1')).length, 3, 'persisted');
+      eq(store.ops.size, 2, 'persisted');
       eq(c.tasks().map((t) => t.title), ['first, edited', 'second'], 'shown meanwhile');
       failing = false;
       await c.flush(); // what the retry timer does
       eq(c.pending, 0, 'sent');
-      eq(got, ['POST first', 'POST second', 'PATCH first, edited'], 'order');
-      eq(localStorage.getItem('tasksync.queue.u1.tab1'), null, 'queue cleared');
+      eq(got, ['POST first, edited', 'POST second'], 'order');
+      eq(store.ops.size, 0, 'queue cleared');
       c.stop();
     });
   });
@@ -400,8 +428,8 @@ export function register(test, { TaskSync, backoffDelayMs }) {
         const since = Number(u.searchParams.get('since'));
         return { body: { events: events.filter((e) => e.seq > since), seq: 7, has_more: false } };
       }, log);
-      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
-      c.start();
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
+      await started(c);
       await sleep(30);
       // catch-up from the FIRST page's seq (4): event 5 is applied, nothing is skipped
       eq(c.seq, 7, 'seq');
@@ -415,6 +443,253 @@ export function register(test, { TaskSync, backoffDelayMs }) {
       eq(c.tasks().map((t) => t.id), ['c', 'a', 'd', 'b'], 'confirmed');
       c.moveTask('a', { before: null });
       eq(c.tasks().map((t) => t.id), ['c', 'd', 'b', 'a'], 'to the end');
+      c.stop();
+    });
+  });
+
+  // ---- issue 14: merge, compaction, moves, tickets, catch-up that ends ----------
+
+  test('unit: compaction: create+edit+delete vanish; edits merge per field; a change being sent is never touched', 5000, async () => {
+    const op = (kind, id, extra = {}) => ({ kind, id, opId: `${kind}-${id}-${extra.n || 0}`, k: extra.n || 0, ...extra });
+    const apply = (ops, o) => {
+      const d = compact(ops, o);
+      const del = new Set(d.del);
+      const out = ops.filter((x) => !del.has(x.opId));
+      for (const p of d.put) {
+        const i = out.findIndex((x) => x.opId === p.opId);
+        if (i >= 0) out[i] = p;
+        else out.push(p);
+      }
+      return out;
+    };
+    let q = [];
+    q = apply(q, op('create', 'a', { n: 1, body: { id: 'a', title: 'A', priority: 'low' } }));
+    q = apply(q, op('update', 'a', { n: 2, body: { title: 'A2' } }));
+    eq(q.map((o) => [o.kind, o.body]), [['create', { id: 'a', title: 'A2', priority: 'low' }]], 'edit into the create');
+    q = apply(q, op('move', 'a', { n: 3, after: null }));
+    q = apply(q, op('delete', 'a', { n: 4 }));
+    eq(q, [], 'create, edit, move, delete: nothing left');
+
+    q = apply([], op('update', 'b', { n: 1, body: { title: 'B1' }, base_version: 3 }));
+    q = apply(q, op('update', 'b', { n: 2, body: { title: 'B2', priority: 'high' }, base_version: 4 }));
+    eq(q.map((o) => [o.body, o.base_version]), [[{ title: 'B2', priority: 'high' }, 3]], 'consecutive edits merge, the first base stays');
+    q = apply(q, op('move', 'b', { n: 3, before: null }));
+    q = apply(q, op('move', 'b', { n: 4, after: null }));
+    eq(q.map((o) => o.kind + o.k), ['update1', 'move4'], 'a move replaces the queued move');
+    q = apply(q, op('delete', 'b', { n: 5 }));
+    eq(q.map((o) => o.kind), ['delete'], 'a delete drops the edits and moves of a task the server has');
+
+    // Being sent: never changed, never merged into, never dropped.
+    q = [{ ...op('create', 'c', { n: 1, body: { id: 'c', title: 'C' } }), inflight: true }];
+    q = apply(q, op('update', 'c', { n: 2, body: { title: 'C2' } }));
+    eq(q.map((o) => [o.kind, o.body.title]), [['create', 'C'], ['update', 'C2']], 'edit after a create being sent');
+    q = apply(q, op('delete', 'c', { n: 3 }));
+    eq(q.map((o) => o.kind), ['create', 'delete'], 'delete after a create being sent: the create stays, the edit goes');
+  });
+
+  test('unit: moves name both neighbours and fall back to the one that survives', 5000, async () => {
+    const has = (ids) => (id) => ids.includes(id);
+    eq(resolveMove({ id: 'x', before: 'b', after: 'a', prefer: 'before' }, has(['a', 'b'])), { before: 'b' }, 'named one');
+    eq(resolveMove({ id: 'x', before: 'b', after: 'a', prefer: 'before' }, has(['a'])), { after: 'a' }, 'other one');
+    eq(resolveMove({ id: 'x', before: 'b', after: null, prefer: 'before' }, has([])), { after: null }, 'top');
+    eq(resolveMove({ id: 'x', before: 'b', after: 'a', prefer: 'after' }, has([])), null, 'both gone');
+    await withEnv(async () => {
+      const log = [];
+      const bodies = [];
+      globalThis.fetch = fakeFetch(async (m, p, body) => {
+        const u = new URL(p, 'http://x');
+        if (u.pathname === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [task('a', 'A', 'a1'), task('b', 'B', 'a2'), task('c', 'C', 'a3'), task('x', 'X', 'a4')], seq: 4 } };
+        if (u.pathname.endsWith('/move')) {
+          bodies.push(body);
+          if (body.before === 'c') return { status: 422, body: { error: { code: 'validation_failed', message: 'no such task: c' } } };
+          return { body: { task: { ...task('x', 'X', 'a2V') }, seq: 6 } };
+        }
+        return { body: { events: [], seq: 4, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
+      await started(c);
+      await sleep(20);
+      c.moveTask('x', { before: 'x' });
+      eq(c.pending, 0, 'dropped on itself: nothing queued');
+      c.moveTask('x', { before: 'c' }); // between b and c; c was deleted on the server meanwhile
+      eq(c.tasks().map((t) => t.id), ['a', 'b', 'x', 'c'], 'optimistic');
+      await sleep(30);
+      eq(bodies, [{ before: 'c' }, { after: 'b' }], 'refused next to c, then placed after b');
+      eq(c.pending, 0, 'sent');
+      c.stop();
+    });
+  });
+
+  test('unit: PATCH carries only the changed fields and base_version; conflicts come back as a conflict event; 410 drops the change', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const patches = [];
+      let v = 3;
+      globalThis.fetch = fakeFetch(async (m, p, body, h) => {
+        const u = new URL(p, 'http://x');
+        if (u.pathname === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [{ ...task('a', 'A', 'a1', 3), priority: 'low' }, task('gone', 'G', 'a2', 1)], seq: 4 } };
+        if (m === 'PATCH' && u.pathname.endsWith('/gone')) return { status: 410, body: { error: { code: 'task_deleted', message: 'task deleted' } } };
+        if (m === 'PATCH') {
+          patches.push({ body, key: h['Idempotency-Key'] });
+          v++;
+          if (body.title === 'Mine') return { body: { task: { ...task('a', 'Theirs', 'a1', v), priority: body.priority || 'low' }, conflicts: [{ field: 'title', yours: 'Mine', theirs: 'Theirs' }] } };
+          return { body: { task: { ...task('a', body.title || 'A', 'a1', v), priority: body.priority || 'low' }, conflicts: [] } };
+        }
+        return { body: { events: [], seq: 4, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
+      const conflicts = [];
+      const rejected = [];
+      c.addEventListener('conflict', (e) => conflicts.push(e.detail));
+      c.addEventListener('rejected', (e) => rejected.push(e.detail));
+      await started(c);
+      await sleep(20);
+      c.update('a', { priority: 'high' });
+      await sleep(20);
+      eq(patches[0].body, { priority: 'high', base_version: 3 }, 'only the field changed, with its base');
+      assert(/^[0-9a-f-]{36}$/.test(patches[0].key), `Idempotency-Key ${patches[0].key}`);
+      c.update('a', { title: 'Mine' }, { baseVersion: 3 }); // an editor opened on version 3
+      await sleep(20);
+      eq(patches[1].body, { title: 'Mine', base_version: 3 }, 'the editor\'s base');
+      eq(conflicts.length, 1, 'one conflict event');
+      eq(conflicts[0].conflicts, [{ field: 'title', yours: 'Mine', theirs: 'Theirs' }], 'yours and theirs');
+      eq(c.tasks().find((t) => t.id === 'a').title, 'Theirs', 'their value shown');
+      c.update('gone', { title: 'too late' });
+      await sleep(20);
+      eq(rejected.length, 1, 'a change to a deleted task is dropped and reported');
+      eq(rejected[0].error.status, 410, '410');
+      eq(c.pending, 0, 'nothing left');
+      c.stop();
+    });
+  });
+
+  test('unit: edits queued behind a sent edit of the same task are rebased on its version', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const patches = [];
+      let release;
+      const held = new Promise((r) => (release = r));
+      globalThis.fetch = fakeFetch(async (m, p, body) => {
+        const u = new URL(p, 'http://x');
+        if (u.pathname === '/api/v1/tasks' && m === 'GET') return { body: { tasks: [task('a', 'A', 'a1', 3)], seq: 4 } };
+        if (m === 'PATCH') {
+          patches.push(body);
+          if (patches.length === 1) await held;
+          return { body: { task: task('a', body.title || 'A', 'a1', 3 + patches.length), conflicts: [] } };
+        }
+        return { body: { events: [], seq: 4, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000 });
+      await started(c);
+      await sleep(20);
+      c.update('a', { title: 'one' });
+      await sleep(10); // being sent
+      c.update('a', { title: 'two' });
+      release();
+      await sleep(30);
+      eq(patches, [{ title: 'one', base_version: 3 }, { title: 'two', base_version: 4 }], 'second based on the first one\'s version');
+      c.stop();
+    });
+  });
+
+  test('unit: the socket opens with a ticket from POST /ws-ticket (never the token); catch-up waits for the gateway\'s first message', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      globalThis.fetch = fakeFetch(async (m, p) => (p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } }), log);
+      const c = new TaskSync({ token: 'secret-session', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      await started(c);
+      const ws = await nextWS(1);
+      assert(ws.url === 'ws://gw.test/ws?ticket=tk1', `url ${ws.url}`);
+      assert(!ws.url.includes('secret-session'), 'token in the URL');
+      log.length = 0;
+      ws.open(null); // open, nothing said yet
+      await sleep(20);
+      eq(log.filter((l) => l.startsWith('GET /api/v1/events')), [], 'no catch-up on onopen');
+      ws.push({ type: 'connected', connection_id: 'c1', user_id: 'u1', heartbeat_interval: 30 });
+      await sleep(20);
+      eq(log.filter((l) => l.startsWith('GET /api/v1/events')).length, 1, 'catch-up after connected');
+      ws.fail(1006);
+      c._connect();
+      const ws2 = await nextWS(2);
+      assert(ws2.url === 'ws://gw.test/ws?ticket=tk2', `a fresh ticket per connect: ${ws2.url}`);
+      c.stop();
+    });
+  });
+
+  test('unit: a seq the API lacks: reported once, one reload, then ignored (no loop); unknown event types advance seq', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      let apiSeq = 2;
+      const events = [ev(1, 'task.created', task('a', 'A', 'a1')), ev(2, 'task.created', task('b', 'B', 'a2'))];
+      globalThis.fetch = fakeFetch(async (m, p) => {
+        const u = new URL(p, 'http://x');
+        if (u.pathname === '/api/v1/tasks') return { body: { tasks: [task('a', 'A', 'a1'), task('b', 'B', 'a2')], seq: apiSeq } };
+        const since = Number(u.searchParams.get('since'));
+        return { body: { events: events.filter((e) => e.seq > since), seq: apiSeq, has_more: false } };
+      }, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      const errors = [];
+      c.addEventListener('sync-error', (e) => errors.push(e.detail.error.code));
+      await started(c);
+      const ws = await nextWS(1);
+      ws.open();
+      await sleep(30);
+      eq(c.seq, 2, 'caught up');
+      const reloads = c.stats.reloads;
+      log.length = 0;
+      ws.push(live(ev(999999, 'task.created', task('h', 'Hand-typed', 'z')))); // not the API's
+      await sleep(60);
+      eq(errors, ['unknown_seq'], 'reported once');
+      eq(c.stats.reloads - reloads, 1, 'one reload');
+      ws.push(live(ev(999999, 'task.created', task('h', 'Hand-typed', 'z')))); // again: ignored
+      await sleep(30);
+      const gets = log.filter((l) => l.startsWith('GET /api/v1/events')).length;
+      assert(gets <= 3, `GET /events after the unknown seq: ${gets} (${log.join(', ')})`);
+      eq(errors.length, 1, 'not reported again');
+      eq(c.seq, 2, 'seq unchanged');
+      // Live again: the next real event applies at once.
+      apiSeq = 4;
+      events.push(ev(3, 'task.archived', { id: 'a' }), ev(4, 'task.updated', task('b', 'B2', 'a2', 2)));
+      ws.push(live(ev(3, 'task.archived', { id: 'a' }))); // a type this client does not know
+      ws.push(live(ev(4, 'task.updated', task('b', 'B2', 'a2', 2))));
+      await sleep(30);
+      eq(c.seq, 4, 'the unknown type took its seq');
+      eq(c.tasks().map((t) => t.title), ['A', 'B2'], 'list');
+      eq(c.stats.reloads - reloads, 1, 'no reload for an unknown type');
+      c.stop();
+    });
+  });
+
+  test('unit: safety catch-up backs off to minutes while push is healthy (fewer than 10 an hour)', 5000, async () => {
+    let t = 0;
+    let n = 0;
+    while (t < 3600000) {
+      t += safetyDelayMs(n++, 120000, 900000, () => 0); // the shortest delays the jitter allows (-20 %)
+      if (t < 3600000) assert(n < 9, `${n} safety catch-ups within an hour (+1 catch-up on connect)`);
+    }
+    eq([0, 1, 2, 3, 4, 9].map((i) => safetyDelayMs(i, 120000, 900000, () => 0.5)), [120000, 240000, 480000, 900000, 900000, 900000], 'schedule');
+  });
+
+  test('unit: a store that refuses a write (quota) is reported, and the change is still sent', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const got = [];
+      globalThis.fetch = fakeFetch(async (m, p, body) => {
+        if (m === 'GET') return p.split('?')[0] === '/api/v1/tasks' ? { body: { tasks: [], seq: 0 } } : { body: { events: [], seq: 0, has_more: false } };
+        got.push(body.title);
+        return { status: 201, body: task(body.id, body.title, 'a1') };
+      }, log);
+      const store = new MemoryStore({ maxOps: 0 });
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: null, pollIntervalMs: 60000, store });
+      const errs = [];
+      c.addEventListener('storage-error', (e) => errs.push(e.detail));
+      await started(c);
+      c.create({ title: 'unsaved' });
+      await sleep(30);
+      eq(errs.length, 1, 'one storage-error');
+      eq(errs[0].quota, true, 'marked as quota');
+      eq(got, ['unsaved'], 'sent anyway');
+      eq(c.pending, 0, 'nothing left');
       c.stop();
     });
   });
