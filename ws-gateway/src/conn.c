@@ -439,6 +439,34 @@ size_t *conn_registry_slot(conn *c)
 
 int conn_enqueue(conn *c, frame *f)
 {
+	return conn_enqueue_batch(c, f, NULL);
+}
+
+void conn_batch_flush(conn_batch *b)
+{
+	/* every connection of a process shares its one writer; runs of the same
+	 * writer go together all the same */
+	size_t i = 0;
+	while (i < b->n) {
+		size_t j = i + 1;
+		while (j < b->n && b->v[j]->w == b->v[i]->w)
+			j++;
+		writer_schedule_many(b->v[i]->w, b->v + i, j - i);
+		i = j;
+	}
+	b->n = 0;
+}
+
+void conn_batch_free(conn_batch *b)
+{
+	conn_batch_flush(b);
+	free(b->v);
+	b->v = NULL;
+	b->cap = 0;
+}
+
+int conn_enqueue_batch(conn *c, frame *f, conn_batch *b)
+{
 	int rc = CONN_QUEUED;
 	pthread_mutex_lock(&c->mu);
 	if (c->dead || c->cut || c->cstate != CLOSE_NONE) {
@@ -459,8 +487,12 @@ int conn_enqueue(conn *c, frame *f)
 	}
 	int go = claim_schedule(c);
 	pthread_mutex_unlock(&c->mu);
-	if (go)
+	if (go && b) {
+		b->v = xgrow(b->v, &b->cap, b->n + 1, sizeof(*b->v));
+		b->v[b->n++] = conn_ref(c);
+	} else if (go) {
 		writer_schedule(c->w, conn_ref(c));
+	}
 	return rc;
 }
 

@@ -101,6 +101,22 @@ enum {
 /* Appends f (a new reference is taken) and wakes a writer. @locks c->mu briefly. */
 int conn_enqueue(conn *c, frame *f);
 
+/* Sockets given frames whose hand-over to the writer is put off to the end of the
+ * caller's batch (conn_batch_flush): the writer wakes once per batch, not once per
+ * frame, and a socket that got several frames of the batch writes them in one
+ * sendmsg. Each entry holds the socket's scheduling token and a reference.
+ * @locality one thread (the consumer's). Zero-initialised is empty. */
+typedef struct conn_batch {
+	conn **v;
+	size_t n, cap;
+} conn_batch;
+/* conn_enqueue, with the wake-up left to conn_batch_flush(b) (b NULL: now). */
+int conn_enqueue_batch(conn *c, frame *f, conn_batch *b);
+/* Hands every socket of b to its writer (one lock, one wake-up) and empties b. */
+void conn_batch_flush(conn_batch *b);
+/* Flushes what is left and frees the list. */
+void conn_batch_free(conn_batch *b);
+
 /* Starts a server-initiated close: the frames still queued are dropped, the close
  * frame goes out next, then the write side is shut. Returns 1 when this call
  * started it, 0 when a close was already under way. */

@@ -16,6 +16,7 @@ struct fanout {
 	ratelimit
 	    *log_rl; /* "event rejected" lines: REJECT_LOG_RATE/s, bursts of REJECT_LOG_BURST */
 	atomic_long log_skipped; /* lines left out since the last one written */
+	conn_batch wake;         /* sockets to hand to the writer at fanout_flush */
 };
 
 /* A topic full of bad records must not flood stderr (and stall the consumer on a
@@ -36,8 +37,10 @@ fanout *fanout_new(registry *reg, const gw_stats *st, size_t max_event_bytes)
 
 void fanout_free(fanout *f)
 {
-	if (f)
+	if (f) {
 		ratelimit_free(f->log_rl);
+		conn_batch_free(&f->wake);
+	}
 	free(f);
 }
 
@@ -78,6 +81,13 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 		              partition, offset);
 	if (!payload || len == 0)
 		return reject(f, REJECT_NOT_JSON, "empty message", topic, partition, offset);
+	/* The key is the user id (the producer's contract, checked below for what is
+	 * delivered): nobody here to deliver to, nothing to parse. An unkeyed or
+	 * oversized key goes the long way and is judged by its value. */
+	if (key && keylen > 0 && keylen <= USER_ID_MAX && !registry_has(f->reg, key, keylen)) {
+		metric_inc(f->st->events_skipped);
+		return 0;
+	}
 	event ev;
 	char err[256];
 	if (event_parse(payload, len, &ev, err, sizeof(err)))
@@ -92,7 +102,7 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 	frame *fr = frame_new(WS_OP_TEXT, msg, mlen, ev.timestamp_us);
 	fr->recv_us = recv_us;
 	free(msg);
-	size_t n = registry_deliver(f->reg, ev.user_id, fr);
+	size_t n = registry_deliver_batch(f->reg, ev.user_id, fr, &f->wake);
 	frame_unref(fr);
 	metric_inc(f->st->events_delivered);
 	if (n)
@@ -101,4 +111,9 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 	          event_type_name(ev.type), "offset", (json_int_t)offset, "sockets", (int)n);
 	event_clear(&ev);
 	return (int)n;
+}
+
+void fanout_flush(fanout *f)
+{
+	conn_batch_flush(&f->wake);
 }
