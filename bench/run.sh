@@ -359,7 +359,7 @@ if [ -x "$BIN/ws-gateway" ]; then
 				--argjson thr "$thr" --slurpfile k "$WORK/kl.json" \
 				'{scenario:"skip", events:$n, skipped:$sk, parsed:$pa, gateway_cpu_s:$gw,
 				  wall_s:$wall, gateway_threads_cpu_s:$thr, kafka:$k[0]}' >>"$RESULTS"
-			jq -r '"  skip: \(.skipped) of \(.events) skipped, gateway cpu \(.gateway_cpu_s) s, \(.skipped / .gateway_cpu_s | floor) events per CPU s, \(.parsed) parsed"' <(tail -n 1 "$RESULTS") >&2
+			jq -r '"  skip: \(.skipped) of \(.events) skipped, gateway cpu \(.gateway_cpu_s) s, \(.events / .gateway_cpu_s | floor) events per CPU s, \(.parsed) parsed"' <(tail -n 1 "$RESULTS") >&2
 		done
 	fi
 	if has capacity; then
