@@ -89,7 +89,7 @@ frame *frame_new(int opcode, const void *payload, size_t len, int64_t ts_us)
 	f->recv_us = 0;
 	f->len = hl + len;
 	memcpy(f->data, hdr, hl);
-	if (len)
+	if (len && payload)
 		memcpy(f->data + hl, payload, len);
 	return f;
 }

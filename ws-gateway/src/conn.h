@@ -38,7 +38,8 @@ typedef struct frame {
 	unsigned char data[]; /* header + payload, ready for the socket */
 } frame;
 
-/* A new unmasked server frame (FIN set) of opcode with a copy of payload. refs=1. */
+/* A new unmasked server frame (FIN set) of opcode with a copy of payload. refs=1.
+ * payload NULL: the len bytes at the end of data are left for the caller to fill. */
 frame *frame_new(int opcode, const void *payload, size_t len, int64_t ts_us);
 /* A close frame carrying code and a reason (truncated to fit a control frame). */
 frame *frame_close_new(int code, const char *reason);

@@ -3,6 +3,7 @@
 #include "common/event.h"
 #include "common/log.h"
 #include "common/ratelimit.h"
+#include "wsmsg.h"
 
 #include <stdatomic.h>
 
@@ -97,11 +98,16 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 		return reject(f, REJECT_KEY_MISMATCH, "Kafka key differs from user_id", topic,
 		              partition, offset);
 	}
-	size_t mlen;
-	char *msg = event_ws_message(&ev, &mlen);
-	frame *fr = frame_new(WS_OP_TEXT, msg, mlen, ev.timestamp_us);
+	/* Spliced from the event's own bytes; jansson builds the rare event whose keys
+	 * are written with escapes. */
+	frame *fr = wsmsg_frame(payload, len, &ev);
+	if (!fr) {
+		size_t mlen;
+		char *msg = event_ws_message(&ev, &mlen);
+		fr = frame_new(WS_OP_TEXT, msg, mlen, ev.timestamp_us);
+		free(msg);
+	}
 	fr->recv_us = recv_us;
-	free(msg);
 	size_t n = registry_deliver_batch(f->reg, ev.user_id, fr, &f->wake);
 	frame_unref(fr);
 	metric_inc(f->st->events_delivered);
