@@ -75,7 +75,6 @@ static int reject(fanout *f, reject_reason why, const char *detail, const char *
 int fanout_message(fanout *f, const void *key, size_t keylen, const void *payload, size_t len,
                    const char *topic, int32_t partition, int64_t offset)
 {
-	int64_t recv_us = mono_us();
 	metric_inc(f->st->events_consumed);
 	if (len > f->max_event_bytes)
 		return reject(f, REJECT_TOO_LARGE, "event larger than MAX_EVENT_BYTES", topic,
@@ -89,6 +88,7 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 		metric_inc(f->st->events_skipped);
 		return 0;
 	}
+	int64_t recv_us = mono_us();
 	event ev;
 	char err[256];
 	if (event_parse(payload, len, &ev, err, sizeof(err)))
