@@ -15,8 +15,10 @@
 #define STALL_MIN_MS   5000 /* a leader silent this long (no response, no message): not fetching */
 #define QUERY_MS       5000 /* watermark and offsets-for-times queries */
 #define NO_WAITER      INT64_MAX
-#define CONSUME_BATCH  1024 /* messages taken per wait, at most */
-#define WAKE_EVERY     64   /* messages handled per writer wake-up, at most */
+/* Messages taken per wait, at most, and handed to the writers with one wake-up.
+ * Slices of 64 were tried: a socket then got about one frame per wake-up and the
+ * writers made 0.22 sendmsg per frame instead of 0.07, for 3x their CPU. */
+#define CONSUME_BATCH 1024
 
 typedef struct broker_seen {
 	int32_t id;    /* node id */
@@ -427,11 +429,6 @@ static void *consumer_main(void *arg)
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
 		for (int k = 0; m; k++) {
 			handle_message(c, m);
-			/* a backlog is handed over in slices: the writers drain one while
-			 * the next is parsed, so a socket's queue grows by at most about
-			 * a slice's share, not by a whole backlog's */
-			if ((k + 1) % WAKE_EVERY == 0)
-				fanout_flush(c->fan);
 			m = k + 1 < CONSUME_BATCH ? rd_kafka_consumer_poll(c->rk, 0) : NULL;
 		}
 		fanout_flush(c->fan);
