@@ -102,7 +102,8 @@ int main(int argc, char **argv)
 	/* 1,000 sockets of 100 users, as in the fan-out scenario; no socket I/O (the
 	 * connections have none), no writer (the batch is emptied by hand). */
 	registry *r = registry_new(200);
-	conn_limits lim = {(size_t)n + 16, (size_t)1 << 40, NULL};
+	/* bounds far above n, so the batch never flushes (there is no writer) */
+	conn_limits lim = {(size_t)n * 8 + 16, (size_t)1 << 50, NULL};
 	enum { USERS = 100, CONNS = 1000 };
 	conn *cs[CONNS];
 	for (int i = 0; i < CONNS; i++) {

@@ -455,6 +455,7 @@ void conn_batch_flush(conn_batch *b)
 		i = j;
 	}
 	b->n = 0;
+	b->frames = b->bytes = 0;
 }
 
 void conn_batch_free(conn_batch *b)
@@ -487,9 +488,18 @@ int conn_enqueue_batch(conn *c, frame *f, conn_batch *b)
 	}
 	int go = claim_schedule(c);
 	pthread_mutex_unlock(&c->mu);
-	if (go && b) {
-		b->v = xgrow(b->v, &b->cap, b->n + 1, sizeof(*b->v));
-		b->v[b->n++] = conn_ref(c);
+	if (b) {
+		if (go) {
+			b->v = xgrow(b->v, &b->cap, b->n + 1, sizeof(*b->v));
+			b->v[b->n++] = conn_ref(c);
+		}
+		if (rc == CONN_QUEUED) {
+			b->frames++;
+			b->bytes += f->len;
+		}
+		size_t qf = c->lim.max_frames / 4, qb = c->lim.max_bytes / 4;
+		if (b->n && (b->frames >= b->n * (qf ? qf : 1) || b->bytes >= b->n * (qb ? qb : 1)))
+			conn_batch_flush(b);
 	} else if (go) {
 		writer_schedule(c->w, conn_ref(c));
 	}

@@ -110,8 +110,12 @@ int conn_enqueue(conn *c, frame *f);
 typedef struct conn_batch {
 	conn **v;
 	size_t n, cap;
+	size_t frames, bytes; /* queued through this batch since its last flush */
 } conn_batch;
-/* conn_enqueue, with the wake-up left to conn_batch_flush(b) (b NULL: now). */
+/* conn_enqueue, with the wake-up left to conn_batch_flush(b) (b NULL: now). The
+ * batch flushes itself early once it has queued, on average, a quarter of a
+ * socket's bound (frames or bytes) to each socket it holds: a backlog never fills
+ * a queue before a writer could start on it. */
 int conn_enqueue_batch(conn *c, frame *f, conn_batch *b);
 /* Hands every socket of b to its writer (one lock, one wake-up) and empties b. */
 void conn_batch_flush(conn_batch *b);
