@@ -59,8 +59,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1) {
 		config_print_help(stdout, "gw-costs",
-		                  "CPU microseconds of each step of ws-gateway's event path.", table,
-		                  ARRAY_LEN(table));
+		                  "CPU microseconds of each step of ws-gateway's event path.",
+		                  table, ARRAY_LEN(table));
 		return strcmp(argv[1], "--help") ? 2 : 0;
 	}
 	char err[2048];
@@ -136,11 +136,12 @@ int main(int argc, char **argv)
 		conn_unref(b.v[i]); /* the token's reference: nothing will write */
 	free(b.v);
 
-	printf("{\"n\":%ld,\"event_bytes\":%zu,\"message_bytes\":%zu,\"parse_us\":%.3f,"
-	       "\"message_us\":%.3f,\"splice_us\":%.3f,\"frame_us\":%.3f,\"key_probe_miss_us\":%.3f,"
-	       "\"enqueue_us\":%.3f,\"probe_hits\":%ld}\n",
-	       n, len, ml, per_us(t0, t1, n), per_us(t1, t2, n), per_us(t3, t3b, n), per_us(t2, t3, n),
-	       per_us(t4, t5, n), per_us(t6, t7, n), hits);
+	printf(
+	    "{\"n\":%ld,\"event_bytes\":%zu,\"message_bytes\":%zu,\"parse_us\":%.3f,"
+	    "\"message_us\":%.3f,\"splice_us\":%.3f,\"frame_us\":%.3f,\"key_probe_miss_us\":%.3f,"
+	    "\"enqueue_us\":%.3f,\"probe_hits\":%ld}\n",
+	    n, len, ml, per_us(t0, t1, n), per_us(t1, t2, n), per_us(t3, t3b, n), per_us(t2, t3, n),
+	    per_us(t4, t5, n), per_us(t6, t7, n), hits);
 	frame_unref(f);
 	free(msg);
 	event_clear(&ev);

@@ -3,9 +3,19 @@
 #include <string.h>
 
 /* The fields of the message taken from the event, in the message's order. */
-enum { F_EVENT_ID = 0, F_USER_ID, F_SEQ, F_TASK, F_POSITIONS, F_ORDER, F_ORIGIN, F_TIMESTAMP, F__N };
-static const char *const names[F__N] = {"event_id", "user_id",   "seq",    "task",
-                                        "positions", "order",    "origin", "timestamp"};
+enum {
+	F_EVENT_ID = 0,
+	F_USER_ID,
+	F_SEQ,
+	F_TASK,
+	F_POSITIONS,
+	F_ORDER,
+	F_ORIGIN,
+	F_TIMESTAMP,
+	F__N
+};
+static const char *const names[F__N] = {"event_id",  "user_id", "seq",    "task",
+                                        "positions", "order",   "origin", "timestamp"};
 
 typedef struct span {
 	const char *p;
