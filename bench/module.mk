@@ -12,6 +12,10 @@ BINS += $(BIN)/kafka-load
 $(BIN)/api-load: $(call objs,bench/api_load.c $(BENCH_HIST_SRCS)) $(COMMON_LIB)
 	$(call link)
 BINS += $(BIN)/api-load
+# CPU cost of each step of the gateway's event path (links the gateway's library).
+$(BIN)/gw-costs: $(call objs,bench/gw_costs.c) $(GW_LIB) $(COMMON_LIB)
+	$(call link)
+BINS += $(BIN)/gw-costs
 
 # The top Makefile declares `bench` without a recipe; this is it.
 bench: all

@@ -6,7 +6,7 @@
 # 3), bounded in count and time, prints a table of medians and stops everything it
 # started, by PID.
 #
-#   scenarios: fanout latency capacity handshake api (default: all; also SCENARIOS=..)
+#   scenarios: fanout latency skip capacity handshake api (default: all; also SCENARIOS=..)
 #     e.g. bench/run.sh build/bin fanout latency
 #   RUNS=3  KEEP=1 (keep the work dir: raw JSON results in results.jsonl)
 #   API_MODES="saturation rate" (the api scenario's runs: saturation, 1,000 writes/s)
@@ -38,7 +38,7 @@ else
 	FETCH_WAIT_MS=${FETCH_WAIT_MS:-10}
 fi
 API_MODES=${API_MODES:-saturation rate}
-ALL_SCENARIOS="fanout latency capacity handshake api"
+ALL_SCENARIOS="fanout latency skip capacity handshake api"
 NAMED=0
 if [ $# -gt 0 ]; then
 	SCENARIOS="$*"
@@ -184,6 +184,22 @@ gw_threads_cpu() {
 	}' /proc/"$GW_PID"/task/*/stat 2>/dev/null || echo '{}'
 }
 
+# Syscalls of the gateway over a measured run, counted by `perf stat` on its
+# tracepoints (PERF_STAT=1, the default when perf can count them; 0: off).
+PERF_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_sendmsg,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait,context-switches
+if [ -z "${PERF_STAT:-}" ]; then
+	PERF_STAT=0
+	command -v perf >/dev/null && perf stat -x, -e "$PERF_EVENTS" true >/dev/null 2>&1 && PERF_STAT=1
+fi
+# perf_counts: the counts of the last perf stat as JSON {event: n} ({} without one).
+perf_counts() {
+	[ -s "$WORK/perf.csv" ] || { echo '{}'; return; }
+	awk -F, '$1 ~ /^[0-9]+$/ {
+		n = $3; sub(/^.*:/, "", n); sub(/^sys_enter_?/, "", n); if (n == "") n = "all"
+		printf "%s\"%s\":%s", (k++ ? "," : "{"), n, $1 }
+		END { print (k ? "}" : "{}") }' "$WORK/perf.csv"
+}
+
 # ws_recv_run LABEL CONNS USERS EVENTS RATE LINGER STALLED GWVAR=VALUE...: a fresh
 # gateway (settings GWVAR...) on a fresh topic; ws-load holds CONNS sockets,
 # kafka-load produces EVENTS events (RATE/s, 0 flat out) over USERS users; one JSON
@@ -217,12 +233,24 @@ ws_recv_run() {
 	m0=$(machine_busy)
 	local slow0 slow1
 	slow0=$(metric_now 'ws_server_closes_total{reason="slow_client"}')
+	local perf_pid=
+	rm -f "$WORK/perf.csv"
+	if [ "$PERF_STAT" = 1 ]; then
+		perf stat -x, -e "$PERF_EVENTS" -p "$GW_PID" -o "$WORK/perf.csv" 2>/dev/null &
+		perf_pid=$!
+	fi
 	timeout 120 env KAFKA_BROKERS="$KAFKA_BROKERS" KAFKA_TOPIC="$topic" USERS="$users" \
 		RATE="$rate" COUNT="$events" \
 		DURATION_S=100 LINGER_MS="$linger" LOG_LEVEL=warn "$BIN/kafka-load" \
 		>"$WORK/kl.json" 2>>"$WORK/kafka-load.log"
 	wait "$wl"
 	g1=$(cpu_s "$GW_PID") b1=$(cpu_s "$BROKER_PID") t1=$(now)
+	if [ -n "$perf_pid" ]; then
+		kill -INT "$perf_pid" 2>/dev/null
+		wait "$perf_pid"
+	fi
+	local sysc
+	sysc=$(perf_counts)
 	m1=$(machine_busy)
 	slow1=$(metric_now 'ws_server_closes_total{reason="slow_client"}')
 	local hist thr
@@ -239,10 +267,11 @@ ws_recv_run() {
 		--argjson gw "$(sub "$g1" "$g0")" --argjson br "$(sub "$b1" "$b0")" \
 		--argjson wall "$(sub "$t1" "$t0")" --argjson pu "$per_user" --argjson mb "$mbusy" \
 		--argjson slow "$(sub "$slow1" "$slow0")" --argjson hist "$hist" --argjson thr "$thr" \
+		--argjson sysc "$sysc" \
 		'{scenario:$sc, ws:$ws[0], kafka:$k[0], gateway_cpu_s:$gw, broker_cpu_s:$br,
 		  wall_s:$wall, sockets_per_user:$pu, machine_busy_cores:$mb,
 		  gateway_slow_client_closes:$slow, gateway_histograms:$hist,
-		  gateway_threads_cpu_s:$thr}' >>"$RESULTS"
+		  gateway_threads_cpu_s:$thr, gateway_syscalls:$sysc}' >>"$RESULTS"
 	jq -r '"  \(.scenario): \(.ws.frames) frames, \(.ws.frames_per_s|floor)/s, p50 \(.ws.latency.p50_us) us, p99 \(.ws.latency.p99_us) us, gw cpu \(.gateway_cpu_s) s, broker cpu \(.broker_cpu_s) s, ws-load cpu \(.ws.cpu_s) s, closes \(.ws.close_codes), gateway 1013 closes \(.gateway_slow_client_closes)"' \
 		<(tail -n 1 "$RESULTS") >&2
 }
@@ -293,6 +322,44 @@ if [ -x "$BIN/ws-gateway" ]; then
 			ws_recv_run stalled-1-of-1000 1000 100 10000 1000 0 1 "${lat_gw[@]}"
 			# 300 of them stop reading: the others' delivery must not suffer.
 			ws_recv_run stalled-300-of-1000 1000 100 10000 1000 0 300 "${lat_gw[@]}"
+		done
+	fi
+	if has skip; then
+		# Events for users with no socket on this replica (each replica reads every
+		# partition): skipped by Kafka key before any parse. SKIP_EVENTS events flat
+		# out to 10,000 users, none connected; the gateway's CPU until it has
+		# consumed the last one.
+		skip_n=${SKIP_EVENTS:-1000000}
+		for r in $(seq 1 "$RUNS"); do
+			log "skip run $r ($skip_n events for users with no socket)"
+			topic="bench-skip-$((++TOPIC_SEQ))"
+			make_topic "$topic" || continue
+			start_gateway "${GW_COMMON[@]}" KAFKA_TOPIC="$topic" || continue
+			sleep 0.5
+			c0=$(metric_now kafka_events_consumed_total) v0=$(metric_now kafka_events_valid_total)
+			g0=$(cpu_s "$GW_PID") t0=$(now)
+			timeout 120 env KAFKA_BROKERS="$KAFKA_BROKERS" KAFKA_TOPIC="$topic" USERS=10000 \
+				USER_PREFIX=nobody- RATE=0 COUNT="$skip_n" DURATION_S=100 LINGER_MS=5 \
+				LOG_LEVEL=warn "$BIN/kafka-load" >"$WORK/kl.json" 2>>"$WORK/kafka-load.log" &
+			kl=$!
+			consumed=0
+			for _ in $(seq 1 1200); do
+				consumed=$(metric_now kafka_events_consumed_total)
+				[ "$(awk -v a="$consumed" -v b="$c0" -v n="$skip_n" 'BEGIN {print (a - b >= n)}')" = 1 ] && break
+				sleep 0.1
+			done
+			g1=$(cpu_s "$GW_PID") t1=$(now)
+			wait "$kl"
+			skipped=$(metric_now kafka_events_skipped_total)
+			parsed=$(awk -v a="$(metric_now kafka_events_valid_total)" -v b="$v0" 'BEGIN {print a - b}')
+			thr=$(gw_threads_cpu)
+			stop_gateway
+			jq -c -n --argjson n "$skip_n" --argjson sk "$skipped" --argjson pa "$parsed" \
+				--argjson gw "$(sub "$g1" "$g0")" --argjson wall "$(sub "$t1" "$t0")" \
+				--argjson thr "$thr" --slurpfile k "$WORK/kl.json" \
+				'{scenario:"skip", events:$n, skipped:$sk, parsed:$pa, gateway_cpu_s:$gw,
+				  wall_s:$wall, gateway_threads_cpu_s:$thr, kafka:$k[0]}' >>"$RESULTS"
+			jq -r '"  skip: \(.skipped) of \(.events) skipped, gateway cpu \(.gateway_cpu_s) s, \(.events / .gateway_cpu_s | floor) events per CPU s, \(.parsed) parsed"' <(tail -n 1 "$RESULTS") >&2
 		done
 	fi
 	if has capacity; then
@@ -347,7 +414,7 @@ if [ -x "$BIN/ws-gateway" ]; then
 	stop_gateway
 else
 	gw_sc=()
-	for sc in fanout latency capacity handshake; do has "$sc" && gw_sc+=("$sc"); done
+	for sc in fanout latency skip capacity handshake; do has "$sc" && gw_sc+=("$sc"); done
 	[ ${#gw_sc[@]} -gt 0 ] && missing ws-gateway "${gw_sc[@]}"
 fi
 

@@ -105,6 +105,14 @@ def main():
                 lambda r: hist_q(gh(r), 0.99))
             row("gateway CPU s per 100,000 frames", runs,
                 lambda r: r["gateway_cpu_s"] / r["ws"]["frames"] * 1e5)
+            sc_ = lambda r, k: r["gateway_syscalls"][k] / r["ws"]["frames"]
+            if any(r.get("gateway_syscalls") for r in runs):
+                row("gateway syscalls per frame (all)", runs, lambda r: sc_(r, "all"))
+                row("  sendmsg per frame", runs, lambda r: sc_(r, "sendmsg"))
+                row("  futex per frame", runs, lambda r: sc_(r, "futex"))
+                row("  epoll_wait per frame", runs, lambda r: sc_(r, "epoll_wait"))
+                row("gateway context switches per frame", runs,
+                    lambda r: sc_(r, "context-switches"))
             row("gateway CPU, cores busy over the frames", runs,
                 lambda r: r["gateway_cpu_s"] / max(span(r), 1.0) if span(r) > 1 else
                 r["gateway_cpu_s"] / r["wall_s"])
@@ -132,6 +140,21 @@ def main():
                     lambda r: r["gateway_slow_client_closes"])
                 row("stalled sockets seen cut by ws-load", runs,
                     lambda r: r["ws"]["stalled_closed"])
+        elif sc == "skip":
+            row("events produced for users with no socket", runs, lambda r: r["events"])
+            row("events skipped by key (gateway's count)", runs, lambda r: r["skipped"])
+            row("events parsed anyway (must be 0)", runs, lambda r: r["parsed"])
+            row("gateway CPU s", runs, lambda r: r["gateway_cpu_s"])
+            row("events consumed per gateway CPU s", runs,
+                lambda r: r["events"] / r["gateway_cpu_s"])
+            row("events consumed per s (wall, to the last)", runs,
+                lambda r: r["events"] / r["wall_s"])
+            names = sorted({n for r in runs for n in r.get("gateway_threads_cpu_s", {})},
+                           key=lambda n: -med([r.get("gateway_threads_cpu_s", {}).get(n, 0)
+                                               for r in runs]))
+            for n in names[:3]:
+                row(f"gateway CPU s in threads {n}", runs,
+                    lambda r, n=n: r["gateway_threads_cpu_s"].get(n, 0))
         elif sc == "capacity":
             row("idle sockets accepted and held", runs, lambda r: r["ws"]["open_at_end"])
             row("sockets asked for", runs, lambda r: r["ws"]["connections"])

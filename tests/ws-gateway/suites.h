@@ -8,4 +8,5 @@ Suite *inbound_suite(void);
 Suite *ready_suite(void);
 Suite *budget_suite(void);
 Suite *tickets_suite(void);
+Suite *wsmsg_suite(void);
 #endif

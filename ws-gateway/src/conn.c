@@ -89,7 +89,7 @@ frame *frame_new(int opcode, const void *payload, size_t len, int64_t ts_us)
 	f->recv_us = 0;
 	f->len = hl + len;
 	memcpy(f->data, hdr, hl);
-	if (len)
+	if (len && payload)
 		memcpy(f->data + hl, payload, len);
 	return f;
 }
@@ -439,6 +439,35 @@ size_t *conn_registry_slot(conn *c)
 
 int conn_enqueue(conn *c, frame *f)
 {
+	return conn_enqueue_batch(c, f, NULL);
+}
+
+void conn_batch_flush(conn_batch *b)
+{
+	/* every connection of a process shares its one writer; runs of the same
+	 * writer go together all the same */
+	size_t i = 0;
+	while (i < b->n) {
+		size_t j = i + 1;
+		while (j < b->n && b->v[j]->w == b->v[i]->w)
+			j++;
+		writer_schedule_many(b->v[i]->w, b->v + i, j - i);
+		i = j;
+	}
+	b->n = 0;
+	b->frames = b->bytes = 0;
+}
+
+void conn_batch_free(conn_batch *b)
+{
+	conn_batch_flush(b);
+	free(b->v);
+	b->v = NULL;
+	b->cap = 0;
+}
+
+int conn_enqueue_batch(conn *c, frame *f, conn_batch *b)
+{
 	int rc = CONN_QUEUED;
 	pthread_mutex_lock(&c->mu);
 	if (c->dead || c->cut || c->cstate != CLOSE_NONE) {
@@ -459,8 +488,21 @@ int conn_enqueue(conn *c, frame *f)
 	}
 	int go = claim_schedule(c);
 	pthread_mutex_unlock(&c->mu);
-	if (go)
+	if (b) {
+		if (go) {
+			b->v = xgrow(b->v, &b->cap, b->n + 1, sizeof(*b->v));
+			b->v[b->n++] = conn_ref(c);
+		}
+		if (rc == CONN_QUEUED) {
+			b->frames++;
+			b->bytes += f->len;
+		}
+		size_t qf = c->lim.max_frames / 4, qb = c->lim.max_bytes / 4;
+		if (b->n && (b->frames >= b->n * (qf ? qf : 1) || b->bytes >= b->n * (qb ? qb : 1)))
+			conn_batch_flush(b);
+	} else if (go) {
 		writer_schedule(c->w, conn_ref(c));
+	}
 	return rc;
 }
 

@@ -38,7 +38,8 @@ typedef struct frame {
 	unsigned char data[]; /* header + payload, ready for the socket */
 } frame;
 
-/* A new unmasked server frame (FIN set) of opcode with a copy of payload. refs=1. */
+/* A new unmasked server frame (FIN set) of opcode with a copy of payload. refs=1.
+ * payload NULL: the len bytes at the end of data are left for the caller to fill. */
 frame *frame_new(int opcode, const void *payload, size_t len, int64_t ts_us);
 /* A close frame carrying code and a reason (truncated to fit a control frame). */
 frame *frame_close_new(int code, const char *reason);
@@ -100,6 +101,26 @@ enum {
 };
 /* Appends f (a new reference is taken) and wakes a writer. @locks c->mu briefly. */
 int conn_enqueue(conn *c, frame *f);
+
+/* Sockets given frames whose hand-over to the writer is put off to the end of the
+ * caller's batch (conn_batch_flush): the writer wakes once per batch, not once per
+ * frame, and a socket that got several frames of the batch writes them in one
+ * sendmsg. Each entry holds the socket's scheduling token and a reference.
+ * @locality one thread (the consumer's). Zero-initialised is empty. */
+typedef struct conn_batch {
+	conn **v;
+	size_t n, cap;
+	size_t frames, bytes; /* queued through this batch since its last flush */
+} conn_batch;
+/* conn_enqueue, with the wake-up left to conn_batch_flush(b) (b NULL: now). The
+ * batch flushes itself early once it has queued, on average, a quarter of a
+ * socket's bound (frames or bytes) to each socket it holds: a backlog never fills
+ * a queue before a writer could start on it. */
+int conn_enqueue_batch(conn *c, frame *f, conn_batch *b);
+/* Hands every socket of b to its writer (one lock, one wake-up) and empties b. */
+void conn_batch_flush(conn_batch *b);
+/* Flushes what is left and frees the list. */
+void conn_batch_free(conn_batch *b);
 
 /* Starts a server-initiated close: the frames still queued are dropped, the close
  * frame goes out next, then the write side is shut. Returns 1 when this call

@@ -15,6 +15,10 @@
 #define STALL_MIN_MS   5000 /* a leader silent this long (no response, no message): not fetching */
 #define QUERY_MS       5000 /* watermark and offsets-for-times queries */
 #define NO_WAITER      INT64_MAX
+/* Messages taken per wait, at most, and handed to the writers with one wake-up.
+ * Slices of 64 were tried: a socket then got about one frame per wake-up and the
+ * writers made 0.22 sendmsg per frame instead of 0.07, for 3x their CPU. */
+#define CONSUME_BATCH 1024
 
 typedef struct broker_seen {
 	int32_t id;    /* node id */
@@ -375,6 +379,32 @@ static void offset_out_of_range(consumer *c, int32_t p)
 	                   : "log truncated or recreated: resume at the last event's time");
 }
 
+/* One message (or error) from the consumer queue; destroys m.
+ * @locality the consumer thread. */
+static void handle_message(consumer *c, rd_kafka_message_t *m)
+{
+	int32_t p = m->partition;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		(void)fanout_message(c->fan, m->key, m->key_len, m->payload, m->len, c->topic, p,
+		                     m->offset);
+		if (p >= 0 && p < MAX_PARTITIONS) {
+			atomic_store_explicit(&c->next[p], m->offset + 1, memory_order_relaxed);
+			int64_t ts = rd_kafka_message_timestamp(m, NULL);
+			c->last_ts[p] = ts > 0 ? ts : wall_us() / 1000;
+		}
+		c->last_msg_ms = mono_ms();
+	} else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+	           m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+		offset_out_of_range(c, p);
+	} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		/* not rd_kafka_message_errstr(): an inline of rdkafka.h that would link
+		 * librdkafka in (see kafka_dl.h) */
+		log_warn("consumer error", "{s:s, s:i}", "err", rd_kafka_err2str(m->err),
+		         "partition", (int)m->partition);
+	}
+	rd_kafka_message_destroy(m);
+}
+
 /* @locality the consumer thread. */
 static void *consumer_main(void *arg)
 {
@@ -394,29 +424,14 @@ static void *consumer_main(void *arg)
 	}
 	int64_t next_refresh = mono_ms() + c->refresh_ms;
 	while (!atomic_load(&c->stop)) {
+		/* Wait for one message, then take what else is already fetched (up to a
+		 * batch) without waiting, and wake the writers once for all of it. */
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
-		if (m) {
-			int32_t p = m->partition;
-			if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-				(void)fanout_message(c->fan, m->key, m->key_len, m->payload, m->len,
-				                     c->topic, p, m->offset);
-				c->last_msg_ms = mono_ms();
-				if (p >= 0 && p < MAX_PARTITIONS) {
-					atomic_store(&c->next[p], m->offset + 1);
-					int64_t ts = rd_kafka_message_timestamp(m, NULL);
-					c->last_ts[p] = ts > 0 ? ts : wall_us() / 1000;
-				}
-			} else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-			           m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-				offset_out_of_range(c, p);
-			} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-				/* not rd_kafka_message_errstr(): an inline of rdkafka.h that
-				 * would link librdkafka in (see kafka_dl.h) */
-				log_warn("consumer error", "{s:s, s:i}", "err",
-				         rd_kafka_err2str(m->err), "partition", (int)m->partition);
-			}
-			rd_kafka_message_destroy(m);
+		for (int k = 0; m; k++) {
+			handle_message(c, m);
+			m = k + 1 < CONSUME_BATCH ? rd_kafka_consumer_poll(c->rk, 0) : NULL;
 		}
+		fanout_flush(c->fan);
 		if (mono_ms() >= next_refresh) {
 			next_refresh = mono_ms() + c->refresh_ms;
 			int have = atomic_load(&c->npart);

@@ -3,6 +3,7 @@
 #include "common/event.h"
 #include "common/log.h"
 #include "common/ratelimit.h"
+#include "wsmsg.h"
 
 #include <stdatomic.h>
 
@@ -16,6 +17,7 @@ struct fanout {
 	ratelimit
 	    *log_rl; /* "event rejected" lines: REJECT_LOG_RATE/s, bursts of REJECT_LOG_BURST */
 	atomic_long log_skipped; /* lines left out since the last one written */
+	conn_batch wake;         /* sockets to hand to the writer at fanout_flush */
 };
 
 /* A topic full of bad records must not flood stderr (and stall the consumer on a
@@ -36,8 +38,10 @@ fanout *fanout_new(registry *reg, const gw_stats *st, size_t max_event_bytes)
 
 void fanout_free(fanout *f)
 {
-	if (f)
+	if (f) {
 		ratelimit_free(f->log_rl);
+		conn_batch_free(&f->wake);
+	}
 	free(f);
 }
 
@@ -71,13 +75,20 @@ static int reject(fanout *f, reject_reason why, const char *detail, const char *
 int fanout_message(fanout *f, const void *key, size_t keylen, const void *payload, size_t len,
                    const char *topic, int32_t partition, int64_t offset)
 {
-	int64_t recv_us = mono_us();
 	metric_inc(f->st->events_consumed);
 	if (len > f->max_event_bytes)
 		return reject(f, REJECT_TOO_LARGE, "event larger than MAX_EVENT_BYTES", topic,
 		              partition, offset);
 	if (!payload || len == 0)
 		return reject(f, REJECT_NOT_JSON, "empty message", topic, partition, offset);
+	/* The key is the user id (the producer's contract, checked below for what is
+	 * delivered): nobody here to deliver to, nothing to parse. An unkeyed or
+	 * oversized key goes the long way and is judged by its value. */
+	if (key && keylen > 0 && keylen <= USER_ID_MAX && !registry_has(f->reg, key, keylen)) {
+		metric_inc(f->st->events_skipped);
+		return 0;
+	}
+	int64_t recv_us = mono_us();
 	event ev;
 	char err[256];
 	if (event_parse(payload, len, &ev, err, sizeof(err)))
@@ -87,12 +98,17 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 		return reject(f, REJECT_KEY_MISMATCH, "Kafka key differs from user_id", topic,
 		              partition, offset);
 	}
-	size_t mlen;
-	char *msg = event_ws_message(&ev, &mlen);
-	frame *fr = frame_new(WS_OP_TEXT, msg, mlen, ev.timestamp_us);
+	/* Spliced from the event's own bytes; jansson builds the rare event whose keys
+	 * are written with escapes. */
+	frame *fr = wsmsg_frame(payload, len, &ev);
+	if (!fr) {
+		size_t mlen;
+		char *msg = event_ws_message(&ev, &mlen);
+		fr = frame_new(WS_OP_TEXT, msg, mlen, ev.timestamp_us);
+		free(msg);
+	}
 	fr->recv_us = recv_us;
-	free(msg);
-	size_t n = registry_deliver(f->reg, ev.user_id, fr);
+	size_t n = registry_deliver_batch(f->reg, ev.user_id, fr, &f->wake);
 	frame_unref(fr);
 	metric_inc(f->st->events_delivered);
 	if (n)
@@ -101,4 +117,9 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 	          event_type_name(ev.type), "offset", (json_int_t)offset, "sockets", (int)n);
 	event_clear(&ev);
 	return (int)n;
+}
+
+void fanout_flush(fanout *f)
+{
+	conn_batch_flush(&f->wake);
 }

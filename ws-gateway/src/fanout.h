@@ -16,8 +16,15 @@ void fanout_free(fanout *f);
 
 /* Handles one message (key may be NULL). Returns the number of sockets it was
  * queued to, or -1 when the message was rejected (logged and counted with topic,
- * partition, offset and the reason). @locality the consumer thread. */
+ * partition, offset and the reason). A keyed message for a user with no socket on
+ * this replica is skipped before its value is parsed (counted, returns 0): every
+ * replica reads every partition, so most messages are someone else's. The writers
+ * are woken by fanout_flush(), not here. @locality the consumer thread. */
 int fanout_message(fanout *f, const void *key, size_t keylen, const void *payload, size_t len,
                    const char *topic, int32_t partition, int64_t offset);
+/* Hands the sockets given frames since the last call to the writer threads (one
+ * wake-up for the batch). Call after each batch of messages. @locality the
+ * consumer thread. */
+void fanout_flush(fanout *f);
 
 #endif

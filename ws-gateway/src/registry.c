@@ -10,6 +10,7 @@ typedef struct user_ent {
 	struct user_ent *next;
 	conn **conns;
 	size_t n, cap;
+	size_t len; /* strlen(user) */
 	char user[];
 } user_ent;
 
@@ -22,12 +23,18 @@ struct registry {
 	size_t max_per_user;
 };
 
+static size_t hash_len(const void *s, size_t len)
+{
+	const unsigned char *p = s;
+	size_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h % NBUCKETS;
+}
+
 static size_t hash(const char *s)
 {
-	size_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h % NBUCKETS;
+	return hash_len(s, strlen(s));
 }
 
 registry *registry_new(size_t max_per_user)
@@ -84,6 +91,7 @@ int registry_attach(registry *r, conn *c, frame *first)
 		size_t l = strlen(conn_user(c));
 		u = xcalloc(1, sizeof(*u) + l + 1);
 		memcpy(u->user, conn_user(c), l + 1);
+		u->len = l;
 		*link = u;
 		r->users++;
 	}
@@ -144,7 +152,26 @@ void registry_detach(registry *r, conn *c)
 		conn_unref(c);
 }
 
+int registry_has(registry *r, const void *user, size_t len)
+{
+	int found = 0;
+	pthread_rwlock_rdlock(&r->lock);
+	for (user_ent *u = r->buckets[hash_len(user, len)]; u; u = u->next) {
+		if (u->len == len && !memcmp(u->user, user, len)) {
+			found = u->n > 0;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&r->lock);
+	return found;
+}
+
 size_t registry_deliver(registry *r, const char *user, frame *f)
+{
+	return registry_deliver_batch(r, user, f, NULL);
+}
+
+size_t registry_deliver_batch(registry *r, const char *user, frame *f, conn_batch *b)
 {
 	size_t n = 0;
 	pthread_rwlock_rdlock(&r->lock);
@@ -152,7 +179,7 @@ size_t registry_deliver(registry *r, const char *user, frame *f)
 	if (u) {
 		/* conn_enqueue takes only the connection's own mutex and never does I/O */
 		for (size_t i = 0; i < u->n; i++) {
-			if (conn_enqueue(u->conns[i], f) == CONN_QUEUED)
+			if (conn_enqueue_batch(u->conns[i], f, b) == CONN_QUEUED)
 				n++;
 		}
 	}

@@ -27,6 +27,12 @@ void registry_detach(registry *r, conn *c);
 
 /* Queues f to every connection of user. Returns the number of recipients. */
 size_t registry_deliver(registry *r, const char *user, frame *f);
+/* The same, with the writer's wake-up put off to conn_batch_flush(b). */
+size_t registry_deliver_batch(registry *r, const char *user, frame *f, conn_batch *b);
+/* 1 when user (len bytes, no NUL needed) has a connection that takes events here.
+ * A hash probe under the shared lock: what the consumer asks of every event before
+ * paying for its parse. */
+int registry_has(registry *r, const void *user, size_t len);
 
 /* A snapshot of every connection, each with a reference (release with
  * registry_snapshot_free). */

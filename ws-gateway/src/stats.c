@@ -41,6 +41,9 @@ void gw_stats_init(gw_stats *s, metrics *m)
 	    metrics_counter(m, "kafka_events_consumed_total", "Kafka messages consumed.", NULL);
 	s->events_delivered =
 	    metrics_counter(m, "kafka_events_valid_total", "Valid events fanned out.", NULL);
+	s->events_skipped = metrics_counter(
+	    m, "kafka_events_skipped_total",
+	    "Keyed events for users with no socket on this replica, skipped unparsed.", NULL);
 	for (int i = 0; i < REJECT__COUNT; i++) {
 		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", reject_names[i]);
 		s->events_rejected[i] = metrics_counter(m, "kafka_events_rejected_total",

@@ -51,6 +51,7 @@ typedef struct gw_stats {
 	metric *event_frames;            /* event frames queued (one per recipient) */
 	metric *events_consumed;         /* Kafka messages read */
 	metric *events_delivered;        /* valid events (with or without recipients) */
+	metric *events_skipped;          /* events for users with no socket here, by key */
 	metric *events_rejected[REJECT__COUNT];
 	metric *client_messages;        /* frames received from clients */
 	metric *client_errors;          /* error replies sent */

@@ -10,12 +10,17 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+/* A batch of at least this many sockets wakes every idle writer, a shorter one
+ * wakes one. */
+#define WAKE_ALL_AT 16
+
 struct writer {
 	pthread_mutex_t mu; /* protects the ready ring and stop */
 	pthread_cond_t cv;
 	struct conn **ring; /* FIFO of scheduled connections */
 	size_t cap, head, n;
 	int stop;
+	int idle; /* (mu) writer threads waiting for work */
 	int epfd;
 	pthread_t *threads;
 	int nthreads;
@@ -25,28 +30,50 @@ struct writer {
 	size_t norphans, caporphans;
 };
 
-void writer_schedule(writer *w, struct conn *c)
+/* Room for k more in the ready ring. (mu) held. */
+static void ring_reserve(writer *w, size_t k)
 {
+	if (w->n + k <= w->cap)
+		return;
+	size_t ncap = w->cap ? w->cap : 1024;
+	while (ncap < w->n + k)
+		ncap *= 2;
+	struct conn **nr = xmalloc(ncap * sizeof(*nr));
+	for (size_t i = 0; i < w->n; i++)
+		nr[i] = w->ring[(w->head + i) % w->cap];
+	free(w->ring);
+	w->ring = nr;
+	w->cap = ncap;
+	w->head = 0;
+}
+
+void writer_schedule_many(writer *w, struct conn **v, size_t n)
+{
+	if (n == 0)
+		return;
 	pthread_mutex_lock(&w->mu);
 	if (w->stop) {
 		pthread_mutex_unlock(&w->mu);
-		conn_unref(c);
+		for (size_t i = 0; i < n; i++)
+			conn_unref(v[i]);
 		return;
 	}
-	if (w->n == w->cap) {
-		size_t ncap = w->cap ? w->cap * 2 : 1024;
-		struct conn **nr = xmalloc(ncap * sizeof(*nr));
-		for (size_t i = 0; i < w->n; i++)
-			nr[i] = w->ring[(w->head + i) % w->cap];
-		free(w->ring);
-		w->ring = nr;
-		w->cap = ncap;
-		w->head = 0;
-	}
-	w->ring[(w->head + w->n) % w->cap] = c;
-	w->n++;
-	pthread_cond_signal(&w->cv);
+	ring_reserve(w, n);
+	for (size_t i = 0; i < n; i++)
+		w->ring[(w->head + w->n + i) % w->cap] = v[i];
+	w->n += n;
+	/* One wake-up per batch: a single writer takes a few sockets faster than two
+	 * threads wake for them; a long batch wakes every idle writer. */
+	if (n >= WAKE_ALL_AT && w->idle > 1)
+		pthread_cond_broadcast(&w->cv);
+	else if (w->idle)
+		pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
+}
+
+void writer_schedule(writer *w, struct conn *c)
+{
+	writer_schedule_many(w, &c, 1);
 }
 
 int writer_epoll_arm(int epfd, int fd, struct conn *c, int registered)
@@ -74,8 +101,11 @@ static void *writer_main(void *arg)
 	writer *w = arg;
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
-		while (!w->n && !w->stop)
+		while (!w->n && !w->stop) {
+			w->idle++;
 			pthread_cond_wait(&w->cv, &w->mu);
+			w->idle--;
+		}
 		if (w->stop) {
 			pthread_mutex_unlock(&w->mu);
 			return NULL;

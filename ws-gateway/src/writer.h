@@ -19,6 +19,9 @@ writer *writer_new(int nthreads, char *err, size_t errlen);
 void writer_free(writer *w);
 /* Hands c (and the reference that comes with it) to the writer. @locks w->mu. */
 void writer_schedule(writer *w, struct conn *c);
+/* Hands v[0..n) (each with its reference) to the writer at once: one lock and at
+ * most one wake-up for the whole batch. @locks w->mu. */
+void writer_schedule_many(writer *w, struct conn **v, size_t n);
 
 /* epoll helpers for conn.c: arm fd for one EPOLLOUT (MOD when registered, else ADD),
  * and remove it. */
