@@ -6,7 +6,7 @@
 # 3), bounded in count and time, prints a table of medians and stops everything it
 # started, by PID.
 #
-#   scenarios: fanout latency capacity handshake api (default: all; also SCENARIOS=..)
+#   scenarios: fanout latency capacity handshake api lists (default: all; also SCENARIOS=..)
 #     e.g. bench/run.sh build/bin fanout latency
 #   RUNS=3  KEEP=1 (keep the work dir: raw JSON results in results.jsonl)
 #   API_MODES="saturation rate" (the api scenario's runs: saturation, 1,000 writes/s)
@@ -38,7 +38,7 @@ else
 	FETCH_WAIT_MS=${FETCH_WAIT_MS:-10}
 fi
 API_MODES=${API_MODES:-saturation rate}
-ALL_SCENARIOS="fanout latency capacity handshake api"
+ALL_SCENARIOS="fanout latency capacity handshake api lists"
 NAMED=0
 if [ $# -gt 0 ]; then
 	SCENARIOS="$*"
@@ -442,6 +442,70 @@ if has api; then
 		API_PID=
 	else
 		missing backend-api api
+	fi
+fi
+
+# lists: a change to a list shared with N members (LIST_SIZES, default 1 10 100 1000;
+# 1 is the unshared list): commit to the last member's socket (api-load writes into
+# the list at LIST_RATE/s with its send time in the description; ws-load holds one
+# socket per member and measures receive - send over every member's frames), then
+# writes/s at saturation into that one list (16 connections).
+if has lists; then
+	if [ -x "$BIN/backend-api" ] && [ -x "$BIN/api-load" ] && [ -x "$BIN/ws-gateway" ]; then
+		if [ -z "$PG_STARTED" ]; then
+			pg_start "$WORK/pg" && PG_STARTED=1 || exit 1
+		fi
+		LDB=$(pg_createdb tasksync_lists) || exit 1
+		for r in $(seq 1 "$RUNS"); do
+			for n in ${LIST_SIZES:-1 10 100 1000}; do
+				topic="bench-lists-$n-$((++TOPIC_SEQ))"
+				make_topic "$topic" || break
+				stop_pid "$API_PID" 10
+				API_PORT=$(free_port)
+				PORT=$API_PORT DATABASE_URL=$LDB KAFKA_BROKERS=$KAFKA_BROKERS KAFKA_TOPIC=$topic \
+					USER_RATE_LIMIT=0 LOG_LEVEL=warn "$BIN/backend-api" 2>>"$WORK/backend-api.log" &
+				API_PID=$!
+				wait_http "http://127.0.0.1:$API_PORT/readyz" 60 || { log "backend-api did not get ready"; break; }
+				start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=1100 KAFKA_TOPIC="$topic" || break
+				prefix="bl$r-$n-u"
+				owner_token=$("$BIN/tasksync-token" "${prefix}0")
+				lid=$(curl -fsS --max-time 10 -H "Authorization: Bearer $owner_token" \
+					-H 'Content-Type: application/json' -d '{"name":"bench"}' \
+					"http://127.0.0.1:$API_PORT/api/v1/lists" | jq -r .id)
+				t0=$SECONDS
+				seq 1 $((n - 1)) | xargs -r -P 4 -I{} curl -fsS -o /dev/null --max-time 10 \
+					-H "Authorization: Bearer $owner_token" -H 'Content-Type: application/json' \
+					-d "{\"user_id\":\"${prefix}{}\",\"role\":\"editor\"}" \
+					"http://127.0.0.1:$API_PORT/api/v1/lists/$lid/members"
+				log "lists: $n members shared in $((SECONDS - t0)) s"
+				writes=${LIST_WRITES:-200}
+				rm -f "$WORK/ready" "$WORK/wl.json"
+				timeout 200 env WS_PORT="$GW_PORT" CONNECTIONS="$n" USERS="$n" USER_PREFIX="$prefix" \
+					MODE=recv DURATION_S=120 IDLE_S=5 EXPECT_FRAMES=$((n * writes)) SRC_ADDRS=4 \
+					READY_FILE="$WORK/ready" LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/wl.json" \
+					2>>"$WORK/ws-load.log" &
+				wl=$!
+				for _ in $(seq 1 600); do [ -e "$WORK/ready" ] && break; sleep 0.1; done
+				timeout 120 env API_PORT="$API_PORT" MODE=rate RATE="${LIST_RATE:-20}" CONNECTIONS=4 \
+					USERS=1 USER_PREFIX="$prefix" LIST_ID="$lid" MAX_REQUESTS="$writes" \
+					DURATION_S=$((writes / ${LIST_RATE:-20} + 2)) WARMUP_S=0 LOG_LEVEL=warn \
+					"$BIN/api-load" >"$WORK/la.json" 2>>"$WORK/api-load.log"
+				wait "$wl"
+				timeout 120 env API_PORT="$API_PORT" MODE=saturation CONNECTIONS=16 USERS=1 \
+					USER_PREFIX="$prefix" LIST_ID="$lid" DURATION_S=10 LOG_LEVEL=warn \
+					"$BIN/api-load" >"$WORK/ls.json" 2>>"$WORK/api-load.log"
+				jq -c -n --arg sc "lists-$n" --argjson n "$n" --slurpfile ws "$WORK/wl.json" \
+					--slurpfile rate "$WORK/la.json" --slurpfile sat "$WORK/ls.json" \
+					'{scenario:$sc, members:$n, ws:$ws[0], rate:$rate[0], saturation:$sat[0]}' >>"$RESULTS"
+				jq -r '"  \(.scenario): frames \(.ws.frames) of \(.members * '"$writes"'), commit->member socket p50 \(.ws.latency.p50_us) us p99 \(.ws.latency.p99_us) us max \(.ws.latency.max_us) us; saturation \(.saturation.writes_per_s|floor) writes/s (\(.saturation.writes_per_s * .members|floor) events/s), POST p99 \(.saturation.latency.p99_us) us"' \
+					<(tail -n 1 "$RESULTS") >&2
+				stop_gateway
+			done
+		done
+		stop_pid "$API_PID" 10
+		API_PID=
+	else
+		missing backend-api lists
 	fi
 fi
 

@@ -65,6 +65,10 @@ enum {
 	S_MEMBERS,
 	S_MEMBER_ROLE,
 	S_FANOUT,
+	S_LOCK_NS,
+	S_LOCK_USERS,
+	S_MOVE_IN,
+	S_MOVE_OUT,
 	S__COUNT
 };
 
@@ -73,7 +77,7 @@ const char *const ts_field_names[TS_FIELDS] = {"title", "description", "priority
 /* The field versions, after the task columns, in TS_F_* order (S_GET_LOCK). */
 #define FV_COLS ", title_v, description_v, priority_v, due_at_v, completed_v"
 
-static const stmt stmts[S__COUNT] = {
+static const stmt stmts[S_LOCK_NS] = {
     /* A whole create in one statement (one round trip, one implicit transaction):
      * take the next seq and the next integer key (locking the user's counter row),
      * unless the user is at the task quota ($13: then no row, nothing written), insert
@@ -195,6 +199,28 @@ static const stmt stmts[S__COUNT] = {
                   "user_id || '\",\"seq\":' || seq || $4::text FROM e RETURNING user_id, seq"},
 };
 
+/* Cross-list moves (ts_move_list). */
+static const stmt move_stmts[] = {
+    /* A namespace's counter row, locked (created when missing) without taking a seq:
+     * the events go through ts_fan_out, which takes the seqs. */
+    [S_LOCK_NS - S_LOCK_NS] = {"lock_ns", "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, "
+                                          "0, 0) ON CONFLICT (user_id) DO UPDATE SET seq = "
+                                          "user_seq.seq RETURNING seq, next_pos"},
+    /* Recipients' counter rows in the one order every fan-out uses. */
+    [S_LOCK_USERS - S_LOCK_NS] = {"lock_users",
+                                  "SELECT 1 FROM user_seq WHERE user_id = ANY($1::text[]) ORDER BY "
+                                  "user_id COLLATE \"C\" FOR UPDATE"},
+    /* The target namespace takes one task more, within the quota ($3). */
+    [S_MOVE_IN - S_LOCK_NS] = {"move_in", "UPDATE user_seq SET task_count = task_count + 1, next_pos = "
+                                          "greatest(next_pos, $2::bigint) WHERE user_id = $1 AND "
+                                          "task_count < $3::bigint RETURNING 1"},
+    [S_MOVE_OUT - S_LOCK_NS] = {"move_out",
+                                "WITH t AS (UPDATE tasks SET user_id = $3, position = $4, version = "
+                                "version + 1, updated_at = " TS_PARAM("$5") " WHERE user_id = $1 AND "
+                                "id = $2::uuid RETURNING 1) UPDATE user_seq SET task_count = "
+                                "task_count - (SELECT count(*) FROM t) WHERE user_id = $1"},
+};
+
 const char *ts_strerror(int code)
 {
 	switch (code) {
@@ -236,15 +262,21 @@ const char *ts_strerror(int code)
 	return "unknown";
 }
 
+/* The statement s (of stmts or move_stmts). */
+static const stmt *stmt_of(int s)
+{
+	return s >= S_LOCK_NS ? &move_stmts[s - S_LOCK_NS] : &stmts[s];
+}
+
 int ts_prepare(PGconn *pg, void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < S__COUNT; i++) {
-		PGresult *r = PQprepare(pg, stmts[i].name, stmts[i].sql, 0, NULL);
+		PGresult *r = PQprepare(pg, stmt_of(i)->name, stmt_of(i)->sql, 0, NULL);
 		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 		if (!ok)
 			log_error("could not prepare statement", "{s:s, s:s}", "stmt",
-			          stmts[i].name, "err", PQresultErrorMessage(r));
+			          stmt_of(i)->name, "err", PQresultErrorMessage(r));
 		PQclear(r);
 		if (!ok)
 			return -1;
@@ -255,11 +287,11 @@ int ts_prepare(PGconn *pg, void *arg)
 /* Runs a prepared statement; NULL (logged) unless it succeeded. */
 static PGresult *run(PGconn *pg, int s, int n, const char *const *vals)
 {
-	PGresult *r = PQexecPrepared(pg, stmts[s].name, n, vals, NULL, NULL, 0);
+	PGresult *r = PQexecPrepared(pg, stmt_of(s)->name, n, vals, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
-	log_warn("statement failed", "{s:s, s:s, s:s}", "stmt", stmts[s].name, "sqlstate",
+	log_warn("statement failed", "{s:s, s:s, s:s}", "stmt", stmt_of(s)->name, "sqlstate",
 	         PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE)
 	                                                 : "",
 	         "err", PQresultErrorMessage(r));
@@ -271,7 +303,7 @@ static PGresult *run(PGconn *pg, int s, int n, const char *const *vals)
 static PGresult *run_unique(PGconn *pg, int s, int n, const char *const *vals, int *unique)
 {
 	*unique = 0;
-	PGresult *r = PQexecPrepared(pg, stmts[s].name, n, vals, NULL, NULL, 0);
+	PGresult *r = PQexecPrepared(pg, stmt_of(s)->name, n, vals, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
@@ -279,7 +311,7 @@ static PGresult *run_unique(PGconn *pg, int s, int n, const char *const *vals, i
 	if (state && strcmp(state, "23505") == 0)
 		*unique = 1;
 	else
-		log_warn("statement failed", "{s:s, s:s}", "stmt", stmts[s].name, "err",
+		log_warn("statement failed", "{s:s, s:s}", "stmt", stmt_of(s)->name, "err",
 		         PQresultErrorMessage(r));
 	PQclear(r);
 	return NULL;
@@ -1285,6 +1317,34 @@ static int key_query(PGconn *pg, int st, int n, const char *const *v, char key[P
 	return 0;
 }
 
+/* The neighbours lo < hi ("" for none) a task id placed before (after = 0) or after
+ * the task anchor of namespace ns (NULL: the end or the top) goes between, the task
+ * itself left out. TS_OK, TS_NO_ANCHOR or TS_DB (each rolled back). */
+static int neighbours(PGconn *pg, const char *ns, const char *id, const char *anchor, int after,
+                      char lo[POSKEY_BUF], char hi[POSKEY_BUF])
+{
+	int rc;
+	if (anchor) {
+		ts_task a;
+		rc = get_task(pg, S_GET, ns, anchor, &a);
+		if (rc != TS_OK) {
+			rollback(pg);
+			return rc == TS_NOT_FOUND ? TS_NO_ANCHOR : rc;
+		}
+		const char *v[] = {ns, a.position, id};
+		snprintf(after ? lo : hi, POSKEY_BUF, "%s", a.position);
+		rc = key_query(pg, after ? S_KEY_AFTER : S_KEY_BEFORE, 3, v, after ? hi : lo);
+		ts_task_clear(&a);
+	} else if (after) { /* after nothing: the top */
+		const char *v[] = {ns, id};
+		rc = key_query(pg, S_KEY_FIRST, 2, v, hi);
+	} else {                                 /* before nothing: the end */
+		const char *v[] = {ns, "~", id}; /* '~' sorts after every key character */
+		rc = key_query(pg, S_KEY_BEFORE, 3, v, lo);
+	}
+	return rc ? TS_DB : TS_OK;
+}
+
 int ts_move(PGconn *pg, ts_scope *sc, const char *id, const char *anchor, int after,
             const char *origin, ts_idem *idem, ts_task *out, int64_t *seq)
 {
@@ -1309,28 +1369,9 @@ int ts_move(PGconn *pg, ts_scope *sc, const char *id, const char *anchor, int af
 	snprintf(t.list_id, sizeof(t.list_id), "%s", sc->list_id);
 	/* The new neighbours lo < hi ("" for none), the moving task left out. */
 	char lo[POSKEY_BUF] = "", hi[POSKEY_BUF] = "";
-	if (anchor) {
-		ts_task a;
-		rc = get_task(pg, S_GET, user, anchor, &a);
-		if (rc != TS_OK) {
-			rollback(pg);
-			ts_task_clear(&t);
-			return rc == TS_NOT_FOUND ? TS_NO_ANCHOR : rc;
-		}
-		const char *v[] = {user, a.position, id};
-		snprintf(after ? lo : hi, POSKEY_BUF, "%s", a.position);
-		rc = key_query(pg, after ? S_KEY_AFTER : S_KEY_BEFORE, 3, v, after ? hi : lo);
-		ts_task_clear(&a);
-	} else if (after) { /* after nothing: the top */
-		const char *v[] = {user, id};
-		rc = key_query(pg, S_KEY_FIRST, 2, v, hi);
-	} else {                                   /* before nothing: the end */
-		const char *v[] = {user, "~", id}; /* '~' sorts after every key character */
-		rc = key_query(pg, S_KEY_BEFORE, 3, v, lo);
-	}
-	if (rc) {
+	if ((rc = neighbours(pg, user, id, anchor, after, lo, hi))) {
 		ts_task_clear(&t);
-		return TS_DB;
+		return rc;
 	}
 	/* Already there: nothing to write, no event (a retried move is harmless). */
 	if ((!lo[0] || strcmp(lo, t.position) < 0) && (!hi[0] || strcmp(t.position, hi) < 0)) {
@@ -1402,6 +1443,177 @@ int ts_move(PGconn *pg, ts_scope *sc, const char *id, const char *anchor, int af
 	}
 	*out = t;
 	*seq = bump;
+	return TS_OK;
+}
+
+/* A namespace's counter row locked: its next integer key into *next_pos. TS_OK or
+ * TS_DB (rolled back). */
+static int lock_ns(PGconn *pg, const char *ns, int64_t *next_pos)
+{
+	const char *v[] = {ns};
+	PGresult *r = run(pg, S_LOCK_NS, 1, v);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		rollback(pg);
+		return TS_DB;
+	}
+	*next_pos = getll(r, 0, 1);
+	PQclear(r);
+	return TS_OK;
+}
+
+/* The recipients of a scope's events: its members (filled by its lock) or, for the
+ * default list, the actor alone. */
+static void scope_recipients(ts_scope *sc)
+{
+	if (sc->shared)
+		return;
+	size_t n = strlen(sc->actor) + 5;
+	free(sc->recipients);
+	sc->recipients = xmalloc(n);
+	snprintf(sc->recipients, n, "{\"%s\"}", sc->actor);
+	sc->nrecipients = 1;
+}
+
+int ts_move_list(PGconn *pg, ts_scope *src, ts_scope *dst, const char *id, const char *anchor,
+                 int after, const char *origin, long max_tasks, ts_idem *idem, ts_task *out,
+                 int64_t *seq)
+{
+	memset(out, 0, sizeof(*out));
+	*seq = 0;
+	if (anchor && strcmp(anchor, id) == 0)
+		return TS_INVALID;
+	if (simple(pg, "BEGIN"))
+		return TS_DB;
+	/* Locks in the order every writer takes them: the lists' rows (by list id), the
+	 * namespaces' counter rows (bytewise: the shared lists' "#..." before users'),
+	 * then the recipients' counter rows (by user id). */
+	ts_scope *two[2] = {src, dst};
+	if (strcmp(src->list_id, dst->list_id) > 0) {
+		two[0] = dst;
+		two[1] = src;
+	}
+	int rc;
+	for (int i = 0; i < 2; i++) {
+		char role[8];
+		if (!two[i]->shared)
+			continue;
+		if ((rc = ts_list_lock(pg, two[i], 0, 0, role)))
+			return rc;
+		if (strcmp(role, "viewer") == 0) {
+			rollback(pg);
+			return TS_FORBIDDEN;
+		}
+	}
+	int64_t np_src, np_dst;
+	int src_first = strcmp(src->ns, dst->ns) < 0;
+	if ((rc = lock_ns(pg, src_first ? src->ns : dst->ns, src_first ? &np_src : &np_dst)) ||
+	    (rc = lock_ns(pg, src_first ? dst->ns : src->ns, src_first ? &np_dst : &np_src)))
+		return rc;
+	(void)np_src;
+	scope_recipients(src);
+	scope_recipients(dst);
+	{
+		/* both recipient sets at once, so their rows are locked in one order */
+		size_t n = strlen(src->recipients) + strlen(dst->recipients) + 2;
+		char *both = xmalloc(n);
+		snprintf(both, n, "%.*s,%s", (int)strlen(src->recipients) - 1, src->recipients,
+		         dst->recipients + 1);
+		const char *v[] = {both};
+		PGresult *r = run(pg, S_LOCK_USERS, 1, v);
+		free(both);
+		if (!r) {
+			rollback(pg);
+			return TS_DB;
+		}
+		PQclear(r);
+	}
+	if ((rc = idem_get(pg, src->actor, idem)))
+		return rc;
+	ts_task t;
+	rc = get_task(pg, S_GET_LOCK, src->ns, id, &t);
+	if (rc != TS_OK) {
+		rollback(pg);
+		return rc == TS_NOT_FOUND ? missing(pg, src->ns, id) : rc;
+	}
+	snprintf(t.list_id, sizeof(t.list_id), "%s", src->list_id);
+	ts_task there;
+	if ((rc = get_task(pg, S_GET, dst->ns, id, &there)) != TS_NOT_FOUND) {
+		if (rc == TS_OK)
+			ts_task_clear(&there);
+		rollback(pg);
+		ts_task_clear(&t);
+		return rc == TS_OK ? TS_CONFLICT : rc;
+	}
+	char lo[POSKEY_BUF] = "", hi[POSKEY_BUF] = "", key[POSKEY_BUF];
+	if ((rc = neighbours(pg, dst->ns, id, anchor, after, lo, hi))) {
+		ts_task_clear(&t);
+		return rc;
+	}
+	if (!hi[0]) {
+		poskey_from_index((uint64_t)np_dst, key);
+		np_dst++;
+	} else {
+		int prc = poskey_between(lo[0] ? lo : NULL, hi, key);
+		if (prc != POSKEY_OK) {
+			rollback(pg);
+			ts_task_clear(&t);
+			return prc == POSKEY_ERR_TOO_LONG ? TS_EXHAUSTED : TS_DB;
+		}
+	}
+	char npb[24], maxb[24], upd[24];
+	snprintf(npb, sizeof(npb), "%" PRId64, np_dst);
+	snprintf(maxb, sizeof(maxb), "%ld", max_tasks);
+	const char *vin[] = {dst->ns, npb, maxb};
+	PGresult *r = run(pg, S_MOVE_IN, 3, vin);
+	if (!r) {
+		rollback(pg);
+		ts_task_clear(&t);
+		return TS_DB;
+	}
+	int room = PQntuples(r) == 1;
+	PQclear(r);
+	if (!room) {
+		rollback(pg);
+		ts_task_clear(&t);
+		return TS_QUOTA;
+	}
+	int64_t now = now_ms_us();
+	snprintf(upd, sizeof(upd), "%" PRId64, now);
+	const char *vout[] = {src->ns, id, dst->ns, key, upd};
+	if (!(r = run(pg, S_MOVE_OUT, 5, vout))) {
+		rollback(pg);
+		ts_task_clear(&t);
+		return TS_DB;
+	}
+	PQclear(r);
+	/* task.deleted to the source list's members first, then task.created to the
+	 * target's: a member of both sees it leave one list, then arrive in the other */
+	json_t *old = ts_task_json(&t);
+	rc = ts_fan_out(pg, src, EV_TASK_DELETED, origin, now, "task", old, NULL, NULL);
+	json_decref(old);
+	snprintf(t.position, sizeof(t.position), "%s", key);
+	snprintf(t.list_id, sizeof(t.list_id), "%s", dst->list_id);
+	t.version++;
+	t.updated_us = now;
+	json_t *tj = ts_task_json(&t);
+	int64_t actor_seq = 0;
+	if (!rc)
+		rc = ts_fan_out(pg, dst, EV_TASK_CREATED, origin, now, "task", tj, NULL, &actor_seq);
+	json_decref(tj);
+	if (!rc && idem) {
+		json_t *reply = ts_move_reply(&t, actor_seq);
+		rc = idem_put(pg, src->actor, idem, 200, reply);
+		json_decref(reply);
+	}
+	if (!rc && commit(pg))
+		rc = TS_DB;
+	if (rc) {
+		ts_task_clear(&t);
+		return rc;
+	}
+	*out = t;
+	*seq = actor_seq;
 	return TS_OK;
 }
 

@@ -213,6 +213,16 @@ MUST_CHECK int ts_delete(PGconn *pg, ts_scope *sc, const char *id, const char *o
  * task), TS_NO_ANCHOR, TS_INVALID (anchor is the task), TS_EXHAUSTED. */
 MUST_CHECK int ts_move(PGconn *pg, ts_scope *sc, const char *id, const char *anchor, int after,
                        const char *origin, ts_idem *idem, ts_task *out, int64_t *seq);
+/* Moves task id from list src to list dst (another list), placed as ts_move
+ * places it, in one transaction: the actor must write both (TS_FORBIDDEN,
+ * TS_NO_LIST); dst must not have the id (TS_CONFLICT) and must have room
+ * (TS_QUOTA). Publishes task.deleted to src's members, then task.created (the task,
+ * version + 1, its new list_id and key) to dst's; a member of both gets both, in
+ * that order. No tombstone is left in src. *seq is the actor's seq of the created
+ * event (0 when the actor does not receive it). */
+MUST_CHECK int ts_move_list(PGconn *pg, ts_scope *src, ts_scope *dst, const char *id,
+                            const char *anchor, int after, const char *origin, long max_tasks,
+                            ts_idem *idem, ts_task *out, int64_t *seq);
 /* Renumbers a small list: ids (lower-case UUIDs, n <= TASK_ORDER_MAX) first, then the
  * user's other tasks in their current order, with the integer keys 0, 1, ...
  * Publishes one task.reordered event with the keys that changed

@@ -746,7 +746,22 @@ int tasks_move(api_req *r)
 	const char *field;
 	int after, has_anchor;
 	char anchor[UUID_STR_LEN];
-	int mv = rq_move_body(b, &field, &after, &has_anchor, anchor);
+	/* "list_id": the list to move the task into (the anchor is then of that list) */
+	char target[UUID_STR_LEN] = "";
+	json_t *jt = json_object_get(b, "list_id");
+	if (jt && !json_is_null(jt)) {
+		if (!json_is_string(jt) || !uuid_valid(json_string_value(jt))) {
+			st = api_error(r, 422, "validation_failed", "list_id", NULL, NULL,
+			               "list_id must be the id of the list to move the task into");
+			goto done;
+		}
+		snprintf(target, sizeof(target), "%s", json_string_value(jt));
+		rq_lower(target);
+	}
+	json_t *shape = json_copy(b);
+	json_object_del(shape, "list_id");
+	int mv = rq_move_body(shape, &field, &after, &has_anchor, anchor);
+	json_decref(shape);
 	if (mv == RQ_MOVE_SHAPE) {
 		st = api_error(r, 422, "validation_failed", "body", NULL, NULL,
 		               "give exactly one of {\"before\": id|null} (null: the end) or "
@@ -772,10 +787,19 @@ int tasks_move(api_req *r)
 	}
 	ts_task t;
 	int64_t seq;
-	int rc = ts_move(db_pg(dc), &sb.sc, id, has_anchor ? anchor : NULL, after, r->origin,
-	                 keyed_idem(&k), &t, &seq);
+	api_scope_buf tb;
+	api_scope(r, target[0] ? target : sb.sc.list_id, &tb);
+	int rc;
+	if (strcmp(tb.sc.list_id, sb.sc.list_id) != 0)
+		rc = ts_move_list(db_pg(dc), &sb.sc, &tb.sc, id, has_anchor ? anchor : NULL, after,
+		                  r->origin, r->ctx->cfg->max_tasks_per_user, keyed_idem(&k), &t,
+		                  &seq);
+	else
+		rc = ts_move(db_pg(dc), &sb.sc, id, has_anchor ? anchor : NULL, after, r->origin,
+		             keyed_idem(&k), &t, &seq);
 	release(r, dc, rc);
 	ts_scope_clear(&sb.sc);
+	ts_scope_clear(&tb.sc);
 	char hdr[256];
 	switch (rc) {
 	case TS_NO_LIST:
@@ -804,6 +828,16 @@ int tasks_move(api_req *r)
 	case TS_INVALID:
 		st = api_error(r, 422, "validation_failed", field, NULL, NULL,
 		               "a task cannot move relative to itself");
+		break;
+	case TS_CONFLICT:
+		st = api_error(r, 409, "conflict", "list_id", NULL, NULL,
+		               "the target list already has a task with this id");
+		break;
+	case TS_QUOTA:
+		st = api_error(r, 409, "task_quota_exceeded", "list_id", NULL,
+		               json_pack("{s:I}", "limit", (json_int_t)r->ctx->cfg->max_tasks_per_user),
+		               "the target list holds at most %ld tasks",
+		               r->ctx->cfg->max_tasks_per_user);
 		break;
 	case TS_EXHAUSTED:
 		st = api_error(r, 409, "position_exhausted", field, NULL,

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+
 Suite *lists_suite(void);
 
 static backend B;
@@ -456,6 +457,93 @@ START_TEST(ownership_leave_delete)
 }
 END_TEST
 
+
+/* Tasks move between lists: one transaction, task.deleted to the source list's
+ * members, then task.created to the target's; a viewer cannot move a task out. */
+START_TEST(move_between_lists)
+{
+	char a[64], b[64], v[64], L[UUID_STR_LEN], path[200];
+	new_user(a, sizeof(a));
+	new_user(b, sizeof(b));
+	new_user(v, sizeof(v));
+	make_list(a, "Shop", L);
+	share(a, L, b, "editor");
+	share(a, L, v, "viewer");
+	json_t *t = create_task(&B, a, "eggs");
+	char id[UUID_STR_LEN], adef[UUID_STR_LEN];
+	snprintf(id, sizeof(id), "%s", jstr(t, "id"));
+	snprintf(adef, sizeof(adef), "%s", jstr(t, "list_id"));
+	json_decref(t);
+	long long a0 = seq_of(a), b0 = seq_of(b);
+	/* A's own list -> the shared list, at its end */
+	snprintf(path, sizeof(path), "/api/v1/tasks/%s/move", id);
+	json_t *r = NULL;
+	ck_assert_int_eq(apif(&B, a, "POST", path, &r, "{\"list_id\":\"%s\",\"before\":null}", L),
+	                 200);
+	ck_assert_str_eq(jstr(json_object_get(r, "task"), "list_id"), L);
+	ck_assert_int_eq(jint(r, "seq"), a0 + 2);
+	json_decref(r);
+	json_t *ev = events_since(a, a0);
+	ck_assert_int_eq(json_array_size(ev), 2);
+	ck_assert_str_eq(jstr(json_array_get(ev, 0), "event_type"), "task.deleted");
+	ck_assert_str_eq(jstr(json_array_get(ev, 0), "list_id"), adef);
+	ck_assert_str_eq(jstr(json_array_get(ev, 1), "event_type"), "task.created");
+	ck_assert_str_eq(jstr(json_array_get(ev, 1), "list_id"), L);
+	json_decref(ev);
+	ev = events_since(b, b0);
+	ck_assert_int_eq(json_array_size(ev), 1);
+	ck_assert_str_eq(jstr(json_array_get(ev, 0), "event_type"), "task.created");
+	json_decref(ev);
+	ck_assert_int_eq(api(&B, a, "GET", task_path(id), NULL, NULL, NULL, NULL), 404);
+	ck_assert_int_eq(api(&B, b, "GET", in_list(id, L), NULL, NULL, NULL, NULL), 200);
+	/* the viewer cannot take it out; nothing written */
+	long long v0 = seq_of(v);
+	snprintf(path, sizeof(path), "/api/v1/tasks/%s/move?list_id=%s", id, L);
+	json_t *err = NULL;
+	ck_assert_int_eq(apif(&B, v, "POST", path, &err, "{\"list_id\":null,\"before\":null}"), 403);
+	expect_error(err, "forbidden", NULL);
+	ck_assert_int_eq(apif(&B, v, "POST", path, &err, "{\"after\":null}"), 403);
+	expect_error(err, "forbidden", NULL);
+	char vdef[UUID_STR_LEN];
+	t = create_task(&B, v, "mine");
+	snprintf(vdef, sizeof(vdef), "%s", jstr(t, "list_id"));
+	json_decref(t);
+	long long v1 = seq_of(v);
+	ck_assert_int_eq(apif(&B, v, "POST", path, &err, "{\"list_id\":\"%s\",\"before\":null}",
+	                      vdef),
+	                 403);
+	expect_error(err, "forbidden", NULL);
+	ck_assert_int_eq(seq_of(v), v1);
+	(void)v0;
+	/* B takes it into B's own list: A and B hear task.deleted, B task.created */
+	a0 = seq_of(a);
+	b0 = seq_of(b);
+	char bdef[UUID_STR_LEN];
+	t = create_task(&B, b, "b's");
+	snprintf(bdef, sizeof(bdef), "%s", jstr(t, "list_id"));
+	json_decref(t);
+	b0++;
+	ck_assert_int_eq(apif(&B, b, "POST", path, NULL, "{\"list_id\":\"%s\",\"after\":null}",
+	                      bdef),
+	                 200);
+	ev = events_since(a, a0);
+	ck_assert_int_eq(json_array_size(ev), 1);
+	ck_assert_str_eq(jstr(json_array_get(ev, 0), "event_type"), "task.deleted");
+	json_decref(ev);
+	ev = events_since(b, b0);
+	ck_assert_int_eq(json_array_size(ev), 2);
+	ck_assert_str_eq(jstr(json_array_get(ev, 1), "event_type"), "task.created");
+	ck_assert_str_eq(jstr(json_array_get(ev, 1), "list_id"), bdef);
+	json_decref(ev);
+	json_t *page = NULL;
+	ck_assert_int_eq(api(&B, b, "GET", "/api/v1/tasks", NULL, NULL, &page, NULL), 200);
+	json_t *tasks = json_object_get(page, "tasks");
+	ck_assert_int_eq(json_array_size(tasks), 2);
+	ck_assert_str_eq(jstr(json_array_get(tasks, 0), "id"), id); /* after nothing: the top */
+	json_decref(page);
+}
+END_TEST
+
 Suite *lists_suite(void)
 {
 	Suite *s = suite_create("lists");
@@ -467,6 +555,7 @@ Suite *lists_suite(void)
 	tcase_add_test(tc, offline_member_catches_up);
 	tcase_add_test(tc, fifty_members_one_change);
 	tcase_add_test(tc, ownership_leave_delete);
+	tcase_add_test(tc, move_between_lists);
 	suite_add_tcase(s, tc);
 	return s;
 }
