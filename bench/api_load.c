@@ -63,8 +63,8 @@ static const cfg_entry table[] = {
     {"DRAIN_S", CFG_INT, &cfg.drain_s, "10", 1, 600,
      "after the run, wait at most this long for the last events"},
     {"LIST_ID", CFG_STR, &cfg.list_id, "", 0, 36,
-     "write into this list (shared lists); each task's description carries the send "
-     "time (bench-ts:<wall us>) for ws-load's latency"},
+     "write into this list (shared lists; \"default\": the user's default list); each "
+     "task's description carries the send time (bench-ts:<wall us>) for ws-load"},
     {"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
 };
 
@@ -305,7 +305,10 @@ static int flush(hconn *c)
 static void send_request(hconn *c, long idx, int64_t t_sched)
 {
 	char body[384], extra[160] = "";
-	if (cfg.list_id[0])
+	if (strcmp(cfg.list_id, "default") == 0)
+		snprintf(extra, sizeof(extra), ",\"description\":\"bench-ts:%lld\"",
+		         (long long)wall_us());
+	else if (cfg.list_id[0])
 		snprintf(extra, sizeof(extra), ",\"list_id\":\"%s\",\"description\":\"bench-ts:%lld\"",
 		         cfg.list_id, (long long)wall_us());
 	int bl = snprintf(body, sizeof(body),

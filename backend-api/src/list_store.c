@@ -499,3 +499,22 @@ int ls_transfer(PGconn *pg, const char *user, const char *id, const char *member
 	*out = l;
 	return TS_OK;
 }
+
+int ls_role(PGconn *pg, const char *user, const char *id, char role[8])
+{
+	role[0] = '\0';
+	char def[UUID_STR_LEN];
+	ts_default_list_id(user, def);
+	if (strcmp(def, id) == 0 && ensure_default(pg, user, def))
+		return TS_DB;
+	const char *v[] = {id, user};
+	PGresult *r =
+	    q(pg, "SELECT role FROM list_members WHERE list_id = $1::uuid AND user_id = $2", 2, v);
+	if (!r)
+		return TS_DB;
+	int found = PQntuples(r) == 1;
+	if (found)
+		snprintf(role, 8, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return found ? TS_OK : TS_NO_LIST;
+}

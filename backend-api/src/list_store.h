@@ -61,4 +61,8 @@ MUST_CHECK int ls_member_delete(PGconn *pg, const char *user, const char *id,
 MUST_CHECK int ls_transfer(PGconn *pg, const char *user, const char *id, const char *member,
                            const char *origin, json_t **out);
 
+/* The user's role in the list into role ("owner", "editor", "viewer"); TS_NO_LIST
+ * when not a member. */
+MUST_CHECK int ls_role(PGconn *pg, const char *user, const char *id, char role[8]);
+
 #endif

@@ -1,5 +1,6 @@
 #include "lists.h"
 
+#include "common/auth.h"
 #include "common/event.h"
 #include "common/util.h"
 #include "list_store.h"
@@ -7,10 +8,14 @@
 
 #include <civetweb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* How long a request waits for a pooled connection before answering 503. */
 #define POOL_WAIT_MS 2000
+/* How long a presence proof is valid: a member removed keeps seeing who of the list
+ * is online at most this long (presence is advisory; task data is never in it). */
+#define PRESENCE_TICKET_TTL_S 300
 
 /* The reply for a list_store / task_store result other than TS_OK. */
 static int list_fail(api_req *r, int rc, const char *what)
@@ -220,6 +225,29 @@ done:
 	return st;
 }
 
+/* POST /api/v1/lists/{id}/presence-ticket: a member's proof of membership for the
+ * gateway's presence of this list (common/auth.h auth_presence). */
+static int presence_ticket(api_req *r, const char *id)
+{
+	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
+	if (!dc)
+		return api_unavailable(r);
+	char role[8];
+	int rc = ls_role(db_pg(dc), r->user, id, role);
+	api_release(r, dc, rc);
+	if (rc)
+		return list_fail(r, rc, "");
+	char *t = auth_mint_presence(r->ctx->cfg->jwt_secret, r->user, id, PRESENCE_TICKET_TTL_S);
+	if (!t)
+		return api_unavailable(r);
+	int st = api_json(r, 200,
+	                  json_pack("{s:s, s:s, s:s, s:i}", "ticket", t, "list_id", id, "role", role,
+	                            "expires_in", PRESENCE_TICKET_TTL_S),
+	                  "Cache-Control: no-store\r\n");
+	free(t);
+	return st;
+}
+
 int lists_route(api_req *r)
 {
 	int st = api_throttle(r);
@@ -241,6 +269,8 @@ int lists_route(api_req *r)
 		return member_put(r, id);
 	if (sub == RQ_LIST_OWNER && post)
 		return transfer(r, id);
+	if (sub == RQ_LIST_PRESENCE && post)
+		return presence_ticket(r, id);
 	if ((sub == RQ_LIST_SELF && (get || del)) || (sub == RQ_LIST_MEMBER && del)) {
 		db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 		if (!dc)

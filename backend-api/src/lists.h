@@ -9,6 +9,7 @@
  *   POST   /api/v1/lists/{id}/members          {"user_id", "role": editor|viewer} (owner)
  *   DELETE /api/v1/lists/{id}/members/{user}   remove (owner) or leave (oneself)
  *   POST   /api/v1/lists/{id}/owner            {"user_id"}: transfer (owner)
+ *   POST   /api/v1/lists/{id}/presence-ticket  a member's presence proof (common/auth.h)
  *
  * A list's tasks are the task routes with list_id (tasks.c). */
 #ifndef BA_LISTS_H

@@ -254,6 +254,10 @@ int rq_list_path(const char *rest, char id[UUID_STR_LEN], int *sub, char user[US
 		*sub = RQ_LIST_OWNER;
 		return 0;
 	}
+	if (strcmp(s, "presence-ticket") == 0) {
+		*sub = RQ_LIST_PRESENCE;
+		return 0;
+	}
 	if (strncmp(s, "members/", 8) == 0 && user_id_valid(s + 8)) {
 		snprintf(user, USER_ID_MAX + 1, "%s", s + 8);
 		*sub = RQ_LIST_MEMBER;

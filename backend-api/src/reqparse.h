@@ -38,9 +38,10 @@ int rq_list_name_valid(const json_t *v);
 /* A member role: "editor" or "viewer" (the owner's role moves by a transfer). */
 int rq_member_role_valid(const char *role);
 /* The rest of a /api/v1/lists/{rest} path split: the list id (lower-cased into id),
- * then *sub: "" (the list), "members", "members/<user>" (user into user), "owner".
+ * then *sub: "" (the list), "members", "members/<user>" (user into user), "owner",
+ * "presence-ticket".
  * 0, or -1 when it is none of these. */
-enum { RQ_LIST_SELF, RQ_LIST_MEMBERS, RQ_LIST_MEMBER, RQ_LIST_OWNER };
+enum { RQ_LIST_SELF, RQ_LIST_MEMBERS, RQ_LIST_MEMBER, RQ_LIST_OWNER, RQ_LIST_PRESENCE };
 MUST_CHECK int rq_list_path(const char *rest, char id[UUID_STR_LEN], int *sub,
                             char user[USER_ID_MAX + 1]);
 

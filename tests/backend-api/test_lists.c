@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include "../support/fixtures.h"
+#include "common/auth.h"
 #include "common/util.h"
 
 #include <jansson.h>
@@ -544,6 +545,101 @@ START_TEST(move_between_lists)
 }
 END_TEST
 
+
+typedef struct mixer {
+	const char *user;
+	const char *lists[2]; /* written in turn, with the user's default list */
+	int n;
+	int failures;
+} mixer;
+
+static void *write_mixed(void *arg)
+{
+	mixer *m = arg;
+	for (int i = 0; i < m->n; i++) {
+		char body[200];
+		const char *l = i % 3 == 2 ? NULL : m->lists[i % 3];
+		if (l)
+			snprintf(body, sizeof(body), "{\"title\":\"m%d\",\"list_id\":\"%s\"}", i, l);
+		else
+			snprintf(body, sizeof(body), "{\"title\":\"m%d\"}", i);
+		if (api(&B, m->user, "POST", "/api/v1/tasks", body, NULL, NULL, NULL) != 201)
+			m->failures++;
+	}
+	return NULL;
+}
+
+/* Writers of two lists with common members, and of their own lists, at once: no
+ * deadlock (every write answers 201), and every member's feed stays gapless and
+ * holds every change of the lists it is in. */
+START_TEST(overlapping_lists_concurrent_writers)
+{
+	enum { W = 4, N = 40 };
+	char u[W][64], L1[UUID_STR_LEN], L2[UUID_STR_LEN];
+	for (int i = 0; i < W; i++)
+		new_user(u[i], sizeof(u[i]));
+	make_list(u[0], "one", L1);
+	make_list(u[3], "two", L2);
+	for (int i = 1; i < W; i++)
+		share(u[0], L1, u[i], "editor");
+	for (int i = 0; i < W - 1; i++)
+		share(u[3], L2, u[i], "editor");
+	long long s0[W];
+	for (int i = 0; i < W; i++)
+		s0[i] = seq_of(u[i]);
+	mixer m[W];
+	pthread_t th[W];
+	for (int i = 0; i < W; i++) {
+		/* half start with L1, half with L2: opposite orders of the same members */
+		m[i] = (mixer){u[i], {i % 2 ? L2 : L1, i % 2 ? L1 : L2}, N, 0};
+		pthread_create(&th[i], NULL, write_mixed, &m[i]);
+	}
+	for (int i = 0; i < W; i++)
+		pthread_join(th[i], NULL);
+	/* each writer: N writes, of which 2/3 into the shared lists (every member gets
+	 * those) and 1/3 into its own list (only the writer) */
+	int shared_writes = 0;
+	for (int i = 0; i < N; i++)
+		shared_writes += i % 3 != 2;
+	for (int i = 0; i < W; i++) {
+		ck_assert_int_eq(m[i].failures, 0);
+		json_t *ev = events_since(u[i], s0[i]); /* asserts the seqs gapless */
+		ck_assert_int_eq(json_array_size(ev), (size_t)(W * shared_writes + (N - shared_writes)));
+		json_decref(ev);
+	}
+}
+END_TEST
+
+
+/* A presence proof for the gateway: a member (any role) gets one naming the list;
+ * a non-member gets 404; the proof is no API token. */
+START_TEST(presence_ticket_for_members_only)
+{
+	char a[64], v[64], n[64], L[UUID_STR_LEN], path[160];
+	new_user(a, sizeof(a));
+	new_user(v, sizeof(v));
+	new_user(n, sizeof(n));
+	make_list(a, "Desk", L);
+	share(a, L, v, "viewer");
+	snprintf(path, sizeof(path), "/api/v1/lists/%s/presence-ticket", L);
+	json_t *r = NULL;
+	ck_assert_int_eq(api(&B, v, "POST", path, NULL, NULL, &r, NULL), 200);
+	ck_assert_str_eq(jstr(r, "role"), "viewer");
+	auth_presence pr;
+	ck_assert_int_eq(auth_verify_presence(TEST_SECRET, jstr(r, "ticket"), &pr), AUTH_OK);
+	ck_assert_str_eq(pr.user, v);
+	ck_assert_str_eq(pr.list_id, L);
+	/* not a session token */
+	char hdr[2048];
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", jstr(r, "ticket"));
+	json_decref(r);
+	ck_assert_int_eq(api(&B, NULL, "GET", "/api/v1/lists", NULL, hdr, NULL, NULL), 401);
+	json_t *err = NULL;
+	ck_assert_int_eq(api(&B, n, "POST", path, NULL, NULL, &err, NULL), 404);
+	expect_error(err, "not_found", "list_id");
+}
+END_TEST
+
 Suite *lists_suite(void)
 {
 	Suite *s = suite_create("lists");
@@ -556,6 +652,8 @@ Suite *lists_suite(void)
 	tcase_add_test(tc, fifty_members_one_change);
 	tcase_add_test(tc, ownership_leave_delete);
 	tcase_add_test(tc, move_between_lists);
+	tcase_add_test(tc, overlapping_lists_concurrent_writers);
+	tcase_add_test(tc, presence_ticket_for_members_only);
 	suite_add_tcase(s, tc);
 	return s;
 }
