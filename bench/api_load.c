@@ -309,8 +309,9 @@ static void send_request(hconn *c, long idx, int64_t t_sched)
 		snprintf(extra, sizeof(extra), ",\"description\":\"bench-ts:%lld\"",
 		         (long long)wall_us());
 	else if (cfg.list_id[0])
-		snprintf(extra, sizeof(extra), ",\"list_id\":\"%s\",\"description\":\"bench-ts:%lld\"",
-		         cfg.list_id, (long long)wall_us());
+		snprintf(extra, sizeof(extra),
+		         ",\"list_id\":\"%s\",\"description\":\"bench-ts:%lld\"", cfg.list_id,
+		         (long long)wall_us());
 	int bl = snprintf(body, sizeof(body),
 	                  "{\"id\":\"%08x-0000-4000-8000-%012lx\",\"title\":\"bench task %ld\","
 	                  "\"priority\":\"medium\"%s}",

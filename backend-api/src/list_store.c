@@ -97,17 +97,19 @@ int ls_all(PGconn *pg, const char *user, json_t **out)
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%d", LS_LISTS_MAX);
 	const char *v[] = {user, lim};
-	PGresult *r = q(pg,
-	                "SELECT " LIST_COLS ", (SELECT count(*) FROM list_members c WHERE "
-	                "c.list_id = l.id) FROM list_members m JOIN lists l ON l.id = m.list_id "
-	                "WHERE m.user_id = $1 ORDER BY l.is_default DESC, l.name, l.id LIMIT $2::int",
-	                2, v);
+	PGresult *r =
+	    q(pg,
+	      "SELECT " LIST_COLS ", (SELECT count(*) FROM list_members c WHERE "
+	      "c.list_id = l.id) FROM list_members m JOIN lists l ON l.id = m.list_id "
+	      "WHERE m.user_id = $1 ORDER BY l.is_default DESC, l.name, l.id LIMIT $2::int",
+	      2, v);
 	if (!r)
 		return TS_DB;
 	json_t *arr = json_array();
 	for (int i = 0; i < PQntuples(r); i++) {
 		json_t *l = row_list(r, i);
-		json_object_set_new(l, "members", json_integer(strtoll(PQgetvalue(r, i, 5), NULL, 10)));
+		json_object_set_new(l, "members",
+		                    json_integer(strtoll(PQgetvalue(r, i, 5), NULL, 10)));
 		json_array_append_new(arr, l);
 	}
 	PQclear(r);
@@ -153,8 +155,9 @@ int ls_get(PGconn *pg, const char *user, const char *id, json_t **out)
 	}
 	json_t *members = json_array();
 	for (int i = 0; i < PQntuples(r); i++)
-		json_array_append_new(members, json_pack("{s:s, s:s}", "user_id", PQgetvalue(r, i, 0),
-		                                         "role", PQgetvalue(r, i, 1)));
+		json_array_append_new(members,
+		                      json_pack("{s:s, s:s}", "user_id", PQgetvalue(r, i, 0),
+		                                "role", PQgetvalue(r, i, 1)));
 	PQclear(r);
 	json_object_set_new(l, "members", members);
 	if (commit(pg)) {
@@ -200,7 +203,8 @@ int ls_create(PGconn *pg, const char *user, const char *id, const char *name, co
 		rollback(pg);
 		/* a repeat of this user's create answers the list; another user's id: no */
 		int rc = ls_get(pg, user, id, out);
-		if (rc == TS_OK && strcmp(json_string_value(json_object_get(*out, "owner_id")), user)) {
+		if (rc == TS_OK &&
+		    strcmp(json_string_value(json_object_get(*out, "owner_id")), user)) {
 			json_decref(*out);
 			*out = NULL;
 			return LS_EXISTS;
@@ -208,8 +212,9 @@ int ls_create(PGconn *pg, const char *user, const char *id, const char *name, co
 		return rc == TS_NO_LIST ? LS_EXISTS : rc;
 	}
 	const char *v2[] = {id, user};
-	if (x(pg, "INSERT INTO list_members (list_id, user_id, role) VALUES ($1::uuid, $2, 'owner')",
-	      2, v2))
+	if (x(pg,
+	      "INSERT INTO list_members (list_id, user_id, role) VALUES ($1::uuid, $2, 'owner')", 2,
+	      v2))
 		return TS_DB;
 	ts_scope sc;
 	char ns[UUID_STR_LEN + 1];
@@ -415,10 +420,11 @@ int ls_member_delete(PGconn *pg, const char *user, const char *id, const char *m
 		return LS_OWNER_STAYS;
 	}
 	const char *v[] = {id, member};
-	PGresult *r = q(pg,
-	                "DELETE FROM list_members WHERE list_id = $1::uuid AND user_id = $2 RETURNING "
-	                "(SELECT name FROM lists WHERE id = $1::uuid)",
-	                2, v);
+	PGresult *r =
+	    q(pg,
+	      "DELETE FROM list_members WHERE list_id = $1::uuid AND user_id = $2 RETURNING "
+	      "(SELECT name FROM lists WHERE id = $1::uuid)",
+	      2, v);
 	if (!r)
 		return TS_DB;
 	if (PQntuples(r) != 1) {
@@ -452,10 +458,11 @@ int ls_transfer(PGconn *pg, const char *user, const char *id, const char *member
 	const char *v[] = {id, member, user};
 	PGresult *r = NULL;
 	if (strcmp(member, user) != 0) {
-		r = q(pg,
-		      "UPDATE list_members SET role = 'owner' WHERE list_id = $1::uuid AND user_id = "
-		      "$2 RETURNING 1",
-		      2, v);
+		r = q(
+		    pg,
+		    "UPDATE list_members SET role = 'owner' WHERE list_id = $1::uuid AND user_id = "
+		    "$2 RETURNING 1",
+		    2, v);
 		if (!r) {
 			ts_scope_clear(&sc);
 			return TS_DB;
@@ -476,10 +483,11 @@ int ls_transfer(PGconn *pg, const char *user, const char *id, const char *member
 			return rc;
 		}
 	}
-	r = q(pg,
-	      "UPDATE lists SET owner_id = $2, version = version + 1, updated_at = now() WHERE id = "
-	      "$1::uuid RETURNING name",
-	      2, v);
+	r = q(
+	    pg,
+	    "UPDATE lists SET owner_id = $2, version = version + 1, updated_at = now() WHERE id = "
+	    "$1::uuid RETURNING name",
+	    2, v);
 	if (!r) {
 		ts_scope_clear(&sc);
 		return TS_DB;

@@ -24,11 +24,11 @@
 #include <libpq-fe.h>
 
 enum {
-	LS_DEFAULT = -40,      /* the default list cannot be shared, left or deleted */
-	LS_OWNER_STAYS = -41,  /* the owner cannot leave or be removed: transfer first */
-	LS_NOT_MEMBER = -42,   /* transfer / remove: the user is not a member */
-	LS_TOO_MANY = -43,     /* the list has TS_LIST_MEMBERS_MAX members */
-	LS_EXISTS = -44,       /* create: the id is another user's list */
+	LS_DEFAULT = -40,     /* the default list cannot be shared, left or deleted */
+	LS_OWNER_STAYS = -41, /* the owner cannot leave or be removed: transfer first */
+	LS_NOT_MEMBER = -42,  /* transfer / remove: the user is not a member */
+	LS_TOO_MANY = -43,    /* the list has TS_LIST_MEMBERS_MAX members */
+	LS_EXISTS = -44,      /* create: the id is another user's list */
 };
 
 /* The user's lists ([{id, name, owner_id, default, role, members}], default list
@@ -54,8 +54,8 @@ MUST_CHECK int ls_member_put(PGconn *pg, const char *user, const char *id, const
                              const char *role, const char *origin, json_t **out, int *changed);
 /* Removes member (the owner removes anyone else; a member removes itself: leaving)
  * and publishes list.unshared to it. */
-MUST_CHECK int ls_member_delete(PGconn *pg, const char *user, const char *id,
-                                const char *member, const char *origin);
+MUST_CHECK int ls_member_delete(PGconn *pg, const char *user, const char *id, const char *member,
+                                const char *origin);
 /* Makes member (already a member) the owner; the old owner becomes an editor.
  * Publishes list.updated to every member. */
 MUST_CHECK int ls_transfer(PGconn *pg, const char *user, const char *id, const char *member,

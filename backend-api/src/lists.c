@@ -154,7 +154,8 @@ static int list_patch(api_req *r, const char *id)
 	int rc = ls_rename(db_pg(dc), r->user, id, json_string_value(json_object_get(b, "name")),
 	                   r->origin, &l);
 	api_release(r, dc, rc);
-	st = rc ? list_fail(r, rc, "only the list's owner can rename it") : api_json(r, 200, l, NULL);
+	st = rc ? list_fail(r, rc, "only the list's owner can rename it")
+	        : api_json(r, 200, l, NULL);
 done:
 	json_decref(b);
 	return st;
@@ -241,8 +242,8 @@ static int presence_ticket(api_req *r, const char *id)
 	if (!t)
 		return api_unavailable(r);
 	int st = api_json(r, 200,
-	                  json_pack("{s:s, s:s, s:s, s:i}", "ticket", t, "list_id", id, "role", role,
-	                            "expires_in", PRESENCE_TICKET_TTL_S),
+	                  json_pack("{s:s, s:s, s:s, s:i}", "ticket", t, "list_id", id, "role",
+	                            role, "expires_in", PRESENCE_TICKET_TTL_S),
 	                  "Cache-Control: no-store\r\n");
 	free(t);
 	return st;
@@ -260,9 +261,9 @@ int lists_route(api_req *r)
 	const char *m = mg_get_request_info(r->c)->request_method;
 	int get = !strcmp(m, "GET"), post = !strcmp(m, "POST"), patch = !strcmp(m, "PATCH"),
 	    del = !strcmp(m, "DELETE");
-	const char *allow = sub == RQ_LIST_SELF      ? "GET, PATCH, DELETE"
-	                    : sub == RQ_LIST_MEMBER  ? "DELETE"
-	                                             : "POST";
+	const char *allow = sub == RQ_LIST_SELF     ? "GET, PATCH, DELETE"
+	                    : sub == RQ_LIST_MEMBER ? "DELETE"
+	                                            : "POST";
 	if (sub == RQ_LIST_SELF && patch)
 		return list_patch(r, id);
 	if (sub == RQ_LIST_MEMBERS && post)

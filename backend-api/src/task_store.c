@@ -178,8 +178,7 @@ static const stmt stmts[S_LOCK_NS] = {
     [S_CREATE_BEGIN] = {"create_begin", "SELECT seq FROM user_seq WHERE user_id = $1 FOR UPDATE"},
     /* A list's lock: FOR SHARE by its writers, FOR UPDATE by membership changes. */
     [S_LIST_LOCK] = {"list_lock", "SELECT owner_id FROM lists WHERE id = $1::uuid FOR SHARE"},
-    [S_LIST_LOCK_X] = {"list_lock_x",
-                       "SELECT owner_id FROM lists WHERE id = $1::uuid FOR UPDATE"},
+    [S_LIST_LOCK_X] = {"list_lock_x", "SELECT owner_id FROM lists WHERE id = $1::uuid FOR UPDATE"},
     /* In a statement of its own after the lock: its snapshot sees every membership
      * change committed before the lock was granted. */
     [S_MEMBERS] = {"members", "SELECT user_id, role FROM list_members WHERE list_id = $1::uuid "
@@ -203,20 +202,24 @@ static const stmt stmts[S_LOCK_NS] = {
 static const stmt move_stmts[] = {
     /* A namespace's counter row, locked (created when missing) without taking a seq:
      * the events go through ts_fan_out, which takes the seqs. */
-    [S_LOCK_NS - S_LOCK_NS] = {"lock_ns", "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, "
-                                          "0, 0) ON CONFLICT (user_id) DO UPDATE SET seq = "
-                                          "user_seq.seq RETURNING seq, next_pos"},
+    [S_LOCK_NS - S_LOCK_NS] = {"lock_ns",
+                               "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, "
+                               "0, 0) ON CONFLICT (user_id) DO UPDATE SET seq = "
+                               "user_seq.seq RETURNING seq, next_pos"},
     /* Recipients' counter rows in the one order every fan-out uses. */
     [S_LOCK_USERS - S_LOCK_NS] = {"lock_users",
                                   "SELECT 1 FROM user_seq WHERE user_id = ANY($1::text[]) ORDER BY "
                                   "user_id COLLATE \"C\" FOR UPDATE"},
     /* The target namespace takes one task more, within the quota ($3). */
-    [S_MOVE_IN - S_LOCK_NS] = {"move_in", "UPDATE user_seq SET task_count = task_count + 1, next_pos = "
-                                          "greatest(next_pos, $2::bigint) WHERE user_id = $1 AND "
-                                          "task_count < $3::bigint RETURNING 1"},
-    [S_MOVE_OUT - S_LOCK_NS] = {"move_out",
-                                "WITH t AS (UPDATE tasks SET user_id = $3, position = $4, version = "
-                                "version + 1, updated_at = " TS_PARAM("$5") " WHERE user_id = $1 AND "
+    [S_MOVE_IN - S_LOCK_NS] = {"move_in",
+                               "UPDATE user_seq SET task_count = task_count + 1, next_pos = "
+                               "greatest(next_pos, $2::bigint) WHERE user_id = $1 AND "
+                               "task_count < $3::bigint RETURNING 1"},
+    [S_MOVE_OUT -
+        S_LOCK_NS] = {"move_out",
+                      "WITH t AS (UPDATE tasks SET user_id = $3, position = $4, version = "
+                      "version + 1, updated_at = " TS_PARAM(
+                          "$5") " WHERE user_id = $1 AND "
                                 "id = $2::uuid RETURNING 1) UPDATE user_seq SET task_count = "
                                 "task_count - (SELECT count(*) FROM t) WHERE user_id = $1"},
 };
@@ -601,7 +604,7 @@ int ts_fan_out(PGconn *pg, const ts_scope *sc, event_type type, const char *orig
 		abort(); /* cannot happen: event_build writes these members first */
 	const char *mid_start = ev + hl + UUID_STR_LEN - 1;
 	char *mid = xstrndup(mid_start, (size_t)(user_end - mid_start)); /* ends with "user_id":" */
-	const char *tail = user_end + sizeof(seq0) - 2;                 /* from the comma on */
+	const char *tail = user_end + sizeof(seq0) - 2;                  /* from the comma on */
 	const char *v[] = {sc->recipients, event_type_name(type), mid, tail};
 	PGresult *r = run(pg, S_FANOUT, 4, v);
 	free(mid);
@@ -680,8 +683,8 @@ static size_t json_len(const char *s)
 /* Room for the other members of a task object (ids, times, key, names). */
 #define TASK_JSON_OVERHEAD (320 + POSKEY_MAX)
 
-int ts_list(PGconn *pg, ts_scope *sc, const char *after, int limit, long max_bytes,
-            json_t **tasks, int64_t *seq, char next[POSKEY_BUF])
+int ts_list(PGconn *pg, ts_scope *sc, const char *after, int limit, long max_bytes, json_t **tasks,
+            int64_t *seq, char next[POSKEY_BUF])
 {
 	*tasks = NULL;
 	next[0] = '\0';
@@ -1007,8 +1010,8 @@ int ts_create(PGconn *pg, ts_scope *sc, const ts_task *in, const char *origin, l
 		PQclear(r);
 		if (ok && in_tx) {
 			json_t *reply = ts_task_json(&t);
-			int prc = sc->shared ? ts_fan_out(pg, sc, EV_TASK_CREATED, origin, t.created_us,
-			                                  "task", reply, NULL, NULL)
+			int prc = sc->shared ? ts_fan_out(pg, sc, EV_TASK_CREATED, origin,
+			                                  t.created_us, "task", reply, NULL, NULL)
 			                     : 0;
 			if (!prc)
 				prc = idem_put(pg, sc->actor, idem, 201, reply);
@@ -1271,8 +1274,8 @@ int ts_delete(PGconn *pg, ts_scope *sc, const char *id, const char *origin, ts_i
 	json_t *tj = ts_task_json(&t);
 	char event_id[UUID_STR_LEN];
 	int64_t now = now_ms_us();
-	char *payload = ts_event_build_in(EV_TASK_DELETED, sc->actor, seq, origin, now,
-	                                  sc->list_id, sc->actor, tj, event_id);
+	char *payload = ts_event_build_in(EV_TASK_DELETED, sc->actor, seq, origin, now, sc->list_id,
+	                                  sc->actor, tj, event_id);
 	if (payload && sc->shared &&
 	    (rc = ts_fan_out(pg, sc, EV_TASK_DELETED, origin, now, "task", tj, NULL, NULL))) {
 		json_decref(tj);
@@ -1418,8 +1421,8 @@ int ts_move(PGconn *pg, ts_scope *sc, const char *id, const char *anchor, int af
 	char np[24], seqb[24];
 	snprintf(np, sizeof(np), "%" PRId64, next_pos);
 	snprintf(seqb, sizeof(seqb), "%" PRId64, bump);
-	const char *v[] = {t.id, user, key, np, seqb, event_id, payload,
-	                   sc->shared ? "false" : "true"};
+	const char *v[] = {t.id, user,     key,     np,
+	                   seqb, event_id, payload, sc->shared ? "false" : "true"};
 	PGresult *r = run(pg, S_MOVE, 8, v);
 	free(payload);
 	if (!r) {
@@ -1599,7 +1602,8 @@ int ts_move_list(PGconn *pg, ts_scope *src, ts_scope *dst, const char *id, const
 	json_t *tj = ts_task_json(&t);
 	int64_t actor_seq = 0;
 	if (!rc)
-		rc = ts_fan_out(pg, dst, EV_TASK_CREATED, origin, now, "task", tj, NULL, &actor_seq);
+		rc =
+		    ts_fan_out(pg, dst, EV_TASK_CREATED, origin, now, "task", tj, NULL, &actor_seq);
 	json_decref(tj);
 	if (!rc && idem) {
 		json_t *reply = ts_move_reply(&t, actor_seq);
@@ -1741,17 +1745,16 @@ int ts_reorder(PGconn *pg, ts_scope *sc, const char *const *ids, size_t n, const
 		rc = TS_TOO_LARGE;
 		goto out;
 	}
-	if (sc->shared &&
-	    (rc = ts_fan_out(pg, sc, EV_TASK_REORDERED, origin, now, "positions", pos, NULL,
-	                     &bump))) {
+	if (sc->shared && (rc = ts_fan_out(pg, sc, EV_TASK_REORDERED, origin, now, "positions", pos,
+	                                   NULL, &bump))) {
 		free(payload);
 		goto out;
 	}
 	char nb[24], seqb[24];
 	snprintf(nb, sizeof(nb), "%zu", no > (size_t)next_pos ? no : (size_t)next_pos);
 	snprintf(seqb, sizeof(seqb), "%" PRId64, bump);
-	const char *v2[] = {user, aid, akey, nb, seqb, event_id, payload,
-	                    sc->shared ? "false" : "true"};
+	const char *v2[] = {user, aid,      akey,    nb,
+	                    seqb, event_id, payload, sc->shared ? "false" : "true"};
 	PGresult *r2 = run(pg, S_REORDER, 8, v2);
 	free(payload);
 	if (!r2) {

@@ -64,8 +64,8 @@ typedef struct ts_task {
 	int64_t version;
 	int64_t created_us;
 	int64_t updated_us;
-	int64_t fv[TS_FIELDS]; /* the version that last changed each field (read for
-	                          updates only; 0: not known, taken as version) */
+	int64_t fv[TS_FIELDS];      /* the version that last changed each field (read for
+	                               updates only; 0: not known, taken as version) */
 	char list_id[UUID_STR_LEN]; /* the task's list ("" omits it from the JSON) */
 } ts_task;
 

@@ -362,15 +362,15 @@ int tasks_list(api_req *r)
 	snprintf(nc, sizeof(nc), "%s%s", RQ_CURSOR_PREFIX, next);
 	return api_json(r, 200,
 	                json_pack("{s:o, s:I, s:o, s:s}", "tasks", tasks, "seq", (json_int_t)seq,
-	                          "next_cursor", next[0] ? json_string(nc) : json_null(),
-	                          "list_id", sb.sc.list_id),
+	                          "next_cursor", next[0] ? json_string(nc) : json_null(), "list_id",
+	                          sb.sc.list_id),
 	                NULL);
 }
 
 int tasks_create(api_req *r)
 {
-	static const char *const allowed[] = {"id",        "title",   "description", "priority",
-	                                      "due_at",    "completed", "list_id",   NULL};
+	static const char *const allowed[] = {"id",     "title",     "description", "priority",
+	                                      "due_at", "completed", "list_id",     NULL};
 	int st = throttle(r);
 	if (st)
 		return st;
@@ -834,10 +834,10 @@ int tasks_move(api_req *r)
 		               "the target list already has a task with this id");
 		break;
 	case TS_QUOTA:
-		st = api_error(r, 409, "task_quota_exceeded", "list_id", NULL,
-		               json_pack("{s:I}", "limit", (json_int_t)r->ctx->cfg->max_tasks_per_user),
-		               "the target list holds at most %ld tasks",
-		               r->ctx->cfg->max_tasks_per_user);
+		st = api_error(
+		    r, 409, "task_quota_exceeded", "list_id", NULL,
+		    json_pack("{s:I}", "limit", (json_int_t)r->ctx->cfg->max_tasks_per_user),
+		    "the target list holds at most %ld tasks", r->ctx->cfg->max_tasks_per_user);
 		break;
 	case TS_EXHAUSTED:
 		st = api_error(r, 409, "position_exhausted", field, NULL,

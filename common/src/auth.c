@@ -198,7 +198,8 @@ int auth_verify_exp(const char *secret, const char *token, char *user, size_t us
 int auth_verify_ticket(const char *secret, const char *ticket, auth_ticket *out)
 {
 	jwt_t *jwt = NULL;
-	int rc = verify(secret, ticket, KIND_TICKET, out->user, sizeof(out->user), &out->exp_s, &jwt);
+	int rc =
+	    verify(secret, ticket, KIND_TICKET, out->user, sizeof(out->user), &out->exp_s, &jwt);
 	if (rc != AUTH_OK)
 		return rc;
 	const char *jti = jwt_get_grant(jwt, "jti");
@@ -282,8 +283,8 @@ out:
 int auth_verify_presence(const char *secret, const char *token, auth_presence *out)
 {
 	jwt_t *jwt = NULL;
-	int rc = verify(secret, token, KIND_PRESENCE, out->user, sizeof(out->user), &out->exp_s,
-	                &jwt);
+	int rc =
+	    verify(secret, token, KIND_PRESENCE, out->user, sizeof(out->user), &out->exp_s, &jwt);
 	if (rc != AUTH_OK)
 		return rc;
 	const char *list = jwt_get_grant(jwt, "list");

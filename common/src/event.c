@@ -7,9 +7,9 @@
 #include <string.h>
 
 static const char *const type_names[EV__COUNT] = {
-    "task.created", "task.updated",   "task.completed",
-    "task.deleted", "task.reordered", "task.moved",   "list.created",
-    "list.updated", "list.deleted",   "list.shared",  "list.unshared",
+    "task.created",   "task.updated", "task.completed", "task.deleted",
+    "task.reordered", "task.moved",   "list.created",   "list.updated",
+    "list.deleted",   "list.shared",  "list.unshared",
 };
 
 int event_type_is_list(event_type t)
@@ -190,7 +190,8 @@ int event_parse(const char *buf, size_t len, event *ev, char *err, size_t errlen
 			const char *field = NULL;
 			char why[160];
 			if (!json_is_string(name) || json_string_length(name) == 0 ||
-			    optional_string(list, "name", 0, LIST_NAME_MAX, &field, why, sizeof(why)))
+			    optional_string(list, "name", 0, LIST_NAME_MAX, &field, why,
+			                    sizeof(why)))
 				FAIL("list.name must be 1..%d characters", LIST_NAME_MAX);
 		}
 		json_t *owner = json_object_get(list, "owner_id");
@@ -199,7 +200,8 @@ int event_parse(const char *buf, size_t len, event *ev, char *err, size_t errlen
 		json_t *role = json_object_get(list, "role");
 		if (role) {
 			const char *r = json_string_value(role);
-			if (!r || (strcmp(r, "owner") && strcmp(r, "editor") && strcmp(r, "viewer")))
+			if (!r ||
+			    (strcmp(r, "owner") && strcmp(r, "editor") && strcmp(r, "viewer")))
 				FAIL("list.role must be one of owner, editor, viewer");
 		}
 		ev->list = list;

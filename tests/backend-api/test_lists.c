@@ -17,7 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 Suite *lists_suite(void);
 
 static backend B;
@@ -76,16 +75,15 @@ static void share(const char *owner, const char *list, const char *member, const
 	char path[128];
 	snprintf(path, sizeof(path), "/api/v1/lists/%s/members", list);
 	json_t *r = NULL;
-	ck_assert_int_eq(apif(&B, owner, "POST", path, &r, "{\"user_id\":\"%s\",\"role\":\"%s\"}",
-	                      member, role),
-	                 200);
+	ck_assert_int_eq(
+	    apif(&B, owner, "POST", path, &r, "{\"user_id\":\"%s\",\"role\":\"%s\"}", member, role),
+	    200);
 	ck_assert(json_is_true(json_object_get(r, "changed")));
 	json_decref(r);
 }
 
 /* A task of list created by user: its id into id. */
-static void create_in(const char *user, const char *list, const char *title,
-                      char id[UUID_STR_LEN])
+static void create_in(const char *user, const char *list, const char *title, char id[UUID_STR_LEN])
 {
 	json_t *t = NULL;
 	ck_assert_int_eq(apif(&B, user, "POST", "/api/v1/tasks", &t,
@@ -150,9 +148,8 @@ START_TEST(share_edit_and_viewer)
 	json_decref(ev);
 
 	/* B checks "milk": one task.completed to each of A, B and V */
-	ck_assert_int_eq(api(&B, b, "PATCH", in_list(milk, L), "{\"completed\":true}", NULL, NULL,
-	                     NULL),
-	                 200);
+	ck_assert_int_eq(
+	    api(&B, b, "PATCH", in_list(milk, L), "{\"completed\":true}", NULL, NULL, NULL), 200);
 	const char *who[] = {a, b, v};
 	long long from[] = {a0, b0 + 1, v0 + 1};
 	for (int i = 0; i < 3; i++) {
@@ -169,9 +166,8 @@ START_TEST(share_edit_and_viewer)
 	/* the viewer: every write 403 forbidden, nothing written anywhere */
 	long long sa = seq_of(a), sb = seq_of(b), sv = seq_of(v);
 	json_t *err = NULL;
-	ck_assert_int_eq(api(&B, v, "PATCH", in_list(milk, L), "{\"title\":\"beer\"}", NULL, &err,
-	                     NULL),
-	                 403);
+	ck_assert_int_eq(
+	    api(&B, v, "PATCH", in_list(milk, L), "{\"title\":\"beer\"}", NULL, &err, NULL), 403);
 	expect_error(err, "forbidden", NULL);
 	ck_assert_int_eq(apif(&B, v, "POST", "/api/v1/tasks", &err,
 	                      "{\"title\":\"beer\",\"list_id\":\"%s\"}", L),
@@ -196,9 +192,8 @@ START_TEST(share_edit_and_viewer)
 	ck_assert_int_eq(api(&B, n, "GET", path, NULL, NULL, &err, NULL), 404);
 	expect_error(err, "not_found", "list_id");
 	ck_assert_int_eq(api(&B, n, "GET", in_list(milk, L), NULL, NULL, NULL, NULL), 404);
-	ck_assert_int_eq(api(&B, n, "PATCH", in_list(milk, L), "{\"title\":\"x\"}", NULL, NULL,
-	                     NULL),
-	                 404);
+	ck_assert_int_eq(
+	    api(&B, n, "PATCH", in_list(milk, L), "{\"title\":\"x\"}", NULL, NULL, NULL), 404);
 	snprintf(path, sizeof(path), "/api/v1/lists/%s", L);
 	ck_assert_int_eq(api(&B, n, "GET", path, NULL, NULL, NULL, NULL), 404);
 	ck_assert_int_eq(seq_of(n), 0);
@@ -265,7 +260,8 @@ START_TEST(revocation_under_concurrent_writes)
 	for (size_t i = 0; i < 100; i++) {
 		char want[32];
 		snprintf(want, sizeof(want), "c%zu", i);
-		ck_assert_str_eq(jstr(json_object_get(json_array_get(ce, i), "task"), "title"), want);
+		ck_assert_str_eq(jstr(json_object_get(json_array_get(ce, i), "task"), "title"),
+		                 want);
 	}
 	json_decref(ce);
 
@@ -437,9 +433,8 @@ START_TEST(ownership_leave_delete)
 	snprintf(def, sizeof(def), "%s", jstr(t, "list_id"));
 	json_decref(t);
 	snprintf(path, sizeof(path), "/api/v1/lists/%s/members", def);
-	ck_assert_int_eq(apif(&B, a, "POST", path, &err, "{\"user_id\":\"%s\",\"role\":\"editor\"}",
-	                      b),
-	                 422);
+	ck_assert_int_eq(
+	    apif(&B, a, "POST", path, &err, "{\"user_id\":\"%s\",\"role\":\"editor\"}", b), 422);
 	expect_error(err, "default_list", NULL);
 	snprintf(path, sizeof(path), "/api/v1/lists/%s", def);
 	ck_assert_int_eq(api(&B, a, "DELETE", path, NULL, NULL, &err, NULL), 422);
@@ -457,7 +452,6 @@ START_TEST(ownership_leave_delete)
 	expect_error(err, "conflict", "id");
 }
 END_TEST
-
 
 /* Tasks move between lists: one transaction, task.deleted to the source list's
  * members, then task.created to the target's; a viewer cannot move a task out. */
@@ -501,7 +495,8 @@ START_TEST(move_between_lists)
 	long long v0 = seq_of(v);
 	snprintf(path, sizeof(path), "/api/v1/tasks/%s/move?list_id=%s", id, L);
 	json_t *err = NULL;
-	ck_assert_int_eq(apif(&B, v, "POST", path, &err, "{\"list_id\":null,\"before\":null}"), 403);
+	ck_assert_int_eq(apif(&B, v, "POST", path, &err, "{\"list_id\":null,\"before\":null}"),
+	                 403);
 	expect_error(err, "forbidden", NULL);
 	ck_assert_int_eq(apif(&B, v, "POST", path, &err, "{\"after\":null}"), 403);
 	expect_error(err, "forbidden", NULL);
@@ -510,9 +505,8 @@ START_TEST(move_between_lists)
 	snprintf(vdef, sizeof(vdef), "%s", jstr(t, "list_id"));
 	json_decref(t);
 	long long v1 = seq_of(v);
-	ck_assert_int_eq(apif(&B, v, "POST", path, &err, "{\"list_id\":\"%s\",\"before\":null}",
-	                      vdef),
-	                 403);
+	ck_assert_int_eq(
+	    apif(&B, v, "POST", path, &err, "{\"list_id\":\"%s\",\"before\":null}", vdef), 403);
 	expect_error(err, "forbidden", NULL);
 	ck_assert_int_eq(seq_of(v), v1);
 	(void)v0;
@@ -524,9 +518,8 @@ START_TEST(move_between_lists)
 	snprintf(bdef, sizeof(bdef), "%s", jstr(t, "list_id"));
 	json_decref(t);
 	b0++;
-	ck_assert_int_eq(apif(&B, b, "POST", path, NULL, "{\"list_id\":\"%s\",\"after\":null}",
-	                      bdef),
-	                 200);
+	ck_assert_int_eq(
+	    apif(&B, b, "POST", path, NULL, "{\"list_id\":\"%s\",\"after\":null}", bdef), 200);
 	ev = events_since(a, a0);
 	ck_assert_int_eq(json_array_size(ev), 1);
 	ck_assert_str_eq(jstr(json_array_get(ev, 0), "event_type"), "task.deleted");
@@ -545,7 +538,6 @@ START_TEST(move_between_lists)
 }
 END_TEST
 
-
 typedef struct mixer {
 	const char *user;
 	const char *lists[2]; /* written in turn, with the user's default list */
@@ -560,7 +552,8 @@ static void *write_mixed(void *arg)
 		char body[200];
 		const char *l = i % 3 == 2 ? NULL : m->lists[i % 3];
 		if (l)
-			snprintf(body, sizeof(body), "{\"title\":\"m%d\",\"list_id\":\"%s\"}", i, l);
+			snprintf(body, sizeof(body), "{\"title\":\"m%d\",\"list_id\":\"%s\"}", i,
+			         l);
 		else
 			snprintf(body, sizeof(body), "{\"title\":\"m%d\"}", i);
 		if (api(&B, m->user, "POST", "/api/v1/tasks", body, NULL, NULL, NULL) != 201)
@@ -604,12 +597,12 @@ START_TEST(overlapping_lists_concurrent_writers)
 	for (int i = 0; i < W; i++) {
 		ck_assert_int_eq(m[i].failures, 0);
 		json_t *ev = events_since(u[i], s0[i]); /* asserts the seqs gapless */
-		ck_assert_int_eq(json_array_size(ev), (size_t)(W * shared_writes + (N - shared_writes)));
+		ck_assert_int_eq(json_array_size(ev),
+		                 (size_t)(W * shared_writes + (N - shared_writes)));
 		json_decref(ev);
 	}
 }
 END_TEST
-
 
 /* A presence proof for the gateway: a member (any role) gets one naming the list;
  * a non-member gets 404; the proof is no API token. */
