@@ -17,6 +17,7 @@ TEST_BINS += $(BIN)/test-common
 -include tests/ws-gateway/module.mk
 -include tests/system/module.mk
 -include tests/fuzz/module.mk
+-include tests/presence/module.mk
 
 .PHONY: tests
 tests: $(TEST_BINS)
