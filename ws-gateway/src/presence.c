@@ -263,7 +263,8 @@ char *presence_message(presence *p, const char *list, size_t *len)
 		memcpy(copy, l->e, n * sizeof(psub));
 	}
 	pthread_mutex_unlock(&p->mu);
-	qsort(copy, n, sizeof(psub), entry_cmp);
+	if (n)
+		qsort(copy, n, sizeof(psub), entry_cmp);
 	json_t *online = json_array();
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
