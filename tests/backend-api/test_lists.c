@@ -633,6 +633,44 @@ START_TEST(presence_ticket_for_members_only)
 }
 END_TEST
 
+/* A user's tasks from before lists are the default list: nothing moves, the list
+ * exists without a write, its id is the tasks' list_id, and both reads agree. */
+START_TEST(existing_tasks_are_the_default_list)
+{
+	char u[64], path[160];
+	new_user(u, sizeof(u));
+	char ids[3][UUID_STR_LEN];
+	for (int i = 0; i < 3; i++) {
+		json_t *t = create_task(&B, u, i == 0 ? "a" : i == 1 ? "b" : "c");
+		snprintf(ids[i], sizeof(ids[i]), "%s", jstr(t, "id"));
+		json_decref(t);
+	}
+	long long s = seq_of(u);
+	json_t *lists = NULL;
+	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/lists", NULL, NULL, &lists, NULL), 200);
+	json_t *def = json_array_get(json_object_get(lists, "lists"), 0);
+	ck_assert(json_is_true(json_object_get(def, "default")));
+	ck_assert_str_eq(jstr(def, "role"), "owner");
+	ck_assert_int_eq(json_array_size(json_object_get(lists, "lists")), 1);
+	json_t *plain = NULL, *by_id = NULL;
+	ck_assert_int_eq(api(&B, u, "GET", "/api/v1/tasks", NULL, NULL, &plain, NULL), 200);
+	snprintf(path, sizeof(path), "/api/v1/tasks?list_id=%s", jstr(def, "id"));
+	ck_assert_int_eq(api(&B, u, "GET", path, NULL, NULL, &by_id, NULL), 200);
+	ck_assert_str_eq(jstr(plain, "list_id"), jstr(def, "id"));
+	json_t *a = json_object_get(plain, "tasks"), *b = json_object_get(by_id, "tasks");
+	ck_assert_int_eq(json_array_size(a), 3);
+	ck_assert(json_equal(a, b));
+	for (int i = 0; i < 3; i++) {
+		ck_assert_str_eq(jstr(json_array_get(a, (size_t)i), "id"), ids[i]);
+		ck_assert_str_eq(jstr(json_array_get(a, (size_t)i), "list_id"), jstr(def, "id"));
+	}
+	json_decref(plain);
+	json_decref(by_id);
+	json_decref(lists);
+	ck_assert_int_eq(seq_of(u), s); /* reading the lists wrote no event */
+}
+END_TEST
+
 Suite *lists_suite(void)
 {
 	Suite *s = suite_create("lists");
@@ -647,6 +685,7 @@ Suite *lists_suite(void)
 	tcase_add_test(tc, move_between_lists);
 	tcase_add_test(tc, overlapping_lists_concurrent_writers);
 	tcase_add_test(tc, presence_ticket_for_members_only);
+	tcase_add_test(tc, existing_tasks_are_the_default_list);
 	suite_add_tcase(s, tc);
 	return s;
 }
