@@ -679,6 +679,17 @@ test('lists: members, roles (viewer 403), tasks in a list, leave, transfer, pres
   eq(full.json.max, 1000, 'max');
 });
 
+test('lists: a move into a full list is 409 task_quota_exceeded (MAX_TASKS_PER_USER per list)', 30000, async () => {
+  const a = await user();
+  const id = (await call('POST', L, L, 201, { token: a, body: { name: 'full' } })).json.id;
+  for (let i = 0; i < MAX_TASKS; i++) await createTask(a, { list_id: id });
+  await call('POST', '/api/v1/tasks', '/api/v1/tasks', 409, { token: a, body: { title: 'one too many', list_id: id }, code: 'task_quota_exceeded' });
+  const t = await createTask(a);
+  const r = await call('POST', MOVE, `/api/v1/tasks/${t.id}/move`, 409, { token: a, body: { before: null, list_id: id }, code: 'task_quota_exceeded' });
+  eq(r.json.limit, MAX_TASKS, 'limit');
+  await call('GET', T, T.replace('{id}', t.id), 200, { token: a });
+});
+
 test('ws-ticket: 200 no-store', 10000, async () => {
   const token = await user();
   const r = await call('POST', '/api/v1/ws-ticket', '/api/v1/ws-ticket', 200, { token });
