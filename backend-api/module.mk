@@ -3,7 +3,8 @@
 # generated from migrations/*.sql in name order, so no runtime path is needed.
 BA_SRCS := backend-api/src/config.c backend-api/src/db.c backend-api/src/migrate.c \
            backend-api/src/task_store.c backend-api/src/outbox.c backend-api/src/wal.c backend-api/src/server.c \
-           backend-api/src/tasks.c backend-api/src/reqparse.c
+           backend-api/src/tasks.c backend-api/src/reqparse.c \
+           backend-api/src/lists.c backend-api/src/list_store.c
 BA_LIB := $(BUILD)/lib/libbackend-api.a
 BA_MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 BA_GEN := $(BUILD)/gen/migrations.c

@@ -39,7 +39,7 @@
 #include <unistd.h>
 
 static struct {
-	char *host, *secret, *mode, *prefix, *brokers, *topic;
+	char *host, *secret, *mode, *prefix, *brokers, *topic, *list_id;
 	long port, conns, users, rate, duration_s, warmup_s, max_requests, drain_s;
 	int level;
 } cfg;
@@ -62,6 +62,9 @@ static const cfg_entry table[] = {
     {"KAFKA_TOPIC", CFG_STR, &cfg.topic, "task-updates", 1, 249, "topic of task events"},
     {"DRAIN_S", CFG_INT, &cfg.drain_s, "10", 1, 600,
      "after the run, wait at most this long for the last events"},
+    {"LIST_ID", CFG_STR, &cfg.list_id, "", 0, 36,
+     "write into this list (shared lists; \"default\": the user's default list); each "
+     "task's description carries the send time (bench-ts:<wall us>) for ws-load"},
     {"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
 };
 
@@ -301,11 +304,18 @@ static int flush(hconn *c)
 
 static void send_request(hconn *c, long idx, int64_t t_sched)
 {
-	char body[256];
+	char body[384], extra[160] = "";
+	if (strcmp(cfg.list_id, "default") == 0)
+		snprintf(extra, sizeof(extra), ",\"description\":\"bench-ts:%lld\"",
+		         (long long)wall_us());
+	else if (cfg.list_id[0])
+		snprintf(extra, sizeof(extra),
+		         ",\"list_id\":\"%s\",\"description\":\"bench-ts:%lld\"", cfg.list_id,
+		         (long long)wall_us());
 	int bl = snprintf(body, sizeof(body),
 	                  "{\"id\":\"%08x-0000-4000-8000-%012lx\",\"title\":\"bench task %ld\","
-	                  "\"priority\":\"medium\"}",
-	                  run_tag, (unsigned long)idx, idx);
+	                  "\"priority\":\"medium\"%s}",
+	                  run_tag, (unsigned long)idx, idx, extra);
 	int n = snprintf(c->out, sizeof(c->out),
 	                 "POST /api/v1/tasks HTTP/1.1\r\nHost: %s:%ld\r\n"
 	                 "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"

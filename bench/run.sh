@@ -6,7 +6,7 @@
 # 3), bounded in count and time, prints a table of medians and stops everything it
 # started, by PID.
 #
-#   scenarios: fanout latency skip capacity handshake api (default: all; also SCENARIOS=..)
+#   scenarios: fanout latency skip capacity handshake api lists (default: all; also SCENARIOS=..)
 #     e.g. bench/run.sh build/bin fanout latency
 #   RUNS=3  KEEP=1 (keep the work dir: raw JSON results in results.jsonl)
 #   API_MODES="saturation rate" (the api scenario's runs: saturation, 1,000 writes/s)
@@ -38,7 +38,7 @@ else
 	FETCH_WAIT_MS=${FETCH_WAIT_MS:-10}
 fi
 API_MODES=${API_MODES:-saturation rate}
-ALL_SCENARIOS="fanout latency skip capacity handshake api"
+ALL_SCENARIOS="fanout latency skip capacity handshake api lists"
 NAMED=0
 if [ $# -gt 0 ]; then
 	SCENARIOS="$*"
@@ -509,6 +509,79 @@ if has api; then
 		API_PID=
 	else
 		missing backend-api api
+	fi
+fi
+
+# lists: a change to a list shared with N members (LIST_SIZES, default 0 1 10 100
+# 1000; 0 is the user's default list, the path without lists; 1 a list of one): commit to the last member's socket (api-load writes into
+# the list, ~2,000 member events/s, with its send time in the description; ws-load holds one
+# socket per member and measures receive - send over every member's frames), then
+# writes/s at saturation into that one list (4 connections: they serialise on it).
+if has lists; then
+	if [ -x "$BIN/backend-api" ] && [ -x "$BIN/api-load" ] && [ -x "$BIN/ws-gateway" ]; then
+		if [ -z "$PG_STARTED" ]; then
+			pg_start "$WORK/pg" && PG_STARTED=1 || exit 1
+		fi
+		LDB=$(pg_createdb tasksync_lists) || exit 1
+		for r in $(seq 1 "$RUNS"); do
+			for n in ${LIST_SIZES:-0 1 10 100 1000}; do
+				topic="bench-lists-$n-$((++TOPIC_SEQ))"
+				make_topic "$topic" || break
+				stop_pid "$API_PID" 10
+				API_PORT=$(free_port)
+				PORT=$API_PORT DATABASE_URL=$LDB KAFKA_BROKERS=$KAFKA_BROKERS KAFKA_TOPIC=$topic \
+					USER_RATE_LIMIT=0 LOG_LEVEL=warn "$BIN/backend-api" 2>>"$WORK/backend-api.log" &
+				API_PID=$!
+				wait_http "http://127.0.0.1:$API_PORT/readyz" 60 || { log "backend-api did not get ready"; break; }
+				start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=1100 KAFKA_TOPIC="$topic" || break
+				prefix="bl$r-$n-u"
+				owner_token=$("$BIN/tasksync-token" "${prefix}0")
+				if [ "$n" = 0 ]; then # the default list: the path without lists
+					lid=default n=1
+				else
+					lid=$(curl -fsS --max-time 10 -H "Authorization: Bearer $owner_token" \
+						-H 'Content-Type: application/json' -d '{"name":"bench"}' \
+						"http://127.0.0.1:$API_PORT/api/v1/lists" | jq -r .id)
+				fi
+				t0=$SECONDS
+				seq 1 $((n - 1)) | xargs -r -P 4 -I{} curl -fsS -o /dev/null --max-time 10 \
+					-H "Authorization: Bearer $owner_token" -H 'Content-Type: application/json' \
+					-d "{\"user_id\":\"${prefix}{}\",\"role\":\"editor\"}" \
+					"http://127.0.0.1:$API_PORT/api/v1/lists/$lid/members"
+				log "lists: $n members shared in $((SECONDS - t0)) s"
+				# the same event budget at every size: LIST_EVENTS_S events/s (default
+				# 2,000) for 20 s, at most 20 changes/s and 100 changes
+				rate=$(( ${LIST_EVENTS_S:-2000} / n )); [ "$rate" -gt 20 ] && rate=20; [ "$rate" -lt 1 ] && rate=1
+				writes=$((rate * 20)); [ "$writes" -gt "${LIST_WRITES:-100}" ] && writes=${LIST_WRITES:-100}
+				rm -f "$WORK/ready" "$WORK/wl.json"
+				timeout 200 env WS_PORT="$GW_PORT" CONNECTIONS="$n" USERS="$n" USER_PREFIX="$prefix" \
+					MODE=recv DURATION_S=120 IDLE_S=5 EXPECT_FRAMES=$((n * writes)) SRC_ADDRS=4 \
+					READY_FILE="$WORK/ready" LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/wl.json" \
+					2>>"$WORK/ws-load.log" &
+				wl=$!
+				for _ in $(seq 1 600); do [ -e "$WORK/ready" ] && break; sleep 0.1; done
+				timeout 120 env API_PORT="$API_PORT" MODE=rate RATE="$rate" CONNECTIONS=4 \
+					USERS=1 USER_PREFIX="$prefix" LIST_ID="$lid" MAX_REQUESTS="$writes" \
+					DURATION_S=$((writes / rate + 2)) WARMUP_S=0 LOG_LEVEL=warn \
+					"$BIN/api-load" >"$WORK/la.json" 2>>"$WORK/api-load.log"
+				wait "$wl"
+				# writes into one list serialise on its lock: a few connections saturate it
+				timeout 120 env API_PORT="$API_PORT" MODE=saturation CONNECTIONS=4 USERS=1 \
+					USER_PREFIX="$prefix" LIST_ID="$lid" DURATION_S=10 LOG_LEVEL=warn \
+					"$BIN/api-load" >"$WORK/ls.json" 2>>"$WORK/api-load.log"
+				jq -c -n --arg sc "lists-$([ "$lid" = default ] && echo default || echo "$n")" --argjson n "$n" \
+					--argjson rate "$rate" --slurpfile ws "$WORK/wl.json" \
+					--slurpfile r "$WORK/la.json" --slurpfile sat "$WORK/ls.json" \
+					'{scenario:$sc, members:$n, changes_per_s:$rate, ws:$ws[0], rated:$r[0], saturation:$sat[0]}' >>"$RESULTS"
+				jq -r '"  \(.scenario): frames \(.ws.frames) of \(.members * '"$writes"'), commit->member socket p50 \(.ws.latency.p50_us) us p99 \(.ws.latency.p99_us) us max \(.ws.latency.max_us) us; saturation \(.saturation.writes_per_s|floor) writes/s (\(.saturation.writes_per_s * .members|floor) events/s), POST p99 \(.saturation.latency.p99_us) us"' \
+					<(tail -n 1 "$RESULTS") >&2
+				stop_gateway
+			done
+		done
+		stop_pid "$API_PID" 10
+		API_PID=
+	else
+		missing backend-api lists
 	fi
 fi
 

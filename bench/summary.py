@@ -176,6 +176,21 @@ def main():
             row("handshakes/s (token check included)", runs,
                 lambda r: r["ws"]["handshakes_per_s"])
             row("failures", runs, lambda r: sum(r["ws"]["failed"].values()))
+        elif sc.startswith("lists-"):
+            row("members", runs, lambda r: r["members"])
+            row("frames delivered to member sockets", runs, lambda r: r["ws"]["frames"])
+            row("commit -> member socket p50 (us)", runs,
+                lambda r: r["ws"]["latency"]["p50_us"])
+            row("commit -> member socket p99 (us)", runs,
+                lambda r: r["ws"]["latency"]["p99_us"])
+            row("commit -> member socket max (us)", runs,
+                lambda r: r["ws"]["latency"]["max_us"])
+            row("writes/s into the list at saturation", runs,
+                lambda r: r["saturation"]["writes_per_s"])
+            row("events/s written at saturation (x members)", runs,
+                lambda r: r["saturation"]["writes_per_s"] * r["members"])
+            row("POST p99 at saturation (us)", runs,
+                lambda r: r["saturation"]["latency"]["p99_us"])
         elif sc.startswith("api"):
             row("writes/s (2xx)", runs, lambda r: r["api"]["writes_per_s"])
             row("non-2xx answers", runs,

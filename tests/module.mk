@@ -18,6 +18,7 @@ TEST_BINS += $(BIN)/test-common
 -include tests/system/module.mk
 -include tests/fuzz/module.mk
 -include tests/chaos/module.mk
+-include tests/presence/module.mk
 
 .PHONY: tests
 tests: $(TEST_BINS)

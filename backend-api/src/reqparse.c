@@ -196,3 +196,72 @@ int rq_order_body(const json_t *b, const char ***ids, size_t *n, size_t *bad)
 	*n = count;
 	return 0;
 }
+
+int rq_list_id(const char *query, char buf[UUID_STR_LEN])
+{
+	buf[0] = '\0';
+	int n = http_query_param(query, "list_id", buf, UUID_STR_LEN);
+	if (n == -1)
+		return 0;
+	if (n < 0 || !uuid_valid(buf)) {
+		buf[0] = '\0';
+		return -1;
+	}
+	rq_lower(buf);
+	return 0;
+}
+
+int rq_list_name_valid(const json_t *v)
+{
+	if (!json_is_string(v))
+		return 0;
+	size_t chars = 0, blank = 1;
+	for (const unsigned char *p = (const unsigned char *)json_string_value(v); *p; p++) {
+		chars += (*p & 0xC0) != 0x80;
+		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+			blank = 0;
+	}
+	return !blank && chars >= 1 && chars <= RQ_LIST_NAME_MAX;
+}
+
+int rq_member_role_valid(const char *role)
+{
+	return role && (strcmp(role, "editor") == 0 || strcmp(role, "viewer") == 0);
+}
+
+int rq_list_path(const char *rest, char id[UUID_STR_LEN], int *sub, char user[USER_ID_MAX + 1])
+{
+	id[0] = user[0] = '\0';
+	const char *slash = strchr(rest, '/');
+	size_t il = slash ? (size_t)(slash - rest) : strlen(rest);
+	if (il != UUID_STR_LEN - 1)
+		return -1;
+	memcpy(id, rest, il);
+	id[il] = '\0';
+	if (!uuid_valid(id))
+		return -1;
+	rq_lower(id);
+	if (!slash) {
+		*sub = RQ_LIST_SELF;
+		return 0;
+	}
+	const char *s = slash + 1;
+	if (strcmp(s, "members") == 0) {
+		*sub = RQ_LIST_MEMBERS;
+		return 0;
+	}
+	if (strcmp(s, "owner") == 0) {
+		*sub = RQ_LIST_OWNER;
+		return 0;
+	}
+	if (strcmp(s, "presence-ticket") == 0) {
+		*sub = RQ_LIST_PRESENCE;
+		return 0;
+	}
+	if (strncmp(s, "members/", 8) == 0 && user_id_valid(s + 8)) {
+		snprintf(user, USER_ID_MAX + 1, "%s", s + 8);
+		*sub = RQ_LIST_MEMBER;
+		return 0;
+	}
+	return -1;
+}

@@ -29,6 +29,22 @@ MUST_CHECK int rq_since(const char *query, int64_t *out);
  * continue after (inside buf, RQ_CURSOR_BUF bytes). 0, or -1 when it is not a
  * cursor this API returned. */
 MUST_CHECK int rq_cursor(const char *query, char buf[RQ_CURSOR_BUF], const char **after);
+/* The query's "list_id" (lower-cased into buf): 0 with buf "" when absent, 0 with
+ * the id, or -1 when it is not a UUID. */
+MUST_CHECK int rq_list_id(const char *query, char buf[UUID_STR_LEN]);
+/* A list name: a string of 1..RQ_LIST_NAME_MAX characters, not only blanks. */
+#define RQ_LIST_NAME_MAX 200
+int rq_list_name_valid(const json_t *v);
+/* A member role: "editor" or "viewer" (the owner's role moves by a transfer). */
+int rq_member_role_valid(const char *role);
+/* The rest of a /api/v1/lists/{rest} path split: the list id (lower-cased into id),
+ * then *sub: "" (the list), "members", "members/<user>" (user into user), "owner",
+ * "presence-ticket".
+ * 0, or -1 when it is none of these. */
+enum { RQ_LIST_SELF, RQ_LIST_MEMBERS, RQ_LIST_MEMBER, RQ_LIST_OWNER, RQ_LIST_PRESENCE };
+MUST_CHECK int rq_list_path(const char *rest, char id[UUID_STR_LEN], int *sub,
+                            char user[USER_ID_MAX + 1]);
+
 /* If-Match: 3, "3" or W/"3" -> 3; NULL or * -> -1; anything else INT64_MAX (never
  * matches a version). */
 int64_t rq_if_match(const char *h);

@@ -3,6 +3,7 @@
 #include "common/auth.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "lists.h"
 #include "task_store.h"
 
 #include <civetweb.h>
@@ -49,6 +50,13 @@ static const route routes[] = {
     {"DELETE", "/api/v1/tasks/{id}", tasks_delete, NULL, 0},
     {"POST", "/api/v1/tasks/{id}/move", tasks_move, NULL, 0},
     {"GET", "/api/v1/events", tasks_events, NULL, 0},
+    {"GET", "/api/v1/lists", lists_index, NULL, 0},
+    {"POST", "/api/v1/lists", lists_create, NULL, 0},
+    /* {id}* takes the rest of the path; lists_route splits it and checks the method */
+    {"GET", "/api/v1/lists/{id}*", lists_route, NULL, 0},
+    {"POST", "/api/v1/lists/{id}*", lists_route, NULL, 0},
+    {"PATCH", "/api/v1/lists/{id}*", lists_route, NULL, 0},
+    {"DELETE", "/api/v1/lists/{id}*", lists_route, NULL, 0},
     {"POST", "/api/v1/ws-ticket", tasks_ws_ticket, NULL, 0},
     {"POST", "/api/v1/dev/login", NULL, h_dev_login, 1},
     {"GET", "/healthz", NULL, h_healthz, 0},
@@ -68,6 +76,11 @@ static int match(const char *pattern, const char *path, const char **id)
 	if (strncmp(pattern, path, pre) != 0)
 		return 0;
 	const char *seg = path + pre;
+	/* "{id}*": the rest of the path, whatever it holds. */
+	if (strcmp(brace + strlen("{id}"), "*") == 0) {
+		*id = seg;
+		return *seg != '\0';
+	}
 	/* A suffix after {id} ("/move"): the segment runs to where it starts, and the
 	 * handler gets "<id>/move" as its id. */
 	const char *suffix = brace + strlen("{id}");

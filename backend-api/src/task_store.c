@@ -4,6 +4,7 @@
 #include "common/rfc3339.h"
 
 #include <inttypes.h>
+#include <uuid/uuid.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,10 @@
 #define ROW_BYTES     "(octet_length(title) + coalesce(octet_length(description), 0) + 320)"
 #define OUTBOX_INSERT "INSERT INTO outbox (user_id, seq, event_id, event_type, payload) "
 
+static void text_add(char **buf, size_t *len, size_t *cap, const char *s);
+static int read_begin(PGconn *pg, const ts_scope *sc);
+static int read_end(PGconn *pg, const ts_scope *sc, int rc);
+
 typedef struct stmt {
 	const char *name;
 	const char *sql;
@@ -55,6 +60,15 @@ enum {
 	S_IDEM_GET,
 	S_IDEM_PUT,
 	S_CREATE_BEGIN,
+	S_LIST_LOCK,
+	S_LIST_LOCK_X,
+	S_MEMBERS,
+	S_MEMBER_ROLE,
+	S_FANOUT,
+	S_LOCK_NS,
+	S_LOCK_USERS,
+	S_MOVE_IN,
+	S_MOVE_OUT,
 	S__COUNT
 };
 
@@ -63,7 +77,7 @@ const char *const ts_field_names[TS_FIELDS] = {"title", "description", "priority
 /* The field versions, after the task columns, in TS_F_* order (S_GET_LOCK). */
 #define FV_COLS ", title_v, description_v, priority_v, due_at_v, completed_v"
 
-static const stmt stmts[S__COUNT] = {
+static const stmt stmts[S_LOCK_NS] = {
     /* A whole create in one statement (one round trip, one implicit transaction):
      * take the next seq and the next integer key (locking the user's counter row),
      * unless the user is at the task quota ($13: then no row, nothing written), insert
@@ -84,8 +98,8 @@ static const stmt stmts[S__COUNT] = {
                                        "o AS (" OUTBOX_INSERT
                                        "SELECT $2, s.seq, $9::uuid, 'task.created', "
                                        "$10::text || s.seq || $11::text || s.pos || "
-                                       "$12::text FROM s RETURNING id) SELECT s.seq, "
-                                       "s.pos FROM s, o"},
+                                       "$12::text FROM s WHERE $14::boolean RETURNING "
+                                       "id) SELECT s.seq, s.pos FROM s"},
     /* The next seq; takes the user's lock. */
     [S_BUMP] = {"bump", "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, 1, 0) "
                         "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq, "
@@ -99,13 +113,15 @@ static const stmt stmts[S__COUNT] = {
          "due_at = " TS_PARAM("$6") ", completed = $7, version = $8, updated_at = " TS_PARAM(
              "$9") ", title_v = $14, description_v = $15, priority_v = $16, due_at_v = $17, "
                    "completed_v = $18 WHERE id = $1 AND user_id = $2) " OUTBOX_INSERT
-                   "VALUES ($2, $10, $11, $12, $13)"},
+                   "SELECT $2::text, $10::bigint, $11::uuid, $12::text, $13::text WHERE "
+                   "$19::boolean"},
     [S_DELETE] = {"delete",
                   "WITH t AS (DELETE FROM tasks WHERE id = $1 AND user_id = $2 RETURNING id), "
                   "c AS (UPDATE user_seq SET task_count = task_count - (SELECT count(*) FROM t) "
                   "WHERE user_id = $2), d AS (INSERT INTO task_tombstones (user_id, id) "
                   "SELECT $2, id FROM t ON CONFLICT DO NOTHING) " OUTBOX_INSERT
-                  "VALUES ($2, $3, $4, 'task.deleted', $5)"},
+                  "SELECT $2::text, $3::bigint, $4::uuid, 'task.deleted', $5::text WHERE "
+                  "$6::boolean"},
     /* The neighbours of a key, the moving task ($3) left out. */
     [S_KEY_BEFORE] = {"key_before",
                       "SELECT position FROM tasks WHERE user_id = $1 AND position < $2::text "
@@ -118,7 +134,8 @@ static const stmt stmts[S__COUNT] = {
                                   "$2::uuid" ORDER_BY("") " LIMIT 1"},
     [S_MOVE] = {"move", "WITH t AS (UPDATE tasks SET position = $3 WHERE id = $1 AND user_id = "
                         "$2), u AS (UPDATE user_seq SET next_pos = $4 WHERE user_id = $2) "
-                        "" OUTBOX_INSERT "VALUES ($2, $5, $6, 'task.moved', $7)"},
+                        "" OUTBOX_INSERT "SELECT $2::text, $5::bigint, $6::uuid, 'task.moved', "
+                        "$7::text WHERE $8::boolean"},
     /* At most $2 ids (the caller asks for one more than it accepts). */
     [S_IDS] = {"ids",
                "SELECT id::text, position FROM tasks WHERE user_id = $1" ORDER_BY("") " LIMIT $2"},
@@ -126,14 +143,15 @@ static const stmt stmts[S__COUNT] = {
                    "WITH o AS (SELECT * FROM unnest($2::uuid[], $3::text[]) AS o(id, pos)), t AS "
                    "(UPDATE tasks SET position = o.pos FROM o WHERE tasks.id = o.id AND "
                    "tasks.user_id = $1), u AS (UPDATE user_seq SET next_pos = $4 WHERE user_id = "
-                   "$1) " OUTBOX_INSERT "VALUES ($1, $5, $6, 'task.reordered', $7)"},
+                   "$1) " OUTBOX_INSERT "SELECT $1::text, $5::bigint, $6::uuid, "
+                   "'task.reordered', $7::text WHERE $8::boolean"},
     /* One statement, so one snapshot: a page of the list and the seq it is current
      * at. $2: the key to continue after (NULL: the start); $3: limit + 1 rows; $4: the
      * byte bound: rows whose predecessors already reach it are not sent (the one
      * that passes it is, so the caller sees the bound was reached). */
     [S_LIST] = {"list", "SELECT s.seq, " COLS(
                             "t.") ", t.before FROM (SELECT coalesce((SELECT seq FROM "
-                                  "user_seq WHERE user_id = $1), 0) AS seq) s LEFT "
+                                  "user_seq WHERE user_id = $5), 0) AS seq) s LEFT "
                                   "JOIN LATERAL (SELECT *, sum(" ROW_BYTES ") OVER w - " ROW_BYTES
                                   " AS before FROM tasks "
                                   "WHERE user_id = $1 AND ($2::text IS NULL OR "
@@ -158,6 +176,52 @@ static const stmt stmts[S__COUNT] = {
                     "VALUES ($1, $2, md5($3), $4::int, $5) ON CONFLICT DO NOTHING"},
     /* A keyed create's first statement: the user's lock (when the user has a row). */
     [S_CREATE_BEGIN] = {"create_begin", "SELECT seq FROM user_seq WHERE user_id = $1 FOR UPDATE"},
+    /* A list's lock: FOR SHARE by its writers, FOR UPDATE by membership changes. */
+    [S_LIST_LOCK] = {"list_lock", "SELECT owner_id FROM lists WHERE id = $1::uuid FOR SHARE"},
+    [S_LIST_LOCK_X] = {"list_lock_x", "SELECT owner_id FROM lists WHERE id = $1::uuid FOR UPDATE"},
+    /* In a statement of its own after the lock: its snapshot sees every membership
+     * change committed before the lock was granted. */
+    [S_MEMBERS] = {"members", "SELECT user_id, role FROM list_members WHERE list_id = $1::uuid "
+                              "ORDER BY user_id COLLATE \"C\""},
+    [S_MEMBER_ROLE] = {"member_role", "SELECT role FROM list_members WHERE list_id = $1::uuid "
+                                      "AND user_id = $2"},
+    /* One event per member ($1, a text[]): each member's next seq, their counter rows
+     * locked in bytewise user id order (every fan-out sorts the same way, so writers
+     * of lists with common members never deadlock), and the payload spliced from
+     * the parts around event_id, user_id and seq (user ids need no JSON escaping). */
+    [S_FANOUT] = {"fanout",
+                  "WITH s AS (INSERT INTO user_seq (user_id, seq, next_pos) SELECT u, 1, 0 FROM "
+                  "unnest($1::text[]) AS u ORDER BY u COLLATE \"C\" ON CONFLICT (user_id) DO "
+                  "UPDATE SET seq = user_seq.seq + 1 RETURNING user_id, seq), e AS (SELECT "
+                  "user_id, seq, gen_random_uuid() AS eid FROM s) " OUTBOX_INSERT
+                  "SELECT user_id, seq, eid, $2::text, '{\"event_id\":\"' || eid || $3::text || "
+                  "user_id || '\",\"seq\":' || seq || $4::text FROM e RETURNING user_id, seq"},
+};
+
+/* Cross-list moves (ts_move_list). */
+static const stmt move_stmts[] = {
+    /* A namespace's counter row, locked (created when missing) without taking a seq:
+     * the events go through ts_fan_out, which takes the seqs. */
+    [S_LOCK_NS - S_LOCK_NS] = {"lock_ns",
+                               "INSERT INTO user_seq (user_id, seq, next_pos) VALUES ($1, "
+                               "0, 0) ON CONFLICT (user_id) DO UPDATE SET seq = "
+                               "user_seq.seq RETURNING seq, next_pos"},
+    /* Recipients' counter rows in the one order every fan-out uses. */
+    [S_LOCK_USERS - S_LOCK_NS] = {"lock_users",
+                                  "SELECT 1 FROM user_seq WHERE user_id = ANY($1::text[]) ORDER BY "
+                                  "user_id COLLATE \"C\" FOR UPDATE"},
+    /* The target namespace takes one task more, within the quota ($3). */
+    [S_MOVE_IN - S_LOCK_NS] = {"move_in",
+                               "UPDATE user_seq SET task_count = task_count + 1, next_pos = "
+                               "greatest(next_pos, $2::bigint) WHERE user_id = $1 AND "
+                               "task_count < $3::bigint RETURNING 1"},
+    [S_MOVE_OUT -
+        S_LOCK_NS] = {"move_out",
+                      "WITH t AS (UPDATE tasks SET user_id = $3, position = $4, version = "
+                      "version + 1, updated_at = " TS_PARAM(
+                          "$5") " WHERE user_id = $1 AND "
+                                "id = $2::uuid RETURNING 1) UPDATE user_seq SET task_count = "
+                                "task_count - (SELECT count(*) FROM t) WHERE user_id = $1"},
 };
 
 const char *ts_strerror(int code)
@@ -187,19 +251,35 @@ const char *ts_strerror(int code)
 		return "list too long to renumber";
 	case TS_TOO_LARGE:
 		return "event too large";
+	case TS_DELETED:
+		return "task deleted";
+	case TS_KEY_REUSED:
+		return "idempotency key reused";
+	case TS_REPLAY:
+		return "replayed";
+	case TS_NO_LIST:
+		return "no such list";
+	case TS_FORBIDDEN:
+		return "forbidden";
 	}
 	return "unknown";
+}
+
+/* The statement s (of stmts or move_stmts). */
+static const stmt *stmt_of(int s)
+{
+	return s >= S_LOCK_NS ? &move_stmts[s - S_LOCK_NS] : &stmts[s];
 }
 
 int ts_prepare(PGconn *pg, void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < S__COUNT; i++) {
-		PGresult *r = PQprepare(pg, stmts[i].name, stmts[i].sql, 0, NULL);
+		PGresult *r = PQprepare(pg, stmt_of(i)->name, stmt_of(i)->sql, 0, NULL);
 		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 		if (!ok)
 			log_error("could not prepare statement", "{s:s, s:s}", "stmt",
-			          stmts[i].name, "err", PQresultErrorMessage(r));
+			          stmt_of(i)->name, "err", PQresultErrorMessage(r));
 		PQclear(r);
 		if (!ok)
 			return -1;
@@ -210,11 +290,11 @@ int ts_prepare(PGconn *pg, void *arg)
 /* Runs a prepared statement; NULL (logged) unless it succeeded. */
 static PGresult *run(PGconn *pg, int s, int n, const char *const *vals)
 {
-	PGresult *r = PQexecPrepared(pg, stmts[s].name, n, vals, NULL, NULL, 0);
+	PGresult *r = PQexecPrepared(pg, stmt_of(s)->name, n, vals, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
-	log_warn("statement failed", "{s:s, s:s, s:s}", "stmt", stmts[s].name, "sqlstate",
+	log_warn("statement failed", "{s:s, s:s, s:s}", "stmt", stmt_of(s)->name, "sqlstate",
 	         PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE)
 	                                                 : "",
 	         "err", PQresultErrorMessage(r));
@@ -226,7 +306,7 @@ static PGresult *run(PGconn *pg, int s, int n, const char *const *vals)
 static PGresult *run_unique(PGconn *pg, int s, int n, const char *const *vals, int *unique)
 {
 	*unique = 0;
-	PGresult *r = PQexecPrepared(pg, stmts[s].name, n, vals, NULL, NULL, 0);
+	PGresult *r = PQexecPrepared(pg, stmt_of(s)->name, n, vals, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
@@ -234,7 +314,7 @@ static PGresult *run_unique(PGconn *pg, int s, int n, const char *const *vals, i
 	if (state && strcmp(state, "23505") == 0)
 		*unique = 1;
 	else
-		log_warn("statement failed", "{s:s, s:s}", "stmt", stmts[s].name, "err",
+		log_warn("statement failed", "{s:s, s:s}", "stmt", stmt_of(s)->name, "err",
 		         PQresultErrorMessage(r));
 	PQclear(r);
 	return NULL;
@@ -319,6 +399,8 @@ json_t *ts_task_json(const ts_task *t)
 	json_object_set_new(o, "version", json_integer(t->version));
 	json_object_set_new(o, "created_at", time_json(t->created_us));
 	json_object_set_new(o, "updated_at", time_json(t->updated_us));
+	if (t->list_id[0])
+		json_object_set_new(o, "list_id", json_string(t->list_id));
 	return o;
 }
 
@@ -360,8 +442,11 @@ json_t *ts_move_reply(const ts_task *t, int64_t seq)
 	                 seq ? json_integer(seq) : json_null());
 }
 
-char *ts_event_build(event_type type, const char *user, int64_t seq, const char *origin,
-                     int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN])
+/* The event's JSON (see ts_event_build_in); extra's members go before body_key. */
+static char *event_build(event_type type, const char *user, int64_t seq, const char *origin,
+                         int64_t ts_us, const char *list_id, const char *actor,
+                         const char *body_key, json_t *payload, json_t *extra,
+                         char event_id[UUID_STR_LEN])
 {
 	char ts[RFC3339_LEN];
 	uuid_new(event_id);
@@ -372,7 +457,13 @@ char *ts_event_build(event_type type, const char *user, int64_t seq, const char 
 	json_object_set_new(e, "seq", json_integer(seq));
 	json_object_set_new(e, "origin", origin ? json_string(origin) : json_null());
 	json_object_set_new(e, "timestamp", json_string(time_iso8601(ts_us, ts, sizeof(ts))));
-	json_object_set(e, type == EV_TASK_REORDERED ? "positions" : "task", payload);
+	if (list_id)
+		json_object_set_new(e, "list_id", json_string(list_id));
+	if (actor)
+		json_object_set_new(e, "actor", json_string(actor));
+	if (extra)
+		json_object_update(e, extra);
+	json_object_set(e, body_key, payload);
 	char *s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(e);
 	if (!s)
@@ -384,24 +475,181 @@ char *ts_event_build(event_type type, const char *user, int64_t seq, const char 
 	return s;
 }
 
+char *ts_event_build_in(event_type type, const char *user, int64_t seq, const char *origin,
+                        int64_t ts_us, const char *list_id, const char *actor, json_t *payload,
+                        char event_id[UUID_STR_LEN])
+{
+	return event_build(type, user, seq, origin, ts_us, list_id, actor,
+	                   type == EV_TASK_REORDERED ? "positions" : "task", payload, NULL,
+	                   event_id);
+}
+
+char *ts_event_build(event_type type, const char *user, int64_t seq, const char *origin,
+                     int64_t ts_us, json_t *payload, char event_id[UUID_STR_LEN])
+{
+	return ts_event_build_in(type, user, seq, origin, ts_us, NULL, NULL, payload, event_id);
+}
+
+/* The namespace of every default list's id (a fixed, random UUID). */
+static const char DEFAULT_LIST_NS[] = "5b0c3b8e-7f0e-4a39-9d55-2f1c4a6e9b10";
+
+void ts_default_list_id(const char *user, char out[UUID_STR_LEN])
+{
+	uuid_t ns, id;
+	if (uuid_parse(DEFAULT_LIST_NS, ns))
+		abort();
+	uuid_generate_md5(id, ns, user, strlen(user));
+	uuid_unparse_lower(id, out);
+}
+
+void ts_scope_default(ts_scope *sc, const char *user, char id_buf[UUID_STR_LEN])
+{
+	memset(sc, 0, sizeof(*sc));
+	ts_default_list_id(user, id_buf);
+	sc->ns = user;
+	sc->list_id = id_buf;
+	sc->actor = user;
+}
+
+void ts_scope_list(ts_scope *sc, const char *actor, const char *list_id,
+                   char ns_buf[UUID_STR_LEN + 1])
+{
+	memset(sc, 0, sizeof(*sc));
+	snprintf(ns_buf, UUID_STR_LEN + 1, "#%s", list_id);
+	sc->ns = ns_buf;
+	sc->list_id = list_id;
+	sc->actor = actor;
+	sc->shared = 1;
+}
+
+void ts_scope_clear(ts_scope *sc)
+{
+	if (!sc)
+		return;
+	free(sc->recipients);
+	sc->recipients = NULL;
+	sc->nrecipients = 0;
+}
+
+int ts_list_lock(PGconn *pg, ts_scope *sc, int begin, int exclusive, char role[8])
+{
+	role[0] = '\0';
+	if (begin && simple(pg, "BEGIN"))
+		return TS_DB;
+	const char *v[] = {sc->list_id, sc->actor};
+	PGresult *r = run(pg, exclusive ? S_LIST_LOCK_X : S_LIST_LOCK, 1, v);
+	if (!r) {
+		rollback(pg);
+		return TS_DB;
+	}
+	int found = PQntuples(r) == 1;
+	PQclear(r);
+	if (!found) {
+		rollback(pg);
+		return TS_NO_LIST;
+	}
+	if (!(r = run(pg, S_MEMBERS, 1, v))) {
+		rollback(pg);
+		return TS_DB;
+	}
+	int n = PQntuples(r);
+	char *lit = NULL;
+	size_t len = 0, cap = 0;
+	text_add(&lit, &len, &cap, "{");
+	for (int i = 0; i < n; i++) {
+		const char *u = PQgetvalue(r, i, 0);
+		if (strcmp(u, sc->actor) == 0)
+			snprintf(role, 8, "%s", PQgetvalue(r, i, 1));
+		/* user ids hold no quote, backslash, comma or brace: no escaping */
+		text_add(&lit, &len, &cap, i ? ",\"" : "\"");
+		text_add(&lit, &len, &cap, u);
+		text_add(&lit, &len, &cap, "\"");
+	}
+	text_add(&lit, &len, &cap, "}");
+	PQclear(r);
+	if (!role[0]) {
+		free(lit);
+		rollback(pg);
+		return TS_NO_LIST;
+	}
+	free(sc->recipients);
+	sc->recipients = lit;
+	sc->nrecipients = n;
+	return TS_OK;
+}
+
+int ts_fan_out(PGconn *pg, const ts_scope *sc, event_type type, const char *origin, int64_t ts_us,
+               const char *body_key, json_t *body, json_t *extra, int64_t *actor_seq)
+{
+	if (actor_seq)
+		*actor_seq = 0;
+	char eid[UUID_STR_LEN];
+	char *ev = event_build(type, "", 0, origin, ts_us, sc->list_id, sc->actor, body_key, body,
+	                       extra, eid);
+	/* each member's copy adds its user id and seq to the template's "" and 0 */
+	if (ev && strlen(ev) + USER_ID_MAX + 24 > EVENT_MAX_BYTES - TS_EVENT_SLACK) {
+		free(ev);
+		ev = NULL;
+	}
+	if (!ev) {
+		rollback(pg);
+		return TS_TOO_LARGE;
+	}
+	/* {"event_id":"<eid>","event_type":"T","user_id":"","seq":0,<tail> */
+	static const char head[] = "{\"event_id\":\"";
+	static const char seq0[] = "\",\"seq\":0,";
+	size_t hl = sizeof(head) - 1;
+	char *user_end = strstr(ev, seq0);
+	if (strncmp(ev, head, hl) != 0 || strncmp(ev + hl, eid, UUID_STR_LEN - 1) != 0 || !user_end)
+		abort(); /* cannot happen: event_build writes these members first */
+	const char *mid_start = ev + hl + UUID_STR_LEN - 1;
+	char *mid = xstrndup(mid_start, (size_t)(user_end - mid_start)); /* ends with "user_id":" */
+	const char *tail = user_end + sizeof(seq0) - 2;                  /* from the comma on */
+	const char *v[] = {sc->recipients, event_type_name(type), mid, tail};
+	PGresult *r = run(pg, S_FANOUT, 4, v);
+	free(mid);
+	free(ev);
+	if (!r) {
+		rollback(pg);
+		return TS_DB;
+	}
+	for (int i = 0; actor_seq && i < PQntuples(r); i++)
+		if (strcmp(PQgetvalue(r, i, 0), sc->actor) == 0)
+			*actor_seq = getll(r, i, 1);
+	PQclear(r);
+	return TS_OK;
+}
+
 /* Wall clock now at millisecond precision (what the API shows is what is stored). */
 static int64_t now_ms_us(void)
 {
 	return wall_us() / 1000 * 1000;
 }
 
-/* Takes the user's next seq (and the lock on the user's writes) inside a transaction
- * just begun. 0 or -1 (transaction rolled back). */
-static int begin_bump(PGconn *pg, int s, const char *user, int64_t *seq, int64_t *next_pos)
+/* A write's first steps: BEGIN; for a shared list its lock, its members and the
+ * actor's right to write (a viewer: TS_FORBIDDEN); then the namespace's next seq
+ * (and the lock on the namespace's writes). TS_OK, else the code with the
+ * transaction rolled back. */
+static int begin_bump(PGconn *pg, int s, ts_scope *sc, int64_t *seq, int64_t *next_pos)
 {
-	if (simple(pg, "BEGIN"))
-		return -1;
-	const char *v[] = {user};
+	if (sc->shared) {
+		char role[8];
+		int rc = ts_list_lock(pg, sc, 1, 0, role);
+		if (rc)
+			return rc;
+		if (strcmp(role, "viewer") == 0) {
+			rollback(pg);
+			return TS_FORBIDDEN;
+		}
+	} else if (simple(pg, "BEGIN")) {
+		return TS_DB;
+	}
+	const char *v[] = {sc->ns};
 	PGresult *r = run(pg, s, 1, v);
 	if (!r || PQntuples(r) != 1) {
 		PQclear(r);
 		rollback(pg);
-		return -1;
+		return TS_DB;
 	}
 	*seq = getll(r, 0, 0);
 	*next_pos = getll(r, 0, 1);
@@ -435,18 +683,22 @@ static size_t json_len(const char *s)
 /* Room for the other members of a task object (ids, times, key, names). */
 #define TASK_JSON_OVERHEAD (320 + POSKEY_MAX)
 
-int ts_list(PGconn *pg, const char *user, const char *after, int limit, long max_bytes,
-            json_t **tasks, int64_t *seq, char next[POSKEY_BUF])
+int ts_list(PGconn *pg, ts_scope *sc, const char *after, int limit, long max_bytes, json_t **tasks,
+            int64_t *seq, char next[POSKEY_BUF])
 {
 	*tasks = NULL;
 	next[0] = '\0';
 	char limb[24], capb[24];
 	snprintf(limb, sizeof(limb), "%d", limit + 1);
 	snprintf(capb, sizeof(capb), "%ld", max_bytes);
-	const char *v[] = {user, after, limb, capb};
-	PGresult *r = run(pg, S_LIST, 4, v);
+	int rc = read_begin(pg, sc);
+	if (rc)
+		return rc;
+	/* The tasks are the namespace's; the seq is the reader's own (its catch-up). */
+	const char *v[] = {sc->ns, after, limb, capb, sc->actor};
+	PGresult *r = run(pg, S_LIST, 5, v);
 	if (!r)
-		return TS_DB;
+		return read_end(pg, sc, TS_DB);
 	json_t *arr = json_array();
 	*seq = PQntuples(r) ? getll(r, 0, 0) : 0;
 	int n = 0, more = 0;
@@ -464,6 +716,7 @@ int ts_list(PGconn *pg, const char *user, const char *after, int limit, long max
 			break;
 		}
 		bytes += len;
+		snprintf(t.list_id, sizeof(t.list_id), "%s", sc->list_id);
 		json_array_append_new(arr, ts_task_json(&t));
 		snprintf(next, POSKEY_BUF, "%s", t.position);
 		ts_task_clear(&t);
@@ -472,6 +725,10 @@ int ts_list(PGconn *pg, const char *user, const char *after, int limit, long max
 	if (!more)
 		next[0] = '\0';
 	PQclear(r);
+	if ((rc = read_end(pg, sc, TS_OK))) {
+		json_decref(arr);
+		return rc;
+	}
 	*tasks = arr;
 	return TS_OK;
 }
@@ -592,10 +849,53 @@ long ts_prune(PGconn *pg, long window_s, int batch)
 	return total;
 }
 
-int ts_get(PGconn *pg, const char *user, const char *id, ts_task *out)
+/* A shared list's read: a read-only snapshot in which the actor is a member (the
+ * read and the check see the same membership). TS_OK (in the transaction),
+ * TS_NO_LIST or TS_DB (rolled back). Nothing to do for the default list. */
+static int read_begin(PGconn *pg, const ts_scope *sc)
+{
+	if (!sc->shared)
+		return TS_OK;
+	if (simple(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+		return TS_DB;
+	const char *v[] = {sc->list_id, sc->actor};
+	PGresult *r = run(pg, S_MEMBER_ROLE, 2, v);
+	if (!r) {
+		rollback(pg);
+		return TS_DB;
+	}
+	int member = PQntuples(r) == 1;
+	PQclear(r);
+	if (!member) {
+		rollback(pg);
+		return TS_NO_LIST;
+	}
+	return TS_OK;
+}
+
+static int read_end(PGconn *pg, const ts_scope *sc, int rc)
+{
+	if (!sc->shared)
+		return rc;
+	if (rc != TS_OK) {
+		rollback(pg);
+		return rc;
+	}
+	return commit(pg) ? TS_DB : TS_OK;
+}
+
+int ts_get(PGconn *pg, ts_scope *sc, const char *id, ts_task *out)
 {
 	memset(out, 0, sizeof(*out));
-	return get_task(pg, S_GET, user, id, out);
+	int rc = read_begin(pg, sc);
+	if (rc)
+		return rc;
+	rc = read_end(pg, sc, get_task(pg, S_GET, sc->ns, id, out));
+	if (rc == TS_OK)
+		snprintf(out->list_id, sizeof(out->list_id), "%s", sc->list_id);
+	else
+		ts_task_clear(out);
+	return rc;
 }
 
 /* The placeholder for the position the create statement splices into the event: a JSON
@@ -612,32 +912,49 @@ static const char *last_occurrence(const char *hay, const char *needle)
 	return last;
 }
 
-/* A keyed create's transaction: BEGIN, the user's lock, the key looked up. 0, or
- * what idem_get returns (rolled back). */
-static int create_begin(PGconn *pg, const char *user, ts_idem *idem)
+/* A keyed or shared create's transaction: BEGIN, the namespace's lock (a shared
+ * list: the list's lock and the actor's right to write), the key looked up. 0, or
+ * the code (rolled back). */
+static int create_begin(PGconn *pg, ts_scope *sc, ts_idem *idem)
 {
+	if (sc->shared) {
+		char role[8];
+		int rc = ts_list_lock(pg, sc, 1, 0, role);
+		if (rc)
+			return rc;
+		if (strcmp(role, "viewer") == 0) {
+			rollback(pg);
+			return TS_FORBIDDEN;
+		}
+		return idem_get(pg, sc->actor, idem);
+	}
 	if (simple(pg, "BEGIN"))
 		return TS_DB;
-	const char *v[] = {user};
+	const char *v[] = {sc->ns};
 	PGresult *r = run(pg, S_CREATE_BEGIN, 1, v);
 	if (!r) {
 		rollback(pg);
 		return TS_DB;
 	}
 	PQclear(r);
-	return idem_get(pg, user, idem);
+	return idem_get(pg, sc->actor, idem);
 }
 
-int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origin, long max_tasks,
+int ts_create(PGconn *pg, ts_scope *sc, const ts_task *in, const char *origin, long max_tasks,
               ts_idem *idem, ts_task *out, int *created)
 {
 	memset(out, 0, sizeof(*out));
 	*created = 0;
-	int irc = idem ? create_begin(pg, user, idem) : 0;
+	const char *user = sc->ns;
+	/* A shared list's create is a transaction of several statements (the list's lock,
+	 * the create, the members' events); the default list's is one statement. */
+	int in_tx = idem || sc->shared;
+	int irc = in_tx ? create_begin(pg, sc, idem) : 0;
 	if (irc)
 		return irc;
 	ts_task t;
 	task_copy(&t, in);
+	snprintf(t.list_id, sizeof(t.list_id), "%s", sc->list_id);
 	t.version = 1;
 	t.created_us = t.updated_us = now_ms_us();
 
@@ -645,7 +962,8 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 	json_t *tj = ts_task_json(&t);
 	json_object_set_new(tj, "position", json_string("\x01pos\x01"));
 	char event_id[UUID_STR_LEN];
-	char *ev = ts_event_build(EV_TASK_CREATED, user, 0, origin, t.created_us, tj, event_id);
+	char *ev = ts_event_build_in(EV_TASK_CREATED, sc->actor, 0, origin, t.created_us,
+	                             sc->list_id, sc->actor, tj, event_id);
 	json_decref(tj);
 	if (!ev) {
 		rollback(pg);
@@ -678,9 +996,10 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 	                   part1,
 	                   part2,
 	                   part3,
-	                   maxb};
+	                   maxb,
+	                   sc->shared ? "false" : "true"};
 	int unique = 0;
-	PGresult *r = run_unique(pg, S_CREATE, 13, v, &unique);
+	PGresult *r = run_unique(pg, S_CREATE, 14, v, &unique);
 	free(part1);
 	free(part2);
 	free(ev);
@@ -689,9 +1008,13 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 		if (ok)
 			snprintf(t.position, sizeof(t.position), "%s", PQgetvalue(r, 0, 1));
 		PQclear(r);
-		if (ok && idem) {
+		if (ok && in_tx) {
 			json_t *reply = ts_task_json(&t);
-			int prc = idem_put(pg, user, idem, 201, reply);
+			int prc = sc->shared ? ts_fan_out(pg, sc, EV_TASK_CREATED, origin,
+			                                  t.created_us, "task", reply, NULL, NULL)
+			                     : 0;
+			if (!prc)
+				prc = idem_put(pg, sc->actor, idem, 201, reply);
 			json_decref(reply);
 			if (!prc && commit(pg))
 				prc = TS_DB;
@@ -710,6 +1033,8 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 		/* No row: the quota or a tombstone held the insert back, unless this is a
 		 * retried create of a task the user has (idempotent whatever the count). */
 		int rc = get_task(pg, S_GET, user, in->id, out);
+		if (rc == TS_OK)
+			snprintf(out->list_id, sizeof(out->list_id), "%s", sc->list_id);
 		if (rc == TS_NOT_FOUND)
 			rc = missing(pg, user, in->id);
 		return rc == TS_NOT_FOUND ? TS_QUOTA : rc;
@@ -719,11 +1044,13 @@ int ts_create(PGconn *pg, const char *user, const ts_task *in, const char *origi
 	if (!unique)
 		return TS_DB;
 	/* A keyed create of a new user that raced another with the same key. */
-	if (idem && (irc = create_begin(pg, user, idem)) != 0)
+	if (idem && (irc = create_begin(pg, sc, idem)) != 0)
 		return irc;
 	rollback(pg);
 	/* The id exists for this user (ids are per user): a retried create. */
 	int rc = get_task(pg, S_GET, user, in->id, out);
+	if (rc == TS_OK)
+		snprintf(out->list_id, sizeof(out->list_id), "%s", sc->list_id);
 	if (rc == TS_NOT_FOUND)
 		return TS_CONFLICT; /* deleted in between */
 	return rc;
@@ -793,19 +1120,21 @@ static unsigned patch_changes(const ts_task *t, const ts_patch *p)
 	return bits;
 }
 
-int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patch, int64_t if_match,
+int ts_update(PGconn *pg, ts_scope *sc, const char *id, const ts_patch *patch, int64_t if_match,
               int64_t base, const char *origin, ts_idem *idem, ts_task *out, int *changed,
               unsigned *conflicts)
 {
 	memset(out, 0, sizeof(*out));
 	*changed = 0;
 	*conflicts = 0;
+	const char *user = sc->ns;
 	int64_t seq, pos;
 	/* The user's lock first, as every writer takes it first: no lock-order deadlock
 	 * with a concurrent reorder, and a concurrent delete is fully before or after. */
-	if (begin_bump(pg, S_BUMP, user, &seq, &pos))
-		return TS_DB;
-	int rc = idem_get(pg, user, idem);
+	int rc = begin_bump(pg, S_BUMP, sc, &seq, &pos);
+	if (rc)
+		return rc;
+	rc = idem_get(pg, sc->actor, idem);
 	if (rc)
 		return rc;
 	ts_task t;
@@ -814,6 +1143,7 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 		rollback(pg);
 		return rc == TS_NOT_FOUND ? missing(pg, user, id) : rc;
 	}
+	snprintf(t.list_id, sizeof(t.list_id), "%s", sc->list_id);
 	if (if_match >= 0 && if_match != t.version) {
 		rollback(pg);
 		*out = t;
@@ -852,7 +1182,15 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 	event_type type = !was_completed && t.completed ? EV_TASK_COMPLETED : EV_TASK_UPDATED;
 	json_t *tj = ts_task_json(&t);
 	char event_id[UUID_STR_LEN];
-	char *payload = ts_event_build(type, user, seq, origin, t.updated_us, tj, event_id);
+	char *payload = ts_event_build_in(type, sc->actor, seq, origin, t.updated_us, sc->list_id,
+	                                  sc->actor, tj, event_id);
+	if (payload && sc->shared &&
+	    (rc = ts_fan_out(pg, sc, type, origin, t.updated_us, "task", tj, NULL, NULL))) {
+		json_decref(tj);
+		free(payload);
+		ts_task_clear(&t);
+		return rc;
+	}
 	json_decref(tj);
 	if (!payload) {
 		rollback(pg);
@@ -884,8 +1222,9 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 	                   fvb[1],
 	                   fvb[2],
 	                   fvb[3],
-	                   fvb[4]};
-	PGresult *r = run(pg, S_UPDATE, 18, v);
+	                   fvb[4],
+	                   sc->shared ? "false" : "true"};
+	PGresult *r = run(pg, S_UPDATE, 19, v);
 	if (!r) {
 		free(payload);
 		rollback(pg);
@@ -896,7 +1235,7 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 	if (idem) {
 		json_t *reply =
 		    base >= 0 ? ts_merge_reply(&t, patch, *conflicts) : ts_task_json(&t);
-		rc = idem_put(pg, user, idem, 200, reply);
+		rc = idem_put(pg, sc->actor, idem, 200, reply);
 		json_decref(reply);
 		if (rc) {
 			free(payload);
@@ -915,12 +1254,14 @@ int ts_update(PGconn *pg, const char *user, const char *id, const ts_patch *patc
 	return TS_OK;
 }
 
-int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin, ts_idem *idem)
+int ts_delete(PGconn *pg, ts_scope *sc, const char *id, const char *origin, ts_idem *idem)
 {
+	const char *user = sc->ns;
 	int64_t seq, pos;
-	if (begin_bump(pg, S_BUMP, user, &seq, &pos))
-		return TS_DB;
-	int rc = idem_get(pg, user, idem);
+	int rc = begin_bump(pg, S_BUMP, sc, &seq, &pos);
+	if (rc)
+		return rc;
+	rc = idem_get(pg, sc->actor, idem);
 	if (rc)
 		return rc;
 	ts_task t;
@@ -929,10 +1270,19 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin, 
 		rollback(pg);
 		return rc == TS_NOT_FOUND ? missing(pg, user, id) : rc;
 	}
+	snprintf(t.list_id, sizeof(t.list_id), "%s", sc->list_id);
 	json_t *tj = ts_task_json(&t);
 	char event_id[UUID_STR_LEN];
-	char *payload =
-	    ts_event_build(EV_TASK_DELETED, user, seq, origin, now_ms_us(), tj, event_id);
+	int64_t now = now_ms_us();
+	char *payload = ts_event_build_in(EV_TASK_DELETED, sc->actor, seq, origin, now, sc->list_id,
+	                                  sc->actor, tj, event_id);
+	if (payload && sc->shared &&
+	    (rc = ts_fan_out(pg, sc, EV_TASK_DELETED, origin, now, "task", tj, NULL, NULL))) {
+		json_decref(tj);
+		free(payload);
+		ts_task_clear(&t);
+		return rc;
+	}
 	json_decref(tj);
 	if (!payload) {
 		rollback(pg);
@@ -941,8 +1291,8 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin, 
 	}
 	char seqb[24];
 	snprintf(seqb, sizeof(seqb), "%" PRId64, seq);
-	const char *v[] = {t.id, user, seqb, event_id, payload};
-	PGresult *r = run(pg, S_DELETE, 5, v);
+	const char *v[] = {t.id, user, seqb, event_id, payload, sc->shared ? "false" : "true"};
+	PGresult *r = run(pg, S_DELETE, 6, v);
 	ts_task_clear(&t);
 	free(payload);
 	if (!r) {
@@ -950,7 +1300,7 @@ int ts_delete(PGconn *pg, const char *user, const char *id, const char *origin, 
 		return TS_DB;
 	}
 	PQclear(r);
-	if ((rc = idem_put(pg, user, idem, 204, NULL)))
+	if ((rc = idem_put(pg, sc->actor, idem, 204, NULL)))
 		return rc;
 	return commit(pg) ? TS_DB : TS_OK;
 }
@@ -970,17 +1320,47 @@ static int key_query(PGconn *pg, int st, int n, const char *const *v, char key[P
 	return 0;
 }
 
-int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, int after,
+/* The neighbours lo < hi ("" for none) a task id placed before (after = 0) or after
+ * the task anchor of namespace ns (NULL: the end or the top) goes between, the task
+ * itself left out. TS_OK, TS_NO_ANCHOR or TS_DB (each rolled back). */
+static int neighbours(PGconn *pg, const char *ns, const char *id, const char *anchor, int after,
+                      char lo[POSKEY_BUF], char hi[POSKEY_BUF])
+{
+	int rc;
+	if (anchor) {
+		ts_task a;
+		rc = get_task(pg, S_GET, ns, anchor, &a);
+		if (rc != TS_OK) {
+			rollback(pg);
+			return rc == TS_NOT_FOUND ? TS_NO_ANCHOR : rc;
+		}
+		const char *v[] = {ns, a.position, id};
+		snprintf(after ? lo : hi, POSKEY_BUF, "%s", a.position);
+		rc = key_query(pg, after ? S_KEY_AFTER : S_KEY_BEFORE, 3, v, after ? hi : lo);
+		ts_task_clear(&a);
+	} else if (after) { /* after nothing: the top */
+		const char *v[] = {ns, id};
+		rc = key_query(pg, S_KEY_FIRST, 2, v, hi);
+	} else {                                 /* before nothing: the end */
+		const char *v[] = {ns, "~", id}; /* '~' sorts after every key character */
+		rc = key_query(pg, S_KEY_BEFORE, 3, v, lo);
+	}
+	return rc ? TS_DB : TS_OK;
+}
+
+int ts_move(PGconn *pg, ts_scope *sc, const char *id, const char *anchor, int after,
             const char *origin, ts_idem *idem, ts_task *out, int64_t *seq)
 {
 	memset(out, 0, sizeof(*out));
 	*seq = 0;
 	if (anchor && strcmp(anchor, id) == 0)
 		return TS_INVALID;
+	const char *user = sc->ns;
 	int64_t bump, next_pos;
-	if (begin_bump(pg, S_BUMP, user, &bump, &next_pos))
-		return TS_DB;
-	int rc = idem_get(pg, user, idem);
+	int rc = begin_bump(pg, S_BUMP, sc, &bump, &next_pos);
+	if (rc)
+		return rc;
+	rc = idem_get(pg, sc->actor, idem);
 	if (rc)
 		return rc;
 	ts_task t;
@@ -989,30 +1369,12 @@ int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, in
 		rollback(pg);
 		return rc == TS_NOT_FOUND ? missing(pg, user, id) : rc;
 	}
+	snprintf(t.list_id, sizeof(t.list_id), "%s", sc->list_id);
 	/* The new neighbours lo < hi ("" for none), the moving task left out. */
 	char lo[POSKEY_BUF] = "", hi[POSKEY_BUF] = "";
-	if (anchor) {
-		ts_task a;
-		rc = get_task(pg, S_GET, user, anchor, &a);
-		if (rc != TS_OK) {
-			rollback(pg);
-			ts_task_clear(&t);
-			return rc == TS_NOT_FOUND ? TS_NO_ANCHOR : rc;
-		}
-		const char *v[] = {user, a.position, id};
-		snprintf(after ? lo : hi, POSKEY_BUF, "%s", a.position);
-		rc = key_query(pg, after ? S_KEY_AFTER : S_KEY_BEFORE, 3, v, after ? hi : lo);
-		ts_task_clear(&a);
-	} else if (after) { /* after nothing: the top */
-		const char *v[] = {user, id};
-		rc = key_query(pg, S_KEY_FIRST, 2, v, hi);
-	} else {                                   /* before nothing: the end */
-		const char *v[] = {user, "~", id}; /* '~' sorts after every key character */
-		rc = key_query(pg, S_KEY_BEFORE, 3, v, lo);
-	}
-	if (rc) {
+	if ((rc = neighbours(pg, user, id, anchor, after, lo, hi))) {
 		ts_task_clear(&t);
-		return TS_DB;
+		return rc;
 	}
 	/* Already there: nothing to write, no event (a retried move is harmless). */
 	if ((!lo[0] || strcmp(lo, t.position) < 0) && (!hi[0] || strcmp(t.position, hi) < 0)) {
@@ -1040,8 +1402,16 @@ int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, in
 	snprintf(t.position, sizeof(t.position), "%s", key);
 	json_t *tj = json_pack("{s:s, s:s}", "id", t.id, "position", key);
 	char event_id[UUID_STR_LEN];
-	char *payload =
-	    ts_event_build(EV_TASK_MOVED, user, bump, origin, now_ms_us(), tj, event_id);
+	int64_t now = now_ms_us();
+	char *payload = ts_event_build_in(EV_TASK_MOVED, sc->actor, bump, origin, now, sc->list_id,
+	                                  sc->actor, tj, event_id);
+	if (payload && sc->shared &&
+	    (rc = ts_fan_out(pg, sc, EV_TASK_MOVED, origin, now, "task", tj, NULL, &bump))) {
+		json_decref(tj);
+		free(payload);
+		ts_task_clear(&t);
+		return rc;
+	}
 	json_decref(tj);
 	if (!payload) {
 		rollback(pg);
@@ -1051,8 +1421,9 @@ int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, in
 	char np[24], seqb[24];
 	snprintf(np, sizeof(np), "%" PRId64, next_pos);
 	snprintf(seqb, sizeof(seqb), "%" PRId64, bump);
-	const char *v[] = {t.id, user, key, np, seqb, event_id, payload};
-	PGresult *r = run(pg, S_MOVE, 7, v);
+	const char *v[] = {t.id, user,     key,     np,
+	                   seqb, event_id, payload, sc->shared ? "false" : "true"};
+	PGresult *r = run(pg, S_MOVE, 8, v);
 	free(payload);
 	if (!r) {
 		rollback(pg);
@@ -1062,7 +1433,7 @@ int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, in
 	PQclear(r);
 	if (idem) {
 		json_t *reply = ts_move_reply(&t, bump);
-		rc = idem_put(pg, user, idem, 200, reply);
+		rc = idem_put(pg, sc->actor, idem, 200, reply);
 		json_decref(reply);
 		if (rc) {
 			ts_task_clear(&t);
@@ -1075,6 +1446,178 @@ int ts_move(PGconn *pg, const char *user, const char *id, const char *anchor, in
 	}
 	*out = t;
 	*seq = bump;
+	return TS_OK;
+}
+
+/* A namespace's counter row locked: its next integer key into *next_pos. TS_OK or
+ * TS_DB (rolled back). */
+static int lock_ns(PGconn *pg, const char *ns, int64_t *next_pos)
+{
+	const char *v[] = {ns};
+	PGresult *r = run(pg, S_LOCK_NS, 1, v);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		rollback(pg);
+		return TS_DB;
+	}
+	*next_pos = getll(r, 0, 1);
+	PQclear(r);
+	return TS_OK;
+}
+
+/* The recipients of a scope's events: its members (filled by its lock) or, for the
+ * default list, the actor alone. */
+static void scope_recipients(ts_scope *sc)
+{
+	if (sc->shared)
+		return;
+	size_t n = strlen(sc->actor) + 5;
+	free(sc->recipients);
+	sc->recipients = xmalloc(n);
+	snprintf(sc->recipients, n, "{\"%s\"}", sc->actor);
+	sc->nrecipients = 1;
+}
+
+int ts_move_list(PGconn *pg, ts_scope *src, ts_scope *dst, const char *id, const char *anchor,
+                 int after, const char *origin, long max_tasks, ts_idem *idem, ts_task *out,
+                 int64_t *seq)
+{
+	memset(out, 0, sizeof(*out));
+	*seq = 0;
+	if (anchor && strcmp(anchor, id) == 0)
+		return TS_INVALID;
+	if (simple(pg, "BEGIN"))
+		return TS_DB;
+	/* Locks in the order every writer takes them: the lists' rows (by list id), the
+	 * namespaces' counter rows (bytewise: the shared lists' "#..." before users'),
+	 * then the recipients' counter rows (by user id). */
+	ts_scope *two[2] = {src, dst};
+	if (strcmp(src->list_id, dst->list_id) > 0) {
+		two[0] = dst;
+		two[1] = src;
+	}
+	int rc;
+	for (int i = 0; i < 2; i++) {
+		char role[8];
+		if (!two[i]->shared)
+			continue;
+		if ((rc = ts_list_lock(pg, two[i], 0, 0, role)))
+			return rc;
+		if (strcmp(role, "viewer") == 0) {
+			rollback(pg);
+			return TS_FORBIDDEN;
+		}
+	}
+	int64_t np_src, np_dst;
+	int src_first = strcmp(src->ns, dst->ns) < 0;
+	if ((rc = lock_ns(pg, src_first ? src->ns : dst->ns, src_first ? &np_src : &np_dst)) ||
+	    (rc = lock_ns(pg, src_first ? dst->ns : src->ns, src_first ? &np_dst : &np_src)))
+		return rc;
+	(void)np_src;
+	scope_recipients(src);
+	scope_recipients(dst);
+	{
+		/* both recipient sets at once, so their rows are locked in one order */
+		size_t n = strlen(src->recipients) + strlen(dst->recipients) + 2;
+		char *both = xmalloc(n);
+		snprintf(both, n, "%.*s,%s", (int)strlen(src->recipients) - 1, src->recipients,
+		         dst->recipients + 1);
+		const char *v[] = {both};
+		PGresult *r = run(pg, S_LOCK_USERS, 1, v);
+		free(both);
+		if (!r) {
+			rollback(pg);
+			return TS_DB;
+		}
+		PQclear(r);
+	}
+	if ((rc = idem_get(pg, src->actor, idem)))
+		return rc;
+	ts_task t;
+	rc = get_task(pg, S_GET_LOCK, src->ns, id, &t);
+	if (rc != TS_OK) {
+		rollback(pg);
+		return rc == TS_NOT_FOUND ? missing(pg, src->ns, id) : rc;
+	}
+	snprintf(t.list_id, sizeof(t.list_id), "%s", src->list_id);
+	ts_task there;
+	if ((rc = get_task(pg, S_GET, dst->ns, id, &there)) != TS_NOT_FOUND) {
+		if (rc == TS_OK)
+			ts_task_clear(&there);
+		rollback(pg);
+		ts_task_clear(&t);
+		return rc == TS_OK ? TS_CONFLICT : rc;
+	}
+	char lo[POSKEY_BUF] = "", hi[POSKEY_BUF] = "", key[POSKEY_BUF];
+	if ((rc = neighbours(pg, dst->ns, id, anchor, after, lo, hi))) {
+		ts_task_clear(&t);
+		return rc;
+	}
+	if (!hi[0]) {
+		poskey_from_index((uint64_t)np_dst, key);
+		np_dst++;
+	} else {
+		int prc = poskey_between(lo[0] ? lo : NULL, hi, key);
+		if (prc != POSKEY_OK) {
+			rollback(pg);
+			ts_task_clear(&t);
+			return prc == POSKEY_ERR_TOO_LONG ? TS_EXHAUSTED : TS_DB;
+		}
+	}
+	char npb[24], maxb[24], upd[24];
+	snprintf(npb, sizeof(npb), "%" PRId64, np_dst);
+	snprintf(maxb, sizeof(maxb), "%ld", max_tasks);
+	const char *vin[] = {dst->ns, npb, maxb};
+	PGresult *r = run(pg, S_MOVE_IN, 3, vin);
+	if (!r) {
+		rollback(pg);
+		ts_task_clear(&t);
+		return TS_DB;
+	}
+	int room = PQntuples(r) == 1;
+	PQclear(r);
+	if (!room) {
+		rollback(pg);
+		ts_task_clear(&t);
+		return TS_QUOTA;
+	}
+	int64_t now = now_ms_us();
+	snprintf(upd, sizeof(upd), "%" PRId64, now);
+	const char *vout[] = {src->ns, id, dst->ns, key, upd};
+	if (!(r = run(pg, S_MOVE_OUT, 5, vout))) {
+		rollback(pg);
+		ts_task_clear(&t);
+		return TS_DB;
+	}
+	PQclear(r);
+	/* task.deleted to the source list's members first, then task.created to the
+	 * target's: a member of both sees it leave one list, then arrive in the other */
+	json_t *old = ts_task_json(&t);
+	rc = ts_fan_out(pg, src, EV_TASK_DELETED, origin, now, "task", old, NULL, NULL);
+	json_decref(old);
+	snprintf(t.position, sizeof(t.position), "%s", key);
+	snprintf(t.list_id, sizeof(t.list_id), "%s", dst->list_id);
+	t.version++;
+	t.updated_us = now;
+	json_t *tj = ts_task_json(&t);
+	int64_t actor_seq = 0;
+	if (!rc)
+		rc =
+		    ts_fan_out(pg, dst, EV_TASK_CREATED, origin, now, "task", tj, NULL, &actor_seq);
+	json_decref(tj);
+	if (!rc && idem) {
+		json_t *reply = ts_move_reply(&t, actor_seq);
+		rc = idem_put(pg, src->actor, idem, 200, reply);
+		json_decref(reply);
+	}
+	if (!rc && commit(pg))
+		rc = TS_DB;
+	if (rc) {
+		ts_task_clear(&t);
+		return rc;
+	}
+	*out = t;
+	*seq = actor_seq;
 	return TS_OK;
 }
 
@@ -1101,16 +1644,18 @@ static void text_add(char **buf, size_t *len, size_t *cap, const char *s)
 	*len += n;
 }
 
-int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n, const char *origin,
+int ts_reorder(PGconn *pg, ts_scope *sc, const char *const *ids, size_t n, const char *origin,
                json_t **positions, json_t **skipped, int64_t *seq)
 {
 	*positions = *skipped = NULL;
 	*seq = 0;
 	if (n > TASK_ORDER_MAX)
 		return TS_TOO_MANY;
+	const char *user = sc->ns;
 	int64_t bump, next_pos;
-	if (begin_bump(pg, S_BUMP, user, &bump, &next_pos))
-		return TS_DB;
+	int brc = begin_bump(pg, S_BUMP, sc, &bump, &next_pos);
+	if (brc)
+		return brc;
 	char limb[24];
 	snprintf(limb, sizeof(limb), "%d", TASK_ORDER_MAX + 1);
 	const char *v[] = {user, limb};
@@ -1192,18 +1737,25 @@ int ts_reorder(PGconn *pg, const char *user, const char *const *ids, size_t n, c
 		goto out;
 	}
 	char event_id[UUID_STR_LEN];
-	char *payload =
-	    ts_event_build(EV_TASK_REORDERED, user, bump, origin, now_ms_us(), pos, event_id);
+	int64_t now = now_ms_us();
+	char *payload = ts_event_build_in(EV_TASK_REORDERED, sc->actor, bump, origin, now,
+	                                  sc->list_id, sc->actor, pos, event_id);
 	if (!payload) {
 		rollback(pg);
 		rc = TS_TOO_LARGE;
 		goto out;
 	}
+	if (sc->shared && (rc = ts_fan_out(pg, sc, EV_TASK_REORDERED, origin, now, "positions", pos,
+	                                   NULL, &bump))) {
+		free(payload);
+		goto out;
+	}
 	char nb[24], seqb[24];
 	snprintf(nb, sizeof(nb), "%zu", no > (size_t)next_pos ? no : (size_t)next_pos);
 	snprintf(seqb, sizeof(seqb), "%" PRId64, bump);
-	const char *v2[] = {user, aid, akey, nb, seqb, event_id, payload};
-	PGresult *r2 = run(pg, S_REORDER, 7, v2);
+	const char *v2[] = {user, aid,      akey,    nb,
+	                    seqb, event_id, payload, sc->shared ? "false" : "true"};
+	PGresult *r2 = run(pg, S_REORDER, 8, v2);
 	free(payload);
 	if (!r2) {
 		rollback(pg);

@@ -82,6 +82,49 @@ static int deleted(api_req *r)
 	                 "again");
 }
 
+/* ---- Lists: which namespace a task request works in (task_store.h ts_scope) ---- */
+
+int api_no_list(api_req *r)
+{
+	return api_error(r, 404, "not_found", "list_id", NULL, NULL,
+	                 "no such list (or you are not one of its members)");
+}
+
+int api_forbidden(api_req *r, const char *what)
+{
+	return api_error(r, 403, "forbidden", NULL, NULL, NULL, "%s", what);
+}
+
+/* The scope of a task request in list list_id ("" or NULL: the user's default
+ * list; the default list's own id is the same). */
+void api_scope(api_req *r, const char *list_id, api_scope_buf *b)
+{
+	ts_scope_default(&b->sc, r->user, b->id);
+	if (list_id && list_id[0] && strcmp(list_id, b->id) != 0) {
+		snprintf(b->id, sizeof(b->id), "%s", list_id);
+		ts_scope_list(&b->sc, r->user, b->id, b->ns);
+	}
+}
+
+/* The scope from the query's list_id; 0, or the 404 sent (not a list id). */
+static int query_scope(api_req *r, api_scope_buf *b)
+{
+	char lid[UUID_STR_LEN];
+	if (rq_list_id(mg_get_request_info(r->c)->query_string, lid))
+		return api_no_list(r);
+	api_scope(r, lid, b);
+	return 0;
+}
+
+/* The replies every list-scoped task call may get. */
+static int scope_reply(api_req *r, int rc)
+{
+	if (rc == TS_NO_LIST)
+		return api_no_list(r);
+	return api_forbidden(r, "you are a viewer of this list: only its owner and editors "
+	                        "change its tasks");
+}
+
 /* ---- Idempotency-Key (task_store.h ts_idem) ---- */
 
 typedef struct keyed {
@@ -104,10 +147,11 @@ static int keyed_init(api_req *r, const json_t *body, keyed *k)
 		                 RQ_IDEM_KEY_MAX);
 	const struct mg_request_info *ri = mg_get_request_info(r->c);
 	char *canon = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	size_t len =
-	    strlen(ri->request_method) + strlen(ri->local_uri) + (canon ? strlen(canon) : 0) + 3;
+	const char *q = ri->query_string ? ri->query_string : "";
+	size_t len = strlen(ri->request_method) + strlen(ri->local_uri) + strlen(q) +
+	             (canon ? strlen(canon) : 0) + 4;
 	k->request = xmalloc(len);
-	snprintf(k->request, len, "%s %s %s", ri->request_method, ri->local_uri,
+	snprintf(k->request, len, "%s %s?%s %s", ri->request_method, ri->local_uri, q,
 	         canon ? canon : "");
 	free(canon);
 	k->idem.key = key;
@@ -236,6 +280,31 @@ static int validate(api_req *r, json_t *o, const char *id, int require_title)
 	return 0;
 }
 
+int api_throttle(api_req *r)
+{
+	return throttle(r);
+}
+
+int api_read_json(api_req *r, json_t **out)
+{
+	return read_json(r, out);
+}
+
+int api_check_keys(api_req *r, json_t *o, const char *const *allowed)
+{
+	return check_keys(r, o, allowed);
+}
+
+int api_unavailable(api_req *r)
+{
+	return unavailable(r);
+}
+
+void api_release(api_req *r, db_conn *dc, int rc)
+{
+	release(r, dc, rc);
+}
+
 /* The guard of EVENT_MAX_BYTES (the field bounds keep every event below it). */
 static int too_large_event(api_req *r)
 {
@@ -274,28 +343,34 @@ int tasks_list(api_req *r)
 	if (rq_cursor(q, cursor, &after))
 		return api_error(r, 400, "bad_request", "cursor", NULL, NULL,
 		                 "cursor must be a next_cursor this API returned");
+	api_scope_buf sb;
+	if ((st = query_scope(r, &sb)))
+		return st;
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc)
 		return unavailable(r);
 	json_t *tasks;
 	int64_t seq;
 	char next[POSKEY_BUF];
-	int rc = ts_list(db_pg(dc), r->user, after, (int)limit, READ_MAX_BYTES, &tasks, &seq, next);
+	int rc = ts_list(db_pg(dc), &sb.sc, after, (int)limit, READ_MAX_BYTES, &tasks, &seq, next);
 	release(r, dc, rc);
+	if (rc == TS_NO_LIST)
+		return api_no_list(r);
 	if (rc != TS_OK)
 		return unavailable(r);
 	char nc[RQ_CURSOR_BUF];
 	snprintf(nc, sizeof(nc), "%s%s", RQ_CURSOR_PREFIX, next);
 	return api_json(r, 200,
-	                json_pack("{s:o, s:I, s:o}", "tasks", tasks, "seq", (json_int_t)seq,
-	                          "next_cursor", next[0] ? json_string(nc) : json_null()),
+	                json_pack("{s:o, s:I, s:o, s:s}", "tasks", tasks, "seq", (json_int_t)seq,
+	                          "next_cursor", next[0] ? json_string(nc) : json_null(), "list_id",
+	                          sb.sc.list_id),
 	                NULL);
 }
 
 int tasks_create(api_req *r)
 {
 	static const char *const allowed[] = {"id",     "title",     "description", "priority",
-	                                      "due_at", "completed", NULL};
+	                                      "due_at", "completed", "list_id",     NULL};
 	int st = throttle(r);
 	if (st)
 		return st;
@@ -327,6 +402,20 @@ int tasks_create(api_req *r)
 	const char *due = json_string_value(json_object_get(b, "due_at"));
 	in.has_due = due && rfc3339_parse(due, &in.due_us) == RFC3339_OK;
 	in.completed = json_is_true(json_object_get(b, "completed"));
+	json_t *jl = json_object_get(b, "list_id");
+	char lid[UUID_STR_LEN] = "";
+	if (jl && !json_is_null(jl)) {
+		if (!json_is_string(jl) || !uuid_valid(json_string_value(jl))) {
+			st = api_error(r, 422, "validation_failed", "list_id", NULL, NULL,
+			               "list_id must be a list's id (a UUID) or null (the default "
+			               "list)");
+			goto done;
+		}
+		snprintf(lid, sizeof(lid), "%s", json_string_value(jl));
+		rq_lower(lid);
+	}
+	api_scope_buf sb;
+	api_scope(r, lid, &sb);
 
 	keyed k;
 	if ((st = keyed_init(r, b, &k)))
@@ -339,11 +428,16 @@ int tasks_create(api_req *r)
 	}
 	ts_task out;
 	int created = 0;
-	int rc = ts_create(db_pg(dc), r->user, &in, r->origin, r->ctx->cfg->max_tasks_per_user,
+	int rc = ts_create(db_pg(dc), &sb.sc, &in, r->origin, r->ctx->cfg->max_tasks_per_user,
 	                   keyed_idem(&k), &out, &created);
 	release(r, dc, rc);
+	ts_scope_clear(&sb.sc);
 	char hdr[256];
 	switch (rc) {
+	case TS_NO_LIST:
+	case TS_FORBIDDEN:
+		st = scope_reply(r, rc);
+		break;
 	case TS_REPLAY:
 	case TS_KEY_REUSED:
 		st = keyed_reply(r, &k, rc);
@@ -388,14 +482,19 @@ int tasks_get(api_req *r)
 		return st;
 	if (!uuid_valid(r->id))
 		return not_found(r);
+	api_scope_buf sb;
+	if ((st = query_scope(r, &sb)))
+		return st;
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc)
 		return unavailable(r);
 	ts_task t;
-	int rc = ts_get(db_pg(dc), r->user, r->id, &t);
+	int rc = ts_get(db_pg(dc), &sb.sc, r->id, &t);
 	release(r, dc, rc);
 	if (rc == TS_NOT_FOUND)
 		return not_found(r);
+	if (rc == TS_NO_LIST)
+		return api_no_list(r);
 	if (rc != TS_OK)
 		return unavailable(r);
 	char hdr[256];
@@ -463,6 +562,9 @@ int tasks_patch(api_req *r)
 		p.completed = json_is_true(v);
 	}
 	int64_t if_match = rq_if_match(mg_get_header(r->c, "If-Match"));
+	api_scope_buf sb;
+	if ((st = query_scope(r, &sb)))
+		goto done;
 	keyed k;
 	if ((st = keyed_init(r, b, &k)))
 		goto done;
@@ -475,11 +577,16 @@ int tasks_patch(api_req *r)
 	ts_task t;
 	int changed;
 	unsigned conflicts;
-	int rc = ts_update(db_pg(dc), r->user, r->id, &p, if_match, base, r->origin, keyed_idem(&k),
+	int rc = ts_update(db_pg(dc), &sb.sc, r->id, &p, if_match, base, r->origin, keyed_idem(&k),
 	                   &t, &changed, &conflicts);
 	release(r, dc, rc);
+	ts_scope_clear(&sb.sc);
 	char hdr[256];
 	switch (rc) {
+	case TS_NO_LIST:
+	case TS_FORBIDDEN:
+		st = scope_reply(r, rc);
+		break;
 	case TS_OK:
 		if (conflicts)
 			metric_inc(metrics_counter(
@@ -525,6 +632,9 @@ int tasks_delete(api_req *r)
 		return st;
 	if (!uuid_valid(r->id))
 		return not_found(r);
+	api_scope_buf sb;
+	if ((st = query_scope(r, &sb)))
+		return st;
 	keyed k;
 	if ((st = keyed_init(r, NULL, &k)))
 		return st;
@@ -533,9 +643,12 @@ int tasks_delete(api_req *r)
 		keyed_free(&k);
 		return unavailable(r);
 	}
-	int rc = ts_delete(db_pg(dc), r->user, r->id, r->origin, keyed_idem(&k));
+	int rc = ts_delete(db_pg(dc), &sb.sc, r->id, r->origin, keyed_idem(&k));
 	release(r, dc, rc);
-	if (rc == TS_REPLAY || rc == TS_KEY_REUSED)
+	ts_scope_clear(&sb.sc);
+	if (rc == TS_NO_LIST || rc == TS_FORBIDDEN)
+		st = scope_reply(r, rc);
+	else if (rc == TS_REPLAY || rc == TS_KEY_REUSED)
 		st = keyed_reply(r, &k, rc);
 	else if (rc == TS_NOT_FOUND)
 		st = not_found(r);
@@ -586,6 +699,9 @@ int tasks_reorder(api_req *r)
 		               "order must be an array of task ids");
 		goto done;
 	}
+	api_scope_buf sb;
+	if ((st = query_scope(r, &sb)))
+		goto done;
 	db_conn *dc = db_acquire(r->ctx->pool, POOL_WAIT_MS);
 	if (!dc) {
 		st = unavailable(r);
@@ -593,9 +709,12 @@ int tasks_reorder(api_req *r)
 	}
 	json_t *positions, *skipped;
 	int64_t seq;
-	int rc = ts_reorder(db_pg(dc), r->user, ids, n, r->origin, &positions, &skipped, &seq);
+	int rc = ts_reorder(db_pg(dc), &sb.sc, ids, n, r->origin, &positions, &skipped, &seq);
 	release(r, dc, rc);
-	if (rc == TS_OK)
+	ts_scope_clear(&sb.sc);
+	if (rc == TS_NO_LIST || rc == TS_FORBIDDEN)
+		st = scope_reply(r, rc);
+	else if (rc == TS_OK)
 		st = api_json(r, 200,
 		              json_pack("{s:o, s:o, s:o}", "positions", positions, "skipped",
 		                        skipped, "seq", seq ? json_integer(seq) : json_null()),
@@ -627,7 +746,22 @@ int tasks_move(api_req *r)
 	const char *field;
 	int after, has_anchor;
 	char anchor[UUID_STR_LEN];
-	int mv = rq_move_body(b, &field, &after, &has_anchor, anchor);
+	/* "list_id": the list to move the task into (the anchor is then of that list) */
+	char target[UUID_STR_LEN] = "";
+	json_t *jt = json_object_get(b, "list_id");
+	if (jt && !json_is_null(jt)) {
+		if (!json_is_string(jt) || !uuid_valid(json_string_value(jt))) {
+			st = api_error(r, 422, "validation_failed", "list_id", NULL, NULL,
+			               "list_id must be the id of the list to move the task into");
+			goto done;
+		}
+		snprintf(target, sizeof(target), "%s", json_string_value(jt));
+		rq_lower(target);
+	}
+	json_t *shape = json_copy(b);
+	json_object_del(shape, "list_id");
+	int mv = rq_move_body(shape, &field, &after, &has_anchor, anchor);
+	json_decref(shape);
 	if (mv == RQ_MOVE_SHAPE) {
 		st = api_error(r, 422, "validation_failed", "body", NULL, NULL,
 		               "give exactly one of {\"before\": id|null} (null: the end) or "
@@ -639,6 +773,9 @@ int tasks_move(api_req *r)
 		               "%s must be a task id or null", field);
 		goto done;
 	}
+	api_scope_buf sb;
+	if ((st = query_scope(r, &sb)))
+		goto done;
 	keyed k;
 	if ((st = keyed_init(r, b, &k)))
 		goto done;
@@ -650,11 +787,25 @@ int tasks_move(api_req *r)
 	}
 	ts_task t;
 	int64_t seq;
-	int rc = ts_move(db_pg(dc), r->user, id, has_anchor ? anchor : NULL, after, r->origin,
-	                 keyed_idem(&k), &t, &seq);
+	api_scope_buf tb;
+	api_scope(r, target[0] ? target : sb.sc.list_id, &tb);
+	int rc;
+	if (strcmp(tb.sc.list_id, sb.sc.list_id) != 0)
+		rc = ts_move_list(db_pg(dc), &sb.sc, &tb.sc, id, has_anchor ? anchor : NULL, after,
+		                  r->origin, r->ctx->cfg->max_tasks_per_user, keyed_idem(&k), &t,
+		                  &seq);
+	else
+		rc = ts_move(db_pg(dc), &sb.sc, id, has_anchor ? anchor : NULL, after, r->origin,
+		             keyed_idem(&k), &t, &seq);
 	release(r, dc, rc);
+	ts_scope_clear(&sb.sc);
+	ts_scope_clear(&tb.sc);
 	char hdr[256];
 	switch (rc) {
+	case TS_NO_LIST:
+	case TS_FORBIDDEN:
+		st = scope_reply(r, rc);
+		break;
 	case TS_OK:
 		st =
 		    api_json(r, 200, ts_move_reply(&t, seq), task_headers(&t, 0, hdr, sizeof(hdr)));
@@ -677,6 +828,16 @@ int tasks_move(api_req *r)
 	case TS_INVALID:
 		st = api_error(r, 422, "validation_failed", field, NULL, NULL,
 		               "a task cannot move relative to itself");
+		break;
+	case TS_CONFLICT:
+		st = api_error(r, 409, "conflict", "list_id", NULL, NULL,
+		               "the target list already has a task with this id");
+		break;
+	case TS_QUOTA:
+		st = api_error(
+		    r, 409, "task_quota_exceeded", "list_id", NULL,
+		    json_pack("{s:I}", "limit", (json_int_t)r->ctx->cfg->max_tasks_per_user),
+		    "the target list holds at most %ld tasks", r->ctx->cfg->max_tasks_per_user);
 		break;
 	case TS_EXHAUSTED:
 		st = api_error(r, 409, "position_exhausted", field, NULL,

@@ -47,6 +47,31 @@ int tasks_dev_login(api_req *r);
  * (common/auth.h), so the session token never goes into a URL. */
 int tasks_ws_ticket(api_req *r);
 
+/* The scope of a task request (task_store.h) with its strings. */
+#include "task_store.h"
+typedef struct api_scope_buf {
+	ts_scope sc;
+	char id[UUID_STR_LEN];
+	char ns[UUID_STR_LEN + 1];
+} api_scope_buf;
+/* The scope of list list_id for r->user ("" or NULL, or the user's default list's
+ * id: the default list). */
+void api_scope(api_req *r, const char *list_id, api_scope_buf *b);
+/* 404 not_found "no such list (or you are not one of its members)". */
+int api_no_list(api_req *r);
+/* 403 forbidden with the message what. */
+int api_forbidden(api_req *r, const char *what);
+
+/* What the list handlers (lists.c) share with the task handlers: the per-user rate
+ * limit (0, or the 429 sent), the JSON object body (0 with *out, or the error
+ * sent), unknown fields (0, or the 422 sent), the 503, and giving a pooled
+ * connection back (counting a TS_DB). */
+int api_throttle(api_req *r);
+int api_read_json(api_req *r, json_t **out);
+int api_check_keys(api_req *r, json_t *o, const char *const *allowed);
+int api_unavailable(api_req *r);
+void api_release(api_req *r, db_conn *dc, int rc);
+
 /* Replies: both add r->cors. extra is NULL or complete header lines. */
 int api_json(api_req *r, int status, json_t *body, const char *extra);
 /* {"error":{"code","message"[,"field"]}[, top_extra members]}; top_extra stolen. */

@@ -111,12 +111,24 @@ static int header_alg_is_hs256(const char *token)
 	return ok;
 }
 
-#define TICKET_USE "ws-ticket"
+#define TICKET_USE   "ws-ticket"
+#define PRESENCE_USE "list-presence"
 
-/* Checks token's form, algorithm, signature, exp and sub, and that it is a ticket
- * when ticket is set and a session token otherwise. On success copies the user id
- * into user and returns the decoded token in *out (caller frees with jwt_free). */
-static int verify(const char *secret, const char *token, int ticket, char *user, size_t userlen,
+/* What a token is, by its "use" claim: a session token has neither of ours. */
+enum { KIND_SESSION, KIND_TICKET, KIND_PRESENCE };
+static int kind_of(const char *use)
+{
+	if (use && strcmp(use, TICKET_USE) == 0)
+		return KIND_TICKET;
+	if (use && strcmp(use, PRESENCE_USE) == 0)
+		return KIND_PRESENCE;
+	return KIND_SESSION;
+}
+
+/* Checks token's form, algorithm, signature, exp and sub, and that it is of kind
+ * (KIND_*). On success copies the user id into user and returns the decoded token
+ * in *out (caller frees with jwt_free). */
+static int verify(const char *secret, const char *token, int kind, char *user, size_t userlen,
                   int64_t *exp_s, jwt_t **out)
 {
 	if (!token || !*token)
@@ -150,8 +162,7 @@ static int verify(const char *secret, const char *token, int ticket, char *user,
 		rc = AUTH_ERR_EXPIRED;
 		goto out;
 	}
-	const char *use = jwt_get_grant(jwt, "use");
-	if ((use && strcmp(use, TICKET_USE) == 0) != (ticket != 0)) {
+	if (kind_of(jwt_get_grant(jwt, "use")) != kind) {
 		rc = AUTH_ERR_KIND;
 		goto out;
 	}
@@ -179,7 +190,7 @@ int auth_verify_exp(const char *secret, const char *token, char *user, size_t us
                     int64_t *exp_s)
 {
 	jwt_t *jwt = NULL;
-	int rc = verify(secret, token, 0, user, userlen, exp_s, &jwt);
+	int rc = verify(secret, token, KIND_SESSION, user, userlen, exp_s, &jwt);
 	jwt_free(jwt);
 	return rc;
 }
@@ -187,7 +198,8 @@ int auth_verify_exp(const char *secret, const char *token, char *user, size_t us
 int auth_verify_ticket(const char *secret, const char *ticket, auth_ticket *out)
 {
 	jwt_t *jwt = NULL;
-	int rc = verify(secret, ticket, 1, out->user, sizeof(out->user), &out->exp_s, &jwt);
+	int rc =
+	    verify(secret, ticket, KIND_TICKET, out->user, sizeof(out->user), &out->exp_s, &jwt);
 	if (rc != AUTH_OK)
 		return rc;
 	const char *jti = jwt_get_grant(jwt, "jti");
@@ -246,6 +258,42 @@ char *auth_mint_ticket(const char *secret, const char *user, int64_t session_exp
 out:
 	jwt_free(jwt);
 	return out;
+}
+
+char *auth_mint_presence(const char *secret, const char *user, const char *list_id, long ttl_s)
+{
+	if (!user_id_valid(user) || !uuid_valid(list_id) || ttl_s <= 0)
+		return NULL;
+	time_t now = time(NULL);
+	jwt_t *jwt = NULL;
+	char *out = NULL;
+	if (jwt_new(&jwt) != 0)
+		return NULL;
+	if (jwt_add_grant(jwt, "sub", user) || jwt_add_grant(jwt, "use", PRESENCE_USE) ||
+	    jwt_add_grant(jwt, "list", list_id) || jwt_add_grant_int(jwt, "iat", (long)now) ||
+	    jwt_add_grant_int(jwt, "exp", (long)now + ttl_s) ||
+	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)))
+		goto out;
+	out = jwt_encode_str(jwt);
+out:
+	jwt_free(jwt);
+	return out;
+}
+
+int auth_verify_presence(const char *secret, const char *token, auth_presence *out)
+{
+	jwt_t *jwt = NULL;
+	int rc =
+	    verify(secret, token, KIND_PRESENCE, out->user, sizeof(out->user), &out->exp_s, &jwt);
+	if (rc != AUTH_OK)
+		return rc;
+	const char *list = jwt_get_grant(jwt, "list");
+	if (!list || !uuid_valid(list))
+		rc = AUTH_ERR_MALFORMED;
+	else
+		snprintf(out->list_id, sizeof(out->list_id), "%s", list);
+	jwt_free(jwt);
+	return rc;
 }
 
 const char *auth_bearer(const char *header)

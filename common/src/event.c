@@ -7,9 +7,18 @@
 #include <string.h>
 
 static const char *const type_names[EV__COUNT] = {
-    "task.created", "task.updated",   "task.completed",
-    "task.deleted", "task.reordered", "task.moved",
+    "task.created",   "task.updated", "task.completed", "task.deleted",
+    "task.reordered", "task.moved",   "list.created",   "list.updated",
+    "list.deleted",   "list.shared",  "list.unshared",
 };
+
+int event_type_is_list(event_type t)
+{
+	return t >= EV_LIST_CREATED && t < EV__COUNT;
+}
+
+/* The longest list name, in characters (migration 0006 checks it too). */
+#define LIST_NAME_MAX 200
 
 const char *event_type_name(event_type t)
 {
@@ -153,7 +162,50 @@ int event_parse(const char *buf, size_t len, event *ev, char *err, size_t errlen
 		ev->timestamp = json_string_value(ts);
 	}
 
-	if (ev->type == EV_TASK_REORDERED && json_object_get(root, "positions")) {
+	json_t *lid = json_object_get(root, "list_id");
+	if (lid && !json_is_null(lid)) {
+		if (!uuid_valid(json_string_value(lid)))
+			FAIL("list_id must be a UUID");
+		ev->list_id = json_string_value(lid);
+	}
+	json_t *actor = json_object_get(root, "actor");
+	if (actor && !json_is_null(actor)) {
+		if (!user_id_valid(json_string_value(actor)))
+			FAIL("actor must be a user id");
+		ev->actor = json_string_value(actor);
+	}
+	json_t *reload = json_object_get(root, "reload");
+	if (reload && !json_is_boolean(reload))
+		FAIL("reload must be a boolean");
+	ev->reload = json_is_true(reload);
+
+	if (event_type_is_list(ev->type)) {
+		json_t *list = json_object_get(root, "list");
+		if (!json_is_object(list))
+			FAIL("%s needs a list object", type_names[type]);
+		if (!uuid_valid(json_string_value(json_object_get(list, "id"))))
+			FAIL("list.id must be a UUID");
+		json_t *name = json_object_get(list, "name");
+		if (name) {
+			const char *field = NULL;
+			char why[160];
+			if (!json_is_string(name) || json_string_length(name) == 0 ||
+			    optional_string(list, "name", 0, LIST_NAME_MAX, &field, why,
+			                    sizeof(why)))
+				FAIL("list.name must be 1..%d characters", LIST_NAME_MAX);
+		}
+		json_t *owner = json_object_get(list, "owner_id");
+		if (owner && !user_id_valid(json_string_value(owner)))
+			FAIL("list.owner_id must be a user id");
+		json_t *role = json_object_get(list, "role");
+		if (role) {
+			const char *r = json_string_value(role);
+			if (!r ||
+			    (strcmp(r, "owner") && strcmp(r, "editor") && strcmp(r, "viewer")))
+				FAIL("list.role must be one of owner, editor, viewer");
+		}
+		ev->list = list;
+	} else if (ev->type == EV_TASK_REORDERED && json_object_get(root, "positions")) {
 		json_t *positions = json_object_get(root, "positions");
 		if (!json_is_object(positions))
 			FAIL("positions must be an object of task id to position key");
@@ -222,9 +274,17 @@ char *event_ws_message(const event *ev, size_t *len)
 		json_object_set(m, "positions", ev->positions);
 	if (ev->order)
 		json_object_set(m, "order", ev->order);
+	if (ev->list)
+		json_object_set(m, "list", ev->list);
 	json_object_set_new(m, "origin", ev->origin ? json_string(ev->origin) : json_null());
 	json_object_set_new(m, "timestamp",
 	                    ev->timestamp ? json_string(ev->timestamp) : json_null());
+	if (ev->list_id)
+		json_object_set_new(m, "list_id", json_string(ev->list_id));
+	if (ev->actor)
+		json_object_set_new(m, "actor", json_string(ev->actor));
+	if (ev->reload)
+		json_object_set_new(m, "reload", json_true());
 	char *s = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(m);
 	if (!s)

@@ -17,3 +17,10 @@ $(BIN)/test-backend-units: $(call objs,tests/backend-api/test_units.c $(TEST_SUP
                            $(BA_LIB) $(COMMON_LIB)
 	$(call link,$(CHECK_LIBS))
 TEST_BINS += $(BIN)/test-backend-units
+
+# test-lists: shared lists (issue 13) against the real backend-api, PostgreSQL and
+# Apache Kafka: roles, one event per member, revocation under concurrent writes.
+TEST_LISTS_SRCS := tests/backend-api/test_lists.c tests/backend-api/harness.c
+$(BIN)/test-lists: $(call objs,$(TEST_LISTS_SRCS) $(TEST_SUPPORT_SRCS) $(TEST_KIT_SRCS)) $(COMMON_LIB)
+	$(call link,$(CHECK_LIBS))
+TEST_BINS += $(BIN)/test-lists

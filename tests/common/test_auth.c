@@ -203,6 +203,35 @@ START_TEST(ws_tickets)
 }
 END_TEST
 
+/* Presence proofs: verified as such only; never a session token or a ticket, and
+ * neither of those is a proof. */
+START_TEST(presence_proofs)
+{
+	const char *list = "3f6c1d2e-8a4b-4c5d-9e7f-1a2b3c4d5e6f";
+	char *p = auth_mint_presence(SECRET, "bob", list, 60);
+	ck_assert_ptr_nonnull(p);
+	auth_presence pr;
+	ck_assert_int_eq(auth_verify_presence(SECRET, p, &pr), AUTH_OK);
+	ck_assert_str_eq(pr.user, "bob");
+	ck_assert_str_eq(pr.list_id, list);
+	ck_assert(pr.exp_s > 0);
+	char user[USER_ID_MAX + 1];
+	ck_assert_int_eq(auth_verify(SECRET, p, user, sizeof(user)), AUTH_ERR_KIND);
+	auth_ticket tk;
+	ck_assert_int_eq(auth_verify_ticket(SECRET, p, &tk), AUTH_ERR_KIND);
+	ck_assert_int_ne(auth_verify_presence("another-secret-0123456789", p, &pr), AUTH_OK);
+	free(p);
+	char *s = auth_mint(SECRET, "bob", 60);
+	ck_assert_int_eq(auth_verify_presence(SECRET, s, &pr), AUTH_ERR_KIND);
+	free(s);
+	char *t = auth_mint_ticket(SECRET, "bob", (int64_t)time(NULL) + 60);
+	ck_assert_int_eq(auth_verify_presence(SECRET, t, &pr), AUTH_ERR_KIND);
+	free(t);
+	ck_assert_ptr_null(auth_mint_presence(SECRET, "bob", "not-a-list", 60));
+	ck_assert_ptr_null(auth_mint_presence(SECRET, "b\"ob", list, 60));
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -216,6 +245,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, deeply_nested_token_refused);
 	tcase_add_test(tc, bearer_header);
 	tcase_add_test(tc, ws_tickets);
+	tcase_add_test(tc, presence_proofs);
 	suite_add_tcase(s, tc);
 	return s;
 }

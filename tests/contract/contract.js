@@ -22,7 +22,7 @@ import { register as registerSocket } from './socket.js';
 
 const ROOT = process.env.TASKSYNC_ROOT || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const BIN = path.join(ROOT, 'tests/contract/node_modules/.bin');
-const SUITE_LIMIT_MS = 8 * 60 * 1000;
+const SUITE_LIMIT_MS = 12 * 60 * 1000;
 const MAX_TASKS = 40; // MAX_TASKS_PER_USER of the server under test (the quota test)
 const MAX_BODY = 65536; // its MAX_BODY_BYTES (the default)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -156,6 +156,15 @@ async function createTask(token, fields = {}) {
 const big = (n) => 'x'.repeat(n);
 const T = '/api/v1/tasks/{id}';
 const MOVE = '/api/v1/tasks/{id}/move';
+const L = '/api/v1/lists';
+const LI = '/api/v1/lists/{id}';
+const MEM = '/api/v1/lists/{id}/members';
+const MEMU = '/api/v1/lists/{id}/members/{user_id}';
+const OWN = '/api/v1/lists/{id}/owner';
+const PT = '/api/v1/lists/{id}/presence-ticket';
+const at = (tpl, id, u) => tpl.replace('{id}', id).replace('{user_id}', u || '');
+const subOf = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sub;
+const psqlDb = (sql) => execFileSync('psql', ['-q', '-X', '-v', 'ON_ERROR_STOP=1', stack.databaseUrl, '-c', sql], { stdio: 'pipe' });
 
 // ---- the documents --------------------------------------------------------------
 
@@ -181,10 +190,23 @@ test(
   'routes: the document lists exactly the routes of server.c',
   5000,
   async () => {
-    const table = serverRoutes(ROOT).map((r) => `${r.method} ${r.path}`).sort();
-    const doc = spec.operations().map((o) => `${o.method} ${o.path}`).sort();
+    // A route "<prefix>{id}*" hands the whole rest of the path to one handler
+    // (lists_route): it stands for the documented paths under <prefix>{id}, whose
+    // methods together must be the wildcard's (each path's own methods are checked
+    // against the server's 405s in the OPTIONS test).
+    const routes = serverRoutes(ROOT);
+    const wild = routes.filter((r) => r.path.endsWith('{id}*'));
+    const under = (p) => wild.find((w) => p.startsWith(w.path.slice(0, -1)));
+    const table = routes.filter((r) => !r.path.endsWith('*')).map((r) => `${r.method} ${r.path}`).sort();
+    const ops = spec.operations();
+    const doc = ops.filter((o) => !under(o.path)).map((o) => `${o.method} ${o.path}`).sort();
     const missing = table.filter((r) => !doc.includes(r));
     const extra = doc.filter((r) => !table.includes(r));
+    const wildTable = wild.map((r) => `${r.method} ${r.path}`).sort();
+    const wildDoc = [...new Set(ops.filter((o) => under(o.path)).map((o) => `${o.method} ${under(o.path).path}`))].sort();
+    for (const r of wildTable) if (!wildDoc.includes(r)) missing.push(`${r} (no documented path under it takes ${r.split(' ')[0]})`);
+    for (const r of wildDoc) if (!wildTable.includes(r)) extra.push(r);
+    assert(wild.length > 0, 'server.c has no {id}* route (the lists routes): update this test');
     assert(!missing.length && !extra.length, `server.c routes not documented: ${missing.join(', ') || '-'}; documented routes server.c lacks: ${extra.join(', ') || '-'}`);
   },
   { stackless: true },
@@ -195,12 +217,35 @@ test(
 test('routes: OPTIONS of every documented path allows exactly its documented methods', 20000, async () => {
   const byPath = {};
   for (const o of spec.operations()) (byPath[o.path] ||= []).push(o.method);
+  const wild = serverRoutes(ROOT).filter((r) => r.path.endsWith('{id}*'));
+  const token = await user();
   for (const [p, methods] of Object.entries(byPath)) {
-    const url = p.replace('{id}', randomUUID());
+    const url = p.replace('{id}', randomUUID()).replace('{user_id}', 'someone');
     const r = await req('OPTIONS', url);
     eq(r.status, 204, `OPTIONS ${url}`);
     const allow = (r.headers.get('allow') || '').split(',').map((s) => s.trim()).filter((m) => m && m !== 'OPTIONS').sort();
-    eq(allow, [...methods].sort(), `Allow of ${p}`);
+    const w = wild.find((x) => p.startsWith(x.path.slice(0, -1)));
+    if (!w) {
+      eq(allow, [...methods].sort(), `Allow of ${p}`);
+      continue;
+    }
+    // Under a {id}* route the preflight answers the wildcard's methods (server.c
+    // routes by pattern); the handler itself answers each other one with 405 and
+    // the path's own Allow, which must be the documented methods.
+    eq(allow, wild.filter((x) => x.path === w.path).map((x) => x.method).sort(), `preflight Allow of ${p}`);
+    for (const m of allow.filter((x) => !methods.includes(x))) {
+      const r405 = await req(m, url, { token, body: m === 'GET' || m === 'DELETE' ? undefined : {} });
+      eq(r405.status, 405, `${m} ${url}`);
+      spec.checkSchema('Error', r405.json);
+      const a = r405.headers.get('allow').split(',').map((x) => x.trim()).sort();
+      eq(a, [...methods].sort(), `405 Allow of ${p}`);
+    }
+  }
+  // Under a list, a path no documented route takes is 404 (lists_route).
+  for (const sub of ['nope', 'members/', 'members/bad id', 'owner/x']) {
+    const r = await req('GET', `/api/v1/lists/${randomUUID()}/${sub}`, { token });
+    eq(r.status, 404, `GET /api/v1/lists/{id}/${sub}`);
+    spec.checkSchema('Error', r.json);
   }
   // An undocumented path under /api is answered by no route: 404 in the error shape.
   for (const [m, p] of [['GET', '/api/v1/nope'], ['OPTIONS', '/api/v1/tasks/x/y'], ['POST', '/api/v2/tasks']]) {
@@ -244,7 +289,7 @@ test('auth: every /api/v1 operation answers 401 without a valid token', 15000, a
   const forged = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4IiwiZXhwIjo0MTAyNDQ0ODAwfQ.AAAA';
   for (const { method, path: p, op } of spec.operations()) {
     if (!op.responses['401']) continue;
-    const url = p.replace('{id}', id) + (p === '/api/v1/events' ? '?since=0' : '');
+    const url = p.replace('{id}', id).replace('{user_id}', 'someone') + (p === '/api/v1/events' ? '?since=0' : '');
     const body = ['POST', 'PUT', 'PATCH'].includes(method) ? {} : undefined;
     await call(method, p, url, 401, { body, code: 'unauthorized', checkRequest: false });
     await call(method, p, url, 401, { body, token: forged, code: 'unauthorized', checkRequest: false });
@@ -485,13 +530,186 @@ test('events: pruned past since is 410 gone with the current seq', 60000, async 
   eq(latest.json.events.length, 1, 'the latest event stays');
 });
 
+test('lists: index, create (201, 200 repeat), get, rename, delete and their errors', 30000, async () => {
+  const a = await user();
+  const b = await user();
+  const idx = await call('GET', L, L, 200, { token: a });
+  eq([idx.json.lists.length, idx.json.lists[0].default, idx.json.lists[0].role, idx.json.lists[0].members], [1, true, 'owner', 1], 'a new user has the default list');
+  const def = idx.json.lists[0].id;
+  const id = randomUUID();
+  const c = await call('POST', L, L, 201, { token: a, body: { id, name: 'Groceries' }, headers: { 'X-Client-Id': 'tab-1' } });
+  eq(c.headers.get('location'), `/api/v1/lists/${id}`, 'Location');
+  eq([c.json.id, c.json.name, c.json.owner_id, c.json.default, c.json.role, c.json.members], [id, 'Groceries', subOf(a), false, 'owner', 1], 'created list');
+  const again = await call('POST', L, L, 200, { token: a, body: { id, name: 'Groceries' } });
+  eq(again.json.members, [{ user_id: subOf(a), role: 'owner' }], 'a repeat answers the list with its members');
+  const fresh = await call('POST', L, L, 201, { token: a, body: { name: 'no id given' } });
+  assert(fresh.json.id !== id, 'a fresh id');
+  await call('POST', L, L, 409, { token: b, body: { id, name: 'mine' }, code: 'conflict', field: 'id' });
+  await call('POST', L, L, 409, { token: a, body: { id: def, name: 'default id' }, code: 'conflict', field: 'id' });
+  await call('POST', L, L, 422, { token: a, body: { name: ' \t ' }, code: 'validation_failed', field: 'name' });
+  await call('POST', L, L, 422, { token: a, body: { name: big(201) }, code: 'validation_failed', field: 'name' });
+  await call('POST', L, L, 422, { token: a, body: { name: 'x', colour: 'red' }, code: 'validation_failed', field: 'colour' });
+  await call('POST', L, L, 422, { token: a, body: { id: 'nope', name: 'x' }, code: 'validation_failed', field: 'id' });
+  await call('POST', L, L, 415, { token: a, raw: '{"name":"x"}', headers: { 'Content-Type': 'text/plain' }, code: 'unsupported_media_type' });
+  await call('POST', L, L, 400, { token: a, raw: '{"name":', headers: { 'Content-Type': 'application/json' }, code: 'bad_json' });
+  await call('POST', L, L, 413, { token: a, body: { name: big(MAX_BODY) }, code: 'too_large' });
+  const idx2 = await call('GET', L, L, 200, { token: a });
+  eq(idx2.json.lists.map((l) => l.default), [true, false, false], 'the default list first');
+
+  const u = at(LI, id);
+  const g = await call('GET', LI, u, 200, { token: a });
+  eq([g.json.name, g.json.members.length], ['Groceries', 1], 'get');
+  await call('GET', LI, u, 404, { token: b, code: 'not_found', field: 'list_id' });
+  await call('GET', LI, at(LI, 'not-a-uuid'), 404, { token: a, code: 'not_found' });
+  const rn = await call('PATCH', LI, u, 200, { token: a, body: { name: 'Shopping' } });
+  eq([rn.json.name, rn.json.members], ['Shopping', 1], 'renamed');
+  await call('PATCH', LI, u, 404, { token: b, body: { name: 'x' }, code: 'not_found', field: 'list_id' });
+  await call('PATCH', LI, u, 422, { token: a, body: { name: '' }, code: 'validation_failed', field: 'name' });
+  await call('PATCH', LI, u, 422, { token: a, body: { name: 'x', owner_id: 'b' }, code: 'validation_failed', field: 'owner_id' });
+  await call('PATCH', LI, u, 415, { token: a, raw: '{"name":"x"}', code: 'unsupported_media_type' });
+  await call('PATCH', LI, u, 400, { token: a, raw: '[', headers: { 'Content-Type': 'application/json' }, code: 'bad_json' });
+  await call('PATCH', LI, u, 413, { token: a, body: { name: big(MAX_BODY) }, code: 'too_large' });
+  await call('DELETE', LI, at(LI, def), 422, { token: a, code: 'default_list' });
+  await call('DELETE', LI, u, 404, { token: b, code: 'not_found', field: 'list_id' });
+  await call('DELETE', LI, u, 204, { token: a });
+  await call('GET', LI, u, 404, { token: a, code: 'not_found', field: 'list_id' });
+  // The owner's feed: list.created, list.updated, list.deleted, each a task-event.
+  const ev = await call('GET', '/api/v1/events', '/api/v1/events?since=0', 200, { token: a });
+  for (const e of ev.json.events) spec.checkSchema('TaskEvent', e);
+  const mine = ev.json.events.filter((e) => e.list_id === id).map((e) => e.event_type);
+  eq(mine, ['list.created', 'list.updated', 'list.deleted'], 'the list events of the owner');
+  eq(ev.json.events[0].origin, 'tab-1', 'origin');
+});
+
+test('lists: members, roles (viewer 403), tasks in a list, leave, transfer, presence ticket and their errors', 60000, async () => {
+  const [a, b, c, d] = [await user(), await user(), await user(), await user()];
+  const [A, B, C] = [subOf(a), subOf(b), subOf(c)];
+  const id = (await call('POST', L, L, 201, { token: a, body: { name: 'Groceries' } })).json.id;
+  const def = (await call('GET', L, L, 200, { token: a })).json.lists[0].id;
+  const m = at(MEM, id);
+  const s1 = await call('POST', MEM, m, 200, { token: a, body: { user_id: B, role: 'editor' } });
+  eq([s1.json.user_id, s1.json.role, s1.json.changed, s1.json.list.id], [B, 'editor', true, id], 'shared');
+  const s2 = await call('POST', MEM, m, 200, { token: a, body: { user_id: B, role: 'editor' } });
+  eq(s2.json.changed, false, 'the same role again changes nothing');
+  await call('POST', MEM, m, 200, { token: a, body: { user_id: C, role: 'viewer' } });
+  const g = await call('GET', LI, at(LI, id), 200, { token: c });
+  eq([g.json.role, g.json.members[0], g.json.members.slice(1).map((x) => `${x.user_id}:${x.role}`).sort()], ['viewer', { user_id: A, role: 'owner' }, [`${B}:editor`, `${C}:viewer`]], 'members, the owner first');
+  await call('POST', MEM, m, 403, { token: b, body: { user_id: 'x', role: 'viewer' }, code: 'forbidden' });
+  await call('PATCH', LI, at(LI, id), 403, { token: b, body: { name: 'mine' }, code: 'forbidden' });
+  await call('DELETE', LI, at(LI, id), 403, { token: c, code: 'forbidden' });
+  await call('POST', MEM, m, 404, { token: d, body: { user_id: 'x', role: 'viewer' }, code: 'not_found', field: 'list_id' });
+  await call('POST', MEM, m, 409, { token: a, body: { user_id: A, role: 'editor' }, code: 'owner_stays', field: 'user_id' });
+  await call('POST', MEM, at(MEM, def), 422, { token: a, body: { user_id: B, role: 'editor' }, code: 'default_list' });
+  await call('POST', MEM, m, 422, { token: a, body: { user_id: B, role: 'admin' }, code: 'validation_failed', field: 'role' });
+  await call('POST', MEM, m, 422, { token: a, body: { user_id: 'no spaces', role: 'viewer' }, code: 'validation_failed', field: 'user_id' });
+  await call('POST', MEM, m, 422, { token: a, body: { user_id: B, role: 'viewer', note: 'hi' }, code: 'validation_failed', field: 'note' });
+  await call('POST', MEM, m, 415, { token: a, raw: '{}', code: 'unsupported_media_type' });
+  await call('POST', MEM, m, 400, { token: a, raw: '{', headers: { 'Content-Type': 'application/json' }, code: 'bad_json' });
+  await call('POST', MEM, m, 413, { token: a, body: { user_id: big(MAX_BODY), role: 'viewer' }, code: 'too_large' });
+
+  // The presence proof: members only.
+  const pt = await call('POST', PT, at(PT, id), 200, { token: b });
+  eq([pt.json.list_id, pt.json.role, pt.json.expires_in, pt.headers.get('cache-control')], [id, 'editor', 300, 'no-store'], 'presence ticket');
+  await call('POST', PT, at(PT, id), 404, { token: d, code: 'not_found', field: 'list_id' });
+
+  // Tasks in the list: editors write, a viewer's write is 403, a non-member's 404.
+  const q = `?list_id=${id}`;
+  const t = await call('POST', '/api/v1/tasks', '/api/v1/tasks', 201, { token: b, body: { title: 'milk', list_id: id } });
+  eq(t.json.list_id, id, 'the task names its list');
+  const tu = `/api/v1/tasks/${t.json.id}${q}`;
+  await call('POST', '/api/v1/tasks', '/api/v1/tasks', 403, { token: c, body: { title: 'x', list_id: id }, code: 'forbidden' });
+  await call('POST', '/api/v1/tasks', '/api/v1/tasks', 404, { token: d, body: { title: 'x', list_id: id }, code: 'not_found', field: 'list_id' });
+  await call('POST', '/api/v1/tasks', '/api/v1/tasks', 422, { token: a, body: { title: 'x', list_id: 'groceries' }, code: 'validation_failed', field: 'list_id' });
+  await call('PATCH', T, tu, 403, { token: c, body: { completed: true }, code: 'forbidden' });
+  await call('DELETE', T, tu, 403, { token: c, code: 'forbidden' });
+  await call('POST', MOVE, `/api/v1/tasks/${t.json.id}/move${q}`, 403, { token: c, body: { before: null }, code: 'forbidden' });
+  await call('PUT', '/api/v1/tasks/order', `/api/v1/tasks/order${q}`, 403, { token: c, body: { order: [] }, code: 'forbidden' });
+  await call('PUT', '/api/v1/tasks/order', `/api/v1/tasks/order${q}`, 404, { token: d, body: { order: [] }, code: 'not_found', field: 'list_id' });
+  const page = await call('GET', '/api/v1/tasks', `/api/v1/tasks${q}`, 200, { token: c });
+  eq([page.json.list_id, page.json.tasks.map((x) => x.id)], [id, [t.json.id]], 'the viewer reads the list');
+  await call('GET', '/api/v1/tasks', `/api/v1/tasks${q}`, 404, { token: d, code: 'not_found', field: 'list_id' });
+  await call('GET', '/api/v1/tasks', '/api/v1/tasks?list_id=groceries', 404, { token: a, code: 'not_found', field: 'list_id' });
+  await call('GET', T, tu, 404, { token: d, code: 'not_found', field: 'list_id' });
+  const p = await call('PATCH', T, tu, 200, { token: b, body: { completed: true } });
+  eq(p.json.completed, true, 'an editor checks an item');
+
+  // Moves between lists: into the list (200), onto an id the list holds (409 conflict).
+  const mine = await createTask(a);
+  const mv = await call('POST', MOVE, `/api/v1/tasks/${mine.id}/move`, 200, { token: a, body: { before: null, list_id: id } });
+  eq(mv.json.task.list_id, id, 'moved into the list');
+  const twin = randomUUID();
+  await createTask(a, { id: twin });
+  await createTask(a, { id: twin, list_id: id });
+  await call('POST', MOVE, `/api/v1/tasks/${twin}/move`, 409, { token: a, body: { after: null, list_id: id }, code: 'conflict', field: 'list_id' });
+  await call('POST', MOVE, `/api/v1/tasks/${twin}/move`, 422, { token: a, body: { after: null, list_id: 7 }, code: 'validation_failed', field: 'list_id' });
+  await call('POST', MOVE, `/api/v1/tasks/${twin}/move`, 404, { token: d, body: { after: null, list_id: id }, code: 'not_found' });
+
+  // Leaving, removing, transferring.
+  const mu = (u) => at(MEMU, id, u);
+  await call('DELETE', MEMU, mu(C), 403, { token: b, code: 'forbidden' });
+  await call('DELETE', MEMU, mu('nobody'), 404, { token: a, code: 'not_member', field: 'user_id' });
+  await call('DELETE', MEMU, mu(C), 404, { token: d, code: 'not_found', field: 'list_id' });
+  await call('DELETE', MEMU, mu(A), 409, { token: a, code: 'owner_stays', field: 'user_id' });
+  await call('DELETE', MEMU, at(MEMU, def, A), 422, { token: a, code: 'default_list' });
+  await call('DELETE', MEMU, mu(C), 204, { token: c });
+  await call('GET', LI, at(LI, id), 404, { token: c, code: 'not_found', field: 'list_id' });
+  const o = at(OWN, id);
+  await call('POST', OWN, o, 403, { token: b, body: { user_id: B }, code: 'forbidden' });
+  await call('POST', OWN, o, 404, { token: a, body: { user_id: C }, code: 'not_member', field: 'user_id' });
+  await call('POST', OWN, o, 404, { token: d, body: { user_id: B }, code: 'not_found', field: 'list_id' });
+  await call('POST', OWN, at(OWN, def), 422, { token: a, body: { user_id: B }, code: 'default_list' });
+  await call('POST', OWN, o, 422, { token: a, body: { user_id: '' }, code: 'validation_failed', field: 'user_id' });
+  await call('POST', OWN, o, 422, { token: a, body: { user_id: B, keep: true }, code: 'validation_failed', field: 'keep' });
+  await call('POST', OWN, o, 415, { token: a, raw: '{}', code: 'unsupported_media_type' });
+  await call('POST', OWN, o, 400, { token: a, raw: 'x', headers: { 'Content-Type': 'application/json' }, code: 'bad_json' });
+  await call('POST', OWN, o, 413, { token: a, body: { user_id: big(MAX_BODY) }, code: 'too_large' });
+  const tr = await call('POST', OWN, o, 200, { token: a, body: { user_id: B } });
+  eq([tr.json.owner_id, tr.json.role], [B, 'editor'], 'transferred; the former owner is an editor');
+
+  // Every member's feed holds the list's events, each a task-event.
+  for (const [tok, want] of [[b, 'list.shared'], [c, 'list.unshared']]) {
+    const ev = await call('GET', '/api/v1/events', '/api/v1/events?since=0', 200, { token: tok });
+    for (const e of ev.json.events) spec.checkSchema('TaskEvent', e);
+    assert(ev.json.events.some((e) => e.event_type === want && e.list.id === id), `${want} in the feed`);
+  }
+
+  // At most 1,000 members: the rest written straight into the table, then one more.
+  psqlDb(`INSERT INTO list_members (list_id, user_id, role) SELECT '${id}'::uuid, 'filler-' || g, 'viewer' FROM generate_series(1, 998) g`);
+  const full = await call('POST', MEM, m, 409, { token: b, body: { user_id: 'one-too-many', role: 'viewer' }, code: 'too_many_members', field: 'user_id' });
+  eq(full.json.max, 1000, 'max');
+});
+
+test('lists: a move into a full list is 409 task_quota_exceeded (MAX_TASKS_PER_USER per list)', 30000, async () => {
+  const a = await user();
+  const id = (await call('POST', L, L, 201, { token: a, body: { name: 'full' } })).json.id;
+  for (let i = 0; i < MAX_TASKS; i++) await createTask(a, { list_id: id });
+  await call('POST', '/api/v1/tasks', '/api/v1/tasks', 409, { token: a, body: { title: 'one too many', list_id: id }, code: 'task_quota_exceeded' });
+  const t = await createTask(a);
+  const r = await call('POST', MOVE, `/api/v1/tasks/${t.id}/move`, 409, { token: a, body: { before: null, list_id: id }, code: 'task_quota_exceeded' });
+  eq(r.json.limit, MAX_TASKS, 'limit');
+  await call('GET', T, T.replace('{id}', t.id), 200, { token: a });
+});
+
 test('ws-ticket: 200 no-store', 10000, async () => {
   const token = await user();
   const r = await call('POST', '/api/v1/ws-ticket', '/api/v1/ws-ticket', 200, { token });
   eq(r.json.expires_in, 30, 'expires_in');
 });
 
-test('rate limit: a burst over USER_RATE_BURST is 429 with Retry-After on every kind of call', 90000, async () => {
+// One call of every list operation, on list id (any id: the 429 and 503 come first).
+const listCalls = (id) => [
+  ['GET', L, L, undefined],
+  ['POST', L, L, { name: 'x' }],
+  ['GET', LI, at(LI, id), undefined],
+  ['PATCH', LI, at(LI, id), { name: 'y' }],
+  ['DELETE', LI, at(LI, id), undefined],
+  ['POST', MEM, at(MEM, id), { user_id: 'someone', role: 'viewer' }],
+  ['DELETE', MEMU, at(MEMU, id, 'someone'), undefined],
+  ['POST', OWN, at(OWN, id), { user_id: 'someone' }],
+  ['POST', PT, at(PT, id), undefined],
+];
+
+test('rate limit: a burst over USER_RATE_BURST is 429 with Retry-After on every kind of call', 200000, async () => {
   const token = await user();
   const t = await createTask(token);
   const u = T.replace('{id}', t.id);
@@ -505,6 +723,7 @@ test('rate limit: a burst over USER_RATE_BURST is 429 with Retry-After on every 
     ['DELETE', T, u, undefined],
     ['POST', MOVE, `${u}/move`, { before: null }],
     ['GET', '/api/v1/events', '/api/v1/events?since=0', undefined],
+    ...listCalls(randomUUID()),
   ];
   const ticket = () => req('POST', '/api/v1/ws-ticket', { token });
   for (const [m, tpl, url, body] of calls) {
@@ -528,7 +747,7 @@ test('rate limit: a burst over USER_RATE_BURST is 429 with Retry-After on every 
 });
 
 // Last: it takes the database away from the server.
-test('database down: 503 unavailable with Retry-After, /readyz 503; back when it returns', 60000, async () => {
+test('database down: 503 unavailable with Retry-After, /readyz 503; back when it returns', 120000, async () => {
   const token = await user();
   const t = await createTask(token);
   const db = new URL(stack.databaseUrl).pathname.slice(1);
@@ -547,6 +766,7 @@ test('database down: 503 unavailable with Retry-After, /readyz 503; back when it
       ['DELETE', T, u, undefined],
       ['POST', MOVE, `${u}/move`, { before: null }],
       ['GET', '/api/v1/events', '/api/v1/events?since=0', undefined],
+      ...listCalls(randomUUID()),
     ];
     for (const [m, tpl, url, body] of calls) {
       // The pool finds out on first use; a call may take the pool's wait (2 s).

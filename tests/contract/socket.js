@@ -64,6 +64,20 @@ export function register(test, { root, stack, spec, assert, eq, login, api }) {
       const t = (await api(token, 'POST', '/api/v1/tasks', { title: 'over the socket' })).data;
       const up = await waitFor((m) => m.type === 'task_update' && m.task && m.task.id === t.id, 'task_update');
       eq([up.event, up.seq, up.user_id], ['task.created', 1, user], 'task_update');
+      // A shared list's events on this user's socket: list.shared, a change another
+      // member made in the list (list_id, actor), list.unshared.
+      const owner = await login();
+      const ownerId = JSON.parse(Buffer.from(owner.split('.')[1], 'base64url').toString()).sub;
+      const list = (await api(owner, 'POST', '/api/v1/lists', { name: 'Groceries' })).data;
+      eq((await api(owner, 'POST', `/api/v1/lists/${list.id}/members`, { user_id: user, role: 'editor' })).status, 200, 'share');
+      const shared = await waitFor((m) => m.type === 'task_update' && m.event === 'list.shared', 'list.shared');
+      eq([shared.seq, shared.list.id, shared.list.role, shared.reload, shared.actor], [2, list.id, 'editor', true, ownerId], 'list.shared');
+      const milk = (await api(owner, 'POST', '/api/v1/tasks', { title: 'milk', list_id: list.id })).data;
+      const made = await waitFor((m) => m.type === 'task_update' && m.task && m.task.id === milk.id, 'task.created in the list');
+      eq([made.seq, made.list_id, made.actor, made.user_id], [3, list.id, ownerId, user], 'a member\'s change');
+      eq((await api(owner, 'DELETE', `/api/v1/lists/${list.id}/members/${user}`)).status, 204, 'remove');
+      const gone = await waitFor((m) => m.type === 'task_update' && m.event === 'list.unshared', 'list.unshared');
+      eq([gone.seq, gone.list.id], [4, list.id], 'list.unshared');
       const ping = { type: 'ping' };
       assert(send.some((p) => p.v(ping)), 'ping fits a send payload');
       ws.send(JSON.stringify(ping));
@@ -73,7 +87,7 @@ export function register(test, { root, stack, spec, assert, eq, login, api }) {
       assert(typeof err.code === 'string', 'error code');
       assert(hello2.heartbeat_interval >= 1, 'heartbeat_interval');
       assert(!misfits.length, `messages no receive payload of asyncapi.yaml fits: ${JSON.stringify(misfits)}`);
-      assert(got.length >= 4, `${got.length} messages`);
+      assert(got.length >= 7, `${got.length} messages`);
     } finally {
       ws.close();
     }

@@ -22,7 +22,9 @@ export interface paths {
         /**
          * Creates a task at the end of the list
          * @description A client-chosen `id` (UUID) makes the create idempotent: a repeat answers 200
-         *     with the stored task. A create of a deleted id is 410 `task_deleted`.
+         *     with the stored task. A create of a deleted id is 410 `task_deleted`. The
+         *     list is the body's `list_id` (absent or null: the user's default list; the
+         *     query's `list_id` is not read here); a viewer of it gets 403 `forbidden`.
          */
         post: operations["createTask"];
         delete?: never;
@@ -56,7 +58,14 @@ export interface paths {
     };
     "/api/v1/tasks/{id}": {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The list the call is about (a list id: UUID, any case); absent: the user's
+                 *     default list. Not a UUID, or a list the user is not a member of: 404
+                 *     `not_found` (field `list_id`).
+                 */
+                list_id?: components["parameters"]["ListIdQuery"];
+            };
             header?: {
                 /** @description names the tab or device; comes back as the events' `origin` */
                 "X-Client-Id"?: components["parameters"]["ClientId"];
@@ -104,7 +113,12 @@ export interface paths {
          * Moves one task next to another
          * @description `{"before": id|null}` (null: the end) or `{"after": id|null}` (null: the top).
          *     Rewrites that task's position key only and publishes one `task.moved`. `seq`
-         *     null: the task was already there, nothing written.
+         *     null: the task was already there, nothing written. With `"list_id"` in the
+         *     body the task (of the query's `list_id`, else of the default list) moves into
+         *     that list, next to a task of it: one transaction, `task.deleted` to the
+         *     source's members, then `task.created` to the target's; the actor must be
+         *     allowed to write both lists (403), the target must not hold that id (409
+         *     `conflict`) and stays within MAX_TASKS_PER_USER (409 `task_quota_exceeded`).
          */
         post: operations["moveTask"];
         delete?: never;
@@ -129,6 +143,151 @@ export interface paths {
         get: operations["listEvents"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lists": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The lists the user is a member of
+         * @description The default list first (its row is written on the first read), then by name;
+         *     at most 1,000. `members` is the number of members.
+         */
+        get: operations["listLists"];
+        put?: never;
+        /**
+         * Creates a list owned by the user
+         * @description A client-chosen `id` (UUID) makes the create idempotent: a repeat by the
+         *     same owner answers 200 with the list and its members. Publishes
+         *     `list.created` to the owner.
+         */
+        post: operations["createList"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lists/{id}": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path: {
+                /** @description a list id (UUID, any case); anything else is 404 `not_found` */
+                id: components["parameters"]["ListId"];
+            };
+            cookie?: never;
+        };
+        /** One list with its members */
+        get: operations["getList"];
+        put?: never;
+        post?: never;
+        /**
+         * Deletes a list and its tasks (the owner)
+         * @description Publishes `list.deleted` to every member.
+         */
+        delete: operations["deleteList"];
+        options?: never;
+        head?: never;
+        /**
+         * Renames a list (the owner)
+         * @description Publishes `list.updated` to every member.
+         */
+        patch: operations["renameList"];
+        trace?: never;
+    };
+    "/api/v1/lists/{id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Shares the list with a user, or changes a member's role (the owner)
+         * @description A new member receives `list.shared` (the list, their role, `"reload": true`:
+         *     read its tasks with `GET /api/v1/tasks?list_id=`); the other members
+         *     `list.updated`. `changed` false: the user had that role already, nothing
+         *     written. At most 1,000 members.
+         */
+        post: operations["shareList"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lists/{id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Removes a member (the owner), or leaves the list (the caller's own id)
+         * @description The removed member receives `list.unshared` and no later event of the list;
+         *     the others `list.updated`.
+         */
+        delete: operations["removeMember"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lists/{id}/owner": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Transfers ownership to a member (the owner)
+         * @description The former owner stays as an editor. Publishes `list.updated` to every
+         *     member. The answer is the list as the caller now sees it.
+         */
+        post: operations["transferList"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lists/{id}/presence-ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A member's proof of membership for the list's presence
+         * @description An HS256 token (`"use":"list-presence"`, `"list"`) valid for `expires_in`
+         *     seconds; refused as a session token or WebSocket ticket, as they are as a
+         *     proof. A non-member gets 404 and so learns nothing of the list's presence.
+         */
+        post: operations["createPresenceTicket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -258,7 +417,7 @@ export interface components {
     schemas: {
         ErrorBody: {
             /** @enum {string} */
-            code: "bad_request" | "bad_json" | "unauthorized" | "not_found" | "method_not_allowed" | "conflict" | "task_quota_exceeded" | "position_exhausted" | "task_deleted" | "gone" | "precondition_failed" | "too_large" | "event_too_large" | "unsupported_media_type" | "validation_failed" | "list_too_long" | "idempotency_key_reused" | "rate_limited" | "unavailable";
+            code: "bad_request" | "bad_json" | "unauthorized" | "forbidden" | "not_found" | "not_member" | "method_not_allowed" | "conflict" | "task_quota_exceeded" | "position_exhausted" | "task_deleted" | "gone" | "precondition_failed" | "too_large" | "event_too_large" | "unsupported_media_type" | "validation_failed" | "list_too_long" | "default_list" | "owner_stays" | "too_many_members" | "idempotency_key_reused" | "rate_limited" | "unavailable";
             /** @description for people; match on code, never on the message */
             message: string;
             /** @description the body member, query parameter or header at fault */
@@ -285,14 +444,31 @@ export interface components {
             /** @constant */
             max?: 1000;
         };
-        PositionExhaustedError: components["schemas"]["Error"] & {
-            /** @constant */
-            max_key_bytes: 255;
+        MoveConflictError: components["schemas"]["Error"] & {
+            /**
+             * @description position_exhausted
+             * @constant
+             */
+            max_key_bytes?: 255;
+            /** @description task_quota_exceeded */
+            limit?: number;
+        };
+        MembersError: components["schemas"]["Error"] & {
+            /**
+             * @description too_many_members: TS_LIST_MEMBERS_MAX
+             * @constant
+             */
+            max?: 1000;
         };
         UserId: string;
         /** @description A task as the API returns it (every member present). */
         StoredTask: components["schemas"]["task.schema"] & {
             position: string;
+            /**
+             * Format: uuid
+             * @description the list, on tasks of a list other than the default one
+             */
+            list_id?: string;
         };
         TaskCreate: {
             /**
@@ -311,6 +487,11 @@ export interface components {
             due_at?: string | null;
             /** @default false */
             completed: boolean;
+            /**
+             * Format: uuid
+             * @description the list to create the task in (null or absent: the default list)
+             */
+            list_id?: string | null;
         };
         /** @description only the fields that changed (at least one besides base_version) */
         TaskPatch: {
@@ -336,6 +517,7 @@ export interface components {
             task: components["schemas"]["StoredTask"];
             conflicts: components["schemas"]["Conflict"][];
         };
+        /** @description exactly one of before and after; list_id moves the task into that list */
         Move: {
             /**
              * Format: uuid
@@ -347,7 +529,12 @@ export interface components {
              * @description null: the top
              */
             after?: string | null;
-        };
+            /**
+             * Format: uuid
+             * @description the list to move the task into (null or absent: stays in its list)
+             */
+            list_id?: string | null;
+        } & (unknown | unknown);
         MoveResult: {
             task: components["schemas"]["StoredTask"];
             /** @description null: already there, nothing written */
@@ -372,6 +559,11 @@ export interface components {
             seq: number;
             /** @description null: the last page */
             next_cursor: string | null;
+            /**
+             * Format: uuid
+             * @description the list of this page (the default list when the query named none)
+             */
+            list_id: string;
         };
         EventPage: {
             events: components["schemas"]["task-event.schema"][];
@@ -382,6 +574,60 @@ export interface components {
         WsTicket: {
             ticket: string;
             /** @description seconds (30) */
+            expires_in: number;
+        };
+        /** @description 1..200 characters, not only blanks */
+        ListName: string;
+        ListCreate: {
+            /**
+             * Format: uuid
+             * @description client-chosen: makes the create idempotent
+             */
+            id?: string;
+            name: components["schemas"]["ListName"];
+        };
+        ListBase: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            owner_id: components["schemas"]["UserId"];
+            /** @description the user's default list (never shared or deleted) */
+            default: boolean;
+            /**
+             * @description the caller's role
+             * @enum {unknown}
+             */
+            role: "owner" | "editor" | "viewer";
+        };
+        /** @description A list as the list calls answer it; `members` is the number of members. */
+        List: components["schemas"]["ListBase"] & {
+            members: number;
+        };
+        Member: {
+            user_id: components["schemas"]["UserId"];
+            /** @enum {unknown} */
+            role: "owner" | "editor" | "viewer";
+        };
+        /** @description One list with its members (the owner first, then by user id). */
+        ListDetail: components["schemas"]["ListBase"] & {
+            members: components["schemas"]["Member"][];
+        };
+        MemberResult: {
+            user_id: components["schemas"]["UserId"];
+            /** @enum {unknown} */
+            role: "editor" | "viewer";
+            /** @description the list as the owner sees it */
+            list: components["schemas"]["ListBase"];
+            /** @description false: the user had that role already, nothing written */
+            changed: boolean;
+        };
+        PresenceTicket: {
+            ticket: string;
+            /** Format: uuid */
+            list_id: string;
+            /** @enum {unknown} */
+            role: "owner" | "editor" | "viewer";
+            /** @description seconds (300) */
             expires_in: number;
         };
         Health: {
@@ -429,13 +675,13 @@ export interface components {
         };
         /**
          * TaskEvent
-         * @description The value of a message on the Kafka topic task-updates. The message key is user_id. backend-api writes the full form; the minimal form (event_type, user_id, task) typed into a console producer is valid too and has no seq. No event the API writes exceeds 65,536 bytes: a task event carries one task, task.moved one id and key, task.reordered at most 1,000 positions.
+         * @description The value of a message on the Kafka topic task-updates. The message key is user_id. backend-api writes the full form; the minimal form (event_type, user_id, task) typed into a console producer is valid too and has no seq. No event the API writes exceeds 65,536 bytes: a task event carries one task, task.moved one id and key, task.reordered at most 1,000 positions. Lists (migration 0006): every event names its list (list_id) and who made the change (actor); a change to a shared list is written once per member, each copy keyed by and addressed to that member (user_id) on the member's own seq. list.* events carry a list object instead of a task.
          */
         "task-event.schema": {
             /** Format: uuid */
             event_id?: string | null;
             /** @enum {unknown} */
-            event_type: "task.created" | "task.updated" | "task.completed" | "task.deleted" | "task.reordered" | "task.moved";
+            event_type: "task.created" | "task.updated" | "task.completed" | "task.deleted" | "task.reordered" | "task.moved" | "list.created" | "list.updated" | "list.deleted" | "list.shared" | "list.unshared";
             user_id: string;
             /** @description the user's gapless event sequence number */
             seq?: number | null;
@@ -449,6 +695,28 @@ export interface components {
             /** @description task.reordered: task id -> its new position key, for the tasks whose key changed */
             positions?: {
                 [key: string]: string;
+            };
+            /**
+             * Format: uuid
+             * @description the list the change happened in (the user's default list when the task is the user's own); absent in events written before lists
+             */
+            list_id?: string;
+            /** @description the user who made the change (in a shared list, often not user_id) */
+            actor?: string;
+            /** @description list.shared: GET /api/v1/tasks?list_id=<list.id> for the list's tasks (an event never copies a whole list) */
+            reload?: boolean;
+            /** @description list.*: the list (list.deleted and list.unshared: id and name) */
+            list?: {
+                /** Format: uuid */
+                id: string;
+                name?: string;
+                owner_id?: string;
+                default?: boolean;
+                /**
+                 * @description list.shared: the recipient's role
+                 * @enum {unknown}
+                 */
+                role?: "owner" | "editor" | "viewer";
             };
         } & (unknown & unknown);
         /**
@@ -474,7 +742,7 @@ export interface components {
             /** @constant */
             type: "task_update";
             /** @enum {unknown} */
-            event: "task.created" | "task.updated" | "task.completed" | "task.deleted" | "task.reordered" | "task.moved";
+            event: "task.created" | "task.updated" | "task.completed" | "task.deleted" | "task.reordered" | "task.moved" | "list.created" | "list.updated" | "list.deleted" | "list.shared" | "list.unshared";
             event_id?: string | null;
             user_id: string;
             seq: number | null;
@@ -485,6 +753,14 @@ export interface components {
             positions?: {
                 [key: string]: string;
             };
+            /** @description the list of the change (task-event.schema.json) */
+            list_id?: string;
+            /** @description the user who made the change */
+            actor?: string;
+            /** @description list.shared: GET the list's tasks (GET /api/v1/tasks?list_id=) */
+            reload?: boolean;
+            /** @description list.*: the list (task-event.schema.json) */
+            list?: Record<string, never>;
         } & (unknown & unknown)) | {
             /** @enum {unknown} */
             type: "ping" | "pong";
@@ -520,8 +796,45 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description `not_found`: no such task of this user */
+        /**
+         * @description `not_found`: no such task of this user in that list; with field `list_id`,
+         *     no such list of which the user is a member
+         */
         NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `not_found` (field `list_id`): no such list of which the user is a member
+         *     (a non-member learns nothing more)
+         */
+        NoList: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `forbidden`: the user is a member of the list but its role does not allow
+         *     this (a viewer's write; rename, delete, share, remove another member and
+         *     transfer are the owner's). Nothing was written.
+         */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description `default_list`: the default list is never shared, left, transferred or deleted */
+        DefaultList: {
             headers: {
                 [name: string]: unknown;
             };
@@ -604,6 +917,16 @@ export interface components {
          *     with another request is 422 `idempotency_key_reused`.
          */
         IdempotencyKey: string;
+        /**
+         * @description The list the call is about (a list id: UUID, any case); absent: the user's
+         *     default list. Not a UUID, or a list the user is not a member of: 404
+         *     `not_found` (field `list_id`).
+         */
+        ListIdQuery: string;
+        /** @description a list id (UUID, any case); anything else is 404 `not_found` */
+        ListId: string;
+        /** @description a member's user id (the caller's own: leave the list) */
+        MemberId: components["schemas"]["UserId"];
         /** @description `N`, `"N"`, `W/"N"` (the ETag) or `*`; a stale version is 412 */
         IfMatch: string;
     };
@@ -613,6 +936,8 @@ export interface components {
         ETag: string;
         /** @description the task's version, quoted (`"3"`); absent on a replayed answer (Idempotent-Replayed) */
         ETagUnlessReplayed: string;
+        /** @description /api/v1/lists/{id} */
+        ListLocation: string;
         /** @description /api/v1/tasks/{id}; absent on a replayed answer (Idempotent-Replayed) */
         LocationUnlessReplayed: string;
         /** @description `true` when this is the stored first reply of the Idempotency-Key */
@@ -632,6 +957,12 @@ export interface operations {
                 limit?: number;
                 /** @description the previous page's `next_cursor` (opaque) */
                 cursor?: string;
+                /**
+                 * @description The list the call is about (a list id: UUID, any case); absent: the user's
+                 *     default list. Not a UUID, or a list the user is not a member of: 404
+                 *     `not_found` (field `list_id`).
+                 */
+                list_id?: components["parameters"]["ListIdQuery"];
             };
             header?: {
                 /** @description names the tab or device; comes back as the events' `origin` */
@@ -653,6 +984,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NoList"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };
@@ -706,9 +1038,11 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NoList"];
             /**
-             * @description `task_quota_exceeded` (MAX_TASKS_PER_USER; with `limit`), or `conflict` (the
-             *     task changed during the create: retry)
+             * @description `task_quota_exceeded` (MAX_TASKS_PER_USER tasks in that list; with `limit`),
+             *     or `conflict` (the task changed during the create: retry)
              */
             409: {
                 headers: {
@@ -728,7 +1062,14 @@ export interface operations {
     };
     reorderTasks: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The list the call is about (a list id: UUID, any case); absent: the user's
+                 *     default list. Not a UUID, or a list the user is not a member of: 404
+                 *     `not_found` (field `list_id`).
+                 */
+                list_id?: components["parameters"]["ListIdQuery"];
+            };
             header?: {
                 /** @description names the tab or device; comes back as the events' `origin` */
                 "X-Client-Id"?: components["parameters"]["ClientId"];
@@ -755,6 +1096,8 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NoList"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             /** @description `validation_failed` (field `order`), or `list_too_long` (with `max`) */
@@ -772,7 +1115,14 @@ export interface operations {
     };
     getTask: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The list the call is about (a list id: UUID, any case); absent: the user's
+                 *     default list. Not a UUID, or a list the user is not a member of: 404
+                 *     `not_found` (field `list_id`).
+                 */
+                list_id?: components["parameters"]["ListIdQuery"];
+            };
             header?: {
                 /** @description names the tab or device; comes back as the events' `origin` */
                 "X-Client-Id"?: components["parameters"]["ClientId"];
@@ -803,7 +1153,14 @@ export interface operations {
     };
     deleteTask: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The list the call is about (a list id: UUID, any case); absent: the user's
+                 *     default list. Not a UUID, or a list the user is not a member of: 404
+                 *     `not_found` (field `list_id`).
+                 */
+                list_id?: components["parameters"]["ListIdQuery"];
+            };
             header?: {
                 /** @description names the tab or device; comes back as the events' `origin` */
                 "X-Client-Id"?: components["parameters"]["ClientId"];
@@ -833,6 +1190,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             410: components["responses"]["TaskDeleted"];
             422: components["responses"]["Unprocessable"];
@@ -842,7 +1200,14 @@ export interface operations {
     };
     patchTask: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The list the call is about (a list id: UUID, any case); absent: the user's
+                 *     default list. Not a UUID, or a list the user is not a member of: 404
+                 *     `not_found` (field `list_id`).
+                 */
+                list_id?: components["parameters"]["ListIdQuery"];
+            };
             header?: {
                 /** @description names the tab or device; comes back as the events' `origin` */
                 "X-Client-Id"?: components["parameters"]["ClientId"];
@@ -881,6 +1246,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             410: components["responses"]["TaskDeleted"];
             /** @description `precondition_failed`: If-Match named an older version; carries the current task */
@@ -902,7 +1268,14 @@ export interface operations {
     };
     moveTask: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The list the call is about (a list id: UUID, any case); absent: the user's
+                 *     default list. Not a UUID, or a list the user is not a member of: 404
+                 *     `not_found` (field `list_id`).
+                 */
+                list_id?: components["parameters"]["ListIdQuery"];
+            };
             header?: {
                 /** @description names the tab or device; comes back as the events' `origin` */
                 "X-Client-Id"?: components["parameters"]["ClientId"];
@@ -939,14 +1312,20 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            /** @description `position_exhausted`: no key of at most 255 bytes fits between the neighbours (with `max_key_bytes`) */
+            /**
+             * @description `position_exhausted`: no key of at most 255 bytes fits between the
+             *     neighbours (with `max_key_bytes`); into another list: `conflict` (field
+             *     `list_id`: that list holds a task of this id) or `task_quota_exceeded`
+             *     (with `limit`)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PositionExhaustedError"];
+                    "application/json": components["schemas"]["MoveConflictError"];
                 };
             };
             410: components["responses"]["TaskDeleted"];
@@ -992,6 +1371,393 @@ export interface operations {
                     "application/json": components["schemas"]["GoneError"];
                 };
             };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listLists: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the lists */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        lists: components["schemas"]["List"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createList: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ListCreate"];
+            };
+        };
+        responses: {
+            /** @description a list of this id and owner existed already */
+            200: {
+                headers: {
+                    Location: components["headers"]["ListLocation"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListDetail"];
+                };
+            };
+            /** @description created */
+            201: {
+                headers: {
+                    Location: components["headers"]["ListLocation"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /**
+             * @description `conflict` (field `id`): the id is another user's list, or a default
+             *     list's (a name-based, version-3 UUID)
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getList: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path: {
+                /** @description a list id (UUID, any case); anything else is 404 `not_found` */
+                id: components["parameters"]["ListId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the list */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListDetail"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteList: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path: {
+                /** @description a list id (UUID, any case); anything else is 404 `not_found` */
+                id: components["parameters"]["ListId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["DefaultList"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    renameList: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path: {
+                /** @description a list id (UUID, any case); anything else is 404 `not_found` */
+                id: components["parameters"]["ListId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: components["schemas"]["ListName"];
+                };
+            };
+        };
+        responses: {
+            /** @description renamed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    shareList: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path: {
+                /** @description a list id (UUID, any case); anything else is 404 `not_found` */
+                id: components["parameters"]["ListId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    user_id: components["schemas"]["UserId"];
+                    /** @enum {unknown} */
+                    role: "editor" | "viewer";
+                };
+            };
+        };
+        responses: {
+            /** @description shared (or the role changed, or nothing to change) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /**
+             * @description `owner_stays` (field `user_id`: the owner's role does not change; transfer
+             *     instead), or `too_many_members` (with `max`)
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembersError"];
+                };
+            };
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description `validation_failed` (field `user_id` or `role`), or `default_list` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    removeMember: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path: {
+                /** @description a list id (UUID, any case); anything else is 404 `not_found` */
+                id: components["parameters"]["ListId"];
+                /** @description a member's user id (the caller's own: leave the list) */
+                user_id: components["parameters"]["MemberId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description removed (or left) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `not_found` (field `list_id`: not a member of such a list), or `not_member` (field `user_id`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `owner_stays` (field `user_id`): the owner cannot leave: transfer first */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: components["responses"]["DefaultList"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    transferList: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path: {
+                /** @description a list id (UUID, any case); anything else is 404 `not_found` */
+                id: components["parameters"]["ListId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    user_id: components["schemas"]["UserId"];
+                };
+            };
+        };
+        responses: {
+            /** @description transferred */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `not_found` (field `list_id`: not a member of such a list), or `not_member` (field `user_id`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description `validation_failed` (field `user_id`), or `default_list` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createPresenceTicket: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description names the tab or device; comes back as the events' `origin` */
+                "X-Client-Id"?: components["parameters"]["ClientId"];
+            };
+            path: {
+                /** @description a list id (UUID, any case); anything else is 404 `not_found` */
+                id: components["parameters"]["ListId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a proof */
+            200: {
+                headers: {
+                    /** @description `no-store` */
+                    "Cache-Control": "no-store";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresenceTicket"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };

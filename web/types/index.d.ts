@@ -27,6 +27,18 @@ export type ReorderResult = S['ReorderResult'];
 export type TaskPage = S['TaskPage'];
 export type EventPage = S['EventPage'];
 export type WsTicket = S['WsTicket'];
+/** A list as GET /api/v1/lists and the list writes answer it (members: a count). */
+export type TaskList = S['List'];
+/** GET /api/v1/lists/{id}: the list with its members. */
+export type TaskListDetail = S['ListDetail'];
+export type ListMember = S['Member'];
+export type ListRole = ListMember['role'];
+/** The body of POST /api/v1/lists. */
+export type ListCreate = S['ListCreate'];
+/** The answer to POST /api/v1/lists/{id}/members. */
+export type MemberResult = S['MemberResult'];
+/** The answer to POST /api/v1/lists/{id}/presence-ticket. */
+export type PresenceTicket = S['PresenceTicket'];
 /** Every error: {"error":{"code","message"[,"field"]}}. */
 export type ErrorResponse = S['Error'];
 export type ErrorCode = S['ErrorBody']['code'];

@@ -58,6 +58,24 @@ char *auth_mint_ticket(const char *secret, const char *user, int64_t session_exp
  * out->exp_s). Returns AUTH_OK or a negative AUTH_ERR_*. Thread-safe. */
 MUST_CHECK int auth_verify_ticket(const char *secret, const char *ticket, auth_ticket *out);
 
+/* Presence proofs (shared lists, issue 13). backend-api mints one for a member of a
+ * list (POST /api/v1/lists/{id}/presence-ticket): "use":"list-presence", "list":
+ * the list id, a short exp. A gateway that verifies it knows the socket's user is a
+ * member of that list (at minting time) without any membership table, and may tell
+ * that socket who else of the list is online. Session tokens, tickets and proofs
+ * are refused for each other (AUTH_ERR_KIND). */
+typedef struct {
+	char user[USER_ID_MAX + 1];
+	char list_id[UUID_STR_LEN];
+	int64_t exp_s;
+} auth_presence;
+
+/* A proof that user is a member of list_id, valid ttl_s seconds (caller frees);
+ * NULL when user or list_id is invalid. */
+char *auth_mint_presence(const char *secret, const char *user, const char *list_id, long ttl_s);
+/* Verifies a presence proof. AUTH_OK or a negative AUTH_ERR_*. Thread-safe. */
+MUST_CHECK int auth_verify_presence(const char *secret, const char *token, auth_presence *out);
+
 /* Extracts the token of an "Authorization: Bearer <token>" header value. Returns
  * a pointer into header, or NULL. */
 const char *auth_bearer(const char *header);

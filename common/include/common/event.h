@@ -20,6 +20,14 @@ typedef enum {
 	EV_TASK_DELETED,
 	EV_TASK_REORDERED, /* PUT /api/v1/tasks/order: "positions" {id: key} */
 	EV_TASK_MOVED,     /* POST /api/v1/tasks/{id}/move: "task" {id, position} */
+	/* Lists (issue 13): "list" {id, name, ...}; each goes to one member, on that
+	 * member's seq, like a task event of a shared list. */
+	EV_LIST_CREATED,  /* POST /api/v1/lists: to the owner */
+	EV_LIST_UPDATED,  /* renamed, or ownership transferred: to every member */
+	EV_LIST_DELETED,  /* to every member; its tasks are gone */
+	EV_LIST_SHARED,   /* to a member added (or whose role changed): "list" with the
+	                     member's role and "reload": true (GET the list's tasks) */
+	EV_LIST_UNSHARED, /* to a member removed or leaving: no later event of the list */
 	EV__COUNT
 } event_type;
 
@@ -42,7 +50,12 @@ typedef struct event {
 	const char *event_id;  /* borrowed from root; NULL when absent */
 	const char *origin;    /* borrowed from root; NULL when absent or null */
 	const char *timestamp; /* borrowed from root; NULL when absent */
-	json_t *task;          /* borrowed from root; NULL for task.reordered */
+	json_t *task;          /* borrowed from root; NULL for task.reordered and list.* */
+	json_t *list;          /* borrowed; list.*: the list object {id, name, ...} */
+	const char *list_id;   /* borrowed; the list of the change (absent in events
+	                          written before lists) */
+	const char *actor;     /* borrowed; the user who made the change, or NULL */
+	int reload;            /* list.shared: the client should GET the list's tasks */
 	json_t *positions;     /* borrowed; task.reordered: {id: position key} */
 	json_t *order;         /* borrowed; task.reordered written before migration 0004:
 	                          the id array (legacy; positions is NULL then) */
@@ -67,9 +80,13 @@ void event_clear(event *ev);
 MUST_CHECK int event_validate_task(const json_t *task, int require_title, const char **field,
                                    char *err, size_t errlen);
 
+/* 1 for the list.* types. */
+int event_type_is_list(event_type t);
+
 /* Builds the WebSocket message for ev once:
  * {"type":"task_update","event":"task.created","event_id":..,"seq":42|null,
- *  "task":{..} | "positions":{..} | "order":[..],"origin":..,"timestamp":..}.
+ *  "task":{..} | "positions":{..} | "order":[..] | "list":{..},"origin":..,
+ *  "timestamp":..[,"list_id":..][,"actor":..][,"reload":true]}.
  * Returns a malloc'd compact JSON text and its length in *len. */
 char *event_ws_message(const event *ev, size_t *len);
 

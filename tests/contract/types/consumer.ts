@@ -4,7 +4,7 @@
 // lines marked to expect an error prove the types are not `any`.
 import { ApiError, STATE, TaskSync, backoffDelayMs, uuid, type ConnectionState, type ShownTask } from 'tasksync';
 import { TaskSyncProvider, createTaskSyncStore, useTaskSync, type ConflictNotice } from 'tasksync/react';
-import type { ErrorCode, ErrorResponse, MergeResult, Task, TaskEvent, TaskPage, WsMessage, WsTaskUpdate, paths } from 'tasksync/types';
+import type { ErrorCode, ErrorResponse, MergeResult, Task, TaskEvent, TaskList, TaskListDetail, TaskPage, WsMessage, WsTaskUpdate, paths } from 'tasksync/types';
 import { createElement } from 'react';
 
 const client = new TaskSync({ token: 't', userId: 'u1', apiBase: '', gatewayUrl: null, refreshToken: async () => 't2' });
@@ -35,7 +35,15 @@ const transient: boolean = err.transient;
 const task: Task = { id, title: 'x', description: null, priority: 'low', due_at: null, completed: false, position: 'a0', version: 1, created_at: '2030-01-01T00:00:00.000Z', updated_at: '2030-01-01T00:00:00.000Z' };
 // @ts-expect-error version is a number
 const bad: Task = { ...task, version: '1' };
-const page: TaskPage = { tasks: [task], seq: 3, next_cursor: null };
+const listId = '3f6c1d2e-8a4b-4c5d-9e7f-1a2b3c4d5e6f';
+const page: TaskPage = { tasks: [task], seq: 3, next_cursor: null, list_id: listId };
+// Shared lists.
+const shared: TaskList = { id: listId, name: 'Groceries', owner_id: 'u1', default: false, role: 'editor', members: 2 };
+const detail: TaskListDetail = { ...shared, members: [{ user_id: 'u1', role: 'owner' }, { user_id: 'u2', role: 'editor' }] };
+// @ts-expect-error a member's role is owner, editor or viewer
+const badRole: TaskListDetail = { ...shared, members: [{ user_id: 'u2', role: 'admin' }] };
+type Share = paths['/api/v1/lists/{id}/members']['post']['requestBody']['content']['application/json'];
+const share: Share = { user_id: 'u2', role: 'viewer' };
 const merge: MergeResult = { task, conflicts: [{ field: 'title', yours: 'a', theirs: 'b' }] };
 const code: ErrorCode = 'task_deleted';
 // @ts-expect-error not an error code of the API
@@ -69,4 +77,4 @@ const app = createElement(TaskSyncProvider, { options: { token: 't', userId: 'u1
 const store = createTaskSyncStore(client);
 store.subscribe(() => store.getSnapshot().tasks);
 
-export { app, bad, badCode, errBody, listOk, merge, n, onMessage, transient };
+export { app, bad, badCode, badRole, detail, errBody, listOk, merge, n, onMessage, share, transient };
