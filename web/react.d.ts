@@ -1,22 +1,38 @@
 // Declarations of react.js (written by hand; see tasksync.d.ts).
 import type { ReactNode } from 'react';
-import type { ApiError, ConnectionState, QueuedOp, ShownTask, TaskSync, TaskSyncEventMap, TaskSyncEvent, TaskSyncOptions } from './tasksync';
-import type { TaskEvent } from './types/index';
+import type { ApiError, ConnectionState, QueuedOp, RemoteApiError, ShownTask, TaskSync, TaskSyncEventMap, TaskSyncEvent, TaskSyncOptions } from './tasksync';
+import type { Conflict, Task } from './types/index';
 
 export { STATE, TaskSync } from './tasksync';
 
-/** A conflict notice (see react.js): derived from the client's events. */
+/** What every notice has: `remote` when another tab of this browser sent the change. */
+interface NoticeBase {
+  id: string;
+  at: string;
+  /** The task's title ('' when it was never known here). */
+  title: string;
+  op: QueuedOp;
+  remote: boolean;
+}
+
+/** A conflict notice (see react.js), from the client's `conflict` and `rejected` events. */
 export type ConflictNotice =
-  | { id: string; at: string; kind: 'concurrent' | 'deleted'; taskId: string; title: string; event: TaskEvent }
-  | { id: string; at: string; kind: 'rejected'; taskId: string | null; title: string; op: QueuedOp; error: ApiError; code: string | null };
+  /** An update merged per field: each of `fields` kept someone else's newer value (theirs). */
+  | (NoticeBase & { kind: 'conflict'; taskId: string; fields: Conflict[]; task: Task })
+  /** A change to a task deleted elsewhere (410 task_deleted): delete wins, the change was dropped. */
+  | (NoticeBase & { kind: 'deleted'; taskId: string | null; error: ApiError | RemoteApiError | null; code: string | null })
+  /** Another change the API refused for good (it was dropped). */
+  | (NoticeBase & { kind: 'rejected'; taskId: string | null; error: ApiError | RemoteApiError | null; code: string | null });
 
 export interface TaskSyncSnapshot {
   client: TaskSync;
   /** The list shown, in display order (local changes applied). */
-  tasks: ShownTask[];
+  tasks: readonly ShownTask[];
   state: ConnectionState;
-  /** Local changes the API has not confirmed yet, in order. */
-  pending: QueuedOp[];
+  /** The client's queue: this browser's changes the API has not confirmed yet (every tab's), in order. */
+  pending: readonly QueuedOp[];
+  /** This tab sends the queue. */
+  leader: boolean;
   conflicts: ConflictNotice[];
 }
 
@@ -25,8 +41,11 @@ export interface UseTaskSync extends TaskSyncSnapshot {
   online: boolean;
   create: TaskSync['create'];
   update: TaskSync['update'];
+  versionOf: TaskSync['versionOf'];
   toggle: TaskSync['toggle'];
   remove: TaskSync['remove'];
+  cancel: TaskSync['cancel'];
+  persisted: TaskSync['persisted'];
   move: TaskSync['move'];
   moveTask: TaskSync['moveTask'];
   reorder: TaskSync['reorder'];

@@ -6,15 +6,13 @@
 //   <TaskSyncProvider options={{ token, userId, gatewayUrl }}><App/></TaskSyncProvider>
 //   const { tasks, state, pending, conflicts, create, update } = useTaskSync();
 //
-// Conflicts. tasksync.js on main applies changes last-writer-wins and reports no
-// conflicts itself, so the binding derives them from its events: a change made here
-// to a task that another device changed or deleted before this change reached the
-// server (a non-own `change` event for the task while one of our changes to it is
-// unconfirmed) is a notice {kind: 'concurrent' | 'deleted'}, and a change the API
-// refused for good (`rejected`) is a notice {kind: 'rejected'}. When the client of
-// issue 14 lands (it merges per field with base_version and reports
-// {field, yours, theirs}), map its conflict event into `conflicts` here and drop the
-// derivation; `pending` then comes from its persistent queue the same way.
+// Conflicts come from the client itself: its `conflict` event (an update the API
+// merged per field, where someone else's newer value of a field won: {field, yours,
+// theirs}) is a notice {kind: 'conflict'}; its `rejected` event (a change refused for
+// good and dropped) is a notice {kind: 'deleted'} when the task was deleted elsewhere
+// (410 task_deleted: delete wins), else {kind: 'rejected'}. Both events come in every
+// tab of the browser (the sending tab's with remote: true elsewhere). `pending` is the
+// client's queue: every unconfirmed change of this browser, shared by its tabs.
 import { createContext, createElement, useContext, useEffect, useMemo, useSyncExternalStore } from 'react';
 import { STATE, TaskSync } from './tasksync.js';
 
@@ -29,15 +27,15 @@ let noticeSeq = 0;
 export function createTaskSyncStore(client) {
   const listeners = new Set();
   let conflicts = [];
-  // task id -> unconfirmed changes made here (counted from `local`, cleared by our own
-  // event for the task, or by a catch-up after the changes left the queue).
-  const edited = new Map();
-  const settling = new Set();
+  // Titles of tasks changed here, for notices about a task the list no longer has
+  // (the client reports title null then). Bounded: the oldest go first.
+  const titles = new Map();
   const build = () => ({
     client,
     tasks: client.tasks(),
     state: client.state,
-    pending: client.queue.slice(),
+    pending: client.queue,
+    leader: client.leader,
     conflicts,
   });
   let snap = build();
@@ -45,57 +43,42 @@ export function createTaskSyncStore(client) {
     snap = build();
     for (const l of listeners) l();
   };
+  const titleOf = (d) => {
+    if (d.title) return d.title;
+    const t = d.id && (client.tasks().find((x) => x.id === d.id) || (d.task && d.task.id === d.id ? d.task : null));
+    return (t && t.title) || titles.get(d.id) || '';
+  };
   const notice = (n) => {
     conflicts = [...conflicts, { id: `c${++noticeSeq}`, at: new Date().toISOString(), ...n }];
-  };
-  const queued = (id) => client.queue.some((op) => op.id === id);
-  const settle = () => {
-    for (const id of edited.keys()) {
-      if (queued(id) || settling.has(id)) continue;
-      settling.add(id);
-      // The catch-up after the change left the queue applies every event up to now,
-      // our own for this task included when there is one.
-      client
-        .sync()
-        .catch(() => {})
-        .then(() => {
-          settling.delete(id);
-          if (!queued(id)) edited.delete(id);
-        });
-    }
+    publish();
   };
   const on = {
-    tasks: () => {
-      settle();
-      publish();
-    },
+    tasks: publish,
     state: publish,
+    leader: publish,
     local: (e) => {
       const { op } = e.detail;
-      if (op.id) edited.set(op.id, (edited.get(op.id) || 0) + 1);
+      if (op.id) {
+        const t = client.tasks().find((x) => x.id === op.id);
+        const title = (t && t.title) || (op.body && op.body.title);
+        if (title) {
+          titles.delete(op.id);
+          titles.set(op.id, title);
+          if (titles.size > 1000) titles.delete(titles.keys().next().value);
+        }
+      }
       publish();
     },
-    change: (e) => {
-      const { event, own, task } = e.detail;
-      const id = event.task && event.task.id;
-      if (!id || !edited.has(id)) return;
-      if (own) {
-        edited.delete(id);
-        return;
-      }
-      const shown = task || client.tasks().find((t) => t.id === id) || event.task;
-      notice({
-        kind: event.event_type === 'task.deleted' ? 'deleted' : 'concurrent',
-        taskId: id,
-        title: (shown && shown.title) || (event.task && event.task.title) || '',
-        event,
-      });
-      publish();
+    conflict: (e) => {
+      const d = e.detail;
+      notice({ kind: 'conflict', taskId: d.id, title: titleOf(d), fields: d.conflicts, task: d.task, op: d.op, remote: !!d.remote });
     },
     rejected: (e) => {
-      const { op, error } = e.detail;
-      notice({ kind: 'rejected', taskId: op.id || null, op, error, code: error && error.code, title: '' });
-      publish();
+      const d = e.detail;
+      const error = d.error || null;
+      const code = (error && error.code) || null;
+      const deleted = code === 'task_deleted' || (error && error.status === 410);
+      notice({ kind: deleted ? 'deleted' : 'rejected', taskId: d.id ?? null, title: titleOf(d), op: d.op, error, code, remote: !!d.remote });
     },
   };
   // The client's events are listened to while someone subscribes (so StrictMode's
@@ -156,9 +139,10 @@ export function TaskSyncProvider({ client, options, children }) {
 }
 
 /**
- * The client's state for rendering: {tasks, state, pending, conflicts, client}, with
- * the client's methods bound (create, update, toggle, remove, move, moveTask,
- * reorder, sync) and dismissConflict(id) (no id: all). Re-renders on every change.
+ * The client's state for rendering: {tasks, state, online, pending, leader, conflicts,
+ * client}, with the client's methods bound (create, update, versionOf, toggle, remove,
+ * cancel, move, moveTask, reorder, sync, persisted) and dismissConflict(id) (no id:
+ * all). Re-renders on every change.
  */
 export function useTaskSync() {
   const store = useContext(Ctx);
@@ -168,9 +152,12 @@ export function useTaskSync() {
   const actions = useMemo(
     () => ({
       create: (fields) => c.create(fields),
-      update: (id, fields) => c.update(id, fields),
+      update: (id, fields, opts) => c.update(id, fields, opts),
+      versionOf: (id) => c.versionOf(id),
       toggle: (id) => c.toggle(id),
       remove: (id) => c.remove(id),
+      cancel: (opId) => c.cancel(opId),
+      persisted: () => c.persisted(),
       move: (id, delta, to) => c.move(id, delta, to),
       moveTask: (id, where) => c.moveTask(id, where),
       reorder: (order) => c.reorder(order),

@@ -1,9 +1,9 @@
 // Declarations of tasksync.js's public API (written by hand; the wire types come from
 // ./types, generated from proto/openapi.yaml). tests/contract checks them with
 // `tsc --noEmit` on a consumer file.
-import type { ErrorResponse, Task, TaskCreate, TaskEvent, TaskPatch } from './types/index';
+import type { Conflict, ErrorResponse, Task, TaskCreate, TaskEvent, TaskPatch } from './types/index';
 
-export type { Task, TaskEvent } from './types/index';
+export type { Conflict, Task, TaskEvent } from './types/index';
 
 /** Connection states, in the `state` event's detail and `client.state`. */
 export declare const STATE: Readonly<{
@@ -22,6 +22,10 @@ export declare function uuid(): string;
 /** The delay before reconnect attempt `attempt` (0-based): 1, 2, 4, 8, 16, 30 s, +-20 % jitter. */
 export declare function backoffDelayMs(attempt: number, rand?: () => number): number;
 
+/** The delay before safety catch-up number `n` (0-based) while push is healthy:
+ * `first`, doubling up to `max`, +-20 % jitter. */
+export declare function safetyDelayMs(n: number, first: number, max: number, rand?: () => number): number;
+
 /** An API answer other than 2xx. `status` 0 means the request did not reach the API. */
 export declare class ApiError extends Error {
   constructor(status: number, code?: string | null, message?: string, body?: unknown);
@@ -35,7 +39,7 @@ export declare class ApiError extends Error {
 }
 
 export interface TaskSyncOptions {
-  /** Bearer token (JWT) of the user. */
+  /** Bearer token (JWT) of the user (sent to apiBase only). */
   token: string;
   /** The user id the token is for (keys local storage). */
   userId: string;
@@ -43,49 +47,161 @@ export interface TaskSyncOptions {
   apiBase?: string;
   /** ws://host:port or ws://host:port/ws; null = poll only. */
   gatewayUrl?: string | null;
-  /** Polling period when the socket is down (3000). */
+  /** A fresh token for the same user (gateway close 4001, API 401), or null. */
+  refreshToken?: () => Promise<string | null>;
+  /** /events period while the socket cannot open (3000). */
   pollIntervalMs?: number;
   /** A connection open this long resets the backoff (10000). */
   stableAfterMs?: number;
-  /** Catch-up period while live (30000). */
+  /** First safety catch-up while push is healthy (120000). */
   safetySyncMs?: number;
+  /** The safety period doubles up to this (900000). */
+  safetySyncMaxMs?: number;
+  /** After a gateway drain (1001), reconnect within this (10000). */
+  drainSpreadMs?: number;
+  /** A ping unanswered this long: the socket is dead (10000). */
+  pongTimeoutMs?: number;
   /** Page size of the list load (500). */
   pageLimit?: number;
-  /** X-Client-Id (default: one per tab, kept over reloads). */
+  /** X-Client-Id (default: one per tab, kept over reloads, new in a duplicated tab). */
   clientId?: string;
-  /** A fresh token for the same user, asked for when the gateway closes with 4001. */
-  refreshToken?: () => Promise<string>;
+  /** Where the queue and the cached list live (default: IndexedDB, else memory). */
+  store?: QueueStore;
+  /** Elect one sending tab with navigator.locks (default: when present). */
+  useLocks?: boolean;
 }
 
 /** A task in the list shown: the server's, or made or changed here and not confirmed. */
 export type ShownTask = Task & {
   /** A local change not yet confirmed by the API. */
   pending?: boolean;
-  /** Creation order of a task made here that has no position key yet. */
+  /** Queue order of a task made here that has no position key yet. */
   localOrder?: number;
 };
 
-/** A change made here and queued for the API (localStorage, per user and tab). */
-export type QueuedOp =
-  | { kind: 'create'; opId: string; id: string; body: TaskCreate & { id: string }; localOrder: number; at: string }
-  | { kind: 'update'; opId: string; id: string; body: Omit<TaskPatch, 'base_version'>; at: string }
-  | { kind: 'delete'; opId: string; id: string }
-  | { kind: 'reorder'; opId: string; order: string[] }
-  | { kind: 'move'; opId: string; id: string; before?: string | null; after?: string | null };
+/** What every queued operation has. */
+interface QueuedOpBase {
+  /** Its id: sent as Idempotency-Key; cancel(opId) takes it back. */
+  opId: string;
+  /** Queue order (ms * 1000 + a per-tab counter). */
+  k: number;
+  /** X-Client-Id of the tab that made it (its echo is that tab's own). */
+  origin: string;
+  /** Claimed by the sending tab: being sent, never changed or cancelled. */
+  inflight?: boolean;
+}
+
+/** The fields an update changes. */
+export type TaskFields = Omit<TaskPatch, 'base_version'>;
+
+/** A change made here and queued for the API (IndexedDB, shared by the user's tabs). */
+export type QueuedOp = QueuedOpBase &
+  (
+    | { kind: 'create'; id: string; body: TaskCreate & { id: string }; at: string }
+    | { kind: 'update'; id: string; body: TaskFields; at: string; base_version?: number }
+    | { kind: 'delete'; id: string }
+    | { kind: 'reorder'; id?: undefined; order: string[] }
+    | { kind: 'move'; id: string; before?: string | null; after?: string | null; prefer: 'before' | 'after' }
+  );
+
+/** The queue's rules on a task's queued operations: operations to write and ids to delete. */
+export interface QueueDelta {
+  put: QueuedOp[];
+  del: string[];
+}
+
+/** Compaction: how a new operation joins the queued operations of its task (pure). */
+export declare function compact(ops: readonly QueuedOp[], op: QueuedOp): QueueDelta;
+
+/** After an own change was applied at `version`: later queued edits of the task are rebased on it. */
+export declare function rebase(ops: readonly QueuedOp[], done: QueuedOp, version: number | null | undefined): QueueDelta;
+
+/** Where a move goes given which tasks exist: the anchor named, else the other neighbour; null when both are gone. */
+export declare function resolveMove(
+  op: { id?: string; before?: string | null; after?: string | null; prefer?: 'before' | 'after' },
+  has: (id: string) => boolean,
+): { before: string | null } | { after: string | null } | null;
+
+/** The storage a client keeps its queue and cached list in. */
+export interface QueueStore {
+  loadOps(): Promise<QueuedOp[]>;
+  mutate(taskId: string | null | undefined, fn: (ops: QueuedOp[]) => Partial<QueueDelta> | null | undefined | void, options?: { claim?: boolean }): Promise<QueueDelta & { head?: QueuedOp | null }>;
+  claimHead(): Promise<QueuedOp | null>;
+  getMeta(key: string): Promise<unknown>;
+  putMeta(key: string, value: unknown): Promise<void>;
+  close(): void;
+}
+
+/** The queue and the cached list in memory (node, tests, no IndexedDB). One instance
+ * given to two clients plays one browser's storage; maxOps makes it refuse writes as a
+ * full disk would (QuotaExceededError). */
+export declare class MemoryStore implements QueueStore {
+  constructor(options?: { maxOps?: number });
+  maxOps: number;
+  loadOps(): Promise<QueuedOp[]>;
+  mutate(taskId: string | null | undefined, fn: (ops: QueuedOp[]) => Partial<QueueDelta> | null | undefined | void, options?: { claim?: boolean }): Promise<QueueDelta & { head?: QueuedOp | null }>;
+  claimHead(): Promise<QueuedOp | null>;
+  getMeta(key: string): Promise<unknown>;
+  putMeta(key: string, value: unknown): Promise<void>;
+  close(): void;
+}
+
+/** The queue and the cached list in IndexedDB database `name` (default for a client: `tasksync.<user>`). */
+export declare class IdbStore implements QueueStore {
+  constructor(name: string);
+  readonly name: string;
+  loadOps(): Promise<QueuedOp[]>;
+  mutate(taskId: string | null | undefined, fn: (ops: QueuedOp[]) => Partial<QueueDelta> | null | undefined | void, options?: { claim?: boolean }): Promise<QueueDelta & { head?: QueuedOp | null }>;
+  claimHead(): Promise<QueuedOp | null>;
+  getMeta(key: string): Promise<unknown>;
+  putMeta(key: string, value: unknown): Promise<void>;
+  close(): void;
+}
+
+/** An ApiError as another tab reports it over the BroadcastChannel (plain data). */
+export interface RemoteApiError {
+  status: number;
+  code: string | null;
+  message: string;
+}
+
+/** A change the API refused for good, or that became moot (it was dropped). A delete
+ * wins: a change to a task deleted elsewhere is refused with 410 `task_deleted`. */
+export type RejectedDetail =
+  | { op: QueuedOp; error: ApiError; id: string | undefined; title: string | null; remote?: undefined }
+  /** The sending tab was another tab of this browser. */
+  | { op: QueuedOp; error: RemoteApiError; id: string | undefined; title: string | null; remote: true };
+
+/** An update the API merged per field: each field in `conflicts` someone else changed
+ * after the version the change was based on keeps their value (`theirs`). */
+export interface ConflictDetail {
+  op: QueuedOp;
+  id: string;
+  title: string | null;
+  conflicts: Conflict[];
+  /** The task as stored after the merge. */
+  task: Task;
+  /** The sending tab was another tab of this browser. */
+  remote?: true;
+}
 
 /** The `detail` of each event a TaskSync dispatches. */
 export interface TaskSyncEventMap {
-  /** The list shown changed: read client.tasks(). */
+  /** The list shown or the queue changed: read client.tasks(). */
   tasks: { pending: number };
   state: { state: ConnectionState; prev: ConnectionState };
   /** An event from the server was applied; own: it came from this tab. */
   change: { event: TaskEvent; own: boolean; source: string; task: ShownTask | null };
   /** A change was made here and queued. */
   local: { op: QueuedOp };
-  /** The API refused a queued change for good (it was dropped). */
-  rejected: { op: QueuedOp; error: ApiError };
+  rejected: RejectedDetail;
+  conflict: ConflictDetail;
+  /** The store refused a write (quota: the disk is full); op, if given, is kept in memory and sent by this tab. */
+  'storage-error': { error: unknown; op?: QueuedOp; quota: boolean };
+  /** This tab holds the Web Lock and sends the queue. */
+  leader: { leader: true };
   reload: { seq: number | null };
-  'sync-error': { error: unknown };
+  'sync-error': { error: unknown; seq?: number };
   'auth-error': { status: 401; error: ApiError };
   connected: { connectionId: string };
   'catching-up': { connectionId: string };
@@ -93,6 +209,7 @@ export interface TaskSyncEventMap {
   disconnected: { code: number; reason: string; lived: number };
   'ws-error': { error: unknown };
   'reconnect-scheduled': { delayMs: number; attempt: number };
+  pong: Record<string, never>;
 }
 
 export type TaskSyncEvent<K extends keyof TaskSyncEventMap> = CustomEvent<TaskSyncEventMap[K]>;
@@ -104,41 +221,72 @@ export declare class TaskSync extends EventTarget {
   readonly clientId: string;
   apiBase: string;
   gatewayUrl: string | null;
+  refreshToken: (() => Promise<string | null>) | null;
+  readonly store: QueueStore;
   /** The current connection state. */
   state: ConnectionState;
   /** The last applied event seq; null before a list was loaded. */
   seq: number | null;
-  /** Local changes not yet confirmed by the API, in order. */
-  queue: QueuedOp[];
+  /** The queue of this browser (every tab's changes) not yet confirmed, in order: a
+   * mirror of the store, replaced (never changed in place) on each change. */
+  readonly queue: readonly QueuedOp[];
+  /** This tab sends the queue (it holds the Web Lock). */
+  readonly leader: boolean;
+  /** Resolves once start() has loaded the cached list and the queue. */
+  ready: Promise<void>;
   /** Whether the API answered the last request. */
   apiReachable: boolean;
   /** Seqs applied, in order (diagnostics). */
   appliedSeqs: number[];
-  stats: { applied: number; ignored: number; catchups: number; reloads: number; reconnects: number; polls: number; sent: number };
+  stats: {
+    applied: number;
+    ignored: number;
+    catchups: number;
+    eventRequests: number;
+    reloads: number;
+    reconnects: number;
+    polls: number;
+    sent: number;
+    safety: number;
+    pings: number;
+    pongs: number;
+    unknownSeq: number;
+    sendMs: number;
+    storeMs: number;
+  };
 
-  /** Starts syncing: shows the cached list, catches up, connects, sends the queue. */
+  /** Starts syncing: shows the cached list and queue (`ready`), then catches up, connects and sends the queue. */
   start(): this;
-  /** Stops every timer and the socket; the queue stays in localStorage. */
+  /** Stops every timer and the socket; the queue stays in the store. */
   stop(): void;
-  /** The list as shown: confirmed state plus local changes, in display order. */
-  tasks(): ShownTask[];
-  /** Number of local changes the API has not confirmed yet. */
+  /** The list as shown: confirmed state plus local changes, in display order (shared: do not modify). */
+  tasks(): readonly ShownTask[];
+  /** Number of local changes the API has not confirmed yet (every tab's). */
   readonly pending: number;
-  /** Adds a task at the end; returns the optimistic task (its id is final). */
-  create(fields: { title: string; id?: string; description?: string | null; priority?: 'low' | 'medium' | 'high'; due_at?: string | null; completed?: boolean }): ShownTask | undefined;
-  /** Changes some of title, description, priority, due_at, completed. */
-  update(id: string, fields: Omit<TaskPatch, 'base_version'>): void;
+  /** Adds a task at the end; returns the optimistic task (its id is final). Throws RangeError on an empty title. */
+  create(fields: { title: string; id?: string; description?: string | null; priority?: 'low' | 'medium' | 'high'; due_at?: string | null; completed?: boolean }): ShownTask;
+  /** Changes some of title, description, priority, due_at, completed, based on
+   * `baseVersion` (default: the confirmed version now). Returns the operation's id,
+   * or null when no field was given. */
+  update(id: string, fields: TaskFields, options?: { baseVersion?: number }): string | null;
+  /** The confirmed version of a task (what an editor passes as baseVersion). */
+  versionOf(id: string): number | undefined;
   toggle(id: string): void;
-  remove(id: string): void;
+  /** Deletes a task; returns the operation's id (for cancel()). */
+  remove(id: string): string;
+  /** Resolves once every change made so far is written to the store. */
+  persisted(): Promise<void>;
+  /** Takes back a queued change not being sent yet; true if it was. */
+  cancel(opId: string): Promise<boolean>;
   /** Sets the whole display order (lists of at most 1,000 tasks). */
-  reorder(order: string[]): void;
+  reorder(order: readonly string[]): void;
   /** Moves a task `delta` places (-1 up, +1 down) or to index `to`. */
   move(id: string, delta: number, to?: number): void;
   /** Moves a task relative to another: {before: id|null} (null: the end) or {after: id|null} (null: the top). */
   moveTask(id: string, where: { before: string | null } | { after: string | null }): void;
   /** Catches up from the applied seq now (single flight). */
   sync(): Promise<void>;
-  /** Sends the queue in order (single flight). */
+  /** Sends the queue in order (single flight; only the sending tab sends the shared queue). */
   flush(): Promise<void>;
 
   addEventListener<K extends keyof TaskSyncEventMap>(

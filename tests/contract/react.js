@@ -3,7 +3,8 @@
 // (STATIC_DIR=examples/react/dist, one origin), the gateway pushes. Two tabs of one
 // browser and a second device stay in step; a device offline queues its changes and
 // sends them when it is back; a change made offline to a task another device
-// deleted meanwhile shows a conflict notice.
+// deleted meanwhile shows a notice (delete wins), and a rename made offline of a task
+// another device renamed first shows the client's conflict (the per-field merge).
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,7 +37,7 @@ export function register(test, { root, stack, assert }) {
     { stackless: true },
   );
 
-  test('react example: two tabs in step, offline then online, a conflict notice', 150000, async () => {
+  test('react example: two tabs in step, offline then online, delete wins and a merge conflict notice', 150000, async () => {
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -115,6 +116,43 @@ export function register(test, { root, stack, assert }) {
       await notice.locator('button').click();
       await A.tab.waitForFunction(() => !document.querySelector('.conflict'), null, { timeout: 5000 });
       assert((await B.tab.locator('.conflict').count()) === 0, 'B, whose change came first, has no notice');
+      // The other tab of device A was told too (the client reports the sending tab's outcome in every tab).
+      await A2.locator('.conflict[data-kind=deleted]').waitFor({ timeout: 15000 });
+      await A2.locator('.conflict[data-kind=deleted] button').click();
+
+      // The per-field merge: A renames "Buy milk" offline while B renames it online;
+      // B's rename was committed first, so the server keeps it and A's client reports
+      // the field ({field, yours, theirs}) as a conflict notice in both of A's tabs.
+      await A.ctx.setOffline(true);
+      await state(A.tab, 'offline', 10000);
+      A.tab.once('dialog', (d) => d.accept('Buy oat milk'));
+      await row(A.tab, 'Buy milk').locator('.title').dblclick();
+      await waitTitles(A.tab, ['Buy oat milk', 'Offline idea'], 'tab 1 after its offline rename');
+      await A.tab.waitForFunction(() => document.querySelector('#pending').textContent === '1 unsent', null, { timeout: 5000 });
+      B.tab.once('dialog', (d) => d.accept('Buy whole milk'));
+      await row(B.tab, 'Buy milk').locator('.title').dblclick();
+      await B.tab.waitForFunction(() => document.querySelector('#pending').textContent === '0 unsent', null, { timeout: 10000 });
+      await waitTitles(B.tab, ['Buy whole milk', 'Offline idea'], 'device B after its rename');
+      await A.ctx.setOffline(false);
+      await state(A.tab, 'live', 30000);
+      await A.tab.waitForFunction(() => document.querySelector('#pending').textContent === '0 unsent', null, { timeout: 20000 });
+      for (const [page, what] of [
+        [A.tab, 'tab 1'],
+        [A2, 'tab 2'],
+        [B.tab, 'device B'],
+      ])
+        await waitTitles(page, ['Buy whole milk', 'Offline idea'], `${what} after the merge (first committer wins)`);
+      for (const [page, what] of [
+        [A.tab, 'tab 1'],
+        [A2, 'tab 2'],
+      ]) {
+        const merged = page.locator('.conflict[data-kind=conflict]');
+        await merged.waitFor({ timeout: 15000 });
+        const t = await merged.textContent();
+        assert(t.includes('title kept "Buy whole milk" (yours: "Buy oat milk")'), `${what}: the notice names the field, theirs and yours: ${t}`);
+        assert((await page.locator('.conflict').count()) === 1, `${what}: one notice`);
+      }
+      assert((await B.tab.locator('.conflict').count()) === 0, 'B, whose rename came first, has no notice');
     } finally {
       await browser.close().catch(() => {});
     }

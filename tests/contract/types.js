@@ -56,15 +56,20 @@ export function register(test, { root, assert }) {
   );
 
   test(
-    'types: the package imports in node by its name (exports ".")',
+    'types: the package imports in node by its name (exports "."), with every export declared',
     20000,
     async () => {
-      const code = "import('tasksync').then((m) => { if (typeof m.TaskSync !== 'function' || !m.STATE.LIVE) process.exit(3); })";
+      const code = "import('tasksync').then((m) => { if (typeof m.TaskSync !== 'function' || !m.STATE.LIVE) process.exit(3); console.log(JSON.stringify(Object.keys(m).sort())); })";
+      let names;
       try {
-        execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: here, stdio: 'pipe', timeout: 15000 });
+        names = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: here, stdio: 'pipe', timeout: 15000 }).toString());
       } catch (e) {
         throw new Error(`import('tasksync') failed: ${e.stderr}`);
       }
+      // tasksync.d.ts declares exactly what tasksync.js exports, no more, no less.
+      const dts = fs.readFileSync(path.join(root, 'web/tasksync.d.ts'), 'utf8');
+      const declared = [...dts.matchAll(/^export declare (?:const|function|class) (\w+)/gm)].map((m) => m[1]).sort();
+      assert(JSON.stringify(declared) === JSON.stringify(names), `tasksync.js exports ${names.join(', ')}; tasksync.d.ts declares ${declared.join(', ')}`);
     },
     opts,
   );

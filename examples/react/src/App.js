@@ -78,8 +78,8 @@ function TaskList({ user }) {
         { key: c.id, className: 'conflict', role: 'alert', 'data-kind': c.kind, 'data-task': c.taskId || '' },
         c.kind === 'deleted'
           ? `"${c.title}" was deleted on another device while you changed it here.`
-          : c.kind === 'concurrent'
-            ? `"${c.title}" was also changed on another device while your change was on its way; the last change saved wins.`
+          : c.kind === 'conflict'
+            ? `"${c.title}" was also changed on another device: ${c.fields.map((f) => `${f.field} kept "${f.theirs}" (yours: "${f.yours}")`).join(', ')}.`
             : `The server refused a change (${c.code || c.error?.status}).`,
         ' ',
         h('button', { onClick: () => dismissConflict(c.id) }, 'OK'),

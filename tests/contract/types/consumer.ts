@@ -2,12 +2,14 @@
 // imports the package by name through its `exports` (node_modules/tasksync links to
 // web/), uses the client, the React binding and the generated wire types, and the
 // lines marked to expect an error prove the types are not `any`.
-import { ApiError, STATE, TaskSync, backoffDelayMs, uuid, type ConnectionState, type ShownTask } from 'tasksync';
+import { ApiError, IdbStore, MemoryStore, STATE, TaskSync, backoffDelayMs, compact, rebase, resolveMove, safetyDelayMs, uuid, type ConnectionState, type QueuedOp, type QueueStore, type ShownTask } from 'tasksync';
 import { TaskSyncProvider, createTaskSyncStore, useTaskSync, type ConflictNotice } from 'tasksync/react';
 import type { ErrorCode, ErrorResponse, MergeResult, Task, TaskEvent, TaskList, TaskListDetail, TaskPage, WsMessage, WsTaskUpdate, paths } from 'tasksync/types';
 import { createElement } from 'react';
 
-const client = new TaskSync({ token: 't', userId: 'u1', apiBase: '', gatewayUrl: null, refreshToken: async () => 't2' });
+const shared: QueueStore = new MemoryStore({ maxOps: 100 });
+const client = new TaskSync({ token: 't', userId: 'u1', apiBase: '', gatewayUrl: null, refreshToken: async () => 't2', store: shared, useLocks: false, safetySyncMaxMs: 60000 });
+const idb: QueueStore = new IdbStore('tasksync.u1');
 client.addEventListener('state', (e) => {
   const s: ConnectionState = e.detail.state;
   if (s === STATE.LIVE) console.log('live', e.detail.prev);
@@ -16,13 +18,47 @@ client.addEventListener('change', (e) => {
   const ev: TaskEvent = e.detail.event;
   if (!e.detail.own && ev.event_type === 'task.deleted') console.log(ev.user_id, ev.seq);
 });
-client.addEventListener('rejected', (e) => console.log(e.detail.error.status, e.detail.op.kind));
-const created: ShownTask | undefined = client.create({ title: 'Buy milk', priority: 'high' });
-client.update(created!.id, { completed: true, due_at: null });
-client.moveTask(created!.id, { after: null });
+client.addEventListener('rejected', (e) => console.log(e.detail.error.status, e.detail.error.code, e.detail.op.kind, e.detail.title));
+client.addEventListener('conflict', (e) => {
+  for (const c of e.detail.conflicts) console.log(c.field, c.yours, c.theirs, e.detail.task.version, e.detail.remote === true);
+});
+client.addEventListener('storage-error', (e) => {
+  const quota: boolean = e.detail.quota;
+  if (quota && e.detail.op) console.log(e.detail.op.opId);
+});
+client.addEventListener('leader', (e) => {
+  const yes: true = e.detail.leader;
+  console.log(yes, client.leader);
+});
+// @ts-expect-error a conflict's detail has conflicts, not fields
+client.addEventListener('conflict', (e) => console.log(e.detail.fields));
+// @ts-expect-error no such event is typed with a detail
+client.addEventListener('conflicts', (e) => console.log(e.detail));
+const created: ShownTask = client.create({ title: 'Buy milk', priority: 'high' });
+const editId: string | null = client.update(created.id, { completed: true, due_at: null }, { baseVersion: client.versionOf(created.id) });
+client.moveTask(created.id, { after: null });
 client.start();
-const list: ShownTask[] = client.tasks();
-const n: number = client.pending + backoffDelayMs(2) + list.length;
+await client.ready;
+const delId: string = client.remove(created.id);
+const undone: Promise<boolean> = client.cancel(delId);
+await client.persisted();
+const list: readonly ShownTask[] = client.tasks();
+const queued: readonly QueuedOp[] = client.queue;
+const n: number = client.pending + backoffDelayMs(2) + safetyDelayMs(1, 120000, 900000) + list.length + queued.length;
+// @ts-expect-error the list shown is shared: not to be changed
+client.tasks().push(created);
+// @ts-expect-error remove returns the change id, not a promise
+client.remove(created.id).then(() => {});
+// @ts-expect-error baseVersion is a number
+client.update(created.id, { title: 'x' }, { baseVersion: '3' });
+// The queue's rules, pure.
+const op: QueuedOp = { kind: 'update', id: created.id, opId: uuid(), k: 1, origin: client.clientId, body: { title: 'y' }, at: '2030-01-01T00:00:00.000Z', base_version: 2 };
+const d = compact(queued, op);
+const r = rebase(d.put, op, 3);
+const where = resolveMove({ id: created.id, before: null, after: 'x', prefer: 'after' }, (x) => x === 'x');
+if (where && 'after' in where) console.log(where.after, r.del.length, editId, undone, idb);
+// @ts-expect-error a queued move says which side it prefers
+const badMove: QueuedOp = { kind: 'move', id: created.id, opId: 'o', k: 1, origin: 'c', prefer: 'above' };
 const id: string = uuid();
 // @ts-expect-error priority is low | medium | high
 client.update(id, { priority: 'urgent' });
@@ -66,10 +102,17 @@ function onMessage(m: WsMessage): string {
 
 // The React binding.
 function List() {
-  const { tasks, state, pending, conflicts, create, dismissConflict, online } = useTaskSync();
+  const { tasks, state, pending, leader, conflicts, create, cancel, versionOf, dismissConflict, online } = useTaskSync();
   const first: ConflictNotice | undefined = conflicts[0];
-  if (first && first.kind === 'rejected') console.log(first.error.code);
+  if (first && (first.kind === 'rejected' || first.kind === 'deleted')) console.log(first.code, first.error?.status, first.remote);
+  if (first && first.kind === 'conflict') console.log(first.fields.map((f) => `${f.field}: ${String(f.yours)} -> ${String(f.theirs)}`), first.task.version);
+  // @ts-expect-error only a merge notice has fields
+  if (first && first.kind === 'deleted') console.log(first.fields);
+  // @ts-expect-error the derived 'concurrent' notice of the old client is gone
+  if (first && first.kind === 'concurrent') console.log(first);
   if (first) dismissConflict(first.id);
+  if (pending[0] && !pending[0].inflight) void cancel(pending[0].opId);
+  console.log(leader, versionOf('x'));
   create({ title: `${tasks.length} ${state} ${pending.length} ${online}` });
   return null;
 }
@@ -77,4 +120,4 @@ const app = createElement(TaskSyncProvider, { options: { token: 't', userId: 'u1
 const store = createTaskSyncStore(client);
 store.subscribe(() => store.getSnapshot().tasks);
 
-export { app, bad, badCode, badRole, detail, errBody, listOk, merge, n, onMessage, share, transient };
+export { app, bad, badCode, badMove, badRole, detail, errBody, listOk, merge, n, onMessage, share, transient };
