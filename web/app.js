@@ -28,7 +28,7 @@ const STATE_LABEL = {
 let config = { gateway_url: null, dev_login: false };
 let client = null;
 let editingId = null;
-const titles = new Map(); // id -> last shown title (for the toast of a delete)
+const titles = new Map(); // id -> title of a row drawn now (for the toast of a delete)
 
 // Only ws:// or wss:// URLs from the same-origin config are used.
 function gatewayFrom(v) {
@@ -87,6 +87,8 @@ function showSignIn(message) {
   window.tasksync = null;
   items.clear();
   drawnIds = [];
+  lastTasks = [];
+  titles.clear();
   $('#list').textContent = '';
   $('#list').style.height = '';
   $('#app').hidden = true;
@@ -193,10 +195,18 @@ const VERB = {
 
 let batch = null; // changes that came in one catch-up, shown as one toast
 
+// The title last shown for a task (drawn or not).
+function titleOf(id) {
+  if (!id) return '';
+  if (titles.has(id)) return titles.get(id);
+  const t = lastTasks.find((x) => x.id === id);
+  return t ? t.title : '';
+}
+
 function describe(event, task) {
   if (event.event_type === 'task.reordered') return 'Tasks reordered';
-  if (event.event_type === 'task.moved') return `Task moved${titles.get(event.task && event.task.id) ? `: ${titles.get(event.task.id)}` : ''}`;
-  const title = (task && task.title) || (event.task && titles.get(event.task.id)) || '';
+  if (event.event_type === 'task.moved') return `Task moved${titleOf(event.task && event.task.id) ? `: ${titleOf(event.task.id)}` : ''}`;
+  const title = (task && task.title) || (event.task && titleOf(event.task.id)) || '';
   let verb = VERB[event.event_type] || 'Task changed';
   if (event.event_type === 'task.completed' && task && task.completed === false) verb = 'Task reopened';
   return title ? `${verb}: ${title}` : verb;
@@ -299,13 +309,17 @@ function deleteWithUndo(id) {
 
 // Remote events can come in hundreds a second: the list is drawn at most once a frame
 // (and, in a tab the browser does not paint, where frames do not come, by a timer).
-let renderQueued = false;
+// (Each request's frame and timer serve that request only: a timer left from an
+// earlier one must not draw between frames.)
+let renderQueued = 0;
+let renderGen = 0;
 function scheduleRender() {
   if (renderQueued) return;
-  renderQueued = true;
+  const g = ++renderGen;
+  renderQueued = g;
   const run = () => {
-    if (!renderQueued) return;
-    renderQueued = false;
+    if (renderQueued !== g) return;
+    renderQueued = 0;
     render();
   };
   if (document.visibilityState === 'visible') requestAnimationFrame(run);
@@ -346,6 +360,7 @@ function render() {
 }
 
 const items = new Map(); // id -> its li, for every task drawn
+let lastTasks = []; // the list last drawn (rows not drawn too: a delete's toast names its task)
 let dragId = null; // the task being dragged
 let drawnIds = []; // the ids last drawn, in order
 
@@ -395,6 +410,7 @@ function draw() {
   const fill = (li, t, i) => {
     const d = drawn.get(li);
     if (!d || d.t !== t || d.i !== i || d.n !== n || editingId === t.id) {
+      titles.set(t.id, t.title);
       fillItem(li, t, i, n);
       drawn.set(li, { t, i, n });
     }
@@ -424,11 +440,12 @@ function draw() {
       if (!keep.has(id)) {
         li.remove();
         items.delete(id);
+        titles.delete(id); // (from now on read from the list)
       }
     }
     drawnIds = want.map((i) => tasks[i].id);
   }
-  for (const t of tasks) titles.set(t.id, t.title); // rows not drawn too (a delete's toast names it)
+  lastTasks = tasks;
   if (focusIn && focusIn.isConnected && document.activeElement !== focusIn) {
     focusIn.focus({ preventScroll: true });
     if (sel) focusIn.setSelectionRange(sel[0], sel[1], sel[2]);
