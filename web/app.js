@@ -28,7 +28,7 @@ const STATE_LABEL = {
 let config = { gateway_url: null, dev_login: false };
 let client = null;
 let editingId = null;
-const titles = new Map(); // id -> last shown title (for the toast of a delete)
+const titles = new Map(); // id -> title of a row drawn now (for the toast of a delete)
 
 // Only ws:// or wss:// URLs from the same-origin config are used.
 function gatewayFrom(v) {
@@ -87,7 +87,10 @@ function showSignIn(message) {
   window.tasksync = null;
   items.clear();
   drawnIds = [];
+  lastTasks = [];
+  titles.clear();
   $('#list').textContent = '';
+  $('#list').style.height = '';
   $('#app').hidden = true;
   $('#who').hidden = true;
   $('#signin').hidden = false;
@@ -192,10 +195,18 @@ const VERB = {
 
 let batch = null; // changes that came in one catch-up, shown as one toast
 
+// The title last shown for a task (drawn or not).
+function titleOf(id) {
+  if (!id) return '';
+  if (titles.has(id)) return titles.get(id);
+  const t = lastTasks.find((x) => x.id === id);
+  return t ? t.title : '';
+}
+
 function describe(event, task) {
   if (event.event_type === 'task.reordered') return 'Tasks reordered';
-  if (event.event_type === 'task.moved') return `Task moved${titles.get(event.task && event.task.id) ? `: ${titles.get(event.task.id)}` : ''}`;
-  const title = (task && task.title) || (event.task && titles.get(event.task.id)) || '';
+  if (event.event_type === 'task.moved') return `Task moved${titleOf(event.task && event.task.id) ? `: ${titleOf(event.task.id)}` : ''}`;
+  const title = (task && task.title) || (event.task && titleOf(event.task.id)) || '';
   let verb = VERB[event.event_type] || 'Task changed';
   if (event.event_type === 'task.completed' && task && task.completed === false) verb = 'Task reopened';
   return title ? `${verb}: ${title}` : verb;
@@ -298,13 +309,17 @@ function deleteWithUndo(id) {
 
 // Remote events can come in hundreds a second: the list is drawn at most once a frame
 // (and, in a tab the browser does not paint, where frames do not come, by a timer).
-let renderQueued = false;
+// (Each request's frame and timer serve that request only: a timer left from an
+// earlier one must not draw between frames.)
+let renderQueued = 0;
+let renderGen = 0;
 function scheduleRender() {
   if (renderQueued) return;
-  renderQueued = true;
+  const g = ++renderGen;
+  renderQueued = g;
   const run = () => {
-    if (!renderQueued) return;
-    renderQueued = false;
+    if (renderQueued !== g) return;
+    renderQueued = 0;
     render();
   };
   if (document.visibilityState === 'visible') requestAnimationFrame(run);
@@ -345,7 +360,27 @@ function render() {
 }
 
 const items = new Map(); // id -> its li, for every task drawn
-let drawnIds = []; // the order last drawn
+let lastTasks = []; // the list last drawn (rows not drawn too: a delete's toast names its task)
+let dragId = null; // the task being dragged
+let drawnIds = []; // the ids last drawn, in order
+
+// Only the rows in and near the viewport are in the document (a list of thousands
+// costs what a screenful costs): #list is as tall as every row would be, and each row
+// drawn is placed at its index (rows have one fixed height, ROW_PX, style.css). The
+// row holding the focus (or the open editor) stays drawn wherever it is, so focus and
+// caret survive scrolling and remote changes. Scrolling and resizing re-draw, at most
+// once a frame. Rows are in the document in list order (tab order, screen readers),
+// each with its place (aria-posinset / aria-setsize).
+const ROW_PX = 46;
+const OVERSCAN = 10; // rows drawn above and below the viewport
+
+function visibleRange(list, n) {
+  const top = list.getBoundingClientRect().top;
+  const vh = window.innerHeight || document.documentElement.clientHeight || 800;
+  const first = Math.max(0, Math.floor(-top / ROW_PX) - OVERSCAN);
+  const last = Math.min(n, Math.ceil((vh - top) / ROW_PX) + OVERSCAN);
+  return [first, Math.max(first, last)];
+}
 
 function draw() {
   const tasks = client.tasks();
@@ -354,24 +389,42 @@ function draw() {
   const active = document.activeElement;
   const focusIn = active && list.contains(active) ? active : null;
   const sel = focusIn && typeof focusIn.selectionStart === 'number' ? [focusIn.selectionStart, focusIn.selectionEnd, focusIn.selectionDirection] : null;
-  let sameOrder = tasks.length === drawnIds.length;
-  for (let i = 0; sameOrder && i < tasks.length; i++) if (drawnIds[i] !== tasks[i].id) sameOrder = false;
   const n = tasks.length;
+  list.style.height = `${n * ROW_PX}px`;
+  list.dataset.count = String(n);
+  const [first, last] = visibleRange(list, n);
+  // What is drawn: the visible range, plus the focused row and the row being edited.
+  const extra = [];
+  const pinned = new Set();
+  if (focusIn) pinned.add(focusIn.closest('li.task')?.dataset.id);
+  if (editingId) pinned.add(editingId);
+  if (dragId) pinned.add(dragId); // the row being dragged (the list may scroll under it)
+  pinned.delete(undefined);
+  if (pinned.size) {
+    for (let i = 0; i < n; i++) if ((i < first || i >= last) && pinned.has(tasks[i].id)) extra.push(i);
+  }
+  const want = [];
+  for (const i of extra) if (i < first) want.push(i);
+  for (let i = first; i < last; i++) want.push(i);
+  for (const i of extra) if (i >= last) want.push(i);
   const fill = (li, t, i) => {
     const d = drawn.get(li);
-    if (!d || d.t !== t || d.first !== (i === 0) || d.last !== (i === n - 1) || editingId === t.id) {
+    if (!d || d.t !== t || d.i !== i || d.n !== n || editingId === t.id) {
       titles.set(t.id, t.title);
       fillItem(li, t, i, n);
-      drawn.set(li, { t, first: i === 0, last: i === n - 1 });
+      drawn.set(li, { t, i, n });
     }
   };
-  if (sameOrder) {
+  let sameRows = want.length === drawnIds.length;
+  for (let k = 0; sameRows && k < want.length; k++) if (drawnIds[k] !== tasks[want[k]].id) sameRows = false;
+  if (sameRows) {
     // The common case (fields changed, nothing moved): only the changed rows are touched.
-    for (let i = 0; i < n; i++) fill(items.get(tasks[i].id), tasks[i], i);
+    for (const i of want) fill(items.get(tasks[i].id), tasks[i], i);
   } else {
     const keep = new Set();
     let prev = null;
-    tasks.forEach((t, i) => {
+    for (const i of want) {
+      const t = tasks[i];
       let li = items.get(t.id);
       if (!li) {
         li = makeItem(t.id);
@@ -379,18 +432,20 @@ function draw() {
       }
       fill(li, t, i);
       keep.add(t.id);
-      const want = prev ? prev.nextSibling : list.firstChild;
-      if (want !== li) list.insertBefore(li, want);
+      const at = prev ? prev.nextSibling : list.firstChild;
+      if (at !== li) list.insertBefore(li, at);
       prev = li;
-    });
+    }
     for (const [id, li] of items) {
       if (!keep.has(id)) {
         li.remove();
         items.delete(id);
+        titles.delete(id); // (from now on read from the list)
       }
     }
-    drawnIds = tasks.map((t) => t.id);
+    drawnIds = want.map((i) => tasks[i].id);
   }
+  lastTasks = tasks;
   if (focusIn && focusIn.isConnected && document.activeElement !== focusIn) {
     focusIn.focus({ preventScroll: true });
     if (sel) focusIn.setSelectionRange(sel[0], sel[1], sel[2]);
@@ -419,6 +474,9 @@ function makeItem(id) {
 }
 
 function fillItem(li, t, index, count) {
+  li.style.top = `${index * ROW_PX}px`;
+  li.setAttribute('aria-posinset', String(index + 1));
+  li.setAttribute('aria-setsize', String(count));
   li.classList.toggle('completed', !!t.completed);
   li.classList.toggle('pending', !!t.pending);
   li.dataset.version = String(t.version ?? '');
@@ -438,7 +496,10 @@ function fillItem(li, t, index, count) {
   // The field being edited is held under the cursor: what is typed is not replaced.
   if (editingId === t.id) return;
   const title = li.querySelector('.title');
-  if (title) title.textContent = t.title;
+  if (title) {
+    title.textContent = t.title;
+    title.title = t.title; // one line per row: the whole title on hover
+  }
 }
 
 function beginEdit(li) {
@@ -503,6 +564,9 @@ function beginEdit(li) {
 
 function wireList() {
   const list = $('#list');
+  // Scrolling or resizing brings other rows into view: drawn at the next frame.
+  window.addEventListener('scroll', () => client && scheduleRender(), { passive: true });
+  window.addEventListener('resize', () => client && scheduleRender());
   list.addEventListener('click', (e) => {
     const li = e.target.closest('li.task');
     if (!li || !client) return;
@@ -521,8 +585,16 @@ function wireList() {
     if (li && e.target.matches('.title') && editingId !== li.dataset.id) beginEdit(li);
   });
 
-  // Drag and drop: drop before the item under the pointer (or at the end).
-  let dragId = null;
+  // Drag and drop: drop before the item under the pointer (or at the end). Between two
+  // rows (the gap) counts as the row below.
+  const rowAt = (e) => {
+    const li = e.target.closest('li.task');
+    if (li) return li;
+    if (e.target !== list || !client) return null;
+    const i = Math.floor((e.clientY - list.getBoundingClientRect().top + 6) / ROW_PX); // 6: the gap
+    const t = client.tasks()[i];
+    return t ? items.get(t.id) || null : null;
+  };
   list.addEventListener('dragstart', (e) => {
     const li = e.target.closest('li.task');
     if (!li) return;
@@ -539,7 +611,7 @@ function wireList() {
     if (!dragId) return;
     e.preventDefault();
     for (const li of list.querySelectorAll('.drop-before')) li.classList.remove('drop-before');
-    const li = e.target.closest('li.task');
+    const li = rowAt(e);
     if (li && li.dataset.id !== dragId) li.classList.add('drop-before');
   });
   list.addEventListener('drop', (e) => {
@@ -547,7 +619,7 @@ function wireList() {
     e.preventDefault();
     // One move (POST /api/v1/tasks/{id}/move): before the item dropped on, or to the
     // end when dropped below the list. Dropped on itself: nothing happens.
-    const target = e.target.closest('li.task');
+    const target = rowAt(e);
     if (target && target.dataset.id === dragId) return;
     client.moveTask(dragId, { before: target ? target.dataset.id : null });
   });

@@ -247,6 +247,65 @@ export function register(test, h) {
     for (const d of [A, B]) await d.ctx.close();
   });
 
+  // ---- the demo: a long list draws only the rows in view -------------------------------
+
+  test('a list of 150 draws only the rows in view; scrolling draws others; an open editor stays open, focused, its caret kept', 90000, async () => {
+    const token = await stack.login('rowan');
+    const N = 150;
+    let next = 0;
+    const worker = async () => {
+      while (next < N) {
+        const i = next++;
+        const r = await stack.api(token, 'POST', '/api/v1/tasks', { title: `W${String(i).padStart(3, '0')}` });
+        assert(r.status === 201, `create: HTTP ${r.status}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 6 }, worker));
+    const all = [];
+    let pg = await serverList(token);
+    all.push(...pg.tasks);
+    while (pg.next_cursor) {
+      pg = (await stack.api(token, 'GET', `/api/v1/tasks?limit=1000&cursor=${encodeURIComponent(pg.next_cursor)}`)).data;
+      all.push(...pg.tasks);
+    }
+    assert(all.length === N, `server has ${all.length}`);
+    const A = await device('rowan');
+    const p = A.page;
+    await p.waitForFunction((n) => document.querySelector('#list').dataset.count === String(n), N, { timeout: 10000 });
+    await sleep(200); // drawn
+    const rowsOf = () => p.evaluate(() => [...document.querySelectorAll('#list li.task')].map((li) => ({ id: li.dataset.id, title: li.querySelector('.title, .edit-title').textContent || li.querySelector('.edit-title').value, pos: Number(li.getAttribute('aria-posinset')), size: Number(li.getAttribute('aria-setsize')), top: li.getBoundingClientRect().top })));
+    // The rows drawn: a run from the top, in order, labelled with their place.
+    const top = await rowsOf();
+    assert(top.length > 5 && top.length < 60, `rows in the document: ${top.length} of ${N}`);
+    top.forEach((r, k) => assert(r.id === all[k].id && r.pos === k + 1 && r.size === N, `row ${k}: ${JSON.stringify(r)}, want ${all[k].title}`));
+    for (let k = 1; k < top.length; k++) assert(top[k].top > top[k - 1].top, `rows not in place: ${top[k - 1].top}, ${top[k].top}`);
+    const height = await p.evaluate(() => document.querySelector('#list').getBoundingClientRect().height);
+    assert(height >= N * 40, `the list is ${height} px tall for ${N} rows`);
+    // An editor opened on the first row, text typed, caret put: scrolled to the end and back.
+    const first = p.locator(`#list li.task[data-id="${all[0].id}"]`);
+    await first.locator('.edit').click();
+    await first.locator('.edit-title').fill('draft');
+    await p.evaluate(() => document.activeElement.setSelectionRange(2, 2));
+    await p.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    const lastId = all[N - 1].id;
+    await p.waitForFunction((id) => !!document.querySelector(`#list li.task[data-id="${id}"]`), lastId, { timeout: 5000 });
+    const bottom = await rowsOf();
+    assert(bottom.length < 60, `rows in the document after scrolling: ${bottom.length}`);
+    assert(bottom[0].id === all[0].id && bottom[bottom.length - 1].id === lastId && bottom[bottom.length - 1].pos === N, `after scrolling: first ${JSON.stringify(bottom[0])}, last ${JSON.stringify(bottom[bottom.length - 1])}`);
+    const vh = await p.evaluate(() => window.innerHeight);
+    assert(bottom[bottom.length - 1].top < vh && bottom[bottom.length - 1].top > 0, `the last row is not in view: top ${bottom[bottom.length - 1].top} of ${vh}`);
+    // A remote change to the row being edited, far off screen: nothing typed is lost.
+    const r = await stack.api(token, 'PATCH', `/api/v1/tasks/${all[0].id}`, { priority: 'high' });
+    assert(r.status === 200, `PATCH: HTTP ${r.status}`);
+    await p.waitForFunction((id) => window.tasksync.tasks().find((t) => t.id === id).priority === 'high', all[0].id, { timeout: 5000 });
+    await p.evaluate(() => window.scrollTo(0, 0));
+    await p.waitForFunction((id) => document.querySelectorAll('#list li.task').length < 60 && document.querySelector('#list li.task:last-child').dataset.id !== id, lastId, { timeout: 5000 });
+    const ed = await p.evaluate(() => ({ cls: document.activeElement.className, value: document.activeElement.value, caret: document.activeElement.selectionStart }));
+    assert(ed.cls === 'edit-title' && ed.value === 'draft' && ed.caret === 2, `editor after scrolling: ${JSON.stringify(ed)}`);
+    await p.keyboard.press('Escape');
+    await A.ctx.close();
+  });
+
   // ---- the demo: focus and what is typed survive remote updates ------------------------
 
   test('focus, the caret and what is typed survive remote reorders and edits, also in an open editor', 60000, async () => {
@@ -334,7 +393,8 @@ export function register(test, h) {
     const want = Array.from({ length: N }, (_, i) => `T${String(i).padStart(4, '0')}`);
     assert(titlesOf(all).join() === want.join(), `server order differs (first ${titlesOf(all).slice(0, 5)}; ${all.length} tasks)`);
     assert(srv.seq === s0 + N, `server seq moved by ${srv.seq - s0}, want ${N}`);
-    await P.page.waitForFunction((n) => document.querySelectorAll('#list li.task').length === n, N, { timeout: 20000 });
+    // The page lists all N (it draws only the rows in view, in order from the first).
+    await P.page.waitForFunction((n) => document.querySelector('#list').dataset.count === String(n) && document.querySelector('#list li.task .title')?.textContent === 'T0000', N, { timeout: 20000 });
     await P.ctx.close();
   });
 }
