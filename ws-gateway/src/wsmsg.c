@@ -10,12 +10,16 @@ enum {
 	F_TASK,
 	F_POSITIONS,
 	F_ORDER,
+	F_LIST,
 	F_ORIGIN,
 	F_TIMESTAMP,
+	F_LIST_ID,
+	F_ACTOR,
 	F__N
 };
-static const char *const names[F__N] = {"event_id",  "user_id", "seq",    "task",
-                                        "positions", "order",   "origin", "timestamp"};
+static const char *const names[F__N] = {"event_id",  "user_id", "seq",  "task",
+                                        "positions", "order",   "list", "origin",
+                                        "timestamp", "list_id", "actor"};
 
 typedef struct span {
 	const char *p;
@@ -149,8 +153,16 @@ static void build(out *o, const event *ev, const span f[F__N])
 		field(o, "positions", &f[F_POSITIONS], 1);
 	if (ev->order)
 		field(o, "order", &f[F_ORDER], 1);
+	if (ev->list)
+		field(o, "list", &f[F_LIST], 1);
 	field(o, "origin", &f[F_ORIGIN], ev->origin != NULL);
 	field(o, "timestamp", &f[F_TIMESTAMP], ev->timestamp != NULL);
+	if (ev->list_id)
+		field(o, "list_id", &f[F_LIST_ID], 1);
+	if (ev->actor)
+		field(o, "actor", &f[F_ACTOR], 1);
+	if (ev->reload)
+		put_s(o, ",\"reload\":true");
 	put_s(o, "}");
 }
 
@@ -162,8 +174,9 @@ frame *wsmsg_frame(const char *raw, size_t len, const event *ev)
 	/* every value the message carries must have been found as written */
 	if (!f[F_USER_ID].p || (ev->event_id && !f[F_EVENT_ID].p) || (ev->seq > 0 && !f[F_SEQ].p) ||
 	    (ev->task && !f[F_TASK].p) || (ev->positions && !f[F_POSITIONS].p) ||
-	    (ev->order && !f[F_ORDER].p) || (ev->origin && !f[F_ORIGIN].p) ||
-	    (ev->timestamp && !f[F_TIMESTAMP].p))
+	    (ev->order && !f[F_ORDER].p) || (ev->list && !f[F_LIST].p) ||
+	    (ev->origin && !f[F_ORIGIN].p) || (ev->timestamp && !f[F_TIMESTAMP].p) ||
+	    (ev->list_id && !f[F_LIST_ID].p) || (ev->actor && !f[F_ACTOR].p))
 		return NULL;
 	out o = {0};
 	build(&o, ev, f);
