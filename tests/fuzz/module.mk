@@ -23,7 +23,7 @@ FUZZ_LIBS := $(PKG_LIBS) -lcrypto -lm
 
 # harness -> the project sources it links (besides common/)
 FUZZERS_ALL := fuzz_event fuzz_task_body fuzz_request fuzz_auth fuzz_ws_message \
-               fuzz_ws_frame fuzz_wal
+               fuzz_ws_frame fuzz_wal fuzz_wsmsg
 FUZZ_SRCS_fuzz_event :=
 FUZZ_SRCS_fuzz_task_body := backend-api/src/reqparse.c
 FUZZ_SRCS_fuzz_request := backend-api/src/reqparse.c
@@ -31,6 +31,7 @@ FUZZ_SRCS_fuzz_auth :=
 FUZZ_SRCS_fuzz_ws_message := ws-gateway/src/client_msg.c
 FUZZ_SRCS_fuzz_ws_frame := ws-gateway/src/ws_guard.c
 FUZZ_SRCS_fuzz_wal := backend-api/src/wal.c
+FUZZ_SRCS_fuzz_wsmsg := ws-gateway/src/wsmsg.c ws-gateway/src/conn.c ws-gateway/src/writer.c ws-gateway/src/stats.c
 
 fuzz_objs = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 FUZZ_COMMON_LIB := $(FUZZ_DIR)/lib/libtasksync-common.a
