@@ -7,8 +7,8 @@ import { TaskSyncProvider, createTaskSyncStore, useTaskSync, type ConflictNotice
 import type { ErrorCode, ErrorResponse, MergeResult, Task, TaskEvent, TaskList, TaskListDetail, TaskPage, WsMessage, WsTaskUpdate, paths } from 'tasksync/types';
 import { createElement } from 'react';
 
-const shared: QueueStore = new MemoryStore({ maxOps: 100 });
-const client = new TaskSync({ token: 't', userId: 'u1', apiBase: '', gatewayUrl: null, refreshToken: async () => 't2', store: shared, useLocks: false, safetySyncMaxMs: 60000 });
+const queueStore: QueueStore = new MemoryStore({ maxOps: 100 });
+const client = new TaskSync({ token: 't', userId: 'u1', apiBase: '', gatewayUrl: null, refreshToken: async () => 't2', store: queueStore, useLocks: false, safetySyncMaxMs: 60000 });
 const idb: QueueStore = new IdbStore('tasksync.u1');
 client.addEventListener('state', (e) => {
   const s: ConnectionState = e.detail.state;
