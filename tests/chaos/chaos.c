@@ -452,13 +452,22 @@ static void fault_pg_restart(long n, char *what, size_t len)
 	    script, sizeof(script),
 	    ". \"$TASKSYNC_ROOT/tools/lib.sh\"; run_as=(); [ \"$(id -u)\" -eq 0 ] && "
 	    "run_as=(runuser -u postgres --); \"${run_as[@]}\" \"$PG_BIN/pg_ctl\" -D '%s/data' "
-	    "-l '%s/postgres.log' -m %s -w -t 60 restart",
+	    "-l '%s/postgres.log' -m %s -w -t 120 restart",
 	    dir, dir, mode);
 	snprintf(log, sizeof(log), "%s/pg-restart.log", test_env("TEST_RUN_DIR"));
 	const char *args[] = {"-c", script, NULL};
 	int64_t t0 = mono_ms();
-	int rc = proc_run("/bin/bash", args, NULL, log, 90000);
-	ck_assert_msg(rc == 0, "pg_ctl restart failed (%d; see %s)", rc, log);
+	/* A fast shutdown waits for each walsender to see its last WAL confirmed; in one
+	 * CI run it did not end within pg_ctl's 60 s (the relay had just lost a backend,
+	 * killed by the fault before). wal_sender_timeout (60 s) ends such a wait, so
+	 * the bound is above it; a failure shows pg_ctl's own words. */
+	int rc = proc_run("/bin/bash", args, NULL, log, 150000);
+	if (rc != 0) {
+		char *out = read_text_file(log);
+		size_t olen = strlen(out);
+		ck_abort_msg("pg_ctl restart -m %s failed (%d): %s", mode, rc,
+		             out + (olen > 600 ? olen - 600 : 0));
+	}
 	snprintf(what, len, "PostgreSQL restarted (-m %s) in %.1f s", mode, (mono_ms() - t0) / 1e3);
 }
 
