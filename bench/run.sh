@@ -285,6 +285,7 @@ if [ "$KAFKA" = devbroker ]; then
 else
 	tools/kafka/install.sh || exit 1
 	kafka_up "$WORK/kafka" 1 task-updates 3 || exit 1
+	kafka_presence_topic "$WORK/kafka" || exit 1
 	KAFKA_STARTED=1
 	BROKER_PID=$(cat "$WORK/kafka/node-1/pid")
 	log "Kafka: Apache Kafka $KAFKA_VERSION (KRaft, 1 node) on $KAFKA_BROKERS"

@@ -448,8 +448,8 @@ static void handle_text(ws_server *s, conn *c, const char *data, size_t len)
 	case CMSG_BAD_LIST:
 		send_error(s, c, "invalid_message", "list_id must be a UUID");
 		break;
-	case CMSG_BAD_TICKET:
-		send_error(s, c, "invalid_message",
+	case CMSG_BAD_TICKET: /* no ticket: as a bad one, nothing of the list */
+		send_error(s, c, "forbidden",
 		           "subscribe needs a \"ticket\" from POST /api/v1/lists/{id}/presence-ticket");
 		break;
 	case CMSG_PING:
