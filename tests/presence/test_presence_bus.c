@@ -240,8 +240,8 @@ START_TEST(online_across_gateways)
 	ws_free(ca2);
 	ws_free(cb1);
 	ws_free(ca);
-	gw_stop(&gb, NULL);
-	gw_stop(&ga, NULL);
+	ck_assert_int_eq(gw_stop(&gb, NULL), 0);
+	ck_assert_int_eq(gw_stop(&ga, NULL), 0);
 }
 END_TEST
 
@@ -288,7 +288,7 @@ START_TEST(killed_gateway_expires)
 	ws_free(cb);
 	ws_free(ca2);
 	ws_free(ca);
-	gw_stop(&ga, NULL);
+	ck_assert_int_eq(gw_stop(&ga, NULL), 0);
 }
 END_TEST
 
@@ -354,7 +354,7 @@ START_TEST(non_member_learns_nothing)
 	ws_free(ca2);
 	ws_free(cc);
 	ws_free(ca);
-	gw_stop(&ga, NULL);
+	ck_assert_int_eq(gw_stop(&ga, NULL), 0);
 }
 END_TEST
 
@@ -381,8 +381,8 @@ START_TEST(late_gateway_reads_view)
 	ck_assert_msg(ms >= 0, "the new gateway did not learn B's presence from the topic");
 	ws_free(ca);
 	ws_free(cb);
-	gw_stop(&gc, NULL);
-	gw_stop(&ga, NULL);
+	ck_assert_int_eq(gw_stop(&gc, NULL), 0);
+	ck_assert_int_eq(gw_stop(&ga, NULL), 0);
 }
 END_TEST
 
@@ -400,7 +400,7 @@ START_TEST(presence_off)
 	subscribe(ca, a, list);
 	ck_assert_str_eq(next_error(ca), "presence_off");
 	ws_free(ca);
-	gw_stop(&ga, NULL);
+	ck_assert_int_eq(gw_stop(&ga, NULL), 0);
 }
 END_TEST
 
