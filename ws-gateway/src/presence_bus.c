@@ -608,7 +608,7 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 	    {"enable.auto.commit", "false"},
 	    {"enable.auto.offset.store", "false"},
 	    {"enable.partition.eof", "false"},
-	    {"fetch.wait.max.ms", "20"},
+	    {"fetch.wait.max.ms", "500"}, /* idle fetches only: the broker answers as soon as a record is there */
 	    {"fetch.min.bytes", "1"},
 	    {"auto.offset.reset", "earliest"}, /* the view is the whole topic */
 	    {"reconnect.backoff.ms", "50"},
