@@ -140,10 +140,10 @@ static struct {
 	bhist *sub_lat, *watch_lat;
 } R;
 
-static char list_prefix[9];   /* this run's lists: "<prefix>-0000-4000-8000-<k>" */
-static char *watch_token;     /* the watcher's session token */
-static char **watch_tickets;  /* the watcher's ticket per list */
-static long watch_idx = -1;   /* the watcher's index in conns */
+static char list_prefix[9];  /* this run's lists: "<prefix>-0000-4000-8000-<k>" */
+static char *watch_token;    /* the watcher's session token */
+static char **watch_tickets; /* the watcher's ticket per list */
+static long watch_idx = -1;  /* the watcher's index in conns */
 
 static void list_id(long k, char out[UUID_STR_LEN])
 {
@@ -302,8 +302,9 @@ static void send_subscribe(wconn *c, long list, const char *ticket)
 {
 	char id[UUID_STR_LEN], buf[4400];
 	list_id(list, id);
-	int n = snprintf(buf, sizeof(buf), "{\"type\":\"subscribe\",\"list_id\":\"%s\",\"ticket\":\"%s\"}",
-	                 id, ticket);
+	int n =
+	    snprintf(buf, sizeof(buf),
+	             "{\"type\":\"subscribe\",\"list_id\":\"%s\",\"ticket\":\"%s\"}", id, ticket);
 	queue_frame(c, 0x1, (const unsigned char *)buf, (size_t)n);
 	if (c->fd >= 0)
 		ep_set(c, want_events(c), EPOLL_CTL_MOD);
@@ -360,8 +361,7 @@ static void on_message(wconn *c, const char *m, size_t len)
 		}
 		return;
 	}
-	if (c->t_sub && !c->answered &&
-	    (is_presence || memmem(m, len, "\"type\":\"error\"", 14))) {
+	if (c->t_sub && !c->answered && (is_presence || memmem(m, len, "\"type\":\"error\"", 14))) {
 		int64_t now = mono_us();
 		c->answered = 1;
 		R.answered++;
@@ -859,11 +859,13 @@ int main(int argc, char **argv)
 	    "no_timestamp", (json_int_t)R.no_ts, "other_msgs", (json_int_t)R.other_msgs, "pings",
 	    (json_int_t)R.pings);
 	if (cfg.subscribe) {
-		int64_t span = R.t_last_answer > R.t_first_start ? R.t_last_answer - R.t_first_start : 0;
+		int64_t span =
+		    R.t_last_answer > R.t_first_start ? R.t_last_answer - R.t_first_start : 0;
 		json_object_set_new(out, "subscribed", json_integer(R.answered));
 		json_object_set_new(out, "subscribe_errors", json_integer(R.sub_errors));
-		json_object_set_new(out, "sessions_per_s",
-		                    json_real(span ? (double)R.answered / ((double)span / 1e6) : 0.0));
+		json_object_set_new(
+		    out, "sessions_per_s",
+		    json_real(span ? (double)R.answered / ((double)span / 1e6) : 0.0));
 		json_object_set_new(out, "subscribe_reply", bhist_json(R.sub_lat));
 		if (cfg.watch_port) {
 			json_object_set_new(out, "watch_seen", json_integer(R.watch_seen));

@@ -180,7 +180,8 @@ static size_t tombstones(const char *topic, const char *list, const char *user, 
 		const kmsg *v = kreader_msgs(r, &n);
 		found = 0;
 		for (size_t i = 0; i < n; i++)
-			if (v[i].key && !strncmp(v[i].key, prefix, strlen(prefix)) && v[i].value_len == 0)
+			if (v[i].key && !strncmp(v[i].key, prefix, strlen(prefix)) &&
+			    v[i].value_len == 0)
 				found++;
 	}
 	kreader_free(r);

@@ -25,7 +25,7 @@ typedef enum {
 } cmsg_kind;
 
 typedef struct cmsg {
-	char list_id[UUID_STR_LEN];    /* CMSG_SUBSCRIBE, CMSG_UNSUBSCRIBE */
+	char list_id[UUID_STR_LEN];      /* CMSG_SUBSCRIBE, CMSG_UNSUBSCRIBE */
 	char ticket[AUTH_TOKEN_MAX + 1]; /* CMSG_SUBSCRIBE */
 } cmsg;
 

@@ -115,8 +115,8 @@ int gw_config_load(gw_config *cfg, char *err, size_t errlen)
 	if (g_cfg.presence_heartbeat_ms * 2 > g_cfg.presence_ttl_ms)
 		bad = "PRESENCE_HEARTBEAT_MS: must be at most half of PRESENCE_TTL_MS\n";
 	for (const char *p = g_cfg.gateway_id; !bad && *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '.' || *p == '_' || *p == '-'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
 			bad = "GATEWAY_ID: only [A-Za-z0-9._-]\n";
 	if (bad) {
 		snprintf(err, errlen, "%s", bad);

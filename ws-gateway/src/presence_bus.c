@@ -22,9 +22,9 @@
 
 /* A local socket with at least one subscription (node of by_conn, keyed by c). */
 typedef struct lconn {
-	conn *c;                         /* holds a reference */
-	char id[PRESENCE_CONN_MAX + 1];  /* "<gateway_id>:<serial>": the key's conn part */
-	char (*lists)[UUID_STR_LEN];     /* the lists it is subscribed to */
+	conn *c;                        /* holds a reference */
+	char id[PRESENCE_CONN_MAX + 1]; /* "<gateway_id>:<serial>": the key's conn part */
+	char (*lists)[UUID_STR_LEN];    /* the lists it is subscribed to */
 	size_t n, cap;
 } lconn;
 
@@ -183,7 +183,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	presence_bus *b = opaque;
 	metric_inc(m->err ? b->produced_failed : b->produced_ok);
 	if (m->err)
-		log_debug("presence record not delivered", "{s:s}", "err", rd_kafka_err2str(m->err));
+		log_debug("presence record not delivered", "{s:s}", "err",
+		          rd_kafka_err2str(m->err));
 }
 
 /* Produces the record of key (on: expiring at exp_ms; else a tombstone) and applies
@@ -191,12 +192,12 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 static void put_record(presence_bus *b, const char *key, int on, int64_t exp_ms)
 {
 	char val[64];
-	size_t vl = on ? (size_t)snprintf(val, sizeof(val), "{\"expires_at_ms\":%lld}",
-	                                  (long long)exp_ms)
-	               : 0;
+	size_t vl =
+	    on ? (size_t)snprintf(val, sizeof(val), "{\"expires_at_ms\":%lld}", (long long)exp_ms)
+	       : 0;
 	size_t kl = strlen(key);
-	if (rd_kafka_produce(b->ptopic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-	                     on ? val : NULL, vl, key, kl, NULL) == -1) {
+	if (rd_kafka_produce(b->ptopic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, on ? val : NULL,
+	                     vl, key, kl, NULL) == -1) {
 		metric_inc(b->produced_failed);
 		log_debug("presence record not queued", "{s:s}", "err",
 		          rd_kafka_err2str(rd_kafka_last_error()));
@@ -555,17 +556,18 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 	for (int i = 0; i < 4; i++) {
 		char lab[32];
 		snprintf(lab, sizeof(lab), "result=\"%s\"", results[i]);
-		b->rec[i] = metrics_counter(o->m, "presence_records_total",
-		                            "Presence records read from the topic, by what they did "
-		                            "to the view.",
-		                            lab);
+		b->rec[i] =
+		    metrics_counter(o->m, "presence_records_total",
+		                    "Presence records read from the topic, by what they did "
+		                    "to the view.",
+		                    lab);
 	}
-	b->produced_ok = metrics_counter(o->m, "presence_produced_total",
-	                                 "Presence records produced, by delivery result.",
-	                                 "result=\"ok\"");
-	b->produced_failed = metrics_counter(o->m, "presence_produced_total",
-	                                     "Presence records produced, by delivery result.",
-	                                     "result=\"failed\"");
+	b->produced_ok =
+	    metrics_counter(o->m, "presence_produced_total",
+	                    "Presence records produced, by delivery result.", "result=\"ok\"");
+	b->produced_failed =
+	    metrics_counter(o->m, "presence_produced_total",
+	                    "Presence records produced, by delivery result.", "result=\"failed\"");
 	b->messages = metrics_counter(o->m, "presence_messages_sent_total",
 	                              "Presence messages queued to sockets.", NULL);
 	b->expired = metrics_counter(o->m, "presence_expired_total",
@@ -577,8 +579,8 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 		b->refused[i] = metrics_counter(o->m, "presence_subscribe_refused_total",
 		                                "Presence subscriptions refused, by reason.", lab);
 	}
-	metrics_gauge_fn(o->m, "presence_subscriptions", "Presence subscriptions of this gateway's sockets.",
-	                 NULL, gauge_subs, b);
+	metrics_gauge_fn(o->m, "presence_subscriptions",
+	                 "Presence subscriptions of this gateway's sockets.", NULL, gauge_subs, b);
 	metrics_gauge_fn(o->m, "presence_view_entries",
 	                 "Subscriptions in the merged presence view (all gateways).", NULL,
 	                 gauge_view, b);
@@ -608,7 +610,8 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 	    {"enable.auto.commit", "false"},
 	    {"enable.auto.offset.store", "false"},
 	    {"enable.partition.eof", "false"},
-	    {"fetch.wait.max.ms", "500"}, /* idle fetches only: the broker answers as soon as a record is there */
+	    {"fetch.wait.max.ms",
+	     "500"}, /* idle fetches only: the broker answers as soon as a record is there */
 	    {"fetch.min.bytes", "1"},
 	    {"auto.offset.reset", "earliest"}, /* the view is the whole topic */
 	    {"reconnect.backoff.ms", "50"},

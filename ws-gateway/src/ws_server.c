@@ -449,8 +449,9 @@ static void handle_text(ws_server *s, conn *c, const char *data, size_t len)
 		send_error(s, c, "invalid_message", "list_id must be a UUID");
 		break;
 	case CMSG_BAD_TICKET: /* no ticket: as a bad one, nothing of the list */
-		send_error(s, c, "forbidden",
-		           "subscribe needs a \"ticket\" from POST /api/v1/lists/{id}/presence-ticket");
+		send_error(
+		    s, c, "forbidden",
+		    "subscribe needs a \"ticket\" from POST /api/v1/lists/{id}/presence-ticket");
 		break;
 	case CMSG_PING:
 		send_json(c, json_pack("{s:s}", "type", "pong"));
