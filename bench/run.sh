@@ -418,7 +418,12 @@ if [ -x "$BIN/ws-gateway" ]; then
 		# subscribes to one of 50 lists and gets its answer (the presence message,
 		# or error presence_off), then all close (a tombstone each when on). The
 		# gateway's and the broker's CPU over the whole run, per socket.
+		# PRESENCE_DELAY=0 skips the delay runs below.
 		pres_n=${PRESENCE_CONNECTIONS:-2000}
+		# 50 lists: 40 sockets online in each, so each subscribe is also a presence
+		# message to the list's other subscribers; PRESENCE_LISTS=2000: one each,
+		# the cost of the subscribe alone
+		pres_lists=${PRESENCE_LISTS:-50}
 		for r in $(seq 1 "$RUNS"); do
 			order="on off"
 			[ $((r % 2)) = 0 ] && order="off on"
@@ -429,7 +434,7 @@ if [ -x "$BIN/ws-gateway" ]; then
 					GATEWAY_ID=bench-a || continue
 				g0=$(cpu_s "$GW_PID") b0=$(cpu_s "$BROKER_PID")
 				if timeout 180 env WS_PORT="$GW_PORT" CONNECTIONS="$pres_n" USERS="$pres_n" \
-					USER_PREFIX="bp$r$onoff-" MODE=connect SUBSCRIBE=1 LISTS=50 CONCURRENCY=100 \
+					USER_PREFIX="bp$r$onoff-" MODE=connect SUBSCRIBE=1 LISTS="$pres_lists" CONCURRENCY=100 \
 					SRC_ADDRS=64 LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/pr.json" \
 					2>>"$WORK/ws-load.log"; then
 					sleep 1 # the closes (and their tombstones) done
@@ -442,16 +447,19 @@ if [ -x "$BIN/ws-gateway" ]; then
 				stop_gateway
 				sleep 2 # let the closed sockets' threads go
 			done
-			# The delay: a watcher on gateway W subscribed to the 50 lists; 500
-			# sockets of 500 users connect one at a time to gateway A and subscribe;
-			# subscribe sent -> the watcher's presence message showing that user.
-			log "presence run $r: delay across gateways (500 subscribes, one at a time)"
+			# The delay: a watcher on gateway W subscribed to 20 lists (fewer than
+			# CLIENT_RATE_BURST: it sends them at once); 300 sockets of 300 users
+			# connect to gateway A one every 50 ms and subscribe (a list changes every
+			# second: no coalescing wait); subscribe sent -> the watcher's presence
+			# message showing that user.
+			[ "${PRESENCE_DELAY:-1}" = 1 ] || continue
+			log "presence run $r: delay across gateways (300 subscribes, one per 50 ms)"
 			start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=700 GATEWAY_ID=bench-w || continue
 			W_PID=$GW_PID W_PORT=$GW_PORT GW_PID=
 			if start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=700 GATEWAY_ID=bench-a; then
-				if timeout 180 env WS_PORT="$GW_PORT" WATCH_PORT="$W_PORT" CONNECTIONS=500 \
-					USERS=500 USER_PREFIX="bd$r-" MODE=connect SUBSCRIBE=1 LISTS=50 \
-					CONCURRENCY=1 LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/pd.json" \
+				if timeout 180 env WS_PORT="$GW_PORT" WATCH_PORT="$W_PORT" CONNECTIONS=300 \
+					USERS=300 USER_PREFIX="bd$r-" MODE=connect SUBSCRIBE=1 LISTS=20 \
+					CONCURRENCY=1 PACE_MS=50 LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/pd.json" \
 					2>>"$WORK/ws-load.log"; then
 					jq -c --arg sc presence-delay '{scenario:$sc, ws:.}' "$WORK/pd.json" >>"$RESULTS"
 					jq -r '"  presence-delay: \(.ws.watch_seen) of \(.ws.subscribed) seen, subscribe -> other gateway p50 \(.ws.presence_delay.p50_us) us p99 \(.ws.presence_delay.p99_us) us max \(.ws.presence_delay.max_us) us"' <(tail -n 1 "$RESULTS") >&2

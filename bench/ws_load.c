@@ -54,7 +54,7 @@ static struct {
 	char *host, *path, *secret, *mode, *prefix, *ready_file, *origin;
 	long port, conns, users, concurrency, hs_timeout_ms, connect_deadline_s, hold_s;
 	long duration_s, idle_s, expect, stalled, stalled_rcvbuf, src_addrs;
-	long lists, watch_port;
+	long lists, watch_port, pace_ms;
 	int level, subscribe;
 } cfg;
 
@@ -87,9 +87,12 @@ static const cfg_entry table[] = {
     {"ORIGIN", CFG_STR, &cfg.origin, "http://127.0.0.1", 0, 256, "Origin header"},
     {"SUBSCRIBE", CFG_BOOL, &cfg.subscribe, "false", 0, 0,
      "each socket subscribes to a list's presence once connected"},
-    {"LISTS", CFG_INT, &cfg.lists, "10", 1, 64, "SUBSCRIBE: lists; socket i takes i % LISTS"},
+    {"LISTS", CFG_INT, &cfg.lists, "10", 1, 1000000,
+     "SUBSCRIBE: lists; socket i takes i % LISTS (at most 64 with WATCH_PORT)"},
     {"WATCH_PORT", CFG_INT, &cfg.watch_port, "0", 0, 65535,
      "SUBSCRIBE: a watcher on this port measures the presence delay (0: none)"},
+    {"PACE_MS", CFG_INT, &cfg.pace_ms, "0", 0, 60000,
+     "start a handshake at most every PACE_MS (0: as CONCURRENCY allows)"},
     {"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
 };
 
@@ -637,8 +640,12 @@ static int connect_phase_done(void)
 			}
 		}
 	}
-	while (next_idx < cfg.conns && R.in_flight < cfg.concurrency)
+	static int64_t next_start;
+	while (next_idx < cfg.conns && R.in_flight < cfg.concurrency &&
+	       (!cfg.pace_ms || now >= next_start)) {
+		next_start = now + cfg.pace_ms * 1000;
 		start_connect((int)next_idx++);
+	}
 	if (next_idx < cfg.conns || R.in_flight > 0)
 		return 0;
 	/* every socket is open or failed; wait for the connected messages briefly */
@@ -762,8 +769,9 @@ int main(int argc, char **argv)
 		snprintf(pat, sizeof(pat), "\"user_id\":\"%s\"", uid);
 		user_pat[u] = xstrdup(pat);
 	}
-	if (cfg.watch_port && (!cfg.subscribe || cfg.users != cfg.conns)) {
-		fprintf(stderr, "WATCH_PORT: needs SUBSCRIBE=1 and USERS=CONNECTIONS\n");
+	if (cfg.watch_port && (!cfg.subscribe || cfg.users != cfg.conns || cfg.lists > 64)) {
+		fprintf(stderr,
+		        "WATCH_PORT: needs SUBSCRIBE=1, USERS=CONNECTIONS and LISTS <= 64\n");
 		return 2;
 	}
 	{

@@ -591,7 +591,9 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 	const char *const pkv[][2] = {
 	    {"bootstrap.servers", o->brokers},
 	    {"client.id", "ws-gateway-presence"},
-	    {"linger.ms", "5"},
+	    /* presence is advisory and its target is seconds: batches of 20 ms spare the
+	     * broker a produce request per subscribe (docs/benchmarks.md) */
+	    {"linger.ms", "20"},
 	    {"acks", "1"},
 	    {"message.timeout.ms", tmo},
 	    {"queue.buffering.max.messages", "1000000"},
@@ -610,9 +612,10 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 	    {"enable.auto.commit", "false"},
 	    {"enable.auto.offset.store", "false"},
 	    {"enable.partition.eof", "false"},
-	    {"fetch.wait.max.ms",
-	     "500"}, /* idle fetches only: the broker answers as soon as a record is there */
-	    {"fetch.min.bytes", "1"},
+	    /* a fetch answers at 16 KiB or after 100 ms: one fetch per batch of records
+	     * under churn, 10 idle fetches a second, at most 100 ms added */
+	    {"fetch.wait.max.ms", "100"},
+	    {"fetch.min.bytes", "16384"},
 	    {"auto.offset.reset", "earliest"}, /* the view is the whole topic */
 	    {"reconnect.backoff.ms", "50"},
 	    {"reconnect.backoff.max.ms", "1000"},
