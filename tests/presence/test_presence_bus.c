@@ -40,12 +40,26 @@ static void make_topics(topics *t)
 	snprintf(t->env_hb, sizeof(t->env_hb), "PRESENCE_HEARTBEAT_MS=%d", TTL_MS / 6);
 }
 
-/* A gateway of this test's topics; extra: one more "NAME=value" or NULL. */
+/* A gateway of this test's topics; extra: one more "NAME=value" or NULL. Returns
+ * once it reads the presence topic (/ready is the event consumer's only). */
 static void start_gw(gw_proc *g, topics *t, const char *id, const char *extra)
 {
 	snprintf(t->env_id, sizeof(t->env_id), "GATEWAY_ID=%s", id);
 	const char *env[] = {t->env_topic, t->env_ttl, t->env_hb, t->env_id, extra, NULL};
 	gw_start(g, t->events, env);
+	if (extra && !strcmp(extra, "PRESENCE_ENABLED=false"))
+		return;
+	long long end = ms_now() + 10000;
+	for (;;) {
+		char *body = NULL;
+		ck_assert_int_eq(http_get(g->port, "/metrics", &body), 200);
+		int ok = strstr(body, "\npresence_partitions_assigned 3\n") != NULL;
+		free(body);
+		if (ok)
+			return;
+		ck_assert_msg(ms_now() < end, "gateway %s: presence partitions not assigned", id);
+		usleep(50 * 1000);
+	}
 }
 
 static ws_client *open_sock(gw_proc *g, const char *user)

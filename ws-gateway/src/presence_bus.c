@@ -56,7 +56,8 @@ struct presence_bus {
 	char (*dirty)[UUID_STR_LEN]; /* lists marked dirty, in order */
 	size_t ndirty, dirty_cap;
 	/* the thread's own */
-	int npart; /* partitions assigned */
+	int npart;          /* partitions assigned */
+	atomic_int npart_g; /* npart, for the gauge */
 	/* metrics */
 	metric *rec[4]; /* presence_records_total by result: changed unchanged bad full */
 	metric *produced_ok, *produced_failed;
@@ -438,6 +439,7 @@ static void assign_from(presence_bus *b, int n)
 	log_info("presence partitions assigned", "{s:s, s:i, s:i}", "topic", b->topic, "from",
 	         b->npart, "to", n);
 	b->npart = n;
+	atomic_store(&b->npart_g, n);
 }
 
 static void handle_record(presence_bus *b, rd_kafka_message_t *m)
@@ -468,7 +470,7 @@ static void *bus_main(void *arg)
 		if (mono_ms() >= next_refresh) {
 			int n = partition_count(b, 1000);
 			assign_from(b, n);
-			next_refresh = mono_ms() + (b->npart ? REFRESH_MS : 500);
+			next_refresh = mono_ms() + (b->npart ? REFRESH_MS : 200);
 		}
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(b->cons, POLL_MS);
 		for (int k = 0; m; k++) {
@@ -498,6 +500,11 @@ static void *bus_main(void *arg)
 static double gauge_subs(void *arg)
 {
 	return (double)atomic_load(&((presence_bus *)arg)->nsubs);
+}
+
+static double gauge_parts(void *arg)
+{
+	return (double)atomic_load(&((presence_bus *)arg)->npart_g);
 }
 
 static double gauge_view(void *arg)
@@ -581,6 +588,9 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 	}
 	metrics_gauge_fn(o->m, "presence_subscriptions",
 	                 "Presence subscriptions of this gateway's sockets.", NULL, gauge_subs, b);
+	metrics_gauge_fn(o->m, "presence_partitions_assigned",
+	                 "Partitions of PRESENCE_TOPIC this gateway reads (0: not reading yet).",
+	                 NULL, gauge_parts, b);
 	metrics_gauge_fn(o->m, "presence_view_entries",
 	                 "Subscriptions in the merged presence view (all gateways).", NULL,
 	                 gauge_view, b);
