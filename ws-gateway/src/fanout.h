@@ -23,7 +23,8 @@ void fanout_free(fanout *f);
 int fanout_message(fanout *f, const void *key, size_t keylen, const void *payload, size_t len,
                    const char *topic, int32_t partition, int64_t offset);
 /* Hands the sockets given frames since the last call to the writer threads (one
- * wake-up for the batch). Call after each batch of messages. @locality the
+ * wake-up for the batch) and adds the batch's messages to kafka_events_consumed_total
+ * and kafka_events_skipped_total. Call after each batch of messages. @locality the
  * consumer thread. */
 void fanout_flush(fanout *f);
 
