@@ -22,6 +22,8 @@ struct fanout {
 	 * once a batch (two atomic read-modify-writes a message were a tenth of what a
 	 * skipped event costs the consumer thread) */
 	long consumed, skipped;
+	void (*left)(void *arg, const char *user, const char *list); /* fanout_on_leave */
+	void *left_arg;
 };
 
 /* A topic full of bad records must not flood stderr (and stall the consumer on a
@@ -38,6 +40,13 @@ fanout *fanout_new(registry *reg, const gw_stats *st, size_t max_event_bytes)
 	f->max_event_bytes = max_event_bytes;
 	f->log_rl = ratelimit_new(REJECT_LOG_RATE, REJECT_LOG_BURST);
 	return f;
+}
+
+void fanout_on_leave(fanout *f, void (*left)(void *arg, const char *user, const char *list),
+                     void *arg)
+{
+	f->left = left;
+	f->left_arg = arg;
 }
 
 void fanout_free(fanout *f)
@@ -130,6 +139,9 @@ int fanout_message(fanout *f, const void *key, size_t keylen, const void *payloa
 		metric_add(f->st->event_frames, (double)n);
 	log_debug("event fanned out", "{s:s, s:s, s:I, s:i}", "user", user, "type",
 	          event_type_name(type), "offset", (json_int_t)offset, "sockets", (int)n);
+	/* (list events are never on wsmsg_fast's path: ev is parsed) */
+	if (f->left && n && ev.list_id && (type == EV_LIST_UNSHARED || type == EV_LIST_DELETED))
+		f->left(f->left_arg, user, ev.list_id);
 	event_clear(&ev);
 	return (int)n;
 }
