@@ -1117,7 +1117,9 @@ export class TaskSync extends EventTarget {
     if (this._presenceSubs.has(id)) this.unsubscribePresence(id);
     const shownHere = this._norm(this.listId) === id;
     if (shownHere) this.listId = null;
-    const drop = (ops) => ops.filter((o) => !o.inflight && (this._norm(o.list) === id || (o.to && this._norm(o.to) === id)));
+    // Every change to the list goes, the one being sent too: the API refuses it now (a
+    // send under way ends as refused, and is not reported twice).
+    const drop = (ops) => ops.filter((o) => this._norm(o.list) === id || (o.to && this._norm(o.to) === id));
     const vol = drop(this._volatile);
     this._volatile = this._volatile.filter((o) => !vol.includes(o));
     let dropped = vol;
@@ -1809,7 +1811,8 @@ export class TaskSync extends EventTarget {
               this._applyDelta({ put: [], del: [op.opId] }, false);
             }
           }
-          if (outcome.rejected) this._report('rejected', { op, error: outcome.rejected, id: op.id, title: this._titleOf(op) });
+          const lostList = (op.list && this.goneLists.has(op.list)) || (op.to && this.goneLists.has(op.to));
+          if (outcome.rejected && !lostList) this._report('rejected', { op, error: outcome.rejected, id: op.id, title: this._titleOf(op) });
           if (outcome.conflicts && outcome.conflicts.length) this._report('conflict', { op, id: op.id, title: this._titleOf(op), conflicts: outcome.conflicts, task: outcome.task });
           this._changed();
         }
