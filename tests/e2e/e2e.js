@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Stack, BlockingProxy } from './stack.js';
 import { register as registerUnit } from './unit.js';
 import { register as registerOffline } from './offline.js';
+import { register as registerLists } from './lists.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SUITE_LIMIT_MS = 20 * 60 * 1000;
@@ -545,6 +546,10 @@ test('with the WebSocket blocked, B still receives changes by polling (and retur
 
 const figures = [];
 registerOffline(test, { stack, browser: () => browser, device, addTask, item, shown, waitList, serverList, waitState, toasts, figures });
+
+// ---- 8. issue 13: shared lists (tests/e2e/lists.js) -------------------------------
+
+registerLists(test, { stack, browser: () => browser, device, addTask, item, shown, waitList, waitState, toasts, figures });
 
 // ---- runner ---------------------------------------------------------------------
 
