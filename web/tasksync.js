@@ -2099,7 +2099,7 @@ export class TaskSync extends EventTarget {
           break;
         }
         case 'error':
-          if (typeof msg.list_id === 'string' || msg.code === 'too_many_subscriptions' || (msg.code === 'forbidden' && this._presenceSubs.size)) this._emit('presence-error', { listId: msg.list_id, code: msg.code, message: msg.message });
+          if (typeof msg.list_id === 'string' || msg.code === 'too_many_subscriptions' || msg.code === 'presence_off' || (msg.code === 'forbidden' && this._presenceSubs.size)) this._emit('presence-error', { listId: msg.list_id, code: msg.code, message: msg.message });
           else this._emit('server-error', { code: msg.code, message: msg.message });
           break;
         case 'presence': {

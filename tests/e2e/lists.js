@@ -6,6 +6,9 @@
 // (the change's time in the page that made it, or just before the API call, to the
 // time the receiving page applied it). Registered by e2e.js, which passes its helpers.
 
+import fs from 'node:fs';
+import path from 'node:path';
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 function assert(cond, msg) {
   if (!cond) throw new Error(msg);
@@ -49,6 +52,19 @@ export function register(test, h) {
     return r.data.tasks;
   };
   const modelOf = (page, listId) => page.evaluate((l) => window.tasksync.tasks(l).map((t) => ({ id: t.id, title: t.title, completed: !!t.completed })), listId);
+  // A's phone (with the toast) beside B's tab, composed in chromium: docs/e2e-shared-lists.png.
+  const screenshot = async (sa, sb) => {
+    const c = await h.browser().newContext({ viewport: { width: 1320, height: 620 } });
+    const p = await c.newPage();
+    const img = (buf, label) => `<figure><figcaption>${label}</figcaption><img src="data:image/png;base64,${buf.toString('base64')}"></figure>`;
+    await p.setContent(`<style>body{margin:0;padding:12px;background:#cfd6df;display:flex;gap:16px;font:14px system-ui}
+      figure{margin:0}figcaption{padding:0 0 6px 2px;color:#333}img{display:block;border:1px solid #8894a3;border-radius:6px}</style>
+      ${img(sa, 'anna’s phone: “Groceries” shared with bob; the toast names who checked what')}${img(sb, 'bob’s tab: the shared list (editor), its members')}`);
+    const out = path.join(stack.root, 'docs', 'e2e-shared-lists.png');
+    await p.screenshot({ path: out });
+    await c.close();
+    console.log(`# screenshot: ${path.relative(stack.root, out)}`);
+  };
   const plain = (ts) => ts.map((t) => ({ id: t.id, title: t.title, completed: !!t.completed }));
 
   test('lists: A shares “Groceries” with B (editor): both B tabs show it within 1 s; B checks “milk”: A’s phone and laptop within 1 s, toast “bob checked “milk””', 120000, async () => {
@@ -98,18 +114,21 @@ export function register(test, h) {
       return Date.now();
     }, milk);
     const lat = [];
+    let shotA = null;
     for (const a of [phone, laptop]) {
       const at = await seenAt(a.page, (id) => { const c = window.__lists.find((x) => x.id === id && !x.own && x.type === 'task.completed'); return c ? c.at : false; }, milk, 5000, 'A sees the check');
       lat.push(at - made);
       await a.page.waitForFunction(() => window.__toasts.includes('bob checked “milk”'), null, { timeout: 1000 });
       const checked = await a.page.evaluate((id) => document.querySelector(`#list li.task[data-id="${id}"] .toggle`).checked, milk);
       assert(checked, 'A shows milk checked');
+      if (a === phone) shotA = await phone.page.screenshot();
     }
     for (const ms of lat) assert(ms <= 1000, `A showed B's check ${ms} ms after it was made, want <= 1000 (${lat})`);
     // No toast for one's own change, and the other B tab shows it too.
     await b2.page.waitForFunction((id) => document.querySelector(`#list li.task[data-id="${id}"] .toggle`).checked, milk, { timeout: 2000 });
     const own = await b1.page.evaluate(() => window.__toasts.filter((t) => t.includes('checked')));
     assert(own.length === 0, `B's own tab toasted its own change: ${own}`);
+    await screenshot(shotA, await b1.page.screenshot());
     figures.push(`lists: share -> B's 2 tabs ${shownAt.join('/')} ms; B's check -> A's phone/laptop ${lat.join('/')} ms`);
     ctx.milk = milk;
     await laptop.ctx.close();
