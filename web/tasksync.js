@@ -442,6 +442,49 @@ function tabClientId(session) {
   return id;
 }
 
+// The confirmed tasks of every list, by id, with an index by list kept as they are set
+// and deleted: tasks() reads the list shown without scanning the others. The index is
+// by the task's list_id as stored ('' for none: tasks from before lists, which are the
+// default list's); of(null, defaultId) is the default list's tasks.
+class TaskMap extends Map {
+  constructor(entries) {
+    super();
+    this._by = new Map();
+    if (entries) for (const [k, v] of entries) this.set(k, v);
+  }
+  _bucket(listId, make) {
+    const k = listId || '';
+    let b = this._by.get(k);
+    if (!b && make) this._by.set(k, (b = new Map()));
+    return b;
+  }
+  set(id, t) {
+    const old = super.get(id);
+    if (old && (old.list_id || '') !== ((t && t.list_id) || '')) this._bucket(old.list_id, false)?.delete(id);
+    this._bucket(t && t.list_id, true).set(id, t);
+    return super.set(id, t);
+  }
+  delete(id) {
+    const old = super.get(id);
+    if (old) this._bucket(old.list_id, false)?.delete(id);
+    return super.delete(id);
+  }
+  clear() {
+    this._by.clear();
+    super.clear();
+  }
+  /** The tasks of one list (null: the default list, `defaultId` when known). Read only. */
+  of(listId, defaultId) {
+    if (listId) return this._bucket(listId, false) || EMPTY;
+    const a = this._bucket('', false);
+    const b = defaultId ? this._bucket(defaultId, false) : null;
+    if (!a || !a.size) return b || EMPTY;
+    if (!b || !b.size) return a;
+    return new Map([...a, ...b]);
+  }
+}
+const EMPTY = new Map();
+
 export class TaskSync extends EventTarget {
   /**
    * @param {object} o
@@ -480,7 +523,7 @@ export class TaskSync extends EventTarget {
 
     this.state = STATE.STOPPED;
     this.seq = null; // last applied seq; null = no list loaded yet
-    this.server = new Map(); // id -> task (of every list; task.list_id names it), as of seq
+    this.server = new TaskMap(); // id -> task (of every list; task.list_id names it), as of seq
     this.deleted = new Map(); // id -> the list it was deleted from: a late upsert there never brings it back
     this.defaultListId = null; // the user's default list (GET /api/v1/tasks answers it)
     this.listId = null; // the list shown by tasks() (null: the default list)
@@ -568,7 +611,7 @@ export class TaskSync extends EventTarget {
       const snap = await this.store.getMeta('snapshot');
       // A snapshot from before position keys is not used (the list is reloaded).
       if (this.seq === null && snap && Array.isArray(snap.tasks) && Number.isInteger(snap.seq) && snap.tasks.every((t) => t && typeof t.position === 'string')) {
-        this.server = new Map(snap.tasks.filter((t) => t && typeof t.id === 'string').map((t) => [t.id, t]));
+        this.server = new TaskMap(snap.tasks.filter((t) => t && typeof t.id === 'string').map((t) => [t.id, t]));
         this.seq = snap.seq;
         if (typeof snap.defaultListId === 'string') this.defaultListId = snap.defaultListId;
         if (Array.isArray(snap.lists)) for (const l of snap.lists) if (l && typeof l.id === 'string') this.listMeta.set(l.id, l);
@@ -654,10 +697,11 @@ export class TaskSync extends EventTarget {
     const want = this._norm(listId === undefined ? this.listId : listId);
     const cached = want === this._norm(this.listId);
     if (cached && this._view) return this._view;
-    let m = new Map();
-    for (const t of this.server.values()) if (this._listOfTask(t) === want) m.set(t.id, t);
+    // The list's own map (kept by TaskMap as tasks come and go: no scan of every list).
+    let m = this.server.of(want, this.defaultListId);
     const plain = !(this.confirmedOrder || this.confirmedMoves.size);
     if (!plain) {
+      m = new Map(m);
       if (this.confirmedOrder) {
         for (const [id, position] of Object.entries(this.confirmedOrder.positions)) {
           const t = m.get(id);
@@ -1325,7 +1369,7 @@ export class TaskSync extends EventTarget {
 
   async _reloadPages(during) {
     const first = await this._fetchTasks(null);
-    const server = new Map();
+    const server = new TaskMap();
     for (const t of first.tasks) server.set(t.id, t);
     const seq = first.seq;
     const lists = new Map();
