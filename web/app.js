@@ -95,7 +95,7 @@ function showSignIn(message) {
   titles.clear();
   $('#list-nav').textContent = '';
   $('#members').textContent = '';
-  presenceOf = null;
+  presenceOf = new Set();
   detailAsked.clear();
   $('#list').textContent = '';
   $('#list').style.height = '';
@@ -714,7 +714,8 @@ const initials = (u) => {
   return s.toUpperCase();
 };
 
-let presenceOf = null; // the list whose presence is subscribed
+const PRESENCE_LISTS = 32; // a gateway allows PRESENCE_MAX_LISTS (64) per socket
+let presenceOf = new Set(); // the lists whose presence is subscribed
 const detailAsked = new Set(); // lists whose members were fetched for the head
 
 function renderLists() {
@@ -766,14 +767,13 @@ function renderLists() {
   $('#app').classList.toggle('readonly', role === 'viewer');
   $('#readonly-note').hidden = role !== 'viewer';
   $('#new-title').placeholder = role === 'viewer' ? 'This list is read-only for you' : 'What needs doing?';
-  // Members (initials) with an online dot; presence for the list shown when shared.
-  const shared = l && !isDefault && (l.member_count || 1) > 1;
-  const want = shared ? l.id : null;
-  if (presenceOf !== want) {
-    if (presenceOf) c.unsubscribePresence(presenceOf);
-    presenceOf = want;
-    if (want) c.subscribePresence(want);
-  }
+  // Presence of every shared list (the first PRESENCE_LISTS): being subscribed is what
+  // makes this user "online" in a list for its other members, and the list's head
+  // shows its members' initials with an online dot.
+  const want = new Set(lists.filter((x) => x.id && !x.default && (x.member_count || 1) > 1).slice(0, PRESENCE_LISTS).map((x) => x.id));
+  for (const id of presenceOf) if (!want.has(id)) c.unsubscribePresence(id);
+  for (const id of want) if (!presenceOf.has(id)) c.subscribePresence(id);
+  presenceOf = want;
   if (l && !isDefault && !l.members && !detailAsked.has(l.id)) {
     detailAsked.add(l.id);
     c.listDetail(l.id).catch(() => detailAsked.delete(l.id));

@@ -1119,6 +1119,19 @@ export class TaskSync extends EventTarget {
     return this.list(listId);
   }
 
+  // Someone acting in or present on a list who is not among its members as known here
+  // (a member added or removed from another device: the API tells only the member
+  // concerned): the list's members are fetched again, at most every 2 s per list.
+  _noteMember(listId, userId) {
+    const l = this.listMeta.get(listId);
+    if (!l || l.default || (l.members && l.members.some((m) => m.user_id === userId))) return;
+    const now = Date.now();
+    this._memberRefresh = this._memberRefresh || new Map();
+    if (now - (this._memberRefresh.get(listId) || 0) < 2000) return;
+    this._memberRefresh.set(listId, now);
+    this.listDetail(listId).catch(() => {});
+  }
+
   // A list as the API or an event gave it, merged into what is known of it.
   _putList(l) {
     if (!l || typeof l.id !== 'string') return;
@@ -1652,6 +1665,7 @@ export class TaskSync extends EventTarget {
     }
     this.stats.applied++;
     const own = ev.origin === this.clientId;
+    if (evList && typeof ev.actor === 'string' && source === 'live') this._noteMember(evList, ev.actor);
     this._emit('change', { event: ev, own, source, task: t ? m.get(t.id) || t : null, listId: evList });
   }
 
@@ -2154,6 +2168,7 @@ export class TaskSync extends EventTarget {
             .slice(0, 1000)
             .map((o) => ({ user_id: o.user_id, devices: Number.isInteger(o.devices) && o.devices > 0 ? o.devices : 1 }));
           this.presence.set(msg.list_id, online);
+          for (const o of online) this._noteMember(msg.list_id, o.user_id);
           this._emit('presence', { listId: msg.list_id, online });
           break;
         }
