@@ -739,7 +739,7 @@ function renderLists() {
     if ((l.member_count || 1) > 1) {
       const m = document.createElement('span');
       m.className = 'shared-mark';
-      m.textContent = `👥 ${l.member_count}`;
+      m.textContent = `shared · ${l.member_count}`;
       m.title = `shared: ${l.member_count} members`;
       b.appendChild(m);
     }
