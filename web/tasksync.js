@@ -2199,6 +2199,11 @@ export class TaskSync extends EventTarget {
       this._stopHeartbeat();
       clearTimeout(this._safetyTimer);
       this.stats.reconnects++;
+      // Presence came with the socket: unknown until the next one says (no stale dots).
+      for (const id of [...this.presence.keys()]) {
+        this.presence.delete(id);
+        this._emit('presence', { listId: id, online: [] });
+      }
       const lived = openedAt ? Date.now() - openedAt : 0;
       if (openedAt && lived >= this.stableAfterMs) this._attempt = 0; // a stable connection resets the backoff
       this._emit('disconnected', { code: e.code, reason: e.reason, lived });
