@@ -867,4 +867,39 @@ export function register(test, { TaskSync, backoffDelayMs, MemoryStore, compact,
       c.stop();
     });
   });
+
+  test('unit: lists: a move into another list is one POST with list_id; its task.deleted then task.created of the same id land in the target', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const state = {
+        seq: 4,
+        lists: [L(DEF, 'Tasks', 'owner', { members: 1 }), L(GRO, 'Groceries', 'editor')],
+        tasks: { [DEF]: [task('d1', 'Mine', 'a1')], [GRO]: [task('g1', 'milk', 'a1')] },
+        events: [],
+      };
+      const sent = [];
+      state.write = (m, p, body) => {
+        sent.push([m, p, body]);
+        return { body: { task: { ...task('d1', 'Mine', 'a2', 2), list_id: GRO }, seq: 6 } };
+      };
+      globalThis.fetch = listApi(state, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      await started(c);
+      const ws = await nextWS(1);
+      ws.open();
+      await sleep(20);
+      c.moveToList('d1', GRO);
+      eq(c.tasks().map((t) => t.id), [], 'gone from the default list at once');
+      eq(c.tasks(GRO).map((t) => t.id), ['g1', 'd1'], 'at the end of Groceries at once');
+      await sleep(20);
+      eq(sent.map((x) => [x[0], x[1], x[2]]), [['POST', '/api/v1/tasks/d1/move', { before: null, list_id: GRO }]], 'one POST naming the target');
+      ws.push({ ...live(ev(5, 'task.deleted', { id: 'd1' })), list_id: DEF, actor: 'u1' });
+      ws.push({ ...live(ev(6, 'task.created', task('d1', 'Mine', 'a2', 2))), list_id: GRO, actor: 'u1' });
+      await sleep(10);
+      eq(c.tasks().map((t) => t.id), [], 'default list');
+      eq(c.tasks(GRO).map((t) => [t.id, t.list_id]), [['g1', GRO], ['d1', GRO]], 'Groceries has it (the tombstone of the default list did not stop it)');
+      eq(c.pending, 0, 'nothing queued');
+      c.stop();
+    });
+  });
 }
