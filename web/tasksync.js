@@ -1209,16 +1209,16 @@ export class TaskSync extends EventTarget {
     const id = this._norm(listId);
     if (!id || this._stopped) return;
     try {
-      await this.listDetail(id);
-      if (this.goneLists.has(id)) return;
-      const got = await this._fetchTasks(id);
+      // The members and the tasks at once (the event already named the list and role).
+      const [, got] = await Promise.all([this.listDetail(id).catch(() => null), this._fetchTasks(id)]);
       if (this.goneLists.has(id)) return;
       for (const t of got.tasks) this._confirmTask(t);
       this._emit('list-loaded', { listId: id, tasks: got.tasks.length });
       this._saveSnapshot();
       this._changed();
     } catch (e) {
-      this._emit('sync-error', { error: e, listId: id });
+      // 404: no longer a member (its list.unshared follows); else the next reload has it.
+      if (e.status !== 404) this._emit('sync-error', { error: e, listId: id });
     }
   }
 
