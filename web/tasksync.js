@@ -1219,6 +1219,8 @@ export class TaskSync extends EventTarget {
     } catch (e) {
       // 404: no longer a member (its list.unshared follows); else the next reload has it.
       if (e.status !== 404) this._emit('sync-error', { error: e, listId: id });
+      // Not now (offline, 5xx): tried again, so the list does not stay empty until a reload.
+      if (e instanceof ApiError && e.transient && !this._stopped) setTimeout(() => !this.goneLists.has(id) && this._loadList(id), backoffDelayMs(2));
     }
   }
 
