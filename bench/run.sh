@@ -6,7 +6,7 @@
 # 3), bounded in count and time, prints a table of medians and stops everything it
 # started, by PID.
 #
-#   scenarios: fanout latency skip capacity handshake api lists (default: all; also SCENARIOS=..)
+#   scenarios: fanout latency skip capacity handshake presence api lists (default: all; also SCENARIOS=..)
 #     e.g. bench/run.sh build/bin fanout latency
 #   RUNS=3  KEEP=1 (keep the work dir: raw JSON results in results.jsonl)
 #   API_MODES="saturation rate" (the api scenario's runs: saturation, 1,000 writes/s)
@@ -38,7 +38,7 @@ else
 	FETCH_WAIT_MS=${FETCH_WAIT_MS:-10}
 fi
 API_MODES=${API_MODES:-saturation rate}
-ALL_SCENARIOS="fanout latency skip capacity handshake api lists"
+ALL_SCENARIOS="fanout latency skip capacity handshake presence api lists"
 NAMED=0
 if [ $# -gt 0 ]; then
 	SCENARIOS="$*"
@@ -73,7 +73,7 @@ pids=()
 GW_PID= API_PID= PG_STARTED= TOPIC_SEQ=0
 cleanup() {
 	trap - INT TERM EXIT
-	for p in "$GW_PID" "$API_PID"; do [ -n "$p" ] && stop_pid "$p" 10; done
+	for p in "$GW_PID" "$API_PID" "${W_PID:-}"; do [ -n "$p" ] && stop_pid "$p" 10; done
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[$i]}" 5; done
 	[ -n "$PG_STARTED" ] && pg_stop "$WORK/pg"
 	[ -n "${KAFKA_STARTED:-}" ] && kafka_down "$WORK/kafka"
@@ -285,6 +285,7 @@ if [ "$KAFKA" = devbroker ]; then
 else
 	tools/kafka/install.sh || exit 1
 	kafka_up "$WORK/kafka" 1 task-updates 3 || exit 1
+	kafka_presence_topic "$WORK/kafka" || exit 1
 	KAFKA_STARTED=1
 	BROKER_PID=$(cat "$WORK/kafka/node-1/pid")
 	log "Kafka: Apache Kafka $KAFKA_VERSION (KRaft, 1 node) on $KAFKA_BROKERS"
@@ -411,10 +412,68 @@ if [ -x "$BIN/ws-gateway" ]; then
 		done
 		stop_gateway
 	fi
+	if has presence; then
+		# Connects/s with a presence subscribe per socket, on vs off, paired in the
+		# same window (the order alternates between runs): each socket opens,
+		# subscribes to one of 50 lists and gets its answer (the presence message,
+		# or error presence_off), then all close (a tombstone each when on). The
+		# gateway's and the broker's CPU over the whole run, per socket.
+		# PRESENCE_DELAY=0 skips the delay runs below.
+		pres_n=${PRESENCE_CONNECTIONS:-2000}
+		# 50 lists: 40 sockets online in each, so each subscribe is also a presence
+		# message to the list's other subscribers; PRESENCE_LISTS=2000: one each,
+		# the cost of the subscribe alone
+		pres_lists=${PRESENCE_LISTS:-50}
+		for r in $(seq 1 "$RUNS"); do
+			order="on off"
+			[ $((r % 2)) = 0 ] && order="off on"
+			for onoff in $order; do
+				log "presence run $r, presence $onoff ($pres_n sockets, connect + subscribe)"
+				start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=$((pres_n + 100)) \
+					PRESENCE_ENABLED=$([ "$onoff" = on ] && echo true || echo false) \
+					GATEWAY_ID=bench-a || continue
+				g0=$(cpu_s "$GW_PID") b0=$(cpu_s "$BROKER_PID")
+				if timeout 180 env WS_PORT="$GW_PORT" CONNECTIONS="$pres_n" USERS="$pres_n" \
+					USER_PREFIX="bp$r$onoff-" MODE=connect SUBSCRIBE=1 LISTS="$pres_lists" CONCURRENCY=100 \
+					SRC_ADDRS=64 LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/pr.json" \
+					2>>"$WORK/ws-load.log"; then
+					sleep 1 # the closes (and their tombstones) done
+					g1=$(cpu_s "$GW_PID") b1=$(cpu_s "$BROKER_PID")
+					jq -c --arg sc "presence-$onoff" --argjson gw "$(sub "$g1" "$g0")" \
+						--argjson br "$(sub "$b1" "$b0")" \
+						'{scenario:$sc, ws:., gw_cpu_s:$gw, broker_cpu_s:$br}' "$WORK/pr.json" >>"$RESULTS"
+					jq -r '"  \(.scenario): \(.ws.subscribed) answered (\(.ws.subscribe_errors) errors), \(.ws.sessions_per_s|floor) connects+subscribes/s, \(.ws.handshakes_per_s|floor) handshakes/s, subscribe->answer p50 \(.ws.subscribe_reply.p50_us) us p99 \(.ws.subscribe_reply.p99_us) us, gateway CPU \(.gw_cpu_s) s, broker CPU \(.broker_cpu_s) s"' <(tail -n 1 "$RESULTS") >&2
+				fi
+				stop_gateway
+				sleep 2 # let the closed sockets' threads go
+			done
+			# The delay: a watcher on gateway W subscribed to 20 lists (fewer than
+			# CLIENT_RATE_BURST: it sends them at once); 300 sockets of 300 users
+			# connect to gateway A one every 50 ms and subscribe (a list changes every
+			# second: no coalescing wait); subscribe sent -> the watcher's presence
+			# message showing that user.
+			[ "${PRESENCE_DELAY:-1}" = 1 ] || continue
+			log "presence run $r: delay across gateways (300 subscribes, one per 50 ms)"
+			start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=700 GATEWAY_ID=bench-w || continue
+			W_PID=$GW_PID W_PORT=$GW_PORT GW_PID=
+			if start_gateway "${GW_COMMON[@]}" MAX_CONNECTIONS=700 GATEWAY_ID=bench-a; then
+				if timeout 180 env WS_PORT="$GW_PORT" WATCH_PORT="$W_PORT" CONNECTIONS=300 \
+					USERS=300 USER_PREFIX="bd$r-" MODE=connect SUBSCRIBE=1 LISTS=20 \
+					CONCURRENCY=1 PACE_MS=50 LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/pd.json" \
+					2>>"$WORK/ws-load.log"; then
+					jq -c --arg sc presence-delay '{scenario:$sc, ws:.}' "$WORK/pd.json" >>"$RESULTS"
+					jq -r '"  presence-delay: \(.ws.watch_seen) of \(.ws.subscribed) seen, subscribe -> other gateway p50 \(.ws.presence_delay.p50_us) us p99 \(.ws.presence_delay.p99_us) us max \(.ws.presence_delay.max_us) us"' <(tail -n 1 "$RESULTS") >&2
+				fi
+			fi
+			stop_gateway
+			stop_pid "$W_PID" 10
+			W_PID=
+		done
+	fi
 	stop_gateway
 else
 	gw_sc=()
-	for sc in fanout latency skip capacity handshake; do has "$sc" && gw_sc+=("$sc"); done
+	for sc in fanout latency skip capacity handshake presence; do has "$sc" && gw_sc+=("$sc"); done
 	[ ${#gw_sc[@]} -gt 0 ] && missing ws-gateway "${gw_sc[@]}"
 fi
 

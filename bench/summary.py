@@ -176,6 +176,28 @@ def main():
             row("handshakes/s (token check included)", runs,
                 lambda r: r["ws"]["handshakes_per_s"])
             row("failures", runs, lambda r: sum(r["ws"]["failed"].values()))
+        elif sc in ("presence-on", "presence-off"):
+            row("sockets answered (of those asked)", runs, lambda r: r["ws"]["subscribed"])
+            row("subscribe errors (presence_off when off)", runs,
+                lambda r: r["ws"]["subscribe_errors"])
+            row("connects + subscribes/s", runs, lambda r: r["ws"]["sessions_per_s"])
+            row("handshakes/s", runs, lambda r: r["ws"]["handshakes_per_s"])
+            row("subscribe -> answer p50 (us)", runs,
+                lambda r: r["ws"]["subscribe_reply"]["p50_us"])
+            row("subscribe -> answer p99 (us)", runs,
+                lambda r: r["ws"]["subscribe_reply"]["p99_us"])
+            row("gateway CPU per socket (us)", runs,
+                lambda r: r["gw_cpu_s"] * 1e6 / r["ws"]["subscribed"])
+            row("broker CPU per socket (us)", runs,
+                lambda r: r["broker_cpu_s"] * 1e6 / r["ws"]["subscribed"])
+        elif sc == "presence-delay":
+            row("subscribes seen by the other gateway", runs, lambda r: r["ws"]["watch_seen"])
+            row("subscribe -> other gateway p50 (us)", runs,
+                lambda r: r["ws"]["presence_delay"]["p50_us"])
+            row("subscribe -> other gateway p99 (us)", runs,
+                lambda r: r["ws"]["presence_delay"]["p99_us"])
+            row("subscribe -> other gateway max (us)", runs,
+                lambda r: r["ws"]["presence_delay"]["max_us"])
         elif sc.startswith("lists-"):
             row("members", runs, lambda r: r["members"])
             row("frames delivered to member sockets", runs, lambda r: r["ws"]["frames"])

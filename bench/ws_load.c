@@ -15,6 +15,16 @@
  * STALLED=K     the first K sockets get a tiny SO_RCVBUF and stop reading after the
  *               connected message; their frames are not counted, and how many the
  *               gateway closed is reported.
+ * SUBSCRIBE=1   each socket, once connected, subscribes to the presence of list
+ *               i % LISTS (a presence ticket minted with JWT_SECRET) and the connect
+ *               phase waits for every answer (presence or error): sessions_per_s is
+ *               sockets opened and answered per second, subscribe_reply the time
+ *               from the subscribe to its answer.
+ * WATCH_PORT=P  (with SUBSCRIBE) first a watcher socket on the gateway at port P (the
+ *               other gateway) subscribes to every list; then, for each load socket,
+ *               the time from its subscribe to the watcher's first presence message
+ *               showing its user online in its list (presence_delay; USERS must
+ *               equal CONNECTIONS, so a user is a socket).
  *
  * Once the connect phase is over, READY_FILE (when set) is written, so a driver can
  * start producing. The result is one JSON line on stdout; progress goes to stderr. */
@@ -44,7 +54,8 @@ static struct {
 	char *host, *path, *secret, *mode, *prefix, *ready_file, *origin;
 	long port, conns, users, concurrency, hs_timeout_ms, connect_deadline_s, hold_s;
 	long duration_s, idle_s, expect, stalled, stalled_rcvbuf, src_addrs;
-	int level;
+	long lists, watch_port, pace_ms;
+	int level, subscribe;
 } cfg;
 
 static const cfg_entry table[] = {
@@ -74,6 +85,14 @@ static const cfg_entry table[] = {
      "spread sockets over 127.0.0.2.. source addresses (more port tuples)"},
     {"READY_FILE", CFG_STR, &cfg.ready_file, "", 0, 4096, "written when connected"},
     {"ORIGIN", CFG_STR, &cfg.origin, "http://127.0.0.1", 0, 256, "Origin header"},
+    {"SUBSCRIBE", CFG_BOOL, &cfg.subscribe, "false", 0, 0,
+     "each socket subscribes to a list's presence once connected"},
+    {"LISTS", CFG_INT, &cfg.lists, "10", 1, 1000000,
+     "SUBSCRIBE: lists; socket i takes i % LISTS (at most 64 with WATCH_PORT)"},
+    {"WATCH_PORT", CFG_INT, &cfg.watch_port, "0", 0, 65535,
+     "SUBSCRIBE: a watcher on this port measures the presence delay (0: none)"},
+    {"PACE_MS", CFG_INT, &cfg.pace_ms, "0", 0, 60000,
+     "start a handshake at most every PACE_MS (0: as CONCURRENCY allows)"},
     {"LOG_LEVEL", CFG_LEVEL, &cfg.level, "info", 0, 0, "stderr log level"},
 };
 
@@ -85,7 +104,12 @@ typedef struct wconn {
 	cstate st;
 	int stalled;       /* stops reading once open */
 	int connected_msg; /* got {"type":"connected"} */
-	int user;          /* index into users[] */
+	int user;          /* index into users[]; -1: the watcher */
+	int watcher;       /* the WATCH_PORT socket */
+	char *ticket;      /* SUBSCRIBE: its presence ticket */
+	int64_t t_sub;     /* mono us the subscribe was queued (0: not yet) */
+	int answered;      /* its subscribe got an answer */
+	int seen;          /* the watcher saw it online */
 	int64_t t_start;   /* mono us when connect() began */
 	char *out;         /* pending output (handshake, pongs) */
 	size_t outlen, outoff;
@@ -114,7 +138,21 @@ static struct {
 	long second_frames[3600];
 	int64_t recv_start;
 	bhist *lat;
+	long answered, sub_errors, watch_lists, watch_seen;
+	int64_t t_last_answer;
+	bhist *sub_lat, *watch_lat;
 } R;
+
+static char list_prefix[9];  /* this run's lists: "<prefix>-0000-4000-8000-<k>" */
+static char *watch_token;    /* the watcher's session token */
+static char **watch_tickets; /* the watcher's ticket per list */
+static long watch_idx = -1;  /* the watcher's index in conns */
+
+static void list_id(long k, char out[UUID_STR_LEN])
+{
+	snprintf(out, UUID_STR_LEN, "%.8s-0000-4000-8000-%012u", list_prefix,
+	         (unsigned)(k % 1000000));
+}
 
 static void on_stop(int sig)
 {
@@ -200,10 +238,11 @@ static void queue_frame(wconn *c, int opcode, const unsigned char *payload, size
 	memcpy(hdr + h, mask, 4);
 	h += 4;
 	queue_out(c, hdr, h);
-	unsigned char tmp[128] = {0};
-	for (size_t i = 0; i < len && i < sizeof(tmp); i++)
+	unsigned char *tmp = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++)
 		tmp[i] = payload[i] ^ mask[i % 4];
-	queue_out(c, tmp, len < sizeof(tmp) ? len : sizeof(tmp));
+	queue_out(c, tmp, len);
+	free(tmp);
 }
 
 static void start_connect(int idx)
@@ -229,7 +268,8 @@ static void start_connect(int idx)
 		if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) < 0)
 			log_warn("bind failed", "{s:s}", "err", strerror(errno));
 	}
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port)};
+	long port = c->watcher ? cfg.watch_port : cfg.port;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	inet_pton(AF_INET, cfg.host, &sa.sin_addr);
 	c->t_start = mono_us();
 	if (!R.t_first_start)
@@ -247,7 +287,8 @@ static void start_connect(int idx)
 	                 "GET %s?token=%s HTTP/1.1\r\nHost: %s:%ld\r\nUpgrade: websocket\r\n"
 	                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	                 "Sec-WebSocket-Version: 13\r\nOrigin: %s\r\n\r\n",
-	                 cfg.path, tokens[c->user], cfg.host, cfg.port, cfg.origin);
+	                 cfg.path, c->watcher ? watch_token : tokens[c->user], cfg.host, port,
+	                 cfg.origin);
 	queue_out(c, req, (size_t)n);
 	ep_set(c, EPOLLOUT, EPOLL_CTL_ADD);
 }
@@ -260,9 +301,78 @@ static int64_t parse_i64(const char *p, const char *end)
 	return v;
 }
 
+static void send_subscribe(wconn *c, long list, const char *ticket)
+{
+	char id[UUID_STR_LEN], buf[4400];
+	list_id(list, id);
+	int n =
+	    snprintf(buf, sizeof(buf),
+	             "{\"type\":\"subscribe\",\"list_id\":\"%s\",\"ticket\":\"%s\"}", id, ticket);
+	queue_frame(c, 0x1, (const unsigned char *)buf, (size_t)n);
+	if (c->fd >= 0)
+		ep_set(c, want_events(c), EPOLL_CTL_MOD);
+}
+
+/* The watcher's presence message: each load socket seen online the first time. */
+static void watcher_presence(const char *m, size_t len, int64_t now)
+{
+	json_t *j = json_loadb(m, len, 0, NULL);
+	const char *lid = json_string_value(json_object_get(j, "list_id"));
+	size_t lp = strlen(list_prefix);
+	if (!lid || strncmp(lid, list_prefix, lp)) {
+		json_decref(j);
+		return;
+	}
+	long k = strtol(lid + 24, NULL, 10);
+	json_t *on = json_object_get(j, "online"), *e;
+	size_t i;
+	size_t pl = strlen(cfg.prefix);
+	json_array_foreach(on, i, e)
+	{
+		const char *u = json_string_value(json_object_get(e, "user_id"));
+		if (!u || strncmp(u, cfg.prefix, pl))
+			continue;
+		char *end;
+		long n = strtol(u + pl, &end, 10);
+		if (*end || n < 0 || n >= cfg.conns || n % cfg.lists != k)
+			continue;
+		wconn *lc = &conns[n];
+		if (lc->t_sub && !lc->seen) {
+			lc->seen = 1;
+			R.watch_seen++;
+			bhist_add(R.watch_lat, now - lc->t_sub);
+		}
+	}
+	json_decref(j);
+}
+
 /* One complete text message from the server. */
 static void on_message(wconn *c, const char *m, size_t len)
 {
+	int is_presence = memmem(m, len, "\"type\":\"presence\"", 17) != NULL;
+	if (c->watcher) {
+		if (memmem(m, len, "\"type\":\"connected\"", 18) && !c->connected_msg) {
+			c->connected_msg = 1;
+			for (long k = 0; k < cfg.lists; k++)
+				send_subscribe(c, k, watch_tickets[k]);
+		} else if (is_presence) {
+			if (R.watch_lists < cfg.lists)
+				R.watch_lists++;
+			watcher_presence(m, len, mono_us());
+		} else if (memmem(m, len, "\"type\":\"error\"", 14)) {
+			log_warn("watcher got an error", "{s:s%}", "msg", m, len);
+		}
+		return;
+	}
+	if (c->t_sub && !c->answered && (is_presence || memmem(m, len, "\"type\":\"error\"", 14))) {
+		int64_t now = mono_us();
+		c->answered = 1;
+		R.answered++;
+		R.sub_errors += !is_presence;
+		R.t_last_answer = now;
+		bhist_add(R.sub_lat, now - c->t_sub);
+		return;
+	}
 	int64_t now_wall = wall_us();
 	if (memmem(m, len, "\"type\":\"task_update\"", 20)) {
 		const char *pat = user_pat[c->user];
@@ -303,6 +413,10 @@ static void on_message(wconn *c, const char *m, size_t len)
 	} else if (memmem(m, len, "\"type\":\"connected\"", 18)) {
 		if (!c->connected_msg) {
 			c->connected_msg = 1;
+			if (cfg.subscribe && !c->stalled) {
+				c->t_sub = mono_us();
+				send_subscribe(c, (long)(c - conns) % cfg.lists, c->ticket);
+			}
 			if (c->stalled)
 				ep_set(c, want_events(c), EPOLL_CTL_MOD);
 		}
@@ -526,8 +640,12 @@ static int connect_phase_done(void)
 			}
 		}
 	}
-	while (next_idx < cfg.conns && R.in_flight < cfg.concurrency)
+	static int64_t next_start;
+	while (next_idx < cfg.conns && R.in_flight < cfg.concurrency &&
+	       (!cfg.pace_ms || now >= next_start)) {
+		next_start = now + cfg.pace_ms * 1000;
 		start_connect((int)next_idx++);
+	}
 	if (next_idx < cfg.conns || R.in_flight > 0)
 		return 0;
 	/* every socket is open or failed; wait for the connected messages briefly */
@@ -535,7 +653,21 @@ static int connect_phase_done(void)
 		if (conns[i].st == ST_OPEN && !conns[i].connected_msg &&
 		    now - R.t_last_open < 2000000)
 			return 0;
+	/* and for the subscribes' answers, and the watcher's view of them */
+	for (long i = 0; cfg.subscribe && i < cfg.conns; i++) {
+		if (conns[i].st == ST_OPEN && conns[i].t_sub && !conns[i].answered &&
+		    now - R.t_last_open < 5000000)
+			return 0;
+		if (watch_idx >= 0 && conns[i].st == ST_OPEN && conns[i].answered &&
+		    !conns[i].seen && now - R.t_last_answer < 5000000)
+			return 0;
+	}
 	return 1;
+}
+
+static int watcher_ready(void)
+{
+	return R.watch_lists >= cfg.lists || conns[watch_idx].st == ST_CLOSED;
 }
 
 static int recv_done(void)
@@ -637,13 +769,31 @@ int main(int argc, char **argv)
 		snprintf(pat, sizeof(pat), "\"user_id\":\"%s\"", uid);
 		user_pat[u] = xstrdup(pat);
 	}
-	conns = xcalloc((size_t)cfg.conns, sizeof(wconn));
+	if (cfg.watch_port && (!cfg.subscribe || cfg.users != cfg.conns || cfg.lists > 64)) {
+		fprintf(stderr,
+		        "WATCH_PORT: needs SUBSCRIBE=1, USERS=CONNECTIONS and LISTS <= 64\n");
+		return 2;
+	}
+	{
+		char u[UUID_STR_LEN];
+		uuid_new(u);
+		memcpy(list_prefix, u, 8);
+	}
+	conns = xcalloc((size_t)cfg.conns + 1, sizeof(wconn));
 	for (long i = 0; i < cfg.conns; i++) {
 		conns[i].fd = -1;
 		conns[i].user = (int)(i % cfg.users);
 		conns[i].stalled = i < cfg.stalled;
+		if (cfg.subscribe) {
+			char uid[USER_ID_MAX + 1], lid[UUID_STR_LEN];
+			snprintf(uid, sizeof(uid), "%s%ld", cfg.prefix, i % cfg.users);
+			list_id(i % cfg.lists, lid);
+			conns[i].ticket = auth_mint_presence(cfg.secret, uid, lid, 3600);
+		}
 	}
 	R.lat = bhist_new();
+	R.sub_lat = bhist_new();
+	R.watch_lat = bhist_new();
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (epfd < 0) {
 		perror("epoll_create1");
@@ -652,6 +802,29 @@ int main(int argc, char **argv)
 
 	log_info("connecting", "{s:I, s:I, s:I}", "connections", (json_int_t)cfg.conns, "users",
 	         (json_int_t)cfg.users, "port", (json_int_t)cfg.port);
+	if (cfg.watch_port) {
+		watch_idx = cfg.conns;
+		wconn *w = &conns[watch_idx];
+		w->fd = -1;
+		w->user = -1;
+		w->watcher = 1;
+		watch_token = auth_mint(cfg.secret, "bench-watch", 3600);
+		watch_tickets = xcalloc((size_t)cfg.lists, sizeof(char *));
+		for (long k = 0; k < cfg.lists; k++) {
+			char lid[UUID_STR_LEN];
+			list_id(k, lid);
+			watch_tickets[k] = auth_mint_presence(cfg.secret, "bench-watch", lid, 3600);
+		}
+		start_connect((int)watch_idx);
+		loop(mono_us() + 10000000, watcher_ready);
+		if (R.watch_lists < cfg.lists)
+			log_warn("watcher not subscribed to every list", "{s:I}", "lists",
+			         (json_int_t)R.watch_lists);
+		/* the watcher is not one of the load's handshakes */
+		R.opened = 0;
+		R.in_flight = 0;
+		R.t_first_start = R.t_last_open = 0;
+	}
 	connect_deadline = mono_us() + cfg.connect_deadline_s * 1000000;
 	loop(connect_deadline, connect_phase_done);
 	int64_t hs_span = R.t_last_open > R.t_first_start ? R.t_last_open - R.t_first_start : 0;
@@ -693,6 +866,20 @@ int main(int argc, char **argv)
 	    "closed_eof", (json_int_t)R.closed_eof, "wrong_user", (json_int_t)R.wrong_user,
 	    "no_timestamp", (json_int_t)R.no_ts, "other_msgs", (json_int_t)R.other_msgs, "pings",
 	    (json_int_t)R.pings);
+	if (cfg.subscribe) {
+		int64_t span =
+		    R.t_last_answer > R.t_first_start ? R.t_last_answer - R.t_first_start : 0;
+		json_object_set_new(out, "subscribed", json_integer(R.answered));
+		json_object_set_new(out, "subscribe_errors", json_integer(R.sub_errors));
+		json_object_set_new(
+		    out, "sessions_per_s",
+		    json_real(span ? (double)R.answered / ((double)span / 1e6) : 0.0));
+		json_object_set_new(out, "subscribe_reply", bhist_json(R.sub_lat));
+		if (cfg.watch_port) {
+			json_object_set_new(out, "watch_seen", json_integer(R.watch_seen));
+			json_object_set_new(out, "presence_delay", bhist_json(R.watch_lat));
+		}
+	}
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	json_object_set_new(out, "cpu_s",
@@ -704,9 +891,17 @@ int main(int argc, char **argv)
 	free(s);
 	json_decref(out);
 
-	for (long i = 0; i < cfg.conns; i++)
+	for (long i = 0; i <= cfg.conns; i++) {
 		if (conns[i].fd >= 0)
 			conn_close(&conns[i]);
+		free(conns[i].ticket);
+	}
+	for (long k = 0; watch_tickets && k < cfg.lists; k++)
+		free(watch_tickets[k]);
+	free(watch_tickets);
+	free(watch_token);
+	bhist_free(R.sub_lat);
+	bhist_free(R.watch_lat);
 	close(epfd);
 	for (long u = 0; u < cfg.users; u++) {
 		free(tokens[u]);

@@ -119,6 +119,22 @@ kafka_up() {
 	fi
 }
 
+# The presence topic's settings (ws-gateway PRESENCE_TOPIC; README "Presence"):
+# compacted, so a gateway that starts reads one record per live subscription; and
+# deleted past retention.ms, so the last records of a crashed gateway (never
+# tombstoned, expired by their TTL) do not stay forever. Small segments let both
+# act within minutes. docker-compose.yml and k8s/overlays/dev use the same values.
+PRESENCE_TOPIC_CONFIGS=(--config cleanup.policy=compact,delete --config retention.ms=3600000
+	--config segment.ms=600000 --config min.cleanable.dirty.ratio=0.1
+	--config delete.retention.ms=60000)
+
+# kafka_presence_topic DIR [NAME]: creates the presence topic (default
+# task-presence) in the cluster in DIR, 3 partitions.
+kafka_presence_topic() {
+	"$TASKSYNC_TOOLS/kafka/cluster.sh" topic "$1" "${2:-task-presence}" 3 \
+		"${PRESENCE_TOPIC_CONFIGS[@]}"
+}
+
 # kafka_down DIR: stops every node of the cluster in DIR.
 kafka_down() {
 	[ -f "$1/kafka.env" ] || [ -d "$1/node-1" ] || return 0

@@ -48,6 +48,7 @@ export KAFKA_TOPIC=${KAFKA_TOPIC:-task-updates}
 if [ "$KAFKA" = kafka ]; then
 	echo "run: starting Apache Kafka (one KRaft node) ..."
 	kafka_up "$RUN/kafka" 1 "$KAFKA_TOPIC" "$KAFKA_PARTITIONS" || exit 1
+	kafka_presence_topic "$RUN/kafka" || exit 1
 	kafka_desc="Apache Kafka $KAFKA_VERSION, KRaft, 1 node (log dirs .run/kafka, log .run/kafka/node-1/server.log); topic $KAFKA_TOPIC, $KAFKA_PARTITIONS partitions"
 else
 	KAFKA_PARTITIONS=3 devbroker_start "$BIN/devbroker" "$RUN" || exit 1

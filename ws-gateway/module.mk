@@ -3,7 +3,7 @@ GW_SRCS := ws-gateway/src/config.c ws-gateway/src/stats.c ws-gateway/src/conn.c 
            ws-gateway/src/writer.c ws-gateway/src/registry.c ws-gateway/src/fanout.c \
            ws-gateway/src/kafka_dl.c ws-gateway/src/consumer.c ws-gateway/src/ws_server.c \
            ws-gateway/src/ws_guard.c ws-gateway/src/tickets.c ws-gateway/src/client_msg.c \
-           ws-gateway/src/wsmsg.c
+           ws-gateway/src/wsmsg.c ws-gateway/src/presence.c ws-gateway/src/presence_bus.c
 GW_LIB := $(BUILD)/lib/libws-gateway.a
 
 $(GW_LIB): $(call objs,$(GW_SRCS))

@@ -168,6 +168,12 @@ int ls_get(PGconn *pg, const char *user, const char *id, json_t **out)
 	return TS_OK;
 }
 
+/* Wall clock now at millisecond precision (what the API shows is what is stored). */
+static int64_t now_ms_us(void)
+{
+	return wall_us() / 1000 * 1000;
+}
+
 /* A scope whose only recipient is user (valid user ids need no quoting). */
 static void one_recipient(ts_scope *sc, const char *user)
 {
@@ -221,8 +227,7 @@ int ls_create(PGconn *pg, const char *user, const char *id, const char *name, co
 	ts_scope_list(&sc, user, id, ns);
 	one_recipient(&sc, user);
 	json_t *l = event_list(id, name, user);
-	int rc = ts_fan_out(pg, &sc, EV_LIST_CREATED, origin, wall_us() / 1000 * 1000, "list", l,
-	                    NULL, NULL);
+	int rc = ts_fan_out(pg, &sc, EV_LIST_CREATED, origin, now_ms_us(), "list", l, NULL, NULL);
 	ts_scope_clear(&sc);
 	if (rc || (rc = commit(pg))) {
 		json_decref(l);
@@ -236,39 +241,69 @@ int ls_create(PGconn *pg, const char *user, const char *id, const char *name, co
 	return TS_OK;
 }
 
-/* BEGIN and the list's exclusive lock with its members (sc->recipients) and the
- * actor's role. When owner_only, a member who is not the owner gets TS_FORBIDDEN.
- * TS_OK, or the code with the transaction rolled back. */
-static int lock_list(PGconn *pg, ts_scope *sc, char ns[UUID_STR_LEN + 1], const char *user,
-                     const char *id, int owner_only, char role[8])
+/* One change to a list's row or its members, in one transaction under the list's
+ * exclusive lock. */
+typedef struct list_op {
+	ts_scope sc; /* the list's members (recipients), filled under its lock */
+	char ns[UUID_STR_LEN + 1];
+	char role[8]; /* the actor's */
+} list_op;
+
+/* BEGIN and the lock of list id for user, with its members and user's role. The
+ * default list is LS_DEFAULT unless default_ok (then created if it is not yet);
+ * when owner_only, a member who is not the owner gets TS_FORBIDDEN. TS_OK, or the
+ * code with the transaction rolled back and op holding nothing. */
+static int op_begin(PGconn *pg, list_op *op, const char *user, const char *id, int default_ok,
+                    int owner_only)
 {
-	ts_scope_list(sc, user, id, ns);
-	int rc = ts_list_lock(pg, sc, 1, 1, role);
-	if (rc)
-		return rc;
-	if (owner_only && strcmp(role, "owner") != 0) {
+	char def[UUID_STR_LEN];
+	ts_default_list_id(user, def);
+	ts_scope_list(&op->sc, user, id, op->ns);
+	if (strcmp(def, id) == 0 && (!default_ok || ensure_default(pg, user, def)))
+		return default_ok ? TS_DB : LS_DEFAULT;
+	int rc = ts_list_lock(pg, &op->sc, 1, 1, op->role);
+	if (!rc && owner_only && strcmp(op->role, "owner") != 0) {
 		rollback(pg);
-		return TS_FORBIDDEN;
+		rc = TS_FORBIDDEN;
 	}
-	return TS_OK;
+	if (rc)
+		ts_scope_clear(&op->sc);
+	return rc;
 }
 
-static int64_t now_ms_us(void)
+/* Publishes a list event to op's recipients and commits: TS_OK, or the code with
+ * the transaction rolled back. Ends op. */
+static int op_commit(PGconn *pg, list_op *op, event_type type, const char *origin, json_t *list,
+                     json_t *extra)
 {
-	return wall_us() / 1000 * 1000;
+	int rc = ts_fan_out(pg, &op->sc, type, origin, now_ms_us(), "list", list, extra, NULL);
+	ts_scope_clear(&op->sc);
+	return rc ? rc : commit(pg);
+}
+
+/* Ends op without a change (rolled back). */
+static int op_abort(PGconn *pg, list_op *op, int rc)
+{
+	rollback(pg);
+	ts_scope_clear(&op->sc);
+	return rc;
+}
+
+/* The reply of a list's owner-side change: l with its flags. */
+static json_t *with_flags(json_t *l, int is_default, const char *role, int members)
+{
+	json_object_set_new(l, "default", json_boolean(is_default));
+	json_object_set_new(l, "role", json_string(role));
+	json_object_set_new(l, "members", json_integer(members));
+	return l;
 }
 
 int ls_rename(PGconn *pg, const char *user, const char *id, const char *name, const char *origin,
               json_t **out)
 {
 	*out = NULL;
-	char def[UUID_STR_LEN];
-	ts_default_list_id(user, def);
-	if (strcmp(def, id) == 0 && ensure_default(pg, user, def))
-		return TS_DB;
-	ts_scope sc;
-	char ns[UUID_STR_LEN + 1], role[8];
-	int rc = lock_list(pg, &sc, ns, user, id, 1, role);
+	list_op op;
+	int rc = op_begin(pg, &op, user, id, 1, 1);
 	if (rc)
 		return rc;
 	const char *v[] = {id, name};
@@ -276,58 +311,41 @@ int ls_rename(PGconn *pg, const char *user, const char *id, const char *name, co
 	                "UPDATE lists SET name = $2, version = version + 1, updated_at = now() "
 	                "WHERE id = $1::uuid RETURNING owner_id, is_default",
 	                2, v);
-	if (!r) {
-		ts_scope_clear(&sc);
-		return TS_DB;
-	}
+	if (!r)
+		return op_abort(pg, &op, TS_DB);
 	json_t *l = event_list(id, name, PQgetvalue(r, 0, 0));
 	int is_default = PQgetvalue(r, 0, 1)[0] == 't';
 	PQclear(r);
-	rc = ts_fan_out(pg, &sc, EV_LIST_UPDATED, origin, now_ms_us(), "list", l, NULL, NULL);
-	int members = sc.nrecipients;
-	ts_scope_clear(&sc);
-	if (rc || (rc = commit(pg))) {
+	int members = op.sc.nrecipients;
+	if ((rc = op_commit(pg, &op, EV_LIST_UPDATED, origin, l, NULL))) {
 		json_decref(l);
 		return rc;
 	}
-	json_object_set_new(l, "default", json_boolean(is_default));
-	json_object_set_new(l, "role", json_string("owner"));
-	json_object_set_new(l, "members", json_integer(members));
-	*out = l;
+	*out = with_flags(l, is_default, "owner", members);
 	return TS_OK;
 }
 
 int ls_delete(PGconn *pg, const char *user, const char *id, const char *origin)
 {
-	char def[UUID_STR_LEN];
-	ts_default_list_id(user, def);
-	if (strcmp(def, id) == 0)
-		return LS_DEFAULT;
-	ts_scope sc;
-	char ns[UUID_STR_LEN + 1], role[8];
-	int rc = lock_list(pg, &sc, ns, user, id, 1, role);
+	list_op op;
+	int rc = op_begin(pg, &op, user, id, 0, 1);
 	if (rc)
 		return rc;
 	/* The list's lock comes first in every writer of the namespace, so taking the
 	 * namespace's rows after it cannot deadlock. */
-	const char *vn[] = {ns}, *v[] = {id};
+	const char *vn[] = {op.ns}, *v[] = {id};
 	if ((rc = x(pg, "DELETE FROM tasks WHERE user_id = $1", 1, vn)) ||
 	    (rc = x(pg, "DELETE FROM task_tombstones WHERE user_id = $1", 1, vn)) ||
-	    (rc = x(pg, "DELETE FROM user_seq WHERE user_id = $1", 1, vn))) {
-		ts_scope_clear(&sc);
-		return rc;
-	}
+	    (rc = x(pg, "DELETE FROM user_seq WHERE user_id = $1", 1, vn)))
+		return op_abort(pg, &op, rc);
 	PGresult *r = q(pg, "DELETE FROM lists WHERE id = $1::uuid RETURNING name", 1, v);
-	if (!r) {
-		ts_scope_clear(&sc);
-		return TS_DB;
-	}
+	if (!r)
+		return op_abort(pg, &op, TS_DB);
 	json_t *l = event_list(id, PQgetvalue(r, 0, 0), NULL);
 	PQclear(r);
-	rc = ts_fan_out(pg, &sc, EV_LIST_DELETED, origin, now_ms_us(), "list", l, NULL, NULL);
+	rc = op_commit(pg, &op, EV_LIST_DELETED, origin, l, NULL);
 	json_decref(l);
-	ts_scope_clear(&sc);
-	return rc ? rc : commit(pg);
+	return rc;
 }
 
 int ls_member_put(PGconn *pg, const char *user, const char *id, const char *member,
@@ -335,20 +353,12 @@ int ls_member_put(PGconn *pg, const char *user, const char *id, const char *memb
 {
 	*out = NULL;
 	*changed = 0;
-	char def[UUID_STR_LEN];
-	ts_default_list_id(user, def);
-	if (strcmp(def, id) == 0)
-		return LS_DEFAULT;
-	ts_scope sc;
-	char ns[UUID_STR_LEN + 1], role[8];
-	int rc = lock_list(pg, &sc, ns, user, id, 1, role);
+	list_op op;
+	int rc = op_begin(pg, &op, user, id, 0, 1);
 	if (rc)
 		return rc;
-	if (strcmp(member, user) == 0) {
-		ts_scope_clear(&sc);
-		rollback(pg);
-		return LS_OWNER_STAYS;
-	}
+	if (strcmp(member, user) == 0)
+		return op_abort(pg, &op, LS_OWNER_STAYS);
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%d", TS_LIST_MEMBERS_MAX);
 	const char *v[] = {id, member, role_new, lim};
@@ -360,9 +370,8 @@ int ls_member_put(PGconn *pg, const char *user, const char *id, const char *memb
 	                "$1::uuid) < $4::int ON CONFLICT (list_id, user_id) DO UPDATE SET role = "
 	                "EXCLUDED.role WHERE list_members.role <> EXCLUDED.role RETURNING role",
 	                4, v);
-	ts_scope_clear(&sc);
 	if (!r)
-		return TS_DB;
+		return op_abort(pg, &op, TS_DB);
 	int wrote = PQntuples(r) == 1;
 	PQclear(r);
 	const char *v2[] = {id, member};
@@ -371,28 +380,24 @@ int ls_member_put(PGconn *pg, const char *user, const char *id, const char *memb
 	      "l.id = $1::uuid AND m.user_id = $2",
 	      2, v2);
 	if (!r)
-		return TS_DB;
+		return op_abort(pg, &op, TS_DB);
 	if (PQntuples(r) != 1) { /* not written and not there: the bound */
 		PQclear(r);
-		rollback(pg);
-		return LS_TOO_MANY;
+		return op_abort(pg, &op, LS_TOO_MANY);
 	}
 	json_t *l = row_list(r, 0);
 	PQclear(r);
 	if (!wrote) { /* already a member with that role: nothing to publish */
-		rollback(pg);
 		*out = l;
-		return TS_OK;
+		return op_abort(pg, &op, TS_OK);
 	}
 	/* list.shared to the member alone: the list with its role, and a reload hint
 	 * (an event describes one change, never a copy of the list's tasks). */
 	json_t *extra = json_pack("{s:b}", "reload", 1);
-	ts_scope_list(&sc, user, id, ns);
-	one_recipient(&sc, member);
-	rc = ts_fan_out(pg, &sc, EV_LIST_SHARED, origin, now_ms_us(), "list", l, extra, NULL);
-	ts_scope_clear(&sc);
+	one_recipient(&op.sc, member);
+	rc = op_commit(pg, &op, EV_LIST_SHARED, origin, l, extra);
 	json_decref(extra);
-	if (rc || (rc = commit(pg))) {
+	if (rc) {
 		json_decref(l);
 		return rc;
 	}
@@ -404,21 +409,13 @@ int ls_member_put(PGconn *pg, const char *user, const char *id, const char *memb
 int ls_member_delete(PGconn *pg, const char *user, const char *id, const char *member,
                      const char *origin)
 {
-	char def[UUID_STR_LEN];
-	ts_default_list_id(user, def);
-	if (strcmp(def, id) == 0)
-		return LS_DEFAULT;
 	int leaving = strcmp(member, user) == 0;
-	ts_scope sc;
-	char ns[UUID_STR_LEN + 1], role[8];
-	int rc = lock_list(pg, &sc, ns, user, id, !leaving, role);
-	ts_scope_clear(&sc);
+	list_op op;
+	int rc = op_begin(pg, &op, user, id, 0, !leaving);
 	if (rc)
 		return rc;
-	if (leaving && strcmp(role, "owner") == 0) {
-		rollback(pg);
-		return LS_OWNER_STAYS;
-	}
+	if (leaving && strcmp(op.role, "owner") == 0)
+		return op_abort(pg, &op, LS_OWNER_STAYS);
 	const char *v[] = {id, member};
 	PGresult *r =
 	    q(pg,
@@ -426,85 +423,61 @@ int ls_member_delete(PGconn *pg, const char *user, const char *id, const char *m
 	      "(SELECT name FROM lists WHERE id = $1::uuid)",
 	      2, v);
 	if (!r)
-		return TS_DB;
+		return op_abort(pg, &op, TS_DB);
 	if (PQntuples(r) != 1) {
 		PQclear(r);
-		rollback(pg);
-		return LS_NOT_MEMBER;
+		return op_abort(pg, &op, LS_NOT_MEMBER);
 	}
 	json_t *l = event_list(id, PQgetvalue(r, 0, 0), NULL);
 	PQclear(r);
-	ts_scope_list(&sc, user, id, ns);
-	one_recipient(&sc, member);
-	rc = ts_fan_out(pg, &sc, EV_LIST_UNSHARED, origin, now_ms_us(), "list", l, NULL, NULL);
-	ts_scope_clear(&sc);
+	one_recipient(&op.sc, member);
+	rc = op_commit(pg, &op, EV_LIST_UNSHARED, origin, l, NULL);
 	json_decref(l);
-	return rc ? rc : commit(pg);
+	return rc;
 }
 
 int ls_transfer(PGconn *pg, const char *user, const char *id, const char *member,
                 const char *origin, json_t **out)
 {
 	*out = NULL;
-	char def[UUID_STR_LEN];
-	ts_default_list_id(user, def);
-	if (strcmp(def, id) == 0)
-		return LS_DEFAULT;
-	ts_scope sc;
-	char ns[UUID_STR_LEN + 1], role[8];
-	int rc = lock_list(pg, &sc, ns, user, id, 1, role);
+	list_op op;
+	int rc = op_begin(pg, &op, user, id, 0, 1);
 	if (rc)
 		return rc;
 	const char *v[] = {id, member, user};
-	PGresult *r = NULL;
 	if (strcmp(member, user) != 0) {
-		r = q(
-		    pg,
-		    "UPDATE list_members SET role = 'owner' WHERE list_id = $1::uuid AND user_id = "
-		    "$2 RETURNING 1",
-		    2, v);
-		if (!r) {
-			ts_scope_clear(&sc);
-			return TS_DB;
-		}
+		PGresult *r =
+		    q(pg,
+		      "UPDATE list_members SET role = 'owner' WHERE list_id = $1::uuid AND "
+		      "user_id = $2 RETURNING 1",
+		      2, v);
+		if (!r)
+			return op_abort(pg, &op, TS_DB);
 		int found = PQntuples(r) == 1;
 		PQclear(r);
-		if (!found) {
-			ts_scope_clear(&sc);
-			rollback(pg);
-			return LS_NOT_MEMBER;
-		}
+		if (!found)
+			return op_abort(pg, &op, LS_NOT_MEMBER);
 		const char *v2[] = {id, user};
 		if ((rc = x(pg,
 		            "UPDATE list_members SET role = 'editor' WHERE list_id = $1::uuid AND "
 		            "user_id = $2",
-		            2, v2))) {
-			ts_scope_clear(&sc);
-			return rc;
-		}
+		            2, v2)))
+			return op_abort(pg, &op, rc);
 	}
-	r = q(
-	    pg,
-	    "UPDATE lists SET owner_id = $2, version = version + 1, updated_at = now() WHERE id = "
-	    "$1::uuid RETURNING name",
-	    2, v);
-	if (!r) {
-		ts_scope_clear(&sc);
-		return TS_DB;
-	}
+	PGresult *r = q(pg,
+	                "UPDATE lists SET owner_id = $2, version = version + 1, updated_at = now() "
+	                "WHERE id = $1::uuid RETURNING name",
+	                2, v);
+	if (!r)
+		return op_abort(pg, &op, TS_DB);
 	json_t *l = event_list(id, PQgetvalue(r, 0, 0), member);
 	PQclear(r);
-	rc = ts_fan_out(pg, &sc, EV_LIST_UPDATED, origin, now_ms_us(), "list", l, NULL, NULL);
-	int members = sc.nrecipients;
-	ts_scope_clear(&sc);
-	if (rc || (rc = commit(pg))) {
+	int members = op.sc.nrecipients;
+	if ((rc = op_commit(pg, &op, EV_LIST_UPDATED, origin, l, NULL))) {
 		json_decref(l);
 		return rc;
 	}
-	json_object_set_new(l, "default", json_false());
-	json_object_set_new(l, "role", json_string(strcmp(member, user) ? "editor" : "owner"));
-	json_object_set_new(l, "members", json_integer(members));
-	*out = l;
+	*out = with_flags(l, 0, strcmp(member, user) ? "editor" : "owner", members);
 	return TS_OK;
 }
 

@@ -556,6 +556,10 @@ static int stream_round(outbox_relay *r, char *why, size_t whylen)
 				return -1;
 			}
 			tq_at(r, r->tq_n - 1)->end_lsn = m.lsn;
+		} else if (m.kind == WAL_REPLY) {
+			tq_settle(r);
+			if (wal_confirm(r->ws, r->flushed, 1, why, whylen))
+				return -1;
 		} else if (m.kind == WAL_ROW) {
 			if (!r->tq_n || tq_at(r, r->tq_n - 1)->end_lsn) {
 				snprintf(why, whylen, "row outside a transaction in the stream");

@@ -1120,6 +1120,27 @@ static unsigned patch_changes(const ts_task *t, const ts_patch *p)
 	return bits;
 }
 
+/* The first steps of a change to task id: begin_bump, the idempotency key's
+ * earlier outcome (TS_REPLAY, TS_KEY_REUSED), then the task locked into *t (a
+ * deleted one: TS_DELETED, else TS_NOT_FOUND). TS_OK, else the code with the
+ * transaction rolled back. */
+static int begin_on_task(PGconn *pg, ts_scope *sc, const char *id, ts_idem *idem, int64_t *seq,
+                         int64_t *next_pos, ts_task *t)
+{
+	int rc = begin_bump(pg, S_BUMP, sc, seq, next_pos);
+	if (rc)
+		return rc;
+	if ((rc = idem_get(pg, sc->actor, idem)))
+		return rc;
+	rc = get_task(pg, S_GET_LOCK, sc->ns, id, t);
+	if (rc != TS_OK) {
+		rollback(pg);
+		return rc == TS_NOT_FOUND ? missing(pg, sc->ns, id) : rc;
+	}
+	snprintf(t->list_id, sizeof(t->list_id), "%s", sc->list_id);
+	return TS_OK;
+}
+
 int ts_update(PGconn *pg, ts_scope *sc, const char *id, const ts_patch *patch, int64_t if_match,
               int64_t base, const char *origin, ts_idem *idem, ts_task *out, int *changed,
               unsigned *conflicts)
@@ -1131,19 +1152,10 @@ int ts_update(PGconn *pg, ts_scope *sc, const char *id, const ts_patch *patch, i
 	int64_t seq, pos;
 	/* The user's lock first, as every writer takes it first: no lock-order deadlock
 	 * with a concurrent reorder, and a concurrent delete is fully before or after. */
-	int rc = begin_bump(pg, S_BUMP, sc, &seq, &pos);
-	if (rc)
-		return rc;
-	rc = idem_get(pg, sc->actor, idem);
-	if (rc)
-		return rc;
 	ts_task t;
-	rc = get_task(pg, S_GET_LOCK, user, id, &t);
-	if (rc != TS_OK) {
-		rollback(pg);
-		return rc == TS_NOT_FOUND ? missing(pg, user, id) : rc;
-	}
-	snprintf(t.list_id, sizeof(t.list_id), "%s", sc->list_id);
+	int rc = begin_on_task(pg, sc, id, idem, &seq, &pos, &t);
+	if (rc)
+		return rc;
 	if (if_match >= 0 && if_match != t.version) {
 		rollback(pg);
 		*out = t;
@@ -1258,19 +1270,10 @@ int ts_delete(PGconn *pg, ts_scope *sc, const char *id, const char *origin, ts_i
 {
 	const char *user = sc->ns;
 	int64_t seq, pos;
-	int rc = begin_bump(pg, S_BUMP, sc, &seq, &pos);
-	if (rc)
-		return rc;
-	rc = idem_get(pg, sc->actor, idem);
-	if (rc)
-		return rc;
 	ts_task t;
-	rc = get_task(pg, S_GET_LOCK, user, id, &t);
-	if (rc != TS_OK) {
-		rollback(pg);
-		return rc == TS_NOT_FOUND ? missing(pg, user, id) : rc;
-	}
-	snprintf(t.list_id, sizeof(t.list_id), "%s", sc->list_id);
+	int rc = begin_on_task(pg, sc, id, idem, &seq, &pos, &t);
+	if (rc)
+		return rc;
 	json_t *tj = ts_task_json(&t);
 	char event_id[UUID_STR_LEN];
 	int64_t now = now_ms_us();
@@ -1357,19 +1360,10 @@ int ts_move(PGconn *pg, ts_scope *sc, const char *id, const char *anchor, int af
 		return TS_INVALID;
 	const char *user = sc->ns;
 	int64_t bump, next_pos;
-	int rc = begin_bump(pg, S_BUMP, sc, &bump, &next_pos);
-	if (rc)
-		return rc;
-	rc = idem_get(pg, sc->actor, idem);
-	if (rc)
-		return rc;
 	ts_task t;
-	rc = get_task(pg, S_GET_LOCK, user, id, &t);
-	if (rc != TS_OK) {
-		rollback(pg);
-		return rc == TS_NOT_FOUND ? missing(pg, user, id) : rc;
-	}
-	snprintf(t.list_id, sizeof(t.list_id), "%s", sc->list_id);
+	int rc = begin_on_task(pg, sc, id, idem, &bump, &next_pos, &t);
+	if (rc)
+		return rc;
 	/* The new neighbours lo < hi ("" for none), the moving task left out. */
 	char lo[POSKEY_BUF] = "", hi[POSKEY_BUF] = "";
 	if ((rc = neighbours(pg, user, id, anchor, after, lo, hi))) {

@@ -320,6 +320,28 @@ static const char *task_headers(const ts_task *t, int location, char *buf, size_
 	return buf;
 }
 
+/* The reply to a store result every task write shares (scope, idempotency key,
+ * a missing or deleted task, an event too large; anything else: 503). */
+static int write_reply(api_req *r, keyed *k, int rc)
+{
+	switch (rc) {
+	case TS_NO_LIST:
+	case TS_FORBIDDEN:
+		return scope_reply(r, rc);
+	case TS_REPLAY:
+	case TS_KEY_REUSED:
+		return keyed_reply(r, k, rc);
+	case TS_NOT_FOUND:
+		return not_found(r);
+	case TS_DELETED:
+		return deleted(r);
+	case TS_TOO_LARGE:
+		return too_large_event(r);
+	default:
+		return unavailable(r);
+	}
+}
+
 /* The limit query parameter into *out (default def, 1..max); 0 or the 400 sent. */
 static int query_limit(api_req *r, const char *q, long def, long max, long *out)
 {
@@ -434,17 +456,6 @@ int tasks_create(api_req *r)
 	ts_scope_clear(&sb.sc);
 	char hdr[256];
 	switch (rc) {
-	case TS_NO_LIST:
-	case TS_FORBIDDEN:
-		st = scope_reply(r, rc);
-		break;
-	case TS_REPLAY:
-	case TS_KEY_REUSED:
-		st = keyed_reply(r, &k, rc);
-		break;
-	case TS_DELETED:
-		st = deleted(r);
-		break;
 	case TS_OK:
 		st = api_json(r, created ? 201 : 200, ts_task_json(&out),
 		              task_headers(&out, 1, hdr, sizeof(hdr)));
@@ -463,11 +474,8 @@ int tasks_create(api_req *r)
 		st = api_error(r, 409, "conflict", "id", NULL, NULL,
 		               "the task changed during the create: retry");
 		break;
-	case TS_TOO_LARGE:
-		st = too_large_event(r);
-		break;
 	default:
-		st = unavailable(r);
+		st = write_reply(r, &k, rc);
 	}
 	keyed_free(&k);
 done:
@@ -583,10 +591,6 @@ int tasks_patch(api_req *r)
 	ts_scope_clear(&sb.sc);
 	char hdr[256];
 	switch (rc) {
-	case TS_NO_LIST:
-	case TS_FORBIDDEN:
-		st = scope_reply(r, rc);
-		break;
 	case TS_OK:
 		if (conflicts)
 			metric_inc(metrics_counter(
@@ -596,19 +600,6 @@ int tasks_patch(api_req *r)
 		              base >= 0 ? ts_merge_reply(&t, &p, conflicts) : ts_task_json(&t),
 		              task_headers(&t, 0, hdr, sizeof(hdr)));
 		break;
-	case TS_REPLAY:
-	case TS_KEY_REUSED:
-		st = keyed_reply(r, &k, rc);
-		break;
-	case TS_NOT_FOUND:
-		st = not_found(r);
-		break;
-	case TS_DELETED:
-		st = deleted(r);
-		break;
-	case TS_TOO_LARGE:
-		st = too_large_event(r);
-		break;
 	case TS_STALE:
 		st = api_error(r, 412, "precondition_failed", NULL,
 		               task_headers(&t, 0, hdr, sizeof(hdr)),
@@ -616,7 +607,7 @@ int tasks_patch(api_req *r)
 		               "the task has changed: version is %" PRId64, t.version);
 		break;
 	default:
-		st = unavailable(r);
+		st = write_reply(r, &k, rc);
 	}
 	ts_task_clear(&t);
 	keyed_free(&k);
@@ -646,18 +637,7 @@ int tasks_delete(api_req *r)
 	int rc = ts_delete(db_pg(dc), &sb.sc, r->id, r->origin, keyed_idem(&k));
 	release(r, dc, rc);
 	ts_scope_clear(&sb.sc);
-	if (rc == TS_NO_LIST || rc == TS_FORBIDDEN)
-		st = scope_reply(r, rc);
-	else if (rc == TS_REPLAY || rc == TS_KEY_REUSED)
-		st = keyed_reply(r, &k, rc);
-	else if (rc == TS_NOT_FOUND)
-		st = not_found(r);
-	else if (rc == TS_DELETED)
-		st = deleted(r);
-	else if (rc != TS_OK)
-		st = unavailable(r);
-	else
-		st = api_json(r, 204, NULL, NULL);
+	st = rc == TS_OK ? api_json(r, 204, NULL, NULL) : write_reply(r, &k, rc);
 	keyed_free(&k);
 	return st;
 }
@@ -802,24 +782,10 @@ int tasks_move(api_req *r)
 	ts_scope_clear(&tb.sc);
 	char hdr[256];
 	switch (rc) {
-	case TS_NO_LIST:
-	case TS_FORBIDDEN:
-		st = scope_reply(r, rc);
-		break;
 	case TS_OK:
 		st =
 		    api_json(r, 200, ts_move_reply(&t, seq), task_headers(&t, 0, hdr, sizeof(hdr)));
 		ts_task_clear(&t);
-		break;
-	case TS_REPLAY:
-	case TS_KEY_REUSED:
-		st = keyed_reply(r, &k, rc);
-		break;
-	case TS_NOT_FOUND:
-		st = not_found(r);
-		break;
-	case TS_DELETED:
-		st = deleted(r);
 		break;
 	case TS_NO_ANCHOR:
 		st = api_error(r, 422, "validation_failed", field, NULL, NULL,
@@ -846,11 +812,8 @@ int tasks_move(api_req *r)
 		               "move one of them, or renumber with PUT /api/v1/tasks/order",
 		               POSKEY_MAX);
 		break;
-	case TS_TOO_LARGE:
-		st = too_large_event(r);
-		break;
 	default:
-		st = unavailable(r);
+		st = write_reply(r, &k, rc);
 	}
 	keyed_free(&k);
 done:

@@ -417,8 +417,10 @@ int wal_next(wal_stream *w, wal_msg *m, char *err, size_t errlen)
 			return WAL_ERR;
 		if (what == WAL_DEC_MSG)
 			return WAL_OK;
-		if (what == WAL_DEC_REPLY && send_feedback(w, w->sent_flush, err, errlen))
-			return WAL_ERR;
+		if (what == WAL_DEC_REPLY) {
+			m->kind = WAL_REPLY;
+			return WAL_OK;
+		}
 	}
 }
 

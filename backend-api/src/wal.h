@@ -23,6 +23,7 @@ typedef enum wal_kind {
 	WAL_BEGIN = 1, /* commit_us */
 	WAL_ROW,       /* id, user, seq, event_id, payload */
 	WAL_COMMIT,    /* lsn (the transaction's end), commit_us */
+	WAL_REPLY,     /* the server asks for a status update now: wal_confirm(force) */
 } wal_kind;
 
 /* One decoded message. The strings point into the stream's buffer: valid until the
@@ -65,7 +66,10 @@ MUST_CHECK int wal_open(wal_stream **out, const char *url, const char *slot, con
 /* The server's "system identifier/timeline" (IDENTIFY_SYSTEM), for a wal_resume. */
 const char *wal_server_id(const wal_stream *w);
 /* The next message: WAL_OK (m filled), WAL_AGAIN, or WAL_ERR (err filled).
- * Keepalives are answered inside. */
+ * A keepalive that asks for a reply comes out as WAL_REPLY: the caller answers it
+ * with what it can confirm now (a server shutting down waits until the client has
+ * confirmed everything sent, asking again after each reply: a reply carrying an
+ * older position would keep it waiting). */
 MUST_CHECK int wal_next(wal_stream *w, wal_msg *m, char *err, size_t errlen);
 /* Tells the server everything up to flush_lsn is done (the slot's confirmed LSN
  * moves there). Sent at once when force, when the position moved at most every

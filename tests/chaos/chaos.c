@@ -457,10 +457,12 @@ static void fault_pg_restart(long n, char *what, size_t len)
 	snprintf(log, sizeof(log), "%s/pg-restart.log", test_env("TEST_RUN_DIR"));
 	const char *args[] = {"-c", script, NULL};
 	int64_t t0 = mono_ms();
-	/* A fast shutdown waits for each walsender to see its last WAL confirmed; in one
-	 * CI run it did not end within pg_ctl's 60 s (the relay had just lost a backend,
-	 * killed by the fault before). wal_sender_timeout (60 s) ends such a wait, so
-	 * the bound is above it; a failure shows pg_ctl's own words. */
+	/* A fast shutdown waits until each walsender's client has confirmed all it
+	 * was sent. The relay used to answer the walsender's requests with an older
+	 * position, which held every shutdown under writes for seconds and one in CI
+	 * past pg_ctl's 60 s (fixed; tests/backend-api test_outbox.c
+	 * fast_shutdown_not_held_by_relay). The bound stays above wal_sender_timeout
+	 * (60 s), and a failure shows pg_ctl's own words. */
 	int rc = proc_run("/bin/bash", args, NULL, log, 150000);
 	if (rc != 0) {
 		char *out = read_text_file(log);

@@ -1,12 +1,15 @@
 #include "pgtest.h"
 
 #include "common/util.h"
+#include "proc.h"
 #include "runner.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static PGconn *connect_to(const char *url)
@@ -97,4 +100,45 @@ long pgtest_slot_confirmed(const char *url)
 	    "FROM pg_replication_slots WHERE database = current_database() LIMIT 1), "
 	    "-1)",
 	    0, NULL);
+}
+
+/* Runs a bash script with tools/lib.sh loaded and $1 = dir: its exit status. */
+static int lib_sh(const char *script, const char *dir, int timeout_ms)
+{
+	char full[1024], log[600];
+	snprintf(full, sizeof(full), ". \"$TASKSYNC_ROOT/tools/lib.sh\"; %s", script);
+	snprintf(log, sizeof(log), "%s/pg_ctl.log", dir);
+	const char *args[] = {"-c", full, "pgtest", dir, NULL};
+	return proc_run("/bin/bash", args, NULL, log, timeout_ms);
+}
+
+void pgtest_cluster_start(const char *dir, char *url, size_t len)
+{
+	ck_assert_msg(mkdir(dir, 0755) == 0, "mkdir %s: %s", dir, strerror(errno));
+	int rc = lib_sh("pg_start \"$1/pg\" && echo \"$PGPORT\" >\"$1/port\"", dir, 60000);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/port", dir);
+	char *port = read_text_file(path);
+	ck_assert_msg(rc == 0 && atoi(port) > 0, "PostgreSQL in %s did not start (%d)", dir, rc);
+	snprintf(url, len, "postgresql://postgres@127.0.0.1:%d/postgres", atoi(port));
+	free(port);
+}
+
+int pgtest_cluster_ctl(const char *dir, const char *action, const char *mode, int timeout_s)
+{
+	char script[512];
+	snprintf(script, sizeof(script),
+	         "run_as=(); [ \"$(id -u)\" -eq 0 ] && run_as=(runuser -u postgres --); "
+	         "\"${run_as[@]}\" \"$PG_BIN/pg_ctl\" -D \"$1/pg/data\" -l \"$1/pg/postgres.log\" "
+	         "-m %s -w -t %d %s",
+	         mode, timeout_s, action);
+	return lib_sh(script, dir, (timeout_s + 30) * 1000);
+}
+
+void pgtest_cluster_remove(const char *dir)
+{
+	(void)pgtest_cluster_ctl(dir, "stop", "immediate", 20);
+	char script[64];
+	snprintf(script, sizeof(script), "rm -rf \"$1\"");
+	(void)lib_sh(script, dir, 20000);
 }

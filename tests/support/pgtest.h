@@ -25,4 +25,14 @@ long pgtest_long(const char *url, const char *sql, int nparams, const char *cons
 long pgtest_wal_lsn(const char *url);
 long pgtest_slot_confirmed(const char *url);
 
+/* A cluster of the test's own in dir (tools/lib.sh pg_start: a test that stops or
+ * restarts PostgreSQL must not take the harness's down): writes the URL of its
+ * postgres database into url. */
+void pgtest_cluster_start(const char *dir, char *url, size_t len);
+/* pg_ctl action ("stop", "restart") -m mode, waiting at most timeout_s: pg_ctl's
+ * exit status (0: done within the time); its output goes to dir/pg_ctl.log. */
+int pgtest_cluster_ctl(const char *dir, const char *action, const char *mode, int timeout_s);
+/* Stops the cluster at once (immediate) and removes dir. */
+void pgtest_cluster_remove(const char *dir);
+
 #endif

@@ -403,9 +403,14 @@ START_TEST(client_messages)
 	char *m = ws_recv_text(c, 3000);
 	ck_assert_str_eq(m, "{\"type\":\"pong\"}");
 	free(m);
-	ws_send_text(c, "{\"type\":\"subscribe\"}");
+	ws_send_text(c, "{\"type\":\"hello\"}");
 	m = ws_recv_text(c, 3000);
 	ck_assert_ptr_nonnull(strstr(m, "\"code\":\"unknown_type\""));
+	free(m);
+	/* a presence subscribe without its list (tests/presence has the rest) */
+	ws_send_text(c, "{\"type\":\"subscribe\"}");
+	m = ws_recv_text(c, 3000);
+	ck_assert_ptr_nonnull(strstr(m, "\"code\":\"invalid_message\""));
 	free(m);
 	ws_send_text(c, "{not json");
 	m = ws_recv_text(c, 3000);

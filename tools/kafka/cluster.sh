@@ -5,8 +5,9 @@
 #
 #   cluster.sh up DIR [NODES]          format and start NODES (default 1) nodes; waits
 #                                      until each has started; writes DIR/kafka.env
-#   cluster.sh topic DIR NAME PARTS    creates topic NAME (replication factor: the
-#                                      node count, at most 3)
+#   cluster.sh topic DIR NAME PARTS [--config K=V ...]
+#                                      creates topic NAME (replication factor: the
+#                                      node count, at most 3) with those configs
 #   cluster.sh start DIR I             (re)starts node I on its own log dirs; waits
 #   cluster.sh signal DIR I SIG        sends SIG to node I (KILL: waits for its exit)
 #   cluster.sh pid DIR I               prints node I's PID
@@ -138,10 +139,11 @@ ENV
 
 cmd_topic() {
 	local dir=$1 name=$2 parts=$3
+	shift 3
 	. "$dir/kafka.env"
 	local rf=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))
 	"$KAFKA_HOME/bin/kafka-topics.sh" --bootstrap-server "$KAFKA_BROKERS" --create --if-not-exists \
-		--topic "$name" --partitions "$parts" --replication-factor "$rf" >/dev/null
+		--topic "$name" --partitions "$parts" --replication-factor "$rf" "$@" >/dev/null
 }
 
 cmd_start() {

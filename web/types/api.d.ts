@@ -721,7 +721,7 @@ export interface components {
         } & (unknown & unknown);
         /**
          * WebSocketMessage
-         * @description Every text frame on a ws-gateway socket. Server to client: connected, catching_up, task_update, pong, ping, error. Client to server: ping, pong. The first message is "connected" when events for the socket are delivered from then on, or "catching_up" when the gateway is not reading Kafka yet (starting, broker unreachable): "connected" follows once it is (events produced meanwhile are still delivered; a client may fetch /api/v1/events again on "connected"). Server close codes: 1001 going away (deploy: reconnect at once), 1008 policy (too many sockets, rate limit), 1009 message too large, 1013 try again later (not reading fast enough), 4001 token expired (its exp was reached: reconnect with a fresh token; the same token is refused with HTTP 401).
+         * @description Every text frame on a ws-gateway socket. Server to client: connected, catching_up, task_update, pong, ping, error, presence. Client to server: ping, pong, subscribe, unsubscribe (presence of a shared list, with a ticket from POST /api/v1/lists/{id}/presence-ticket). The first message is "connected" when events for the socket are delivered from then on, or "catching_up" when the gateway is not reading Kafka yet (starting, broker unreachable): "connected" follows once it is (events produced meanwhile are still delivered; a client may fetch /api/v1/events again on "connected"). Server close codes: 1001 going away (deploy: reconnect at once), 1008 policy (too many sockets, rate limit), 1009 message too large, 1013 try again later (not reading fast enough), 4001 token expired (its exp was reached: reconnect with a fresh token; the same token is refused with HTTP 401).
          */
         "ws-message.schema": {
             /** @constant */
@@ -768,8 +768,27 @@ export interface components {
             /** @constant */
             type: "error";
             /** @enum {unknown} */
-            code: "invalid_json" | "unknown_type" | "message_too_large" | "rate_limited" | "invalid_message";
+            code: "invalid_json" | "unknown_type" | "message_too_large" | "rate_limited" | "invalid_message" | "forbidden" | "too_many_subscriptions" | "presence_off";
             message?: string;
+            /** @description subscribe refused (forbidden, too_many_subscriptions): the list asked for */
+            list_id?: string;
+        } | {
+            /** @constant */
+            type: "presence";
+            list_id: string;
+            online: {
+                user_id: string;
+                devices: number;
+            }[];
+        } | {
+            /** @constant */
+            type: "subscribe";
+            list_id: string;
+            ticket: string;
+        } | {
+            /** @constant */
+            type: "unsubscribe";
+            list_id: string;
         };
     };
     responses: {

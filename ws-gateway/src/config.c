@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static gw_config g_cfg;
 
@@ -76,6 +78,25 @@ static const cfg_entry table[] = {
      "set false in production: browsers then connect with ?ticket= (single use, 30 s, "
      "from backend-api's POST /api/v1/ws-ticket) and other clients send "
      "Authorization: Bearer"},
+    {"PRESENCE_ENABLED", CFG_BOOL, &g_cfg.presence_enabled, "true", 0, 0,
+     "list presence: sockets may subscribe to a list's presence with a ticket, and the "
+     "gateway reads and writes PRESENCE_TOPIC (false: subscribe is refused)"},
+    {"PRESENCE_TOPIC", CFG_STR, &g_cfg.presence_topic, "task-presence", 1, 249,
+     "compacted topic of presence records (one per socket and list)"},
+    {"PRESENCE_TTL_MS", CFG_INT, &g_cfg.presence_ttl_ms, "15000", 1000, 3600000,
+     "a presence record not refreshed for this long is offline (a crashed gateway's "
+     "sockets go offline within it)"},
+    {"PRESENCE_HEARTBEAT_MS", CFG_INT, &g_cfg.presence_heartbeat_ms, "5000", 100, 1800000,
+     "how often each subscription's record is re-produced with a fresh expiry (at most "
+     "half of PRESENCE_TTL_MS)"},
+    {"PRESENCE_MAX_LISTS", CFG_INT, &g_cfg.presence_max_lists, "64", 1, 4096,
+     "presence subscriptions per socket; more are refused (too_many_subscriptions)"},
+    {"PRESENCE_MAX_ENTRIES", CFG_INT, &g_cfg.presence_max_entries, "200000", 1, 10000000,
+     "subscriptions the merged view holds (all gateways; about 250 bytes each); records "
+     "beyond it are ignored and counted"},
+    {"GATEWAY_ID", CFG_STR, &g_cfg.gateway_id, "", 0, 40,
+     "this process's id in presence records, [A-Za-z0-9._-] (empty: hostname-pid-random; "
+     "must differ between running gateways)"},
     {"STACK_TRIM", CFG_BOOL, &g_cfg.stack_trim, "false", 0, 0,
      "after each handshake give the stack pages it touched back to the kernel: about "
      "4 KiB less RSS per idle socket, but fewer handshakes per second"},
@@ -89,6 +110,33 @@ int gw_config_load(gw_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "STATUS_TOKEN: must be empty or at least 16 characters\n");
 		config_free(table, ARRAY_LEN(table));
 		return -1;
+	}
+	const char *bad = NULL;
+	if (g_cfg.presence_heartbeat_ms * 2 > g_cfg.presence_ttl_ms)
+		bad = "PRESENCE_HEARTBEAT_MS: must be at most half of PRESENCE_TTL_MS\n";
+	for (const char *p = g_cfg.gateway_id; !bad && *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+			bad = "GATEWAY_ID: only [A-Za-z0-9._-]\n";
+	if (bad) {
+		snprintf(err, errlen, "%s", bad);
+		config_free(table, ARRAY_LEN(table));
+		return -1;
+	}
+	if (!g_cfg.gateway_id[0]) {
+		/* hostname (its valid characters, 20 at most), pid, 6 random hex digits */
+		char host[256] = "", id[48];
+		(void)gethostname(host, sizeof(host) - 1);
+		size_t k = 0;
+		for (const char *p = host; *p && k < 20; p++)
+			if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') || *p == '-')
+				id[k++] = *p;
+		char u[UUID_STR_LEN];
+		uuid_new(u);
+		snprintf(id + k, sizeof(id) - k, "%s%ld-%.6s", k ? "-" : "", (long)getpid(), u);
+		free(g_cfg.gateway_id);
+		g_cfg.gateway_id = xstrdup(id);
 	}
 	*cfg = g_cfg;
 	return 0;

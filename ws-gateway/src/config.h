@@ -39,6 +39,13 @@ typedef struct gw_config {
 	char *status_token;         /* STATUS_TOKEN: bearer token of /status ("": off) */
 	int stack_trim;             /* STACK_TRIM: give back the handshake's stack pages */
 	int allow_query_token;      /* ALLOW_QUERY_TOKEN: ?token= accepted (else tickets only) */
+	int presence_enabled;       /* PRESENCE_ENABLED: list presence (issue 13) on */
+	char *presence_topic;       /* PRESENCE_TOPIC: the compacted presence topic */
+	long presence_ttl_ms;       /* PRESENCE_TTL_MS: a record's life without heartbeat */
+	long presence_heartbeat_ms; /* PRESENCE_HEARTBEAT_MS: records re-produced this often */
+	long presence_max_lists;    /* PRESENCE_MAX_LISTS: subscriptions per socket */
+	long presence_max_entries;  /* PRESENCE_MAX_ENTRIES: subscriptions in the merged view */
+	char *gateway_id;           /* GATEWAY_ID ("": hostname-pid-random, set at load) */
 } gw_config;
 
 /* Loads the configuration from the environment. 0, or -1 with every problem in err. */

@@ -50,7 +50,11 @@
 	X(rd_kafka_conf_set_opaque)                                                                \
 	X(rd_kafka_offsets_for_times)                                                              \
 	X(rd_kafka_incremental_unassign)                                                           \
-	X(rd_kafka_message_timestamp)
+	X(rd_kafka_message_timestamp)                                                              \
+	X(rd_kafka_produce)                                                                        \
+	X(rd_kafka_flush)                                                                          \
+	X(rd_kafka_last_error)                                                                     \
+	X(rd_kafka_conf_set_dr_msg_cb)
 
 #define KAFKA_DL_MEMBER(f) __typeof__(f) *f;
 typedef struct kafka_dl {
@@ -104,6 +108,10 @@ MUST_CHECK int kafka_dl_load(char *err, size_t errlen);
 #define rd_kafka_offsets_for_times(...)    kafka_api.rd_kafka_offsets_for_times(__VA_ARGS__)
 #define rd_kafka_incremental_unassign(...) kafka_api.rd_kafka_incremental_unassign(__VA_ARGS__)
 #define rd_kafka_message_timestamp(...)    kafka_api.rd_kafka_message_timestamp(__VA_ARGS__)
+#define rd_kafka_produce(...)              kafka_api.rd_kafka_produce(__VA_ARGS__)
+#define rd_kafka_flush(...)                kafka_api.rd_kafka_flush(__VA_ARGS__)
+#define rd_kafka_last_error(...)           kafka_api.rd_kafka_last_error(__VA_ARGS__)
+#define rd_kafka_conf_set_dr_msg_cb(...)   kafka_api.rd_kafka_conf_set_dr_msg_cb(__VA_ARGS__)
 #endif
 
 #endif

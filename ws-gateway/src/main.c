@@ -3,6 +3,7 @@
 #include "config.h"
 #include "consumer.h"
 #include "fanout.h"
+#include "presence_bus.h"
 #include "registry.h"
 #include "stats.h"
 #include "writer.h"
@@ -50,6 +51,7 @@ int main(int argc, char **argv)
 	fanout *fan = fanout_new(reg, &st, (size_t)cfg.max_event_bytes);
 	consumer *cons = NULL;
 	ws_server *srv = NULL;
+	presence_bus *pres = NULL;
 	writer *w = writer_new((int)cfg.writer_threads, err, sizeof(err));
 	if (!w)
 		goto fail;
@@ -63,7 +65,21 @@ int main(int argc, char **argv)
 	cons = consumer_start(&co, fan, err, sizeof(err));
 	if (!cons)
 		goto fail;
-	srv = ws_server_start(&cfg, reg, w, &st, cons, err, sizeof(err));
+	if (cfg.presence_enabled) {
+		presence_bus_opts po = {.brokers = cfg.kafka_brokers,
+		                        .topic = cfg.presence_topic,
+		                        .gateway_id = cfg.gateway_id,
+		                        .jwt_secret = cfg.jwt_secret,
+		                        .ttl_ms = cfg.presence_ttl_ms,
+		                        .heartbeat_ms = cfg.presence_heartbeat_ms,
+		                        .max_lists = cfg.presence_max_lists,
+		                        .max_entries = cfg.presence_max_entries,
+		                        .m = m};
+		pres = presence_bus_start(&po, err, sizeof(err));
+		if (!pres)
+			goto fail;
+	}
+	srv = ws_server_start(&cfg, reg, w, &st, cons, pres, err, sizeof(err));
 	if (!srv)
 		goto fail;
 	metrics_gauge_fn(m, "ws_connections_open", "Open WebSocket connections.", NULL,
@@ -87,6 +103,7 @@ fail:
 	if (rc)
 		log_error("could not start", "{s:s}", "err", err);
 	ws_server_stop(srv);
+	presence_bus_stop(pres); /* after the sockets: their tombstones are queued */
 	consumer_stop(cons);
 	writer_free(w);
 	fanout_free(fan);

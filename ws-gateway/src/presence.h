@@ -9,9 +9,9 @@
  * topic at one record per live subscription, so a gateway that starts reads the
  * whole view from the beginning of the topic.
  *
- * Not wired into the gateway yet: this module is the view, its bounds and the
- * message a subscribed socket would get. Thread-safe (one mutex inside; no I/O under
- * it). */
+ * This module is the view, its bounds and the message a subscribed socket gets;
+ * presence_bus.c wires it to Kafka and the sockets. Thread-safe (one mutex inside;
+ * no I/O under it). */
 #ifndef GW_PRESENCE_H
 #define GW_PRESENCE_H
 

@@ -47,6 +47,7 @@ struct ws_server {
 	writer *w;
 	const gw_stats *st;
 	consumer *cons;
+	presence_bus *pres; /* NULL: presence off */
 	struct mg_context *ctx;
 	conn_limits lim;
 	atomic_long open; /* accepted WebSockets not yet closed */
@@ -224,6 +225,7 @@ static void release_conn(ws_server *s, const struct mg_connection *mc)
 	ws_guard_detach();
 	log_close_note(c);
 	if (conn_detach(c)) {
+		presence_bus_conn_closed(s->pres, c);
 		registry_detach(s->reg, c);
 		atomic_fetch_sub(&s->open, 1);
 		log_debug("websocket closed", "{s:s, s:s}", "conn", conn_id(c), "user",
@@ -416,9 +418,41 @@ static void ws_ready(struct mg_connection *mc, void *cbdata)
 		trim_stack();
 }
 
+/* A presence subscribe: the list's presence at once, or an error and nothing of it. */
+static void handle_subscribe(ws_server *s, conn *c, const cmsg *m)
+{
+	if (!s->pres) {
+		send_error(s, c, "presence_off", "presence is off on this gateway");
+		return;
+	}
+	int rc = presence_bus_subscribe(s->pres, c, m->list_id, m->ticket);
+	if (rc == PB_OK)
+		return;
+	send_json(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code",
+	                       rc == PB_TOO_MANY ? "too_many_subscriptions" : "forbidden",
+	                       "message", presence_bus_strerror(rc), "list_id", m->list_id));
+	metric_inc(s->st->client_errors);
+}
+
 static void handle_text(ws_server *s, conn *c, const char *data, size_t len)
 {
-	switch (client_msg_parse(data, len)) {
+	cmsg m;
+	switch (client_msg_parse(data, len, &m)) {
+	case CMSG_SUBSCRIBE:
+		handle_subscribe(s, c, &m);
+		break;
+	case CMSG_UNSUBSCRIBE:
+		if (s->pres)
+			presence_bus_unsubscribe(s->pres, c, m.list_id);
+		break;
+	case CMSG_BAD_LIST:
+		send_error(s, c, "invalid_message", "list_id must be a UUID");
+		break;
+	case CMSG_BAD_TICKET: /* no ticket: as a bad one, nothing of the list */
+		send_error(
+		    s, c, "forbidden",
+		    "subscribe needs a \"ticket\" from POST /api/v1/lists/{id}/presence-ticket");
+		break;
 	case CMSG_PING:
 		send_json(c, json_pack("{s:s}", "type", "pong"));
 		break;
@@ -875,9 +909,10 @@ static int check_capacity(const gw_config *cfg, char *err, size_t errlen)
 }
 
 ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const gw_stats *st,
-                           consumer *cons, char *err, size_t errlen)
+                           consumer *cons, presence_bus *pres, char *err, size_t errlen)
 {
 	ws_server *s = xcalloc(1, sizeof(*s));
+	s->pres = pres;
 	s->cfg = cfg;
 	s->reg = reg;
 	s->w = w;

@@ -7,6 +7,7 @@
 #include "common/util.h"
 #include "config.h"
 #include "consumer.h"
+#include "presence_bus.h"
 #include "registry.h"
 #include "stats.h"
 #include "writer.h"
@@ -14,9 +15,11 @@
 typedef struct ws_server ws_server;
 
 /* Starts civetweb on cfg->port (and cfg->health_port). NULL with a reason in err,
- * also when MAX_CONNECTIONS cannot fit RLIMIT_NOFILE or the memory limit. */
+ * also when MAX_CONNECTIONS cannot fit RLIMIT_NOFILE or the memory limit. pres
+ * (NULL: presence off) serves the subscribe/unsubscribe messages; it must outlive
+ * the server. */
 ws_server *ws_server_start(const gw_config *cfg, registry *reg, writer *w, const gw_stats *st,
-                           consumer *cons, char *err, size_t errlen);
+                           consumer *cons, presence_bus *pres, char *err, size_t errlen);
 /* SIGTERM: refuses new sockets (503), closes every socket with 1001 and waits for
  * them to go, cutting the stragglers, until deadline_ms (mono_ms clock). */
 void ws_server_drain(ws_server *s, int64_t deadline_ms);
