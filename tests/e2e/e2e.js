@@ -12,6 +12,7 @@ import { Stack, BlockingProxy } from './stack.js';
 import { register as registerUnit } from './unit.js';
 import { register as registerOffline } from './offline.js';
 import { register as registerLists } from './lists.js';
+import { register as registerPresence } from './presence.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SUITE_LIMIT_MS = 20 * 60 * 1000;
@@ -550,6 +551,10 @@ registerOffline(test, { stack, browser: () => browser, device, addTask, item, sh
 // ---- 8. issue 13: shared lists (tests/e2e/lists.js) -------------------------------
 
 registerLists(test, { stack, browser: () => browser, device, addTask, item, shown, waitList, waitState, toasts, figures });
+
+// ---- 9. issue 13: presence in the demo (tests/e2e/presence.js) --------------------
+
+registerPresence(test, { stack, browser: () => browser, device, figures });
 
 // ---- runner ---------------------------------------------------------------------
 
