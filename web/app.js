@@ -865,6 +865,7 @@ function wireLists() {
     if (!b || !client) return;
     client.select(b.dataset.list || null);
     renderLists();
+    render(); // the list chosen shows at once, not at the next frame
   });
   $('#new-list-form').addEventListener('submit', async (e) => {
     e.preventDefault();

@@ -44,7 +44,8 @@ export function register(test, h) {
   };
   const select = async (page, name) => {
     await page.locator('#list-nav button', { has: page.locator('.name', { hasText: name }) }).first().click();
-    await page.waitForFunction((n) => document.querySelector('#list-name').textContent === n, name, { timeout: 3000 });
+    // The list's name in the head and its rows drawn (data-count: the tasks drawn for).
+    await page.waitForFunction((n) => document.querySelector('#list-name').textContent === n && Number(document.querySelector('#list').dataset.count) === window.tasksync.tasks().length, name, { timeout: 3000 });
   };
   const serverTasks = async (token, listId) => {
     const r = await stack.api(token, 'GET', `/api/v1/tasks?list_id=${listId}&limit=1000`);
@@ -119,8 +120,7 @@ export function register(test, h) {
       const at = await seenAt(a.page, (id) => { const c = window.__lists.find((x) => x.id === id && !x.own && x.type === 'task.completed'); return c ? c.at : false; }, milk, 5000, 'A sees the check');
       lat.push(at - made);
       await a.page.waitForFunction(() => window.__toasts.includes('bob checked “milk”'), null, { timeout: 1000 });
-      const checked = await a.page.evaluate((id) => document.querySelector(`#list li.task[data-id="${id}"] .toggle`).checked, milk);
-      assert(checked, 'A shows milk checked');
+      await a.page.waitForFunction((id) => document.querySelector(`#list li.task[data-id="${id}"] .toggle`)?.checked === true, milk, { timeout: 1000 });
       if (a === phone) {
         await sleep(250); // the toast's fade-in
         shotA = await phone.page.screenshot();
@@ -128,7 +128,7 @@ export function register(test, h) {
     }
     for (const ms of lat) assert(ms <= 1000, `A showed B's check ${ms} ms after it was made, want <= 1000 (${lat})`);
     // No toast for one's own change, and the other B tab shows it too.
-    await b2.page.waitForFunction((id) => document.querySelector(`#list li.task[data-id="${id}"] .toggle`).checked, milk, { timeout: 2000 });
+    await b2.page.waitForFunction((id) => document.querySelector(`#list li.task[data-id="${id}"] .toggle`)?.checked === true, milk, { timeout: 2000 });
     const own = await b1.page.evaluate(() => window.__toasts.filter((t) => t.includes('checked')));
     assert(own.length === 0, `B's own tab toasted its own change: ${own}`);
     await screenshot(shotA, await b1.page.screenshot());
