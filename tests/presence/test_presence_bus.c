@@ -260,6 +260,77 @@ START_TEST(online_across_gateways)
 }
 END_TEST
 
+/* A member removed from a list (the backend's list.unshared event for B reaches B's
+ * sockets) learns nothing more of the list's presence: the gateway ends B's
+ * subscriptions to it at once (tombstones: A sees B go offline there), while B's
+ * subscription to another list stays. */
+START_TEST(removed_member_learns_nothing_more)
+{
+	topics t;
+	make_topics(&t);
+	gw_proc ga, gb;
+	start_gw(&ga, &t, "gw-a", NULL);
+	start_gw(&gb, &t, "gw-b", NULL);
+	char list[UUID_STR_LEN], other[UUID_STR_LEN], a[64], b[64];
+	uuid_new(list);
+	uuid_new(other);
+	unique_name(a, sizeof(a), "alice");
+	unique_name(b, sizeof(b), "bob");
+	ws_client *ca = open_sock(&ga, a);
+	subscribe(ca, a, list);
+	ck_assert_int_ge(wait_devices(ca, list, a, 1, 2000), 0);
+	ws_client *cb = open_sock(&gb, b);
+	subscribe(cb, b, list);
+	subscribe(cb, b, other);
+	ck_assert_msg(wait_devices(ca, list, b, 1, 2000) >= 0, "A did not see B online");
+
+	char ev[1024];
+	int n = snprintf(ev, sizeof(ev),
+	                 "{\"event_id\":\"2e1a4c73-5c9f-4b20-9d4e-8f3a0b6c4d59\",\"event_type\":"
+	                 "\"list.unshared\",\"user_id\":\"%s\",\"seq\":9,\"origin\":null,"
+	                 "\"timestamp\":\"2026-12-06T10:05:00.000Z\",\"list_id\":\"%s\",\"actor\":"
+	                 "\"%s\",\"list\":{\"id\":\"%s\",\"name\":\"Groceries\"}}",
+	                 b, list, a, list);
+	produce(t.events, b, ev, (size_t)n);
+	/* B's socket gets the event; A sees B leave the list's presence */
+	long long end = ms_now() + 5000;
+	int got = 0;
+	while (!got && ms_now() < end) {
+		char *m = ws_recv_text(cb, 500);
+		got = m && strstr(m, "\"list.unshared\"");
+		free(m);
+	}
+	ck_assert_msg(got, "B's socket did not get list.unshared");
+	long long ms = wait_devices(ca, list, b, 0, 3000);
+	ck_assert_msg(ms >= 0, "A still sees B online in the list B left");
+	printf("presence: B's subscription ended %lld ms after its list.unshared\n", ms);
+	fflush(stdout);
+	ck_assert_uint_ge(tombstones(t.presence, list, b, 1), 1);
+
+	/* A second device of A changes the list's presence: B hears nothing of it */
+	char *m;
+	while ((m = ws_recv_text(cb, 300)) != NULL)
+		free(m);
+	ws_client *ca2 = open_sock(&ga, a);
+	subscribe(ca2, a, list);
+	ck_assert_int_ge(wait_devices(ca, list, a, 2, 2000), 0);
+	while ((m = ws_recv_text(cb, 500)) != NULL) {
+		ck_assert_msg(!strstr(m, list), "B learned of the list it left: %s", m);
+		free(m);
+	}
+	/* B's other subscription stays: B still online there for a newcomer */
+	ws_client *ca3 = open_sock(&ga, a);
+	subscribe(ca3, a, other);
+	ck_assert_msg(wait_devices(ca3, other, b, 1, 2000) >= 0, "B's other subscription ended");
+	ws_free(ca3);
+	ws_free(ca2);
+	ws_free(cb);
+	ws_free(ca);
+	ck_assert_int_eq(gw_stop(&gb, NULL), 0);
+	ck_assert_int_eq(gw_stop(&ga, NULL), 0);
+}
+END_TEST
+
 /* The heartbeat keeps B online past the TTL; B's gateway SIGKILLed (no tombstone):
  * A sees B offline within the TTL. */
 START_TEST(killed_gateway_expires)
@@ -427,6 +498,7 @@ static Suite *presence_bus_suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, online_across_gateways);
 	tcase_add_test(tc, killed_gateway_expires);
+	tcase_add_test(tc, removed_member_learns_nothing_more);
 	tcase_add_test(tc, non_member_learns_nothing);
 	tcase_add_test(tc, late_gateway_reads_view);
 	tcase_add_test(tc, presence_off);

@@ -39,12 +39,41 @@ static void key_order(const char *s, char *out, size_t cap)
 	json_decref(j);
 }
 
+/* wsmsg_fast on in: NULL, or a frame whose message and values are those of the
+ * event_parse + wsmsg_frame path (which must then accept in and splice it). 1 when
+ * wsmsg_fast took it. */
+static int fast_agrees(const char *in, size_t len)
+{
+	wsmsg_event we;
+	frame *ff = wsmsg_fast(in, len, &we);
+	if (!ff)
+		return 0;
+	event ev;
+	char err[256];
+	ck_assert_msg(event_parse(in, len, &ev, err, sizeof(err)) == 0,
+	              "wsmsg_fast took what event_parse rejects: %s: %s", in, err);
+	ck_assert_int_eq(we.type, ev.type);
+	ck_assert_str_eq(we.user_id, ev.user_id);
+	ck_assert_int_eq(we.seq, ev.seq);
+	ck_assert_int_eq(we.timestamp_us, ev.timestamp_us);
+	frame *f = wsmsg_frame(in, len, &ev);
+	ck_assert_msg(f != NULL, "wsmsg_fast took what wsmsg_frame declines: %s", in);
+	ck_assert_int_eq(ff->len, f->len);
+	ck_assert_msg(!memcmp(ff->data, f->data, f->len), "frames differ: %s", in);
+	ck_assert_int_eq(ff->ts_us, f->ts_us);
+	frame_unref(f);
+	frame_unref(ff);
+	event_clear(&ev);
+	return 1;
+}
+
 /* Parses in, builds both messages, compares them; 1 when wsmsg took the fast way. */
 static int same_message(const char *in, size_t len)
 {
 	event ev;
 	char err[256];
 	ck_assert_msg(event_parse(in, len, &ev, err, sizeof(err)) == 0, "%s: %s", in, err);
+	(void)fast_agrees(in, len);
 	size_t mlen;
 	char *slow = event_ws_message(&ev, &mlen);
 	frame *f = wsmsg_frame(in, len, &ev);
@@ -122,6 +151,160 @@ START_TEST(escapes_whitespace_and_nulls)
 }
 END_TEST
 
+static size_t read_file(const char *path, char *buf, size_t cap)
+{
+	FILE *fp = fopen(path, "rb");
+	ck_assert_ptr_nonnull(fp);
+	size_t len = fread(buf, 1, cap, fp);
+	fclose(fp);
+	return len;
+}
+
+/* The one-pass validation takes the task events of proto/examples (the rest it leaves
+ * to event_parse) and none of the invalid ones. */
+START_TEST(fast_takes_valid_task_events_and_no_invalid_one)
+{
+	static char buf[65536];
+	const char *valid = "proto/examples/event/valid", *invalid = "proto/examples/event/invalid";
+	int taken = 0, n = 0;
+	DIR *d = opendir(valid);
+	ck_assert_ptr_nonnull(d);
+	for (struct dirent *e; (e = readdir(d));) {
+		if (!strstr(e->d_name, ".json"))
+			continue;
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s", valid, e->d_name);
+		size_t len = read_file(path, buf, sizeof(buf));
+		int t = fast_agrees(buf, len);
+		/* every task event but task.reordered; no list event */
+		int want = strncmp(e->d_name, "list-", 5) && !strstr(e->d_name, "reordered");
+		ck_assert_msg(t == want, "%s: wsmsg_fast took it: %d", path, t);
+		taken += t;
+	}
+	closedir(d);
+	ck_assert_int_ge(taken, 7);
+	d = opendir(invalid);
+	ck_assert_ptr_nonnull(d);
+	for (struct dirent *e; (e = readdir(d));) {
+		if (!strstr(e->d_name, ".json"))
+			continue;
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s", invalid, e->d_name);
+		size_t len = read_file(path, buf, sizeof(buf));
+		wsmsg_event we;
+		ck_assert_msg(wsmsg_fast(buf, len, &we) == NULL, "%s: taken", path);
+		n++;
+	}
+	closedir(d);
+	ck_assert_int_ge(n, 20);
+}
+END_TEST
+
+#define EV_HEAD    "{\"event_type\":\"task.updated\",\"user_id\":\"u1\",\"seq\":3,"
+#define TASK(body) EV_HEAD "\"task\":{\"id\":\"t1\"," body "}}"
+
+/* The edges of what the one pass judges: each case it takes must be one event_parse
+ * accepts with the same message; each invalid one it must leave to event_parse. */
+START_TEST(fast_edges)
+{
+	const char *take[] = {
+	    TASK("\"title\":\"caf\xc3\xa9 \xf0\x9f\x98\x80 \\\"q\\\" \\n\""),
+	    TASK("\"title\":\" \\t x\",\"description\":null,\"due_at\":null"),
+	    TASK("\"position\":-0,\"version\":123456789012345678,\"completed\":true"),
+	    TASK("\"position\":\"a0\",\"priority\":\"high\",\"x\":[[],{},[{\"a\":[1]}]]"),
+	    TASK("\"due_at\":\"2026-12-07T00:00:00+01:00\",\"\":\"empty key\""),
+	    EV_HEAD "\"task\":{\"id\":\"t1\"},\"origin\":\"tab\\\"1\",\"reload\":true,"
+	            "\"actor\":\"u2\",\"list_id\":\"0b6f5a0c-1c1d-4e55-9a43-3f2c1d0e9a11\","
+	            "\"positions\":7,\"order\":null,\"list\":{}} \n",
+	    "{\"event_type\":\"task.moved\",\"user_id\":\"u1\",\"seq\":null,\"timestamp\":null,"
+	    "\"task\":{\"id\":\"t1\",\"position\":\"Zz\"},\"event_id\":null}",
+	};
+	for (size_t i = 0; i < sizeof(take) / sizeof(take[0]); i++)
+		ck_assert_msg(fast_agrees(take[i], strlen(take[i])), "case %zu not taken: %s", i,
+		              take[i]);
+	const char *invalid[] = {
+	    TASK("\"title\":\" \\n\\r\\t \""), /* blank title */
+	    TASK("\"title\":\"\""),            /* empty title */
+	    TASK("\"title\":null"),
+	    TASK("\"title\":\"\xc0\xaf\""),          /* overlong UTF-8 */
+	    TASK("\"title\":\"\xed\xa0\x80\""),      /* a surrogate */
+	    TASK("\"title\":\"\xf4\x90\x80\x80\""),  /* above U+10FFFF */
+	    TASK("\"title\":\"\xe2\x82\""),          /* cut short */
+	    TASK("\"title\":\"a\tb\""),              /* raw control character */
+	    TASK("\"title\":\"\\x\""),               /* bad escape */
+	    TASK("\"title\":\"a\",\"title\":\"b\""), /* duplicate key */
+	    TASK("\"x\":{\"a\":1,\"a\":2}"),         /* duplicate, nested */
+	    TASK("\"priority\":\"urgent\""),
+	    TASK("\"priority\":null"),
+	    TASK("\"completed\":null"),
+	    TASK("\"completed\":\"true\""),
+	    TASK("\"position\":\"\""),
+	    TASK("\"position\":true"),
+	    TASK("\"version\":\"1\""),
+	    TASK("\"version\":01"),
+	    TASK("\"version\":1234567890123456789012"),
+	    TASK("\"due_at\":\"tomorrow\""),
+	    TASK("\"description\":7"),
+	    TASK("\"x\":[1,]"),
+	    TASK("\"x\":{\"a\":1,}"),
+	    TASK("\"x\":tru"),
+	    TASK("\"x\":truex"),
+	    TASK("\"x\":-"),
+	    TASK("\"x\":1x"),
+	    TASK("\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"),
+	    EV_HEAD "\"task\":{\"id\":\"t1\"}} x", /* trailing bytes */
+	    EV_HEAD "\"task\":{\"id\":\"t1\"}",    /* cut short */
+	    EV_HEAD "\"task\":{\"id\":\"\"}}",     /* empty id */
+	    EV_HEAD "\"task\":{\"title\":\"x\"}}", /* no id */
+	    EV_HEAD "\"task\":[]}",
+	    EV_HEAD "\"task\":null}",
+	    EV_HEAD "\"task\":{\"id\":\"t1\"},\"seq\":4}", /* duplicate seq */
+	    EV_HEAD "\"task\":{\"id\":\"t1\"},\"reload\":null}",
+	    EV_HEAD "\"task\":{\"id\":\"t1\"},\"origin\":1}",
+	    EV_HEAD "\"task\":{\"id\":\"t1\"},\"event_id\":\"not-a-uuid\"}",
+	    EV_HEAD "\"task\":{\"id\":\"t1\"},\"timestamp\":\"2026-13-07T00:00:00Z\"}",
+	    EV_HEAD "\"task\":{\"id\":\"t1\"},\"actor\":\"bad user\"}",
+	    EV_HEAD "\"task\":{\"id\":\"t1\"},\"list_id\":7}",
+	    "{\"event_type\":\"task.updated\",\"user_id\":\"u1\",\"seq\":0,\"task\":{\"id\":\"t\"}"
+	    "}",
+	    "{\"event_type\":\"task.updated\",\"user_id\":\"u1\",\"seq\":-3,\"task\":{\"id\":\"t\"}"
+	    "}",
+	    "{\"event_type\":\"task.updated\",\"user_id\":\"\",\"task\":{\"id\":\"t\"}}",
+	    "{\"event_type\":\"task.bogus\",\"user_id\":\"u1\",\"task\":{\"id\":\"t\"}}",
+	    "{\"event_type\":\"task.moved\",\"user_id\":\"u1\",\"task\":{\"id\":\"t\",\"position\":"
+	    "3}}",
+	    "{\"user_id\":\"u1\",\"task\":{\"id\":\"t\"}}",
+	    "[]",
+	    "",
+	};
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+		event ev;
+		char err[256];
+		int bad = event_parse(invalid[i], strlen(invalid[i]), &ev, err, sizeof(err));
+		if (!bad)
+			event_clear(&ev);
+		ck_assert_msg(bad, "case %zu is valid: %s", i, invalid[i]);
+		wsmsg_event we;
+		ck_assert_msg(wsmsg_fast(invalid[i], strlen(invalid[i]), &we) == NULL,
+		              "case %zu taken: %s", i, invalid[i]);
+	}
+	/* a title of 500 characters (two bytes each) is taken, 501 is not */
+	static char big[4096];
+	for (int chars = 500; chars <= 501; chars++) {
+		int n = snprintf(big, sizeof(big), EV_HEAD "\"task\":{\"id\":\"t1\",\"title\":\"");
+		for (int i = 0; i < chars; i++)
+			n += snprintf(big + n, sizeof(big) - (size_t)n, "\xc3\xa9");
+		n += snprintf(big + n, sizeof(big) - (size_t)n, "\"}}");
+		wsmsg_event we;
+		frame *f = wsmsg_fast(big, (size_t)n, &we);
+		ck_assert_int_eq(f != NULL, chars == 500);
+		if (f)
+			ck_assert(fast_agrees(big, (size_t)n));
+		frame_unref(f);
+	}
+}
+END_TEST
+
 Suite *wsmsg_suite(void)
 {
 	Suite *s = suite_create("wsmsg");
@@ -129,6 +312,8 @@ Suite *wsmsg_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, examples_match_event_ws_message);
 	tcase_add_test(tc, escapes_whitespace_and_nulls);
+	tcase_add_test(tc, fast_takes_valid_task_events_and_no_invalid_one);
+	tcase_add_test(tc, fast_edges);
 	suite_add_tcase(s, tc);
 	return s;
 }

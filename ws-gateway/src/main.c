@@ -19,6 +19,12 @@ static double active_users(void *reg)
 	return (double)registry_users(reg);
 }
 
+/* A member left a list (fanout_on_leave): its presence subscriptions end. */
+static void presence_left(void *pres, const char *user, const char *list)
+{
+	presence_bus_revoke(pres, user, list);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -55,16 +61,6 @@ int main(int argc, char **argv)
 	writer *w = writer_new((int)cfg.writer_threads, err, sizeof(err));
 	if (!w)
 		goto fail;
-	consumer_opts co = {.brokers = cfg.kafka_brokers,
-	                    .topic = cfg.kafka_topic,
-	                    .fetch_wait_ms = cfg.kafka_fetch_wait_ms,
-	                    .refresh_ms = cfg.kafka_refresh_ms,
-	                    .clock_skew_ms = cfg.kafka_clock_skew_ms,
-	                    .max_event_bytes = (size_t)cfg.max_event_bytes,
-	                    .st = &st};
-	cons = consumer_start(&co, fan, err, sizeof(err));
-	if (!cons)
-		goto fail;
 	if (cfg.presence_enabled) {
 		presence_bus_opts po = {.brokers = cfg.kafka_brokers,
 		                        .topic = cfg.presence_topic,
@@ -78,7 +74,18 @@ int main(int argc, char **argv)
 		pres = presence_bus_start(&po, err, sizeof(err));
 		if (!pres)
 			goto fail;
+		fanout_on_leave(fan, presence_left, pres);
 	}
+	consumer_opts co = {.brokers = cfg.kafka_brokers,
+	                    .topic = cfg.kafka_topic,
+	                    .fetch_wait_ms = cfg.kafka_fetch_wait_ms,
+	                    .refresh_ms = cfg.kafka_refresh_ms,
+	                    .clock_skew_ms = cfg.kafka_clock_skew_ms,
+	                    .max_event_bytes = (size_t)cfg.max_event_bytes,
+	                    .st = &st};
+	cons = consumer_start(&co, fan, err, sizeof(err));
+	if (!cons)
+		goto fail;
 	srv = ws_server_start(&cfg, reg, w, &st, cons, pres, err, sizeof(err));
 	if (!srv)
 		goto fail;
@@ -103,8 +110,8 @@ fail:
 	if (rc)
 		log_error("could not start", "{s:s}", "err", err);
 	ws_server_stop(srv);
+	consumer_stop(cons);     /* before the presence: the consumer calls presence_left */
 	presence_bus_stop(pres); /* after the sockets: their tombstones are queued */
-	consumer_stop(cons);
 	writer_free(w);
 	fanout_free(fan);
 	registry_free(reg);

@@ -61,7 +61,7 @@ struct presence_bus {
 	/* metrics */
 	metric *rec[4]; /* presence_records_total by result: changed unchanged bad full */
 	metric *produced_ok, *produced_failed;
-	metric *messages, *expired;
+	metric *messages, *expired, *revoked;
 	metric *refused[3]; /* forbidden, too_many_subscriptions, bad_request */
 };
 
@@ -303,32 +303,86 @@ int presence_bus_subscribe(presence_bus *b, conn *c, const char *list, const cha
 	return PB_OK;
 }
 
+/* Ends lc's subscription number i: its key into key ("" when it has none), lc
+ * freed when it was its last, and then *unref is its conn (release its reference
+ * outside the lock). @locks b->mu held. */
+static void drop_sub_locked(presence_bus *b, lconn *lc, size_t i, char key[PRESENCE_KEY_MAX],
+                            conn **unref)
+{
+	*unref = NULL;
+	if (presence_key(lc->lists[i], conn_user(lc->c), lc->id, key))
+		key[0] = '\0';
+	list_drop_locked(b, lc->lists[i], lc);
+	memcpy(lc->lists[i], lc->lists[--lc->n], UUID_STR_LEN);
+	atomic_fetch_sub(&b->nsubs, 1);
+	if (lc->n == 0) {
+		tdelete(lc, &b->by_conn, lconn_cmp);
+		*unref = lc->c;
+		free(lc->lists);
+		free(lc);
+	}
+}
+
+/* Where list is among lc's subscriptions, or lc->n. */
+static size_t sub_index(const lconn *lc, const char *list)
+{
+	size_t i = 0;
+	while (i < lc->n && strcmp(lc->lists[i], list) != 0)
+		i++;
+	return i;
+}
+
 void presence_bus_unsubscribe(presence_bus *b, conn *c, const char *list)
 {
 	char key[PRESENCE_KEY_MAX] = "";
 	conn *unref = NULL;
 	pthread_mutex_lock(&b->mu);
 	lconn *lc = find_conn_locked(b, c);
-	for (size_t i = 0; lc && i < lc->n; i++) {
-		if (strcmp(lc->lists[i], list) != 0)
-			continue;
-		if (presence_key(list, conn_user(c), lc->id, key))
-			key[0] = '\0';
-		list_drop_locked(b, list, lc);
-		memcpy(lc->lists[i], lc->lists[--lc->n], UUID_STR_LEN);
-		atomic_fetch_sub(&b->nsubs, 1);
-		if (lc->n == 0) {
-			tdelete(lc, &b->by_conn, lconn_cmp);
-			unref = lc->c;
-			free(lc->lists);
-			free(lc);
-		}
-		break;
-	}
+	size_t i = lc ? sub_index(lc, list) : 0;
+	if (lc && i < lc->n)
+		drop_sub_locked(b, lc, i, key, &unref);
 	pthread_mutex_unlock(&b->mu);
 	if (key[0])
 		put_record(b, key, 0, 0);
 	conn_unref(unref);
+}
+
+void presence_bus_revoke(presence_bus *b, const char *user, const char *list)
+{
+	if (!b || !uuid_valid(list))
+		return;
+	char(*keys)[PRESENCE_KEY_MAX] = NULL;
+	conn **unref = NULL;
+	size_t n = 0, kcap = 0, ucap = 0;
+	pthread_mutex_lock(&b->mu);
+	llist probe;
+	memcpy(probe.id, list, UUID_STR_LEN);
+	void *node = tfind(&probe, &b->by_list, llist_cmp);
+	/* each drop changes the list's subscribers (and may free it): look it up again */
+	while (node) {
+		llist *l = *(llist **)node;
+		lconn *lc = NULL;
+		for (size_t k = 0; k < l->n && !lc; k++)
+			if (strcmp(conn_user(l->v[k]->c), user) == 0)
+				lc = l->v[k];
+		if (!lc)
+			break;
+		keys = xgrow(keys, &kcap, n + 1, PRESENCE_KEY_MAX);
+		unref = xgrow(unref, &ucap, n + 1, sizeof(*unref));
+		drop_sub_locked(b, lc, sub_index(lc, list), keys[n], &unref[n]);
+		n++;
+		node = tfind(&probe, &b->by_list, llist_cmp);
+	}
+	pthread_mutex_unlock(&b->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (keys[i][0])
+			put_record(b, keys[i], 0, 0);
+		conn_unref(unref[i]);
+	}
+	if (n)
+		metric_add(b->revoked, (double)n);
+	free(keys);
+	free(unref);
 }
 
 /* Every key of lc into keys (n of them). @locks b->mu held. */
@@ -579,6 +633,11 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 	                              "Presence messages queued to sockets.", NULL);
 	b->expired = metrics_counter(o->m, "presence_expired_total",
 	                             "Subscriptions dropped from the view by their TTL.", NULL);
+	b->revoked = metrics_counter(
+	    o->m, "presence_revoked_total",
+	    "Local subscriptions ended because their user left the list (list.unshared, "
+	    "list.deleted).",
+	    NULL);
 	static const char *const reasons[] = {"forbidden", "too_many_subscriptions", "bad_request"};
 	for (int i = 0; i < 3; i++) {
 		char lab[48];

@@ -67,6 +67,11 @@ MUST_CHECK int presence_bus_subscribe(presence_bus *b, conn *c, const char *list
                                       const char *ticket);
 /* Ends c's subscription to list (a tombstone); nothing when there is none. */
 void presence_bus_unsubscribe(presence_bus *b, conn *c, const char *list);
+/* user is no longer a member of list (a list.unshared or list.deleted event of
+ * user's reached this gateway): every local subscription of user's sockets to list
+ * ends (tombstones), so a removed member learns nothing more of its presence.
+ * NULL b is fine. */
+void presence_bus_revoke(presence_bus *b, const char *user, const char *list);
 /* c is closing: every subscription of it ends (tombstones). Idempotent. */
 void presence_bus_conn_closed(presence_bus *b, conn *c);
 
