@@ -130,6 +130,7 @@ function start(session) {
   $('#who').hidden = false;
   $('#who-name').textContent = session.user;
   const poll = Number(params.get('poll'));
+  perf.signedInAt = Date.now(); // (for the browser tests: when this tab's client starts)
   const c = new TaskSync({
     token: session.token,
     userId: session.user,
