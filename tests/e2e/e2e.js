@@ -509,6 +509,9 @@ test('with the WebSocket blocked, B still receives changes by polling (and retur
   try {
     const A = await device('heidi');
     const B = await device('heidi', { gateway: proxy.url, expect: 'polling' });
+    // 'polling' is shown as soon as the socket fails, before the first load of the
+    // lists has ended: a change made before that load is in it (no event, no toast).
+    await B.page.waitForFunction(() => window.tasksync.seq !== null && !window.tasksync._syncing, null, { timeout: 10000 });
     const token = await stack.login('heidi');
     for (const title of ['Polled 1', 'Polled 2']) {
       const t0 = Date.now();
