@@ -1,7 +1,11 @@
 // The demo page on tasksync.js: sign-in (dev login), the list with add, edit, toggle,
 // delete (with undo) and reorder (buttons and drag), a connection indicator, toasts
 // for changes made on another device and notices for conflicts, refused changes,
-// sync and storage errors. Query parameter (for tests and odd networks):
+// sync and storage errors; lists in a sidebar (create, rename, delete, a role badge,
+// shared lists marked), a share dialog (add a member by user id as editor or viewer,
+// remove, transfer ownership, leave), the members' initials with an online dot from
+// presence, and toasts naming who changed what in a shared list ("bob checked “milk”").
+// Query parameter (for tests and odd networks):
 //   ?poll=MS                  polling period when the socket cannot be opened
 //
 // The gateway comes only from this origin's /config.json: a link cannot point the
@@ -89,6 +93,10 @@ function showSignIn(message) {
   drawnIds = [];
   lastTasks = [];
   titles.clear();
+  $('#list-nav').textContent = '';
+  $('#members').textContent = '';
+  presenceOf = new Set();
+  detailAsked.clear();
   $('#list').textContent = '';
   $('#list').style.height = '';
   $('#app').hidden = true;
@@ -122,6 +130,7 @@ function start(session) {
   $('#who').hidden = false;
   $('#who-name').textContent = session.user;
   const poll = Number(params.get('poll'));
+  perf.signedInAt = Date.now(); // (for the browser tests: when this tab's client starts)
   const c = new TaskSync({
     token: session.token,
     userId: session.user,
@@ -154,6 +163,17 @@ function start(session) {
     if (err && err.code === 'unknown_seq') notice(`Sync: an event the server does not know (seq ${e.detail.seq}) was ignored after one reload.`, 'warn');
     else if (err && err.status && err.status !== 0 && err.status < 500 && err.status !== 401) notice(`Sync error: ${err.message}`, 'error');
   });
+  c.addEventListener('lists', renderListsSoon);
+  c.addEventListener('select', () => {
+    renderListsSoon();
+    scheduleRender();
+  });
+  c.addEventListener('presence', renderListsSoon);
+  c.addEventListener('list-removed', (e) => {
+    renderListsSoon();
+    scheduleRender();
+    if (e.detail.shown) renderLists();
+  });
   c.addEventListener('auth-error', () => {
     sessionStorage.removeItem(SESSION_KEY);
     showSignIn('Your session has expired: sign in again.');
@@ -162,6 +182,7 @@ function start(session) {
   c.ready.then(() => {
     if (client !== c) return;
     render();
+    renderLists();
     window.tasksync = c; // for the console and the browser tests
   });
   $('#new-title').focus();
@@ -212,10 +233,46 @@ function describe(event, task) {
   return title ? `${verb}: ${title}` : verb;
 }
 
+// A change someone else made (a shared list): who did what, e.g. bob checked “milk”.
+function describeActor(event, task) {
+  const who = event.actor;
+  const t = (task && task.title) || (event.task && titleOf(event.task.id)) || '';
+  const q = (x) => `“${x}”`;
+  const listName = (event.list && event.list.name) || (client && client.list(event.list_id)?.name) || 'a list';
+  switch (event.event_type) {
+    case 'task.created':
+      return `${who} added ${q(t)}`;
+    case 'task.completed':
+      return `${who} ${task && task.completed === false ? 'unchecked' : 'checked'} ${q(t)}`;
+    case 'task.updated':
+      return `${who} changed ${q(t)}`;
+    case 'task.deleted':
+      return `${who} deleted ${q(t || 'a task')}`;
+    case 'task.moved':
+      return `${who} moved ${q(t)}`;
+    case 'task.reordered':
+      return `${who} reordered ${q(listName)}`;
+    case 'list.shared':
+      return `${who} shared ${q(listName)} with you`;
+    case 'list.unshared':
+      return `You are no longer a member of ${q(listName)}`;
+    case 'list.deleted':
+      return `${who} deleted the list ${q(listName)}`;
+    case 'list.updated':
+      return null; // members or name: the sidebar shows it
+    default:
+      return `${who} changed ${q(listName)}`;
+  }
+}
+
 function onChange(e) {
   const { event, own, task, source } = e.detail;
   if (own) return; // our own echo: no toast
-  const text = describe(event, task);
+  let text;
+  if (event.actor && client && event.actor !== client.userId) text = describeActor(event, task);
+  else if (event.event_type.startsWith('list.')) text = event.event_type === 'list.created' || event.event_type === 'list.updated' ? null : `List ${event.event_type.slice(5)}: ${(event.list && event.list.name) || ''}`;
+  else text = describe(event, task);
+  if (!text) return;
   // A catch-up (after a reconnect, or a poll) can bring many at once, and so can a
   // burst of pushed events: what comes within 100 ms is one toast.
   if (!batch) {
@@ -245,7 +302,15 @@ function onConflict(d) {
 function onRejected(d) {
   const err = d.error || {};
   const name = d.title ? `“${d.title}”` : 'a task';
-  if (err.status === 410) notice(`${name} was deleted on another device: your change to it was dropped.`, 'warn');
+  if (d.local && err.status === 403) {
+    // A viewer's write: refused before it was queued. The row shows what it showed
+    // (a checkbox the browser ticked is unticked again).
+    for (const li of items.values()) drawn.delete(li);
+    render();
+    notice(`Not changed: ${err.message}.`, 'warn');
+  } else if (d.dropped) notice(`Your change to ${name} was dropped: ${err.message}.`, 'warn');
+  else if (err.status === 403) notice(`Change to ${name} refused: ${err.message || 'you may not change this list'} (you are a viewer).`, 'error');
+  else if (err.status === 410) notice(`${name} was deleted on another device: your change to it was dropped.`, 'warn');
   else notice(`Change to ${name} refused: ${err.message || 'refused'}`, 'error');
 }
 
@@ -291,6 +356,7 @@ function deleteWithUndo(id) {
   const t = list[i];
   const prev = i > 0 ? list[i - 1].id : null;
   const opId = client.remove(id);
+  if (!opId) return; // refused here (a viewer): the notice says why
   const c = client;
   toast(`Deleted “${t.title}”`, 'undo', [
     {
@@ -625,13 +691,239 @@ function wireList() {
   });
 }
 
+// ---- lists, sharing, presence --------------------------------------------------
+
+let listsQueued = false;
+function renderListsSoon() {
+  if (listsQueued) return;
+  listsQueued = true;
+  requestAnimationFrame(() => {
+    listsQueued = false;
+    renderLists();
+  });
+  setTimeout(() => {
+    if (listsQueued) {
+      listsQueued = false;
+      renderLists();
+    }
+  }, 100);
+}
+
+const initials = (u) => {
+  const parts = String(u).split(/[._@:\-\s]+/).filter(Boolean);
+  const s = parts.length > 1 ? parts[0][0] + parts[1][0] : String(u).slice(0, 2);
+  return s.toUpperCase();
+};
+
+const PRESENCE_LISTS = 32; // a gateway allows PRESENCE_MAX_LISTS (64) per socket
+let presenceOf = new Set(); // the lists whose presence is subscribed
+const detailAsked = new Set(); // lists whose members were fetched for the head
+
+function renderLists() {
+  const c = client;
+  if (!c) return;
+  const sel = c.selectedListId;
+  const nav = $('#list-nav');
+  const lists = c.lists();
+  if (!lists.length) lists.push({ id: sel, name: 'Tasks', default: true, role: 'owner', member_count: 1 });
+  nav.textContent = '';
+  for (const l of lists) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.list = l.id || '';
+    b.setAttribute('aria-current', String((l.id || null) === (sel || null) || (l.default && !sel)));
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = l.name;
+    b.appendChild(name);
+    if ((l.member_count || 1) > 1) {
+      const m = document.createElement('span');
+      m.className = 'shared-mark';
+      m.textContent = `shared · ${l.member_count}`;
+      m.title = `shared: ${l.member_count} members`;
+      b.appendChild(m);
+    }
+    if (!l.default) {
+      const r = document.createElement('span');
+      r.className = `badge ${l.role}`;
+      r.textContent = l.role;
+      b.appendChild(r);
+    }
+    b.dataset.shared = String((l.member_count || 1) > 1);
+    li.appendChild(b);
+    nav.appendChild(li);
+  }
+  const l = c.list(sel) || lists[0];
+  const role = c.roleOf(sel) || 'owner';
+  $('#list-name').textContent = l ? l.name : 'Tasks';
+  const badge = $('#list-role');
+  badge.textContent = role;
+  badge.className = `badge ${role}`;
+  const isDefault = !l || l.default;
+  badge.hidden = isDefault;
+  $('#share-open').hidden = isDefault;
+  $('#list-rename').hidden = isDefault || role !== 'owner';
+  $('#list-delete').hidden = isDefault || role !== 'owner';
+  $('#app').classList.toggle('readonly', role === 'viewer');
+  $('#readonly-note').hidden = role !== 'viewer';
+  $('#new-title').placeholder = role === 'viewer' ? 'This list is read-only for you' : 'What needs doing?';
+  // Presence of every shared list (the first PRESENCE_LISTS): being subscribed is what
+  // makes this user "online" in a list for its other members, and the list's head
+  // shows its members' initials with an online dot.
+  const want = new Set(lists.filter((x) => x.id && !x.default && (x.member_count || 1) > 1).slice(0, PRESENCE_LISTS).map((x) => x.id));
+  for (const id of presenceOf) if (!want.has(id)) c.unsubscribePresence(id);
+  for (const id of want) if (!presenceOf.has(id)) c.subscribePresence(id);
+  presenceOf = want;
+  if (l && !isDefault && !l.members && !detailAsked.has(l.id)) {
+    detailAsked.add(l.id);
+    c.listDetail(l.id).catch(() => detailAsked.delete(l.id));
+  }
+  const box = $('#members');
+  box.textContent = '';
+  if (l && !isDefault && l.members) {
+    const online = new Map(c.online(l.id).map((o) => [o.user_id, o.devices]));
+    for (const m of l.members) {
+      const a = document.createElement('span');
+      const on = online.get(m.user_id);
+      a.className = `avatar${on ? ' is-online' : ''}`;
+      a.dataset.user = m.user_id;
+      a.dataset.online = on ? String(on) : '0';
+      a.title = `${m.user_id} (${m.role})${on ? `: online on ${on} device${on > 1 ? 's' : ''}` : ''}`;
+      a.textContent = initials(m.user_id);
+      const dot = document.createElement('span');
+      dot.className = 'online';
+      a.appendChild(dot);
+      box.appendChild(a);
+    }
+  }
+  if ($('#share-dialog').open) renderShare();
+}
+
+function renderShare() {
+  const c = client;
+  const id = c && c.selectedListId;
+  const l = c && c.list(id);
+  if (!l) return;
+  const owner = l.role === 'owner';
+  $('#share-title').textContent = `Share “${l.name}”`;
+  $('#share-form').hidden = !owner;
+  $('#leave-list').hidden = owner;
+  const ul = $('#member-list');
+  ul.textContent = '';
+  for (const m of l.members || []) {
+    const li = document.createElement('li');
+    li.dataset.user = m.user_id;
+    const a = document.createElement('span');
+    a.className = 'avatar';
+    a.textContent = initials(m.user_id);
+    const u = document.createElement('span');
+    u.className = 'uid';
+    u.textContent = m.user_id === c.userId ? `${m.user_id} (you)` : m.user_id;
+    const r = document.createElement('span');
+    r.className = `badge ${m.role}`;
+    r.textContent = m.role;
+    li.append(a, u, r);
+    if (owner && m.role !== 'owner') {
+      const t = document.createElement('button');
+      t.type = 'button';
+      t.className = 'make-owner';
+      t.textContent = 'Make owner';
+      t.addEventListener('click', () => act(() => c.transfer(id, m.user_id)));
+      const x = document.createElement('button');
+      x.type = 'button';
+      x.className = 'remove-member';
+      x.textContent = 'Remove';
+      x.setAttribute('aria-label', `Remove ${m.user_id}`);
+      x.addEventListener('click', () => act(() => c.unshare(id, m.user_id)));
+      li.append(t, x);
+    }
+    ul.appendChild(li);
+  }
+}
+
+// A list call from the page: its error is shown in the dialog (when open) or as a notice.
+async function act(fn) {
+  const err = $('#share-error');
+  err.hidden = true;
+  try {
+    await fn();
+    renderLists();
+    return true;
+  } catch (e) {
+    const m = e && e.message ? e.message : String(e);
+    if ($('#share-dialog').open) {
+      err.textContent = m;
+      err.hidden = false;
+    } else notice(m, 'error');
+    return false;
+  }
+}
+
+function wireLists() {
+  $('#list-nav').addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-list]');
+    if (!b || !client) return;
+    client.select(b.dataset.list || null);
+    renderLists();
+    render(); // the list chosen shows at once, not at the next frame
+  });
+  $('#new-list-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const input = $('#new-list-name');
+    const name = input.value.trim();
+    if (!name || !client) return;
+    await act(async () => {
+      const l = await client.createList(name);
+      input.value = '';
+      client.select(l.id);
+    });
+  });
+  $('#list-rename').addEventListener('click', () => {
+    const c = client;
+    const l = c && c.list(c.selectedListId);
+    if (!l) return;
+    const name = prompt('Rename the list', l.name);
+    if (name && name.trim() && name.trim() !== l.name) act(() => c.renameList(l.id, name.trim()));
+  });
+  $('#list-delete').addEventListener('click', () => {
+    const c = client;
+    const l = c && c.list(c.selectedListId);
+    if (!l) return;
+    if (confirm(`Delete “${l.name}” and its tasks for every member?`)) act(() => c.deleteList(l.id));
+  });
+  $('#share-open').addEventListener('click', async () => {
+    const c = client;
+    if (!c) return;
+    $('#share-error').hidden = true;
+    renderShare();
+    $('#share-dialog').showModal();
+    await c.listDetail(c.selectedListId).catch(() => null);
+    renderShare();
+  });
+  $('#share-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const c = client;
+    const user = $('#share-user').value.trim();
+    if (!c || !user) return;
+    if (await act(() => c.share(c.selectedListId, user, $('#share-role').value))) $('#share-user').value = '';
+    renderShare();
+  });
+  $('#leave-list').addEventListener('click', async () => {
+    const c = client;
+    const id = c && c.selectedListId;
+    if (!id) return;
+    if (await act(() => c.leave(id))) $('#share-dialog').close();
+  });
+}
+
 function wireForms() {
   $('#add-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const input = $('#new-title');
     const title = input.value.trim();
     if (!title || !client) return;
-    client.create({ title, priority: $('#new-priority').value });
+    if (!client.create({ title, priority: $('#new-priority').value })) return; // refused (a viewer): kept in the field
     input.value = '';
     input.focus();
   });
@@ -667,6 +959,7 @@ async function main() {
     navigator.serviceWorker.register('sw.js').catch(() => {});
   }
   wireList();
+  wireLists();
   wireForms();
   await loadConfig();
   const s = readSession();

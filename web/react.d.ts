@@ -1,6 +1,6 @@
 // Declarations of react.js (written by hand; see tasksync.d.ts).
 import type { ReactNode } from 'react';
-import type { ApiError, ConnectionState, QueuedOp, RemoteApiError, ShownTask, TaskSync, TaskSyncEventMap, TaskSyncEvent, TaskSyncOptions } from './tasksync';
+import type { ApiError, ConnectionState, ListInfo, QueuedOp, RemoteApiError, ShownTask, TaskSync, TaskSyncEventMap, TaskSyncEvent, TaskSyncOptions } from './tasksync';
 import type { Conflict, Task } from './types/index';
 
 export { STATE, TaskSync } from './tasksync';
@@ -28,6 +28,10 @@ export interface TaskSyncSnapshot {
   client: TaskSync;
   /** The list shown, in display order (local changes applied). */
   tasks: readonly ShownTask[];
+  /** The user's lists (client.lists()). */
+  lists: ListInfo[];
+  /** The list shown (client.selectedListId). */
+  listId: string | null;
   state: ConnectionState;
   /** The client's queue: this browser's changes the API has not confirmed yet (every tab's), in order. */
   pending: readonly QueuedOp[];
@@ -50,6 +54,8 @@ export interface UseTaskSync extends TaskSyncSnapshot {
   moveTask: TaskSync['moveTask'];
   reorder: TaskSync['reorder'];
   sync: TaskSync['sync'];
+  select: TaskSync['select'];
+  moveToList: TaskSync['moveToList'];
   /** Drops one notice, or all without an id. */
   dismissConflict(id?: string): void;
 }

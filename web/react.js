@@ -33,6 +33,8 @@ export function createTaskSyncStore(client) {
   const build = () => ({
     client,
     tasks: client.tasks(),
+    lists: client.lists(),
+    listId: client.selectedListId,
     state: client.state,
     pending: client.queue,
     leader: client.leader,
@@ -56,6 +58,9 @@ export function createTaskSyncStore(client) {
     tasks: publish,
     state: publish,
     leader: publish,
+    lists: publish,
+    select: publish,
+    presence: publish,
     local: (e) => {
       const { op } = e.detail;
       if (op.id) {
@@ -141,7 +146,8 @@ export function TaskSyncProvider({ client, options, children }) {
 /**
  * The client's state for rendering: {tasks, state, online, pending, leader, conflicts,
  * client}, with the client's methods bound (create, update, versionOf, toggle, remove,
- * cancel, move, moveTask, reorder, sync, persisted) and dismissConflict(id) (no id:
+ * cancel, move, moveTask, reorder, sync, persisted, select, moveToList), the lists
+ * (`lists`, `listId`: the list shown; re-rendered on lists, select and presence) and dismissConflict(id) (no id:
  * all). Re-renders on every change.
  */
 export function useTaskSync() {
@@ -162,6 +168,8 @@ export function useTaskSync() {
       moveTask: (id, where) => c.moveTask(id, where),
       reorder: (order) => c.reorder(order),
       sync: () => c.sync(),
+      select: (listId) => c.select(listId),
+      moveToList: (id, listId) => c.moveToList(id, listId),
       dismissConflict: (id) => store.dismiss(id),
     }),
     [c, store],

@@ -1,9 +1,29 @@
 // Declarations of tasksync.js's public API (written by hand; the wire types come from
 // ./types, generated from proto/openapi.yaml). tests/contract checks them with
 // `tsc --noEmit` on a consumer file.
-import type { Conflict, ErrorResponse, Task, TaskCreate, TaskEvent, TaskPatch } from './types/index';
+import type { Conflict, ErrorResponse, ListMember, ListRole, MemberResult, Task, TaskCreate, TaskEvent, TaskPatch } from './types/index';
 
-export type { Conflict, Task, TaskEvent } from './types/index';
+export type { Conflict, ListMember, ListRole, MemberResult, Task, TaskEvent } from './types/index';
+
+/** A list as the client knows it (lists(), list()). */
+export interface ListInfo {
+  id: string;
+  name: string;
+  owner_id: string;
+  /** The user's default list (never shared or deleted). */
+  default: boolean;
+  /** The user's role in it. */
+  role: ListRole;
+  member_count: number;
+  /** The members, once fetched (listDetail(); list.updated fetches them again), else null. */
+  members: ListMember[] | null;
+}
+
+/** Who of a list's members is online, and on how many devices (the gateway's presence message). */
+export interface PresenceEntry {
+  user_id: string;
+  devices: number;
+}
 
 /** Connection states, in the `state` event's detail and `client.state`. */
 export declare const STATE: Readonly<{
@@ -89,6 +109,8 @@ interface QueuedOpBase {
   origin: string;
   /** Claimed by the sending tab: being sent, never changed or cancelled. */
   inflight?: boolean;
+  /** The list of the task (null or absent: the default list). */
+  list?: string | null;
 }
 
 /** The fields an update changes. */
@@ -101,7 +123,7 @@ export type QueuedOp = QueuedOpBase &
     | { kind: 'update'; id: string; body: TaskFields; at: string; base_version?: number }
     | { kind: 'delete'; id: string }
     | { kind: 'reorder'; id?: undefined; order: string[] }
-    | { kind: 'move'; id: string; before?: string | null; after?: string | null; prefer: 'before' | 'after' }
+    | { kind: 'move'; id: string; before?: string | null; after?: string | null; prefer: 'before' | 'after'; to?: string | null }
   );
 
 /** The queue's rules on a task's queued operations: operations to write and ids to delete. */
@@ -168,7 +190,18 @@ export interface RemoteApiError {
 /** A change the API refused for good, or that became moot (it was dropped). A delete
  * wins: a change to a task deleted elsewhere is refused with 410 `task_deleted`. */
 export type RejectedDetail =
-  | { op: QueuedOp; error: ApiError; id: string | undefined; title: string | null; remote?: undefined }
+  | {
+      op: QueuedOp;
+      error: ApiError;
+      id: string | undefined | null;
+      title: string | null;
+      remote?: undefined;
+      /** A viewer's write refused here, before it was queued (403 forbidden). */
+      local?: true;
+      /** A queued change to a list the user lost (list.unshared / list.deleted), dropped. */
+      dropped?: true;
+      listId?: string | null;
+    }
   /** The sending tab was another tab of this browser. */
   | { op: QueuedOp; error: RemoteApiError; id: string | undefined; title: string | null; remote: true };
 
@@ -191,7 +224,19 @@ export interface TaskSyncEventMap {
   tasks: { pending: number };
   state: { state: ConnectionState; prev: ConnectionState };
   /** An event from the server was applied; own: it came from this tab. */
-  change: { event: TaskEvent; own: boolean; source: string; task: ShownTask | null };
+  change: { event: TaskEvent; own: boolean; source: string; task: ShownTask | null; listId: string | null };
+  /** The lists or their members or roles changed: read client.lists(). */
+  lists: { lists: ListInfo[] };
+  /** select() changed the list shown. */
+  select: { listId: string | null };
+  /** A list the user lost (unshared, deleted, left): its tasks and queued changes are gone. */
+  'list-removed': { listId: string; reason: 'unshared' | 'deleted' | 'left'; dropped: number; name: string | null; shown: boolean };
+  /** A shared list's tasks were fetched (list.shared's reload hint). */
+  'list-loaded': { listId: string; tasks: number };
+  /** Who of a subscribed list's members is online (now, and on each change). */
+  presence: { listId: string; online: PresenceEntry[] };
+  /** The gateway refused a presence subscription (forbidden, too_many_subscriptions), or no ticket. */
+  'presence-error': { listId: string; code: string; message?: string; error?: unknown };
   /** A change was made here and queued. */
   local: { op: QueuedOp };
   rejected: RejectedDetail;
@@ -259,21 +304,52 @@ export declare class TaskSync extends EventTarget {
   start(): this;
   /** Stops every timer and the socket; the queue stays in the store. */
   stop(): void;
-  /** The list as shown: confirmed state plus local changes, in display order (shared: do not modify). */
-  tasks(): readonly ShownTask[];
+  /** The user's default list (known once loaded). */
+  defaultListId: string | null;
+  /** The list shown by tasks() (null: the default list). */
+  readonly listId: string | null;
+  /** The list shown (its id; the default list's when known). */
+  readonly selectedListId: string | null;
+  /** The list shown (or `listId`): confirmed state plus local changes, in display order (shared: do not modify). */
+  tasks(listId?: string | null): readonly ShownTask[];
+  /** The lists of the user: the default list first, then by name. */
+  lists(): ListInfo[];
+  /** One list (null: not a list of the user); no id: the default list. */
+  list(listId?: string | null): ListInfo | null;
+  /** Shows another list (null: the default list). */
+  select(listId: string | null): void;
+  /** The user's role in a list, null when unknown. */
+  roleOf(listId?: string | null): ListRole | null;
+  createList(name: string, options?: { id?: string }): Promise<ListInfo | null>;
+  renameList(listId: string, name: string): Promise<ListInfo | null>;
+  deleteList(listId: string): Promise<void>;
+  /** Fetches the list with its members (null: not a member any more). */
+  listDetail(listId?: string | null): Promise<ListInfo | null>;
+  share(listId: string, userId: string, role: 'editor' | 'viewer'): Promise<MemberResult>;
+  unshare(listId: string, userId: string): Promise<void>;
+  leave(listId: string): Promise<void>;
+  transfer(listId: string, userId: string): Promise<ListInfo | null>;
+  /** Moves a task into another list (at its end); the operation's id, or null. */
+  moveToList(id: string, listId: string | null): string | null;
+  /** Asks for a list's presence (`presence` events; asked again after each reconnect). */
+  subscribePresence(listId: string): void;
+  unsubscribePresence(listId: string): void;
+  /** Who of a list's members is online, as last said. */
+  online(listId?: string | null): PresenceEntry[];
   /** Number of local changes the API has not confirmed yet (every tab's). */
   readonly pending: number;
-  /** Adds a task at the end; returns the optimistic task (its id is final). Throws RangeError on an empty title. */
-  create(fields: { title: string; id?: string; description?: string | null; priority?: 'low' | 'medium' | 'high'; due_at?: string | null; completed?: boolean }): ShownTask;
+  /** Adds a task at the end of the list shown (or `list_id`); returns the optimistic task (its id is final), or null
+   * when the list is read-only for the user (a `rejected` event says so). Throws RangeError on an empty title. */
+  create(fields: { title: string; id?: string; description?: string | null; priority?: 'low' | 'medium' | 'high'; due_at?: string | null; completed?: boolean; list_id?: string | null }): ShownTask | null;
   /** Changes some of title, description, priority, due_at, completed, based on
    * `baseVersion` (default: the confirmed version now). Returns the operation's id,
-   * or null when no field was given. */
+   * or null when no field was given or the list is read-only for the user. */
   update(id: string, fields: TaskFields, options?: { baseVersion?: number }): string | null;
   /** The confirmed version of a task (what an editor passes as baseVersion). */
   versionOf(id: string): number | undefined;
   toggle(id: string): void;
-  /** Deletes a task; returns the operation's id (for cancel()). */
-  remove(id: string): string;
+  /** Deletes a task; returns the operation's id (for cancel()), or null when the list is read-only. */
+  remove(id: string): string | null;
   /** Resolves once every change made so far is written to the store. */
   persisted(): Promise<void>;
   /** Takes back a queued change not being sent yet; true if it was. */

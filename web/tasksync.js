@@ -45,6 +45,8 @@
 
 const BACKOFF_S = [1, 2, 4, 8, 16, 30];
 const EVENT_TYPES = new Set(['task.created', 'task.updated', 'task.completed', 'task.deleted', 'task.reordered', 'task.moved']);
+const LIST_EVENTS = new Set(['list.created', 'list.updated', 'list.deleted', 'list.shared', 'list.unshared']);
+const ROLES = new Set(['owner', 'editor', 'viewer']);
 const FIELDS = ['title', 'description', 'priority', 'due_at', 'completed'];
 const LS = 'tasksync.';
 const SNAPSHOT_DEBOUNCE_MS = 1000;
@@ -440,6 +442,49 @@ function tabClientId(session) {
   return id;
 }
 
+// The confirmed tasks of every list, by id, with an index by list kept as they are set
+// and deleted: tasks() reads the list shown without scanning the others. The index is
+// by the task's list_id as stored ('' for none: tasks from before lists, which are the
+// default list's); of(null, defaultId) is the default list's tasks.
+class TaskMap extends Map {
+  constructor(entries) {
+    super();
+    this._by = new Map();
+    if (entries) for (const [k, v] of entries) this.set(k, v);
+  }
+  _bucket(listId, make) {
+    const k = listId || '';
+    let b = this._by.get(k);
+    if (!b && make) this._by.set(k, (b = new Map()));
+    return b;
+  }
+  set(id, t) {
+    const old = super.get(id);
+    if (old && (old.list_id || '') !== ((t && t.list_id) || '')) this._bucket(old.list_id, false)?.delete(id);
+    this._bucket(t && t.list_id, true).set(id, t);
+    return super.set(id, t);
+  }
+  delete(id) {
+    const old = super.get(id);
+    if (old) this._bucket(old.list_id, false)?.delete(id);
+    return super.delete(id);
+  }
+  clear() {
+    this._by.clear();
+    super.clear();
+  }
+  /** The tasks of one list (null: the default list, `defaultId` when known). Read only. */
+  of(listId, defaultId) {
+    if (listId) return this._bucket(listId, false) || EMPTY;
+    const a = this._bucket('', false);
+    const b = defaultId ? this._bucket(defaultId, false) : null;
+    if (!a || !a.size) return b || EMPTY;
+    if (!b || !b.size) return a;
+    return new Map([...a, ...b]);
+  }
+}
+const EMPTY = new Map();
+
 export class TaskSync extends EventTarget {
   /**
    * @param {object} o
@@ -478,8 +523,15 @@ export class TaskSync extends EventTarget {
 
     this.state = STATE.STOPPED;
     this.seq = null; // last applied seq; null = no list loaded yet
-    this.server = new Map(); // id -> task, as of seq
-    this.deleted = new Set(); // ids known deleted: a late upsert never brings them back
+    this.server = new TaskMap(); // id -> task (of every list; task.list_id names it), as of seq
+    this.deleted = new Map(); // id -> the list it was deleted from: a late upsert there never brings it back
+    this.defaultListId = null; // the user's default list (GET /api/v1/tasks answers it)
+    this.listId = null; // the list shown by tasks() (null: the default list)
+    this.listMeta = new Map(); // list id -> {id, name, owner_id, default, role, member_count, members|null}
+    this.goneLists = new Set(); // lists unshared or deleted: their later events are ignored
+    this.presence = new Map(); // list id -> [{user_id, devices}] as the gateway last said
+    this._presenceSubs = new Set(); // lists whose presence this client asked for
+    this._listFetch = new Map(); // list id -> its running GET (single flight)
     this.queue = []; // this browser's changes not yet confirmed by the API, in order (a mirror of the store)
     this.confirmedMoves = new Map(); // id -> {position, seq}: a confirmed move until its event is applied
     this.confirmedOrder = null; // {positions, seq}: a confirmed renumbering until its event is applied
@@ -559,8 +611,11 @@ export class TaskSync extends EventTarget {
       const snap = await this.store.getMeta('snapshot');
       // A snapshot from before position keys is not used (the list is reloaded).
       if (this.seq === null && snap && Array.isArray(snap.tasks) && Number.isInteger(snap.seq) && snap.tasks.every((t) => t && typeof t.position === 'string')) {
-        this.server = new Map(snap.tasks.filter((t) => t && typeof t.id === 'string').map((t) => [t.id, t]));
+        this.server = new TaskMap(snap.tasks.filter((t) => t && typeof t.id === 'string').map((t) => [t.id, t]));
         this.seq = snap.seq;
+        if (typeof snap.defaultListId === 'string') this.defaultListId = snap.defaultListId;
+        if (Array.isArray(snap.lists)) for (const l of snap.lists) if (l && typeof l.id === 'string') this.listMeta.set(l.id, l);
+        if (Array.isArray(snap.gone)) for (const id of snap.gone) if (typeof id === 'string') this.goneLists.add(id);
       }
       await this._adoptLegacyQueues();
       this.queue = await this.store.loadOps();
@@ -635,13 +690,18 @@ export class TaskSync extends EventTarget {
     this._setState(STATE.STOPPED);
   }
 
-  /** The list as shown: confirmed state plus local changes, in display order. The
-   * array and the task objects are shared until something changes: do not modify. */
-  tasks() {
-    if (this._view) return this._view;
-    let m = this.server;
-    if (this.confirmedOrder || this.confirmedMoves.size) {
-      m = new Map(this.server);
+  /** The list as shown (the selected list, or `listId`): confirmed state plus local
+   * changes, in display order. The array and the task objects are shared until
+   * something changes: do not modify. */
+  tasks(listId) {
+    const want = this._norm(listId === undefined ? this.listId : listId);
+    const cached = want === this._norm(this.listId);
+    if (cached && this._view) return this._view;
+    // The list's own map (kept by TaskMap as tasks come and go: no scan of every list).
+    let m = this.server.of(want, this.defaultListId);
+    const plain = !(this.confirmedOrder || this.confirmedMoves.size);
+    if (!plain) {
+      m = new Map(m);
       if (this.confirmedOrder) {
         for (const [id, position] of Object.entries(this.confirmedOrder.positions)) {
           const t = m.get(id);
@@ -656,8 +716,8 @@ export class TaskSync extends EventTarget {
     // The order of the last sort is reused while no task came, went or moved (the
     // common case: fields changed): checking it is linear, sorting is not.
     let list = null;
-    const o = this._order;
-    if (m === this.server && o && o.length === m.size) {
+    const o = cached && plain && this._orderList === want ? this._order : null;
+    if (o && o.length === m.size) {
       list = new Array(o.length);
       for (let i = 0; i < o.length; i++) {
         const t = m.get(o[i].id);
@@ -670,16 +730,49 @@ export class TaskSync extends EventTarget {
     }
     if (!list) {
       list = [...m.values()].sort(byPosition);
-      this._order = m === this.server ? list.map((t) => ({ id: t.id, position: t.position })) : null;
+      if (cached) {
+        this._order = plain ? list.map((t) => ({ id: t.id, position: t.position })) : null;
+        this._orderList = want;
+      }
     }
-    const ops = this._volatile.length ? [...this.queue, ...this._volatile] : this.queue;
-    if (ops.length) list = this._applyQueue(list, ops);
-    this._view = list;
+    const all = this._volatile.length ? [...this.queue, ...this._volatile] : this.queue;
+    const ops = all.filter((op) => this._norm(op.list) === want || (op.kind === 'move' && op.to && this._norm(op.to) === want));
+    if (ops.length) list = this._applyQueue(list, ops, want);
+    if (cached) this._view = list;
     return list;
   }
 
+  // A list id with the default list as null (the key tasks() filters by).
+  _norm(listId) {
+    return !listId || listId === this.defaultListId ? null : listId;
+  }
+
+  _listOfTask(t) {
+    return this._norm(t.list_id);
+  }
+
+  // The list a task is in: as the API has it, else as a queued create put it.
+  _listOf(id) {
+    const t = this.server.get(id);
+    if (t) return this._norm(t.list_id);
+    const c = this.queue.find((o) => o.id === id && o.kind === 'create');
+    return c ? this._norm(c.list) : this._norm(this.listId);
+  }
+
+  // True when the id is deleted in that list (a tombstone of another list, left by a
+  // move between lists, is cleared instead: the task lives on there).
+  _tomb(id, listId) {
+    if (!this.deleted.has(id)) return false;
+    const d = this.deleted.get(id);
+    if (listId !== undefined && this._norm(d) !== this._norm(listId)) {
+      this.deleted.delete(id);
+      return false;
+    }
+    return true;
+  }
+
   // The queued changes applied to the list shown (display order kept).
-  _applyQueue(list, ops) {
+  _applyQueue(list, ops, want = null) {
     const byId = new Map(list.map((t) => [t.id, t]));
     let ids = list.map((t) => t.id);
     const has = (id) => byId.has(id);
@@ -700,6 +793,19 @@ export class TaskSync extends EventTarget {
           byId.delete(op.id);
           break;
         case 'move': {
+          if (op.to && this._norm(op.to) !== this._norm(op.list)) {
+            // Into another list: gone from this one, at the end of that one.
+            if (this._norm(op.list) === want) {
+              byId.delete(op.id);
+            } else if (!byId.has(op.id)) {
+              const t = this.server.get(op.id);
+              if (t) {
+                byId.set(op.id, this._shown(op, t, () => ({ ...t, list_id: op.to, position: undefined, localOrder: op.k, pending: true })));
+                ids.push(op.id);
+              }
+            }
+            break;
+          }
           if (!byId.has(op.id)) break;
           const where = resolveMove(op, has);
           if (!where) break;
@@ -744,10 +850,13 @@ export class TaskSync extends EventTarget {
     return this.queue.length + this._volatile.length;
   }
 
-  /** Adds a task at the end. Returns the (optimistic) task; its id is final. */
+  /** Adds a task at the end of the selected list (or of `fields.list_id`). Returns
+   * the (optimistic) task; its id is final. null when the list is read-only here. */
   create(fields) {
     const title = String(fields.title ?? '').trim();
     if (!title) throw new RangeError('title must not be empty');
+    const list = this._norm(fields.list_id === undefined ? this.listId : fields.list_id);
+    if (this._readOnly(list, { kind: 'create', title })) return null;
     const now = new Date().toISOString();
     const body = {
       id: fields.id || uuid(),
@@ -757,7 +866,8 @@ export class TaskSync extends EventTarget {
       due_at: fields.due_at ?? null,
     };
     if (fields.completed) body.completed = true;
-    this._enqueue({ kind: 'create', id: body.id, body, at: now });
+    if (list) body.list_id = list;
+    this._enqueue({ kind: 'create', id: body.id, body, at: now, list });
     return { completed: false, ...body, version: 0, created_at: now, updated_at: now, pending: true };
   }
 
@@ -771,9 +881,11 @@ export class TaskSync extends EventTarget {
     }
     if (body.title === '') throw new RangeError('title must not be empty');
     if (!Object.keys(body).length) return null;
+    const list = this._listOf(id);
+    if (this._readOnly(list, { kind: 'update', id, body })) return null;
     const cur = this.server.get(id);
     const base = Number.isInteger(baseVersion) && baseVersion > 0 ? baseVersion : cur && Number.isInteger(cur.version) && cur.version > 0 ? cur.version : undefined;
-    const op = { kind: 'update', id, body, at: new Date().toISOString() };
+    const op = { kind: 'update', id, body, at: new Date().toISOString(), list };
     if (base !== undefined) op.base_version = base;
     return this._enqueue(op);
   }
@@ -791,7 +903,9 @@ export class TaskSync extends EventTarget {
 
   /** Deletes a task. Returns the operation's id (for cancel()). */
   remove(id) {
-    return this._enqueue({ kind: 'delete', id });
+    const list = this._listOf(id);
+    if (this._readOnly(list, { kind: 'delete', id })) return null;
+    return this._enqueue({ kind: 'delete', id, list });
   }
 
   /** Resolves once every change made so far is written to the store (IndexedDB). */
@@ -821,7 +935,9 @@ export class TaskSync extends EventTarget {
   /** Sets the whole display order; `order` lists task ids. For small lists only (the
    * API renumbers at most 1,000 tasks); `move` works for any list. */
   reorder(order) {
-    this._enqueue({ kind: 'reorder', order: [...order] });
+    const list = this._norm(this.listId);
+    if (this._readOnly(list, { kind: 'reorder' })) return;
+    this._enqueue({ kind: 'reorder', order: [...order], list });
   }
 
   /** Moves a task `delta` places (-1 up, +1 down) or to index `to` when given. */
@@ -834,7 +950,9 @@ export class TaskSync extends EventTarget {
     ids.splice(from, 1);
     // The top and the end are kept as such; otherwise the task jumped over is named.
     const prefer = dest === 0 ? 'after' : dest === ids.length ? 'before' : dest < from ? 'before' : 'after';
-    this._enqueue({ kind: 'move', id, after: dest === 0 ? null : ids[dest - 1], before: dest < ids.length ? ids[dest] : null, prefer });
+    const list = this._listOf(id);
+    if (this._readOnly(list, { kind: 'move', id })) return;
+    this._enqueue({ kind: 'move', id, after: dest === 0 ? null : ids[dest - 1], before: dest < ids.length ? ids[dest] : null, prefer, list });
   }
 
   /** Moves a task relative to another: {before: id|null} (null: the end) or
@@ -864,7 +982,317 @@ export class TaskSync extends EventTarget {
     const cur = this.tasks().map((t) => t.id);
     const at = cur.indexOf(id);
     if (at >= 0 && (op.prefer === 'before' ? (cur[at + 1] ?? null) === op.before : (at > 0 ? cur[at - 1] : null) === op.after)) return;
+    op.list = this._listOf(id);
+    if (this._readOnly(op.list, { kind: 'move', id })) return;
     this._enqueue(op);
+  }
+
+  /** Moves a task into another list (at its end). Both lists must be writable. */
+  moveToList(id, listId) {
+    const from = this._listOf(id);
+    const to = this._norm(listId);
+    if (from === to) return null;
+    if (this._readOnly(from, { kind: 'move', id }) || this._readOnly(to, { kind: 'move', id })) return null;
+    return this._enqueue({ kind: 'move', id, before: null, prefer: 'before', list: from, to: to || this.defaultListId });
+  }
+
+  // ---- lists -----------------------------------------------------------------
+
+  /** The lists the user is a member of: the default list first, then by name. Each
+   * {id, name, owner_id, default, role, member_count, members: [{user_id, role}] |
+   * null (not fetched yet: listDetail())}. */
+  lists() {
+    return [...this.listMeta.values()].sort((a, b) => (b.default ? 1 : 0) - (a.default ? 1 : 0) || cmp(a.name || '', b.name || '') || cmp(a.id, b.id));
+  }
+
+  /** One list's metadata (null: not a list of the user). The default list: null or its id. */
+  list(listId) {
+    const id = listId || this.defaultListId;
+    return (id && this.listMeta.get(id)) || null;
+  }
+
+  /** Shows `listId` (null: the default list): tasks() is that list from now on. */
+  select(listId) {
+    const id = this._norm(listId);
+    if (id === this._norm(this.listId)) return;
+    this.listId = id;
+    this._view = null;
+    this._order = null;
+    this._emit('select', { listId: id || this.defaultListId });
+    this._changed();
+  }
+
+  /** The list shown (its id; the default list's when known). */
+  get selectedListId() {
+    return this.listId || this.defaultListId;
+  }
+
+  /** The user's role in a list ('owner' in the default list), or null when unknown. */
+  roleOf(listId) {
+    const l = this.list(listId);
+    if (l && ROLES.has(l.role)) return l.role;
+    return !listId || listId === this.defaultListId ? 'owner' : null;
+  }
+
+  // A viewer's write is refused here, before it is queued: nothing changes and a
+  // `rejected` event (code forbidden, local: true) says why. The API would answer 403.
+  _readOnly(list, what) {
+    if (this.roleOf(list) !== 'viewer') return false;
+    const l = this.list(list);
+    const error = new ApiError(403, 'forbidden', `you are a viewer of “${l ? l.name : 'this list'}”: only its owner and editors can change it`);
+    const t = what.id ? this.server.get(what.id) : null;
+    this._emit('rejected', { op: { ...what, list }, error, id: what.id || null, title: (t && t.title) || what.title || null, local: true, listId: list || this.defaultListId });
+    return true;
+  }
+
+  /** Creates a list owned by the user. Resolves to the list. */
+  async createList(name, { id } = {}) {
+    const body = { id: id || uuid(), name: String(name ?? '').trim() };
+    if (!body.name) throw new RangeError('name must not be empty');
+    const l = await this._api('POST', '/api/v1/lists', body);
+    this._putList(l);
+    return this.list(l.id);
+  }
+
+  /** Renames a list (the owner). */
+  async renameList(listId, name) {
+    const l = await this._api('PATCH', `/api/v1/lists/${encodeURIComponent(listId)}`, { name: String(name ?? '').trim() });
+    this._putList(l);
+    return this.list(listId);
+  }
+
+  /** Deletes a list and its tasks (the owner). */
+  async deleteList(listId) {
+    await this._api('DELETE', `/api/v1/lists/${encodeURIComponent(listId)}`);
+    await this._dropList(listId, 'deleted');
+  }
+
+  /** The list with its members (fetched now; lists() has them afterwards). */
+  async listDetail(listId) {
+    const id = listId || this.defaultListId;
+    if (!id) return null;
+    if (this._listFetch.has(id)) return this._listFetch.get(id);
+    const p = (async () => {
+      try {
+        const l = await this._api('GET', `/api/v1/lists/${encodeURIComponent(id)}`);
+        if (this.goneLists.has(id)) return null;
+        this._putList(l);
+        return this.list(id);
+      } catch (e) {
+        if (e.status === 404) {
+          await this._dropList(id, 'unshared');
+          return null;
+        }
+        throw e;
+      } finally {
+        this._listFetch.delete(id);
+      }
+    })();
+    this._listFetch.set(id, p);
+    return p;
+  }
+
+  /** Shares a list with a user (or changes their role): role 'editor' or 'viewer'. */
+  async share(listId, userId, role) {
+    const r = await this._api('POST', `/api/v1/lists/${encodeURIComponent(listId)}/members`, { user_id: userId, role });
+    await this.listDetail(listId).catch(() => null);
+    return r;
+  }
+
+  /** Removes a member (the owner). */
+  async unshare(listId, userId) {
+    await this._api('DELETE', `/api/v1/lists/${encodeURIComponent(listId)}/members/${encodeURIComponent(userId)}`);
+    if (userId === this.userId) await this._dropList(listId, 'left');
+    else await this.listDetail(listId).catch(() => null);
+  }
+
+  /** Leaves a list (not its owner: transfer first). */
+  leave(listId) {
+    return this.unshare(listId, this.userId);
+  }
+
+  /** Makes a member the owner; the user stays as an editor. */
+  async transfer(listId, userId) {
+    const l = await this._api('POST', `/api/v1/lists/${encodeURIComponent(listId)}/owner`, { user_id: userId });
+    this._putList(l);
+    await this.listDetail(listId).catch(() => null);
+    return this.list(listId);
+  }
+
+  // Someone acting in or present on a list who is not among its members as known here
+  // (a member added or removed from another device: the API tells only the member
+  // concerned): the list's members are fetched again, at most every 2 s per list.
+  _noteMember(listId, userId) {
+    const l = this.listMeta.get(listId);
+    if (!l || l.default || (l.members && l.members.some((m) => m.user_id === userId))) return;
+    const now = Date.now();
+    this._memberRefresh = this._memberRefresh || new Map();
+    if (now - (this._memberRefresh.get(listId) || 0) < 2000) return;
+    this._memberRefresh.set(listId, now);
+    this.listDetail(listId).catch(() => {});
+  }
+
+  // A list as the API or an event gave it, merged into what is known of it.
+  _putList(l) {
+    if (!l || typeof l.id !== 'string') return;
+    if (l.default) this._setDefaultList(l.id);
+    const cur = this.listMeta.get(l.id) || { members: null, member_count: 1 };
+    const next = { ...cur };
+    for (const k of ['name', 'owner_id', 'default']) if (l[k] !== undefined) next[k] = l[k];
+    next.id = l.id;
+    if (ROLES.has(l.role)) next.role = l.role;
+    if (Array.isArray(l.members)) {
+      next.members = l.members.filter((m) => m && typeof m.user_id === 'string');
+      next.member_count = next.members.length;
+    } else if (Number.isInteger(l.members)) {
+      next.member_count = l.members;
+    }
+    this.goneLists.delete(l.id);
+    this.listMeta.set(l.id, next);
+    this._emit('lists', { lists: this.lists() });
+    this._saveSnapshot();
+  }
+
+  _setDefaultList(id) {
+    if (this.defaultListId === id) return;
+    this.defaultListId = id;
+    this._view = null;
+    this._order = null;
+  }
+
+  // A list the user lost (unshared, deleted, left): its tasks go, its later events are
+  // ignored, and the changes queued to it are dropped (each reported as `rejected`).
+  async _dropList(listId, reason) {
+    const id = this._norm(listId);
+    if (!id) return;
+    this.goneLists.add(id);
+    if (this.goneLists.size > 10000) this.goneLists.delete(this.goneLists.values().next().value);
+    const meta = this.listMeta.get(id);
+    this.listMeta.delete(id);
+    for (const [tid, t] of this.server) if (this._listOfTask(t) === id) this.server.delete(tid);
+    this.presence.delete(id);
+    if (this._presenceSubs.has(id)) this.unsubscribePresence(id);
+    const shownHere = this._norm(this.listId) === id;
+    if (shownHere) this.listId = null;
+    // Every change to the list goes, the one being sent too: the API refuses it now (a
+    // send under way ends as refused, and is not reported twice).
+    const drop = (ops) => ops.filter((o) => this._norm(o.list) === id || (o.to && this._norm(o.to) === id));
+    const vol = drop(this._volatile);
+    this._volatile = this._volatile.filter((o) => !vol.includes(o));
+    let dropped = vol;
+    try {
+      await this._persist;
+      const all = await this.store.loadOps();
+      const ids = drop(all).map((o) => o.opId);
+      if (ids.length) {
+        const d = await this.store.mutate(null, () => ({ put: [], del: ids }));
+        this._applyDelta(d, false);
+        this._broadcast({ t: 'delta', put: [], del: d.del });
+        dropped = dropped.concat(all.filter((o) => ids.includes(o.opId)));
+      }
+    } catch (e) {
+      this._storageError(e);
+    }
+    for (const op of dropped) {
+      const error = new ApiError(404, 'list_gone', reason === 'deleted' ? 'the list was deleted' : 'you are no longer a member of the list');
+      this._report('rejected', { op, error, id: op.id || null, title: this._titleOf(op), listId: id, dropped: true });
+    }
+    this._emit('list-removed', { listId: id, reason, dropped: dropped.length, name: meta ? meta.name : null, shown: shownHere });
+    this._emit('lists', { lists: this.lists() });
+    this._saveSnapshot();
+    this._changed();
+  }
+
+  // list.shared (a reload hint): the list and its tasks, fetched now; events of the
+  // list that arrive meanwhile are applied as usual (versions only grow).
+  async _loadList(listId) {
+    const id = this._norm(listId);
+    if (!id || this._stopped) return;
+    try {
+      // The members and the tasks at once (the event already named the list and role).
+      const [, got] = await Promise.all([this.listDetail(id).catch(() => null), this._fetchTasks(id)]);
+      if (this.goneLists.has(id)) return;
+      for (const t of got.tasks) this._confirmTask(t);
+      this._emit('list-loaded', { listId: id, tasks: got.tasks.length });
+      this._saveSnapshot();
+      this._changed();
+    } catch (e) {
+      // 404: no longer a member (its list.unshared follows); else the next reload has it.
+      if (e.status !== 404) this._emit('sync-error', { error: e, listId: id });
+      // Not now (offline, 5xx): tried again, so the list does not stay empty until a reload.
+      if (e instanceof ApiError && e.transient && !this._stopped) setTimeout(() => !this.goneLists.has(id) && this._loadList(id), backoffDelayMs(2));
+    }
+  }
+
+  // Every page of one list's tasks: {tasks, seq (the first page's), listId}.
+  async _fetchTasks(listId) {
+    const tasks = [];
+    let seq = null;
+    let cursor = null;
+    let pageList = null;
+    const lq = listId ? `&list_id=${encodeURIComponent(listId)}` : '';
+    for (let pages = 0; pages < 100000; pages++) {
+      const q = cursor ? `?limit=1000&cursor=${encodeURIComponent(cursor)}` : '?limit=1000';
+      const data = await this._api('GET', `/api/v1/tasks${q}${lq}`);
+      if (!data || !Array.isArray(data.tasks) || !Number.isInteger(data.seq)) throw new ApiError(200, 'bad_response', 'bad task list');
+      if (seq === null) seq = data.seq;
+      if (pageList === null && typeof data.list_id === 'string') pageList = data.list_id;
+      for (const t of data.tasks) {
+        if (!t || typeof t.id !== 'string') continue;
+        tasks.push(t.list_id || !pageList ? t : { ...t, list_id: pageList });
+      }
+      cursor = typeof data.next_cursor === 'string' ? data.next_cursor : null;
+      if (!cursor) break;
+    }
+    return { tasks, seq, listId: pageList };
+  }
+
+  // ---- presence ----------------------------------------------------------------
+
+  /** Asks the gateway who of a list's members is online (`presence` events follow,
+   * now and on each change; asked again after every reconnect). */
+  subscribePresence(listId) {
+    const id = listId || this.defaultListId;
+    if (!id || this._presenceSubs.has(id)) return;
+    this._presenceSubs.add(id);
+    if (this._wsOpen) this._sendPresenceSub(id);
+  }
+
+  /** Stops the presence of a list. */
+  unsubscribePresence(listId) {
+    const id = listId || this.defaultListId;
+    if (!id || !this._presenceSubs.delete(id)) return;
+    this.presence.delete(id);
+    this._wsSend({ type: 'unsubscribe', list_id: id });
+  }
+
+  /** Who of a list's members is online: [{user_id, devices}] (empty: unknown or nobody). */
+  online(listId) {
+    return this.presence.get(listId || this.defaultListId) || [];
+  }
+
+  async _sendPresenceSub(id) {
+    const ws = this._ws;
+    let r;
+    try {
+      r = await this._api('POST', `/api/v1/lists/${encodeURIComponent(id)}/presence-ticket`, {});
+    } catch (e) {
+      this._emit('presence-error', { listId: id, code: e.code || 'ticket', error: e });
+      return;
+    }
+    if (!r || typeof r.ticket !== 'string' || this._ws !== ws || !this._presenceSubs.has(id)) return;
+    this._wsSend({ type: 'subscribe', list_id: id, ticket: r.ticket });
+  }
+
+  _wsSend(msg) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== 1) return false;
+    try {
+      ws.send(JSON.stringify(msg));
+      return true;
+    } catch {
+      return false; // onclose follows
+    }
   }
 
   /** Catches up from the applied seq now (single flight; safe to call any time). */
@@ -940,28 +1368,67 @@ export class TaskSync extends EventTarget {
   // ---- catch-up --------------------------------------------------------------
 
   async _reload() {
-    // Every page, then the events from the FIRST page's seq: whatever changed while
-    // the later pages were read is in those events (applied on top; a task moved past
-    // the cursor meanwhile is fetched when its task.moved arrives).
-    const server = new Map();
-    let seq = null;
-    let cursor = null;
-    for (let pages = 0; pages < 100000; pages++) {
-      const q = cursor ? `?limit=1000&cursor=${encodeURIComponent(cursor)}` : '?limit=1000';
-      const data = await this._api('GET', `/api/v1/tasks${q}`);
-      if (!data || !Array.isArray(data.tasks) || !Number.isInteger(data.seq)) throw new ApiError(200, 'bad_response', 'bad task list');
-      if (seq === null) seq = data.seq;
-      for (const t of data.tasks) if (t && typeof t.id === 'string') server.set(t.id, t);
-      cursor = typeof data.next_cursor === 'string' ? data.next_cursor : null;
-      if (!cursor) break;
+    // Every page of the default list, then every other list's, then the events from
+    // the FIRST page's seq: whatever changed while the later pages were read is in
+    // those events (applied on top; a task moved past the cursor meanwhile is fetched
+    // when its task.moved arrives).
+    // Tasks the API confirmed by reply while this runs are newer than the pages may be.
+    const during = new Map();
+    this._duringReload = during;
+    try {
+      await this._reloadPages(during);
+    } finally {
+      if (this._duringReload === during) this._duringReload = null;
+    }
+  }
+
+  async _reloadPages(during) {
+    const first = await this._fetchTasks(null);
+    const server = new TaskMap();
+    for (const t of first.tasks) server.set(t.id, t);
+    const seq = first.seq;
+    const lists = new Map();
+    let defaultId = first.listId || this.defaultListId;
+    let data = null;
+    try {
+      data = await this._api('GET', '/api/v1/lists');
+    } catch (e) {
+      if (e.transient || e.status === 401) throw e;
+      data = null; // an API without lists: the default list only
+    }
+    if (data && Array.isArray(data.lists)) {
+      for (const l of data.lists) {
+        if (!l || typeof l.id !== 'string') continue;
+        if (l.default) defaultId = l.id;
+        const cur = this.listMeta.get(l.id);
+        const keep = cur && cur.member_count === l.members; // the members fetched before
+        lists.set(l.id, { ...l, member_count: Number.isInteger(l.members) ? l.members : 1, members: keep ? cur.members : null });
+      }
+      for (const l of lists.values()) {
+        if (l.default || l.id === defaultId) continue;
+        const got = await this._fetchTasks(l.id);
+        for (const t of got.tasks) server.set(t.id, t.list_id ? t : { ...t, list_id: l.id });
+      }
+    } else {
+      for (const [id, l] of this.listMeta) lists.set(id, l);
+    }
+    if (defaultId) this._setDefaultList(defaultId);
+    for (const [id, t] of server) if (this.deleted.has(id) && this._norm(this.deleted.get(id)) === this._norm(t.list_id)) server.delete(id);
+    for (const [id, t] of during) {
+      const cur = server.get(id);
+      if (!cur || !(Number.isInteger(cur.version) && Number.isInteger(t.version) && t.version < cur.version)) server.set(id, t);
     }
     this.server = server;
+    this.listMeta = lists;
+    for (const id of lists.keys()) this.goneLists.delete(id);
+    if (this.listId && !lists.has(this.listId) && data && Array.isArray(data.lists)) this.listId = null;
     this.seq = seq;
     this._forceReload = false;
     if (this.confirmedOrder && this.confirmedOrder.seq <= this.seq) this.confirmedOrder = null;
     for (const [id, c] of this.confirmedMoves) if (c.seq <= this.seq) this.confirmedMoves.delete(id);
     this.stats.reloads++;
     this._emit('reload', { seq: this.seq });
+    this._emit('lists', { lists: this.lists() });
     this._saveSnapshot();
     this._changed();
   }
@@ -1077,10 +1544,11 @@ export class TaskSync extends EventTarget {
       positions: msg.positions,
       order: msg.order,
     };
+    for (const k of ['list_id', 'actor', 'list', 'reload']) if (msg[k] !== undefined) ev[k] = msg[k];
     if (ev.user_id && ev.user_id !== this.userId) return; // never someone else's
     if (ev.seq === null || ev.seq === undefined) {
       // A hand-typed event: no order information; apply it as it is (unknown types: nothing).
-      if (!EVENT_TYPES.has(ev.event_type)) return;
+      if (!EVENT_TYPES.has(ev.event_type) && !LIST_EVENTS.has(ev.event_type)) return;
       this._applyEvent(ev, 'live');
       this._changed();
       return;
@@ -1103,13 +1571,40 @@ export class TaskSync extends EventTarget {
 
   _applyEvent(ev, source) {
     const m = this.server;
-    const t = ev.task;
+    let t = ev.task;
     let known = true;
-    switch (ev.event_type) {
+    // Every event names its list (absent before lists: the default list). An event of a
+    // list the user lost is skipped (its seq is taken): none should come, and if one
+    // was written before the removal it must not bring the list back.
+    const evList = typeof ev.list_id === 'string' ? ev.list_id : ev.list && typeof ev.list.id === 'string' ? ev.list.id : null;
+    const lost = evList && this.goneLists.has(evList) && ev.event_type !== 'list.shared' && ev.event_type !== 'list.created';
+    if (t && typeof t === 'object' && evList && !t.list_id && EVENT_TYPES.has(ev.event_type)) t = { ...t, list_id: evList };
+    switch (lost ? 'lost' : ev.event_type) {
+      case 'lost':
+        known = false;
+        break;
+      case 'list.created':
+      case 'list.updated':
+        if (ev.list && typeof ev.list.id === 'string') {
+          this._putList(ev.list);
+          // Members and this user's role may have changed (a share, a transfer): fetched.
+          if (ev.event_type === 'list.updated' && !this.list(ev.list.id)?.default) this.listDetail(ev.list.id).catch(() => {});
+        }
+        break;
+      case 'list.shared':
+        if (ev.list && typeof ev.list.id === 'string') {
+          this._putList(ev.list);
+          this._loadList(ev.list.id); // reload: true (the event never copies the list)
+        }
+        break;
+      case 'list.unshared':
+      case 'list.deleted':
+        if (ev.list && typeof ev.list.id === 'string') this._dropList(ev.list.id, ev.event_type === 'list.deleted' ? 'deleted' : 'unshared');
+        break;
       case 'task.created':
       case 'task.updated':
       case 'task.completed': {
-        if (!t || typeof t.id !== 'string' || this.deleted.has(t.id)) break;
+        if (!t || typeof t.id !== 'string' || this._tomb(t.id, t.list_id)) break;
         const cur = m.get(t.id);
         // Versions only grow: a stale copy (e.g. a reply applied ahead of its event)
         // never replaces a newer one.
@@ -1128,13 +1623,19 @@ export class TaskSync extends EventTarget {
         if (!t || typeof t.id !== 'string' || typeof t.position !== 'string') break;
         const cur = m.get(t.id);
         if (cur) m.set(t.id, { ...cur, position: t.position });
-        else if (!this.deleted.has(t.id)) this._fetchMissing(t.id);
+        else if (!this._tomb(t.id, evList || undefined)) this._fetchMissing(t.id, evList);
         break;
       }
       case 'task.deleted':
         if (t && typeof t.id === 'string') {
+          const cur = m.get(t.id);
+          // A delete from another list (a move's first half arriving late) leaves this copy.
+          if (cur && evList && this._norm(cur.list_id) !== this._norm(evList)) {
+            this.deleted.set(t.id, evList);
+            break;
+          }
           m.delete(t.id);
-          this.deleted.add(t.id);
+          this.deleted.set(t.id, evList || (cur && cur.list_id) || null);
         }
         break;
       case 'task.reordered':
@@ -1166,14 +1667,15 @@ export class TaskSync extends EventTarget {
     }
     this.stats.applied++;
     const own = ev.origin === this.clientId;
-    this._emit('change', { event: ev, own, source, task: t ? m.get(t.id) || t : null });
+    if (evList && typeof ev.actor === 'string' && source === 'live') this._noteMember(evList, ev.actor);
+    this._emit('change', { event: ev, own, source, task: t ? m.get(t.id) || t : null, listId: evList });
   }
 
   // A task the list lacks although an event moved it (it moved past the cursor while
   // the pages were read): fetched and shown; later events apply on top.
-  async _fetchMissing(id) {
+  async _fetchMissing(id, listId) {
     try {
-      const t = await this._api('GET', `/api/v1/tasks/${encodeURIComponent(id)}`);
+      const t = await this._api('GET', `/api/v1/tasks/${encodeURIComponent(id)}${this._lq(listId, '?')}`);
       if (t && !this.server.has(id)) {
         this._confirmTask(t);
         this._changed();
@@ -1369,7 +1871,8 @@ export class TaskSync extends EventTarget {
               this._applyDelta({ put: [], del: [op.opId] }, false);
             }
           }
-          if (outcome.rejected) this._report('rejected', { op, error: outcome.rejected, id: op.id, title: this._titleOf(op) });
+          const lostList = (op.list && this.goneLists.has(op.list)) || (op.to && this.goneLists.has(op.to));
+          if (outcome.rejected && !lostList) this._report('rejected', { op, error: outcome.rejected, id: op.id, title: this._titleOf(op) });
           if (outcome.conflicts && outcome.conflicts.length) this._report('conflict', { op, id: op.id, title: this._titleOf(op), conflicts: outcome.conflicts, task: outcome.task });
           this._changed();
         }
@@ -1424,9 +1927,10 @@ export class TaskSync extends EventTarget {
           t = await this._api('POST', '/api/v1/tasks', op.body, key);
         } catch (e) {
           if (e.status !== 410) throw e;
-          this._markDeleted(op.id); // deleted on another device before this arrived
+          this._markDeleted(op.id, op.list); // deleted on another device before this arrived
           return { rejected: e };
         }
+        if (t && typeof t === 'object' && !t.list_id && op.list) t.list_id = op.list;
         if (!REPLAYED.has(t)) this._confirmTask(t); // a replay may be stale: events tell
         return { version: t && t.version };
       }
@@ -1434,7 +1938,7 @@ export class TaskSync extends EventTarget {
         let r;
         const body = op.base_version ? { ...op.body, base_version: op.base_version } : op.body;
         try {
-          r = await this._api('PATCH', `/api/v1/tasks/${enc(op.id)}`, body, key);
+          r = await this._api('PATCH', `/api/v1/tasks/${enc(op.id)}${this._lq(op.list)}`, body, key);
         } catch (e) {
           if (e.status === 410) return { rejected: e }; // delete wins: the change is dropped
           if (e.status === 404) return {};
@@ -1442,23 +1946,25 @@ export class TaskSync extends EventTarget {
         }
         const merged = r && r.task && Array.isArray(r.conflicts);
         const t = merged ? r.task : r;
+        if (t && typeof t === 'object' && !t.list_id && op.list) t.list_id = op.list;
         if (!REPLAYED.has(r)) this._confirmTask(t);
         return { version: t && t.version, conflicts: merged ? r.conflicts : [], task: t };
       }
       case 'delete':
         try {
-          await this._api('DELETE', `/api/v1/tasks/${enc(op.id)}`, undefined, key);
+          await this._api('DELETE', `/api/v1/tasks/${enc(op.id)}${this._lq(op.list)}`, undefined, key);
         } catch (e) {
           if (!gone(e)) throw e;
         }
-        this._markDeleted(op.id);
+        this._markDeleted(op.id, op.list);
         return {};
       case 'reorder': {
         // Only ids the list still has: others were deleted meanwhile (here or elsewhere).
-        const known = new Set(this.tasks().map((t) => t.id));
+        const shown = this.tasks(op.list || null);
+        const known = new Set(shown.map((t) => t.id));
         const order = op.order.filter((id) => known.has(id));
-        for (const t of this.tasks()) if (!order.includes(t.id)) order.push(t.id);
-        const r = await this._api('PUT', '/api/v1/tasks/order', { order }, { 'X-Client-Id': key['X-Client-Id'] });
+        for (const t of shown) if (!order.includes(t.id)) order.push(t.id);
+        const r = await this._api('PUT', `/api/v1/tasks/order${this._lq(op.list)}`, { order }, { 'X-Client-Id': key['X-Client-Id'] });
         if (r && r.positions && Number.isInteger(r.seq) && (this.seq === null || r.seq > this.seq)) {
           this.confirmedOrder = { positions: r.positions, seq: r.seq };
         }
@@ -1476,14 +1982,26 @@ export class TaskSync extends EventTarget {
   // with the other. The idempotency key covers one body: the second try has its own.
   async _sendMove(op, key) {
     const has = (id) => this.server.has(id) && !this.deleted.has(id);
+    if (op.to && this._norm(op.to) !== this._norm(op.list)) {
+      // Into another list, at its end: one transaction on the API (task.deleted to the
+      // source's members, task.created to the target's); the events show it.
+      try {
+        await this._api('POST', `/api/v1/tasks/${encodeURIComponent(op.id)}/move${this._lq(op.list)}`, { before: null, list_id: op.to }, key);
+      } catch (e) {
+        if (e.status === 410) this._markDeleted(op.id, op.list);
+        if (e.status === 410 || e.status === 404) return {};
+        throw e;
+      }
+      return {};
+    }
     let where = resolveMove(op, has);
     for (let attempt = 0; attempt < 2 && where; attempt++) {
       let r;
       try {
-        r = await this._api('POST', `/api/v1/tasks/${encodeURIComponent(op.id)}/move`, where, attempt ? { ...key, 'Idempotency-Key': `${op.opId}.2` } : key);
+        r = await this._api('POST', `/api/v1/tasks/${encodeURIComponent(op.id)}/move${this._lq(op.list)}`, where, attempt ? { ...key, 'Idempotency-Key': `${op.opId}.2` } : key);
       } catch (e) {
         if (e.status === 410 || e.status === 404) {
-          if (e.status === 410) this._markDeleted(op.id); // the task itself: delete wins
+          if (e.status === 410) this._markDeleted(op.id, op.list); // the task itself: delete wins
           return {};
         }
         if (e.status === 422) {
@@ -1504,19 +2022,28 @@ export class TaskSync extends EventTarget {
     return {}; // both neighbours gone: the move is moot
   }
 
-  _markDeleted(id) {
+  _markDeleted(id, listId) {
+    const cur = this.server.get(id);
     this.server.delete(id);
-    this.deleted.add(id);
+    this.deleted.set(id, listId || (cur && cur.list_id) || null);
     this._view = null;
+  }
+
+  // The list_id query of a call about a task of a list (none for the default list).
+  _lq(listId, sep = '?') {
+    const id = this._norm(listId);
+    return id ? `${sep}list_id=${encodeURIComponent(id)}` : '';
   }
 
   // A task the API returned: newer than what the list has, so show it now (the event
   // that follows carries the same version and changes nothing).
   _confirmTask(t) {
-    if (!t || typeof t.id !== 'string' || this.deleted.has(t.id)) return;
+    if (!t || typeof t.id !== 'string' || this._tomb(t.id, t.list_id)) return;
+    if (t.list_id && this.goneLists.has(t.list_id)) return;
     const cur = this.server.get(t.id);
     if (cur && Number.isInteger(cur.version) && Number.isInteger(t.version) && t.version < cur.version) return;
     this.server.set(t.id, { ...(cur || {}), ...t });
+    if (this._duringReload) this._duringReload.set(t.id, this.server.get(t.id));
     this._view = null;
   }
 
@@ -1536,7 +2063,8 @@ export class TaskSync extends EventTarget {
     this._snapTimer = null;
     this._lastSnap = Date.now();
     if (this.seq === null || this._stopped) return Promise.resolve();
-    return this.store.putMeta('snapshot', { seq: this.seq, tasks: [...this.server.values()] }).catch((e) => this._storageError(e));
+    const snap = { seq: this.seq, tasks: [...this.server.values()], defaultListId: this.defaultListId, lists: [...this.listMeta.values()], gone: [...this.goneLists] };
+    return this.store.putMeta('snapshot', snap).catch((e) => this._storageError(e));
   }
 
   // ---- the WebSocket ---------------------------------------------------------
@@ -1624,13 +2152,28 @@ export class TaskSync extends EventTarget {
             this.flush();
             this._scheduleSafety(true);
           }
+          // Presence subscriptions live on the socket: asked again on each new one.
+          if (first) for (const id of this._presenceSubs) this._sendPresenceSub(id);
           this._emit(msg.type === 'connected' ? 'connected' : 'catching-up', { connectionId: msg.connection_id });
           this._updateState();
           break;
         }
         case 'error':
-          this._emit('server-error', { code: msg.code, message: msg.message });
+          if (typeof msg.list_id === 'string' || msg.code === 'too_many_subscriptions' || msg.code === 'presence_off' || (msg.code === 'forbidden' && this._presenceSubs.size)) this._emit('presence-error', { listId: msg.list_id, code: msg.code, message: msg.message });
+          else this._emit('server-error', { code: msg.code, message: msg.message });
           break;
+        case 'presence': {
+          // Advisory: only for a list asked for, and only well-formed entries.
+          if (typeof msg.list_id !== 'string' || !this._presenceSubs.has(msg.list_id) || !Array.isArray(msg.online)) break;
+          const online = msg.online
+            .filter((o) => o && typeof o.user_id === 'string')
+            .slice(0, 1000)
+            .map((o) => ({ user_id: o.user_id, devices: Number.isInteger(o.devices) && o.devices > 0 ? o.devices : 1 }));
+          this.presence.set(msg.list_id, online);
+          for (const o of online) this._noteMember(msg.list_id, o.user_id);
+          this._emit('presence', { listId: msg.list_id, online });
+          break;
+        }
         case 'ping':
           try {
             ws.send('{"type":"pong"}');
@@ -1658,6 +2201,11 @@ export class TaskSync extends EventTarget {
       this._stopHeartbeat();
       clearTimeout(this._safetyTimer);
       this.stats.reconnects++;
+      // Presence came with the socket: unknown until the next one says (no stale dots).
+      for (const id of [...this.presence.keys()]) {
+        this.presence.delete(id);
+        this._emit('presence', { listId: id, online: [] });
+      }
       const lived = openedAt ? Date.now() - openedAt : 0;
       if (openedAt && lived >= this.stableAfterMs) this._attempt = 0; // a stable connection resets the backoff
       this._emit('disconnected', { code: e.code, reason: e.reason, lived });

@@ -11,6 +11,8 @@ import path from 'node:path';
 import { Stack, BlockingProxy } from './stack.js';
 import { register as registerUnit } from './unit.js';
 import { register as registerOffline } from './offline.js';
+import { register as registerLists } from './lists.js';
+import { register as registerPresence } from './presence.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SUITE_LIMIT_MS = 20 * 60 * 1000;
@@ -507,6 +509,9 @@ test('with the WebSocket blocked, B still receives changes by polling (and retur
   try {
     const A = await device('heidi');
     const B = await device('heidi', { gateway: proxy.url, expect: 'polling' });
+    // 'polling' is shown as soon as the socket fails, before the first load of the
+    // lists has ended: a change made before that load is in it (no event, no toast).
+    await B.page.waitForFunction(() => window.tasksync.seq !== null && !window.tasksync._syncing, null, { timeout: 10000 });
     const token = await stack.login('heidi');
     for (const title of ['Polled 1', 'Polled 2']) {
       const t0 = Date.now();
@@ -545,6 +550,14 @@ test('with the WebSocket blocked, B still receives changes by polling (and retur
 
 const figures = [];
 registerOffline(test, { stack, browser: () => browser, device, addTask, item, shown, waitList, serverList, waitState, toasts, figures });
+
+// ---- 8. issue 13: shared lists (tests/e2e/lists.js) -------------------------------
+
+registerLists(test, { stack, browser: () => browser, device, addTask, item, shown, waitList, waitState, toasts, figures });
+
+// ---- 9. issue 13: presence in the demo (tests/e2e/presence.js) --------------------
+
+registerPresence(test, { stack, browser: () => browser, device, figures });
 
 // ---- runner ---------------------------------------------------------------------
 

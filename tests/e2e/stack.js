@@ -100,6 +100,10 @@ export class Stack {
     this.procs = new Set();
     this.jwtSecret = randomBytes(24).toString('hex');
     this.topic = `task-updates`;
+    // Presence (ws-gateway PRESENCE_*): a short TTL, so that a SIGKILLed gateway's
+    // sockets expire within seconds in the tests (the default is 15 s).
+    this.presenceTopic = 'task-presence';
+    this.presenceTtlMs = 3000;
   }
 
   _spawn(name, file, args, env) {
@@ -123,7 +127,7 @@ export class Stack {
   }
 
   async stopAll() {
-    await Promise.all([this.gw, this.apiProc].filter(Boolean).map((p) => this.stop(p)));
+    await Promise.all([this.gw, this.gw2, this.apiProc].filter(Boolean).map((p) => this.stop(p)));
     await Promise.all([...this.procs].map((p) => this.stop(p)));
     this.stopKafka();
   }
@@ -176,6 +180,8 @@ export class Stack {
     try {
       run('up', this.kafkaDir, '1');
       run('topic', this.kafkaDir, this.topic, '3');
+      // Compacted, as tools/lib.sh kafka_presence_topic makes it everywhere else.
+      run('topic', this.kafkaDir, this.presenceTopic, '3', '--config', 'cleanup.policy=compact,delete', '--config', 'retention.ms=3600000', '--config', 'segment.ms=600000', '--config', 'min.cleanable.dirty.ratio=0.1', '--config', 'delete.retention.ms=60000');
     } catch (e) {
       throw new Error(`Apache Kafka did not start: ${e.stderr || e.message}\n${this.logTail('kafka/node-1/server')}`);
     }
@@ -242,19 +248,43 @@ export class Stack {
     await waitHttp(`${this.apiUrl}/readyz`, 30000, this.apiProc);
   }
 
-  async startGateway() {
-    this.gw = this._spawn('ws-gateway', path.join(this.bin, 'ws-gateway'), [], {
-      PORT: String(this.gwPort),
+  _gatewayEnv(port, id) {
+    return {
+      PORT: String(port),
       KAFKA_BROKERS: this.brokers,
       KAFKA_TOPIC: this.topic,
       JWT_SECRET: this.jwtSecret,
       ALLOWED_ORIGINS: this.apiUrl,
+      PRESENCE_TOPIC: this.presenceTopic,
+      PRESENCE_TTL_MS: String(this.presenceTtlMs),
+      PRESENCE_HEARTBEAT_MS: String(Math.floor(this.presenceTtlMs / 3)),
+      GATEWAY_ID: id,
       // E2E_GATEWAY_LOG_LEVEL=debug logs each event fanned out (for latency hunts).
       LOG_LEVEL: process.env.E2E_GATEWAY_LOG_LEVEL || 'info',
-    });
+    };
+  }
+
+  async startGateway() {
+    this.gw = this._spawn('ws-gateway', path.join(this.bin, 'ws-gateway'), [], this._gatewayEnv(this.gwPort, 'gw1'));
     const base = `http://127.0.0.1:${this.gwPort}`;
     await waitHttp(`${base}/health`, 30000, this.gw);
     await waitHttp(`${base}/ready`, 30000, this.gw);
+  }
+
+  /** A second gateway on the same Kafka (presence across gateways); started on demand. */
+  async startGateway2() {
+    this.gw2Port = this.gw2Port || (await freePort());
+    this.gw2Url = `ws://127.0.0.1:${this.gw2Port}`;
+    this.gw2 = this._spawn('ws-gateway-2', path.join(this.bin, 'ws-gateway'), [], this._gatewayEnv(this.gw2Port, 'gw2'));
+    const base = `http://127.0.0.1:${this.gw2Port}`;
+    await waitHttp(`${base}/health`, 30000, this.gw2);
+    await waitHttp(`${base}/ready`, 30000, this.gw2);
+  }
+
+  /** SIGKILL the second gateway (no goodbye to its sockets, no presence tombstones). */
+  async killGateway2() {
+    this.gw2.kill('SIGKILL');
+    await this.gw2.exited;
   }
 
   /** SIGKILL the gateway (no goodbye to its sockets). */

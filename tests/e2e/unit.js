@@ -693,4 +693,213 @@ export function register(test, { TaskSync, backoffDelayMs, MemoryStore, compact,
       c.stop();
     });
   });
+
+  // ---- lists (issue 13) ----------------------------------------------------------
+
+  const DEF = '00000000-0000-3000-8000-000000000001';
+  const GRO = '11111111-1111-4111-8111-111111111111';
+  const WORK = '22222222-2222-4222-8222-222222222222';
+  const L = (id, name, role, extra = {}) => ({ id, name, owner_id: role === 'owner' ? 'u1' : 'alice', default: id === DEF, role, members: 2, ...extra });
+  // An API with lists: GET /lists, /tasks?list_id=, /lists/{id}; `events` is the feed.
+  function listApi(state, log) {
+    return fakeFetch(async (m, p, body) => {
+      const u = new URL(p, 'http://x');
+      const lid = u.searchParams.get('list_id');
+      if (u.pathname === '/api/v1/lists' && m === 'GET') return { body: { lists: state.lists } };
+      if (u.pathname.startsWith('/api/v1/lists/') && m === 'GET') {
+        const l = state.lists.find((x) => x.id === u.pathname.split('/')[4]);
+        return l ? { body: { ...l, members: [{ user_id: l.owner_id, role: 'owner' }, { user_id: 'u1', role: l.role }] } } : { status: 404, body: { error: { code: 'not_found' } } };
+      }
+      if (u.pathname === '/api/v1/tasks' && m === 'GET') return { body: { tasks: state.tasks[lid || DEF] || [], seq: state.seq, next_cursor: null, list_id: lid || DEF } };
+      if (u.pathname === '/api/v1/events') {
+        const since = Number(u.searchParams.get('since'));
+        return { body: { events: state.events.filter((e) => e.seq > since), seq: state.seq, has_more: false } };
+      }
+      if (state.write) return state.write(m, p, body);
+      return { status: 503, body: { error: { code: 'unavailable' } } };
+    }, log);
+  }
+
+  test('unit: lists: tasks kept per list, events routed by list_id, a task of a shared list is changed with its list_id', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const state = {
+        seq: 4,
+        lists: [L(DEF, 'Tasks', 'owner', { members: 1 }), L(GRO, 'Groceries', 'editor')],
+        tasks: { [DEF]: [task('d1', 'Mine', 'a1')], [GRO]: [task('g1', 'milk', 'a1')] },
+        events: [],
+      };
+      const sent = [];
+      state.write = (m, p, body) => {
+        sent.push([m, p, body]);
+        return { body: { ...task('g1', 'milk', 'a1', 2), ...body, list_id: GRO } };
+      };
+      globalThis.fetch = listApi(state, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      await started(c);
+      const ws = await nextWS(1);
+      ws.open();
+      await sleep(20);
+      eq(c.defaultListId, DEF, 'the default list from the page');
+      eq(c.lists().map((l) => [l.name, l.role]), [['Tasks', 'owner'], ['Groceries', 'editor']], 'lists');
+      eq(c.tasks().map((t) => t.title), ['Mine'], 'the default list shown');
+      eq(c.tasks(GRO).map((t) => t.title), ['milk'], 'Groceries kept apart');
+      // An event of Groceries lands in Groceries only, with who made it.
+      const changes = [];
+      c.addEventListener('change', (e) => changes.push(e.detail));
+      ws.push({ ...live(ev(5, 'task.created', task('g2', 'bread', 'a2'))), list_id: GRO, actor: 'carol' });
+      eq(c.tasks().map((t) => t.title), ['Mine'], 'default list unchanged');
+      eq(c.tasks(GRO).map((t) => t.title), ['milk', 'bread'], 'Groceries got bread');
+      eq([changes[0].listId, changes[0].event.actor], [GRO, 'carol'], 'change names list and actor');
+      c.select(GRO);
+      eq(c.tasks().map((t) => t.title), ['milk', 'bread'], 'selected');
+      c.update('g1', { completed: true });
+      const nt = c.create({ title: 'eggs' });
+      await sleep(30);
+      eq(sent.map((x) => `${x[0]} ${x[1]}`), [`PATCH /api/v1/tasks/g1?list_id=${GRO}`, 'POST /api/v1/tasks'], 'calls carry the list');
+      eq(sent[1][2].list_id, GRO, 'create names the list in its body');
+      assert(c.tasks().some((t) => t.id === nt.id), 'created task shown in Groceries');
+      assert(!c.tasks(DEF).some((t) => t.id === nt.id), 'not in the default list');
+      c.stop();
+    });
+  });
+
+  test('unit: lists: list.unshared drops the list, its tasks, its later events and its queued changes (reported)', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const state = {
+        seq: 4,
+        lists: [L(DEF, 'Tasks', 'owner', { members: 1 }), L(GRO, 'Groceries', 'editor')],
+        tasks: { [DEF]: [task('d1', 'Mine', 'a1')], [GRO]: [task('g1', 'milk', 'a1')] },
+        events: [],
+      };
+      globalThis.fetch = listApi(state, log); // writes: 503, so changes stay queued
+      const store = new MemoryStore();
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000, store, useLocks: false });
+      const rejected = [];
+      const removed = [];
+      c.addEventListener('rejected', (e) => rejected.push(e.detail));
+      c.addEventListener('list-removed', (e) => removed.push(e.detail));
+      await started(c);
+      const ws = await nextWS(1);
+      ws.open();
+      await sleep(20);
+      c.select(GRO);
+      c.update('g1', { title: 'oat milk' });
+      c.create({ title: 'bread' });
+      c.select(null);
+      c.create({ title: 'own task' });
+      await c.persisted();
+      await sleep(10);
+      eq(c.pending, 3, 'queued (the API refuses for now)');
+      ws.push({ ...live(ev(5, 'list.unshared', undefined)), list: { id: GRO, name: 'Groceries' }, list_id: GRO });
+      await sleep(30);
+      eq(c.lists().map((l) => l.name), ['Tasks'], 'list gone');
+      eq(c.tasks(GRO).length, 0, 'its tasks gone');
+      eq(c.pending, 1, 'its queued changes dropped, the default list one kept');
+      eq(store.ops.size, 1, 'dropped from the store too');
+      eq(rejected.filter((r) => r.dropped).length, 2, 'each dropped change reported');
+      eq(removed.map((r) => [r.listId, r.reason, r.dropped]), [[GRO, 'unshared', 2]], 'list-removed');
+      ws.push({ ...live(ev(6, 'task.created', task('g9', 'late', 'a9'))), list_id: GRO, actor: 'carol' });
+      eq(c.tasks(GRO).length, 0, 'a later event of the list is ignored');
+      eq(c.seq, 6, 'its seq is taken');
+      c.stop();
+    });
+  });
+
+  test('unit: lists: list.shared (reload hint) fetches the list and its tasks; a viewer write is refused locally', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const state = { seq: 4, lists: [L(DEF, 'Tasks', 'owner', { members: 1 })], tasks: { [DEF]: [] }, events: [] };
+      globalThis.fetch = listApi(state, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      const rejected = [];
+      c.addEventListener('rejected', (e) => rejected.push(e.detail));
+      await started(c);
+      const ws = await nextWS(1);
+      ws.open();
+      await sleep(20);
+      state.lists.push(L(WORK, 'Board', 'viewer'));
+      state.tasks[WORK] = [task('w1', 'plan', 'a1'), task('w2', 'ship', 'a2')];
+      ws.push({ ...live(ev(5, 'list.shared', undefined)), list: { id: WORK, name: 'Board', owner_id: 'alice', role: 'viewer' }, list_id: WORK, reload: true });
+      await sleep(30);
+      eq(c.tasks(WORK).map((t) => t.title), ['plan', 'ship'], 'its tasks fetched');
+      eq(c.list(WORK).members.map((m) => m.user_id), ['alice', 'u1'], 'its members fetched');
+      assert(log.includes(`GET /api/v1/tasks?limit=1000&list_id=${WORK}`), `tasks of the list read: ${log}`);
+      c.select(WORK);
+      eq(c.update('w1', { completed: true }), null, 'viewer write refused');
+      eq(c.pending, 0, 'nothing queued');
+      eq([rejected[0].error.status, rejected[0].error.code, rejected[0].local], [403, 'forbidden', true], 'reported as forbidden');
+      eq(c.tasks().map((t) => t.completed), [false, false], 'nothing changed');
+      c.stop();
+    });
+  });
+
+  test('unit: presence: subscribe with a ticket, again after a reconnect; presence messages of the list only', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const state = { seq: 0, lists: [L(DEF, 'Tasks', 'owner', { members: 1 }), L(GRO, 'Groceries', 'owner')], tasks: {}, events: [] };
+      let n = 0;
+      state.write = (m, p) => (m === 'POST' && p.endsWith('/presence-ticket') ? { body: { ticket: `pt${++n}`, list_id: GRO, role: 'owner', expires_in: 300 } } : { status: 404, body: {} });
+      globalThis.fetch = listApi(state, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000, stableAfterMs: 0 });
+      const seen = [];
+      c.addEventListener('presence', (e) => seen.push(e.detail));
+      await started(c);
+      const ws = await nextWS(1);
+      ws.open();
+      await sleep(20);
+      c.subscribePresence(GRO);
+      await sleep(20);
+      eq(ws.sent.filter((x) => x.includes('subscribe')).map((x) => JSON.parse(x)), [{ type: 'subscribe', list_id: GRO, ticket: 'pt1' }], 'subscribed');
+      ws.push({ type: 'presence', list_id: GRO, online: [{ user_id: 'bob', devices: 2 }] });
+      ws.push({ type: 'presence', list_id: WORK, online: [{ user_id: 'eve', devices: 1 }] });
+      eq(seen.map((s) => [s.listId, s.online]), [[GRO, [{ user_id: 'bob', devices: 2 }]]], 'only the list asked for');
+      eq(c.online(GRO), [{ user_id: 'bob', devices: 2 }], 'online()');
+      ws.fail(1006);
+      await sleep(1300); // the first reconnect is within 1.2 s
+      const ws2 = await nextWS(2);
+      ws2.open();
+      await sleep(20);
+      eq(ws2.sent.filter((x) => x.includes('subscribe')).map((x) => JSON.parse(x)), [{ type: 'subscribe', list_id: GRO, ticket: 'pt2' }], 'subscribed again after the reconnect');
+      c.unsubscribePresence(GRO);
+      eq(JSON.parse(ws2.sent[ws2.sent.length - 1]), { type: 'unsubscribe', list_id: GRO }, 'unsubscribed');
+      c.stop();
+    });
+  });
+
+  test('unit: lists: a move into another list is one POST with list_id; its task.deleted then task.created of the same id land in the target', 10000, async () => {
+    await withEnv(async () => {
+      const log = [];
+      const state = {
+        seq: 4,
+        lists: [L(DEF, 'Tasks', 'owner', { members: 1 }), L(GRO, 'Groceries', 'editor')],
+        tasks: { [DEF]: [task('d1', 'Mine', 'a1')], [GRO]: [task('g1', 'milk', 'a1')] },
+        events: [],
+      };
+      const sent = [];
+      state.write = (m, p, body) => {
+        sent.push([m, p, body]);
+        return { body: { task: { ...task('d1', 'Mine', 'a2', 2), list_id: GRO }, seq: 6 } };
+      };
+      globalThis.fetch = listApi(state, log);
+      const c = new TaskSync({ token: 't', userId: 'u1', gatewayUrl: 'ws://gw.test', pollIntervalMs: 60000 });
+      await started(c);
+      const ws = await nextWS(1);
+      ws.open();
+      await sleep(20);
+      c.moveToList('d1', GRO);
+      eq(c.tasks().map((t) => t.id), [], 'gone from the default list at once');
+      eq(c.tasks(GRO).map((t) => t.id), ['g1', 'd1'], 'at the end of Groceries at once');
+      await sleep(20);
+      eq(sent.map((x) => [x[0], x[1], x[2]]), [['POST', '/api/v1/tasks/d1/move', { before: null, list_id: GRO }]], 'one POST naming the target');
+      ws.push({ ...live(ev(5, 'task.deleted', { id: 'd1' })), list_id: DEF, actor: 'u1' });
+      ws.push({ ...live(ev(6, 'task.created', task('d1', 'Mine', 'a2', 2))), list_id: GRO, actor: 'u1' });
+      await sleep(10);
+      eq(c.tasks().map((t) => t.id), [], 'default list');
+      eq(c.tasks(GRO).map((t) => [t.id, t.list_id]), [['g1', GRO], ['d1', GRO]], 'Groceries has it (the tombstone of the default list did not stop it)');
+      eq(c.pending, 0, 'nothing queued');
+      c.stop();
+    });
+  });
 }

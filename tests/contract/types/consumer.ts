@@ -2,7 +2,7 @@
 // imports the package by name through its `exports` (node_modules/tasksync links to
 // web/), uses the client, the React binding and the generated wire types, and the
 // lines marked to expect an error prove the types are not `any`.
-import { ApiError, IdbStore, MemoryStore, STATE, TaskSync, backoffDelayMs, compact, rebase, resolveMove, safetyDelayMs, uuid, type ConnectionState, type QueuedOp, type QueueStore, type ShownTask } from 'tasksync';
+import { ApiError, IdbStore, MemoryStore, STATE, TaskSync, backoffDelayMs, compact, rebase, resolveMove, safetyDelayMs, uuid, type ConnectionState, type QueuedOp, type QueueStore, type ShownTask, type ListInfo, type ListRole, type MemberResult, type PresenceEntry } from 'tasksync';
 import { TaskSyncProvider, createTaskSyncStore, useTaskSync, type ConflictNotice } from 'tasksync/react';
 import type { ErrorCode, ErrorResponse, MergeResult, Task, TaskEvent, TaskList, TaskListDetail, TaskPage, WsMessage, WsTaskUpdate, paths } from 'tasksync/types';
 import { createElement } from 'react';
@@ -34,13 +34,31 @@ client.addEventListener('leader', (e) => {
 client.addEventListener('conflict', (e) => console.log(e.detail.fields));
 // @ts-expect-error no such event is typed with a detail
 client.addEventListener('conflicts', (e) => console.log(e.detail));
-const created: ShownTask = client.create({ title: 'Buy milk', priority: 'high' });
+// null: the list is read-only for the user (a viewer); a `rejected` event says so.
+const made: ShownTask | null = client.create({ title: 'Buy milk', priority: 'high' });
+if (!made) throw new Error('read-only list');
+const created: ShownTask = made;
 const editId: string | null = client.update(created.id, { completed: true, due_at: null }, { baseVersion: client.versionOf(created.id) });
 client.moveTask(created.id, { after: null });
 client.start();
 await client.ready;
-const delId: string = client.remove(created.id);
-const undone: Promise<boolean> = client.cancel(delId);
+const delId: string | null = client.remove(created.id);
+const undone: Promise<boolean> = delId ? client.cancel(delId) : Promise.resolve(false);
+// Lists (issue 13): the lists, the one shown, sharing, presence.
+const mine: ListInfo[] = client.lists();
+const role: ListRole | null = client.roleOf(mine[0]?.id);
+client.select(mine[0]?.id ?? null);
+const inList: readonly ShownTask[] = client.tasks(client.selectedListId);
+const moved: string | null = client.moveToList(created.id, null);
+const shareRes: Promise<MemberResult> = client.share('3f6c1d2e-8a4b-4c5d-9e7f-1a2b3c4d5e6f', 'u2', 'editor');
+client.subscribePresence('3f6c1d2e-8a4b-4c5d-9e7f-1a2b3c4d5e6f');
+client.addEventListener('presence', (e) => {
+  const who: PresenceEntry[] = e.detail.online;
+  console.log(e.detail.listId, who.map((o) => `${o.user_id}:${o.devices}`), role, inList.length, moved, shareRes);
+});
+client.addEventListener('list-removed', (e) => console.log(e.detail.reason, e.detail.dropped));
+// @ts-expect-error a member is shared as editor or viewer, never as owner
+client.share('l', 'u2', 'owner');
 await client.persisted();
 const list: readonly ShownTask[] = client.tasks();
 const queued: readonly QueuedOp[] = client.queue;
