@@ -184,6 +184,34 @@ static void one_recipient(ts_scope *sc, const char *user)
 	sc->nrecipients = 1;
 }
 
+/* Takes user out of sc's recipients (the literal rebuilt: user ids hold no quote,
+ * backslash, comma or brace). */
+static void drop_recipient(ts_scope *sc, const char *user)
+{
+	size_t cap = strlen(sc->recipients) + 1, len = 0, ulen = strlen(user);
+	char *out = xmalloc(cap);
+	int n = 0;
+	out[len++] = '{';
+	for (const char *p = sc->recipients; (p = strchr(p, '"'));) {
+		const char *end = strchr(p + 1, '"');
+		if (!end)
+			break;
+		size_t k = (size_t)(end - p - 1);
+		if (k != ulen || memcmp(p + 1, user, k) != 0) {
+			if (n++)
+				out[len++] = ',';
+			memcpy(out + len, p, k + 2);
+			len += k + 2;
+		}
+		p = end + 1;
+	}
+	out[len++] = '}';
+	out[len] = '\0';
+	free(sc->recipients);
+	sc->recipients = out;
+	sc->nrecipients = n;
+}
+
 int ls_create(PGconn *pg, const char *user, const char *id, const char *name, const char *origin,
               json_t **out, int *created)
 {
@@ -289,6 +317,22 @@ static int op_abort(PGconn *pg, list_op *op, int rc)
 	return rc;
 }
 
+/* list.updated (id, name, owner) to op's members but member, whose own event
+ * follows: the others learn the members changed. TS_OK, or the code with the
+ * transaction rolled back. */
+static int tell_others(PGconn *pg, list_op *op, const char *member, const char *origin,
+                       const char *id, const char *name, const char *owner)
+{
+	drop_recipient(&op->sc, member);
+	if (op->sc.nrecipients == 0)
+		return TS_OK;
+	json_t *l = event_list(id, name, owner);
+	int rc =
+	    ts_fan_out(pg, &op->sc, EV_LIST_UPDATED, origin, now_ms_us(), "list", l, NULL, NULL);
+	json_decref(l);
+	return rc;
+}
+
 /* The reply of a list's owner-side change: l with its flags. */
 static json_t *with_flags(json_t *l, int is_default, const char *role, int members)
 {
@@ -391,8 +435,15 @@ int ls_member_put(PGconn *pg, const char *user, const char *id, const char *memb
 		*out = l;
 		return op_abort(pg, &op, TS_OK);
 	}
-	/* list.shared to the member alone: the list with its role, and a reload hint
-	 * (an event describes one change, never a copy of the list's tasks). */
+	/* list.updated to the others; list.shared to the member alone: the list with
+	 * its role, and a reload hint (an event describes one change, never a copy of
+	 * the list's tasks). */
+	if ((rc = tell_others(pg, &op, member, origin, id,
+	                      json_string_value(json_object_get(l, "name")),
+	                      json_string_value(json_object_get(l, "owner_id"))))) {
+		json_decref(l);
+		return op_abort(pg, &op, rc);
+	}
 	json_t *extra = json_pack("{s:b}", "reload", 1);
 	one_recipient(&op.sc, member);
 	rc = op_commit(pg, &op, EV_LIST_SHARED, origin, l, extra);
@@ -420,7 +471,8 @@ int ls_member_delete(PGconn *pg, const char *user, const char *id, const char *m
 	PGresult *r =
 	    q(pg,
 	      "DELETE FROM list_members WHERE list_id = $1::uuid AND user_id = $2 RETURNING "
-	      "(SELECT name FROM lists WHERE id = $1::uuid)",
+	      "(SELECT name FROM lists WHERE id = $1::uuid), (SELECT owner_id FROM lists WHERE id "
+	      "= $1::uuid)",
 	      2, v);
 	if (!r)
 		return op_abort(pg, &op, TS_DB);
@@ -429,7 +481,12 @@ int ls_member_delete(PGconn *pg, const char *user, const char *id, const char *m
 		return op_abort(pg, &op, LS_NOT_MEMBER);
 	}
 	json_t *l = event_list(id, PQgetvalue(r, 0, 0), NULL);
+	rc = tell_others(pg, &op, member, origin, id, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
 	PQclear(r);
+	if (rc) {
+		json_decref(l);
+		return op_abort(pg, &op, rc);
+	}
 	one_recipient(&op.sc, member);
 	rc = op_commit(pg, &op, EV_LIST_UNSHARED, origin, l, NULL);
 	json_decref(l);

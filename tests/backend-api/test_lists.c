@@ -117,7 +117,8 @@ START_TEST(share_edit_and_viewer)
 	long long a0 = seq_of(a), b0 = seq_of(b), v0 = seq_of(v);
 	share(a, L, b, "editor");
 	share(a, L, v, "viewer");
-	ck_assert_int_eq(seq_of(a), a0); /* sharing tells the new member only */
+	/* each share: list.shared to the new member, list.updated to the others */
+	ck_assert_int_eq(seq_of(a), a0 + 2);
 
 	/* B: the list shows in GET /lists, its tasks in GET /tasks?list_id= */
 	json_t *lists = NULL;
@@ -135,23 +136,32 @@ START_TEST(share_edit_and_viewer)
 	json_t *page = NULL;
 	ck_assert_int_eq(api(&B, b, "GET", path, NULL, NULL, &page, NULL), 200);
 	ck_assert_int_eq(json_array_size(json_object_get(page, "tasks")), 1);
-	ck_assert_int_eq(jint(page, "seq"), b0 + 1); /* the reader's own seq */
+	ck_assert_int_eq(jint(page, "seq"), b0 + 2); /* the reader's own seq */
 	json_decref(page);
 
 	json_t *ev = events_since(b, b0);
-	ck_assert_int_eq(json_array_size(ev), 1);
+	ck_assert_int_eq(json_array_size(ev), 2);
 	json_t *e = json_array_get(ev, 0);
 	ck_assert_str_eq(jstr(e, "event_type"), "list.shared");
 	ck_assert(json_is_true(json_object_get(e, "reload")));
 	ck_assert_str_eq(jstr(json_object_get(e, "list"), "id"), L);
 	ck_assert_str_eq(jstr(json_object_get(e, "list"), "role"), "editor");
+	e = json_array_get(ev, 1); /* V joined */
+	ck_assert_str_eq(jstr(e, "event_type"), "list.updated");
+	ck_assert_str_eq(jstr(json_object_get(e, "list"), "id"), L);
+	ck_assert_str_eq(jstr(json_object_get(e, "list"), "owner_id"), a);
+	json_decref(ev);
+	ev = events_since(a, a0);
+	ck_assert_int_eq(json_array_size(ev), 2);
+	for (size_t i = 0; i < 2; i++)
+		ck_assert_str_eq(jstr(json_array_get(ev, i), "event_type"), "list.updated");
 	json_decref(ev);
 
 	/* B checks "milk": one task.completed to each of A, B and V */
 	ck_assert_int_eq(
 	    api(&B, b, "PATCH", in_list(milk, L), "{\"completed\":true}", NULL, NULL, NULL), 200);
 	const char *who[] = {a, b, v};
-	long long from[] = {a0, b0 + 1, v0 + 1};
+	long long from[] = {a0 + 2, b0 + 2, v0 + 1};
 	for (int i = 0; i < 3; i++) {
 		ev = events_since(who[i], from[i]);
 		ck_assert_int_eq(json_array_size(ev), 1);
@@ -200,11 +210,13 @@ START_TEST(share_edit_and_viewer)
 
 	/* what was published: B's events on the topic, keyed by B, in seq order */
 	size_t cnt;
-	json_t **tev = topic_events(&B, b, 2, 20000, 500, &cnt);
-	ck_assert_int_eq(cnt, 2);
+	json_t **tev = topic_events(&B, b, 3, 20000, 500, &cnt);
+	ck_assert_int_eq(cnt, 3);
 	ck_assert_str_eq(jstr(tev[0], "event_type"), "list.shared");
-	ck_assert_str_eq(jstr(tev[1], "event_type"), "task.completed");
+	ck_assert_str_eq(jstr(tev[1], "event_type"), "list.updated");
+	ck_assert_str_eq(jstr(tev[2], "event_type"), "task.completed");
 	ck_assert_int_eq(jint(tev[1], "seq"), jint(tev[0], "seq") + 1);
+	ck_assert_int_eq(jint(tev[2], "seq"), jint(tev[1], "seq") + 1);
 	assert_schema("task-event.schema.json", tev, cnt);
 	free_events(tev, cnt);
 }
@@ -254,15 +266,21 @@ START_TEST(revocation_under_concurrent_writes)
 	pthread_join(th, NULL);
 	ck_assert_int_eq(w.failures, 0);
 
-	/* C: all 100, in order */
+	/* C: all 100, in order, and one list.updated (B left) among them */
 	json_t *ce = events_since(c, c0);
-	ck_assert_int_eq(json_array_size(ce), 100);
-	for (size_t i = 0; i < 100; i++) {
+	ck_assert_int_eq(json_array_size(ce), 101);
+	size_t k = 0, updates = 0;
+	for (size_t i = 0; i < 101; i++) {
+		json_t *e = json_array_get(ce, i);
+		if (!strcmp(jstr(e, "event_type"), "list.updated")) {
+			updates++;
+			continue;
+		}
 		char want[32];
-		snprintf(want, sizeof(want), "c%zu", i);
-		ck_assert_str_eq(jstr(json_object_get(json_array_get(ce, i), "task"), "title"),
-		                 want);
+		snprintf(want, sizeof(want), "c%zu", k++);
+		ck_assert_str_eq(jstr(json_object_get(e, "task"), "title"), want);
 	}
+	ck_assert_uint_eq(updates, 1);
 	json_decref(ce);
 
 	/* B: c0..ck, then list.unshared, then nothing */
@@ -286,11 +304,13 @@ START_TEST(revocation_under_concurrent_writes)
 	ck_assert_uint_lt(n - 1, 100);
 	/* the topic says the same */
 	size_t cnt;
-	json_t **tev = topic_events(&B, b, n + 1, 30000, 1000, &cnt);
-	ck_assert_int_eq(cnt, n + 1); /* list.shared (before b0), then the same n */
+	json_t **tev = topic_events(&B, b, n + 2, 30000, 1000, &cnt);
+	/* list.shared and list.updated (C joined) before b0, then the same n */
+	ck_assert_int_eq(cnt, n + 2);
 	ck_assert_str_eq(jstr(tev[0], "event_type"), "list.shared");
-	for (size_t i = 1; i < cnt; i++)
-		ck_assert_int_eq(jint(tev[i], "seq"), b0 + (long long)i);
+	ck_assert_str_eq(jstr(tev[1], "event_type"), "list.updated");
+	for (size_t i = 2; i < cnt; i++)
+		ck_assert_int_eq(jint(tev[i], "seq"), b0 + (long long)i - 1);
 	ck_assert_str_eq(jstr(tev[cnt - 1], "event_type"), "list.unshared");
 	free_events(tev, cnt);
 	json_decref(be);
