@@ -72,10 +72,16 @@ async function signIn(page, user) {
 async function instrument(page) {
   await page.evaluate(() => {
     window.__toasts = window.__toasts || [];
+    window.__toastAt = window.__toastAt || [];
     window.__changes = window.__changes || [];
     if (!window.__toastObserver) {
       window.__toastObserver = new MutationObserver((ms) => {
-        for (const m of ms) for (const n of m.addedNodes) if (n.classList && n.classList.contains('toast')) window.__toasts.push((n.querySelector('.text') || n).textContent);
+        for (const m of ms)
+          for (const n of m.addedNodes)
+            if (n.classList && n.classList.contains('toast')) {
+              window.__toasts.push((n.querySelector('.text') || n).textContent);
+              window.__toastAt.push(Date.now());
+            }
       });
       window.__toastObserver.observe(document.querySelector('#toasts'), { childList: true });
     }
@@ -150,7 +156,7 @@ async function toasts(page) {
 }
 
 async function clearLogs(...pages) {
-  for (const p of pages) await p.evaluate(() => { window.__toasts.length = 0; window.__changes.length = 0; });
+  for (const p of pages) await p.evaluate(() => { window.__toasts.length = 0; window.__toastAt.length = 0; window.__changes.length = 0; });
 }
 
 /** Runs `action`, then measures how long until `page` shows `expected`. */
@@ -276,6 +282,12 @@ test('two tabs of one user stay in step within 1 s (toast in B, none in A)', 900
       const st = await a.evaluate(() => ({ toasts: window.__toasts.slice(-3), changes: window.__changes.slice(-3), visibility: document.visibilityState }));
       throw new Error(`${e.message}: A ${JSON.stringify(st)}`);
     });
+  const toastMs = await a.evaluate(() => {
+    const i = window.__toasts.indexOf('Task created: Pick up the kids');
+    const c = window.__changes.filter((x) => !x.own).pop();
+    return window.__toastAt[i] - c.at;
+  });
+  console.log(`# A's toast for B's change: ${toastMs} ms after A applied it`);
   await (await item(a, 'Pick up the kids')).locator('.toggle').click();
   await b.waitForFunction(() => window.__toasts.includes('Task completed: Pick up the kids'), null, { timeout: 1000 });
   // Each tab applied every event of the session once, in order (its own echoes too).
