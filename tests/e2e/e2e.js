@@ -273,9 +273,11 @@ test('two tabs of one user stay in step within 1 s (toast in B, none in A)', 900
 
   // B's change comes back to A too (the other direction).
   await lat2(b, a, 'B -> A', () => addTask(b, 'Pick up the kids'));
-  // lat2 asserted the 1 s; the toast follows the change by the app's 100 ms batching
-  // timer, which chromium may throttle to a 1 s grain in A (the tab behind B): its
-  // text is what is checked here, within WAIT_MS.
+  // lat2 asserted the 1 s on the change itself; the toast follows it by the app's
+  // 100 ms batching timer (101 ms in quiet runs, printed below), but twice in CI it
+  // was not there 1 s after lat2 returned, for a reason not found yet (both pages are
+  // visible and their timers fire on time in a probe of this setup). Its text is
+  // what is checked here, within WAIT_MS; a failure prints A's state.
   await a
     .waitForFunction(() => window.__toasts.includes('Task created: Pick up the kids'), null, { timeout: WAIT_MS })
     .catch(async (e) => {
