@@ -179,6 +179,17 @@ static const char *wait_error(ws_client *c)
 	return code;
 }
 
+/* Reads c until it is quiet for quiet_ms; with needle, asserts no message holds it
+ * (what names the leak). */
+static void drain(ws_client *c, int quiet_ms, const char *needle, const char *what)
+{
+	char *m;
+	while ((m = ws_recv_text(c, quiet_ms)) != NULL) {
+		ck_assert_msg(!needle || !strstr(m, needle), "%s: %s", what, m);
+		free(m);
+	}
+}
+
 /* The tombstones (records without a value) of user in list on the presence topic. */
 static size_t tombstones(const char *topic, const char *list, const char *user, size_t min)
 {
@@ -242,16 +253,11 @@ START_TEST(online_across_gateways)
 
 	/* B's socket gets nothing of the list after its unsubscribe: what was queued
 	 * to it before is read first, then the list changes */
-	char *m;
-	while ((m = ws_recv_text(cb1, 500)) != NULL)
-		free(m);
+	drain(cb1, 500, NULL, NULL);
 	ws_client *ca2 = open_sock(&ga, a);
 	subscribe(ca2, a, list);
 	ck_assert_int_ge(wait_devices(ca, list, a, 2, 2000), 0);
-	while ((m = ws_recv_text(cb1, 500)) != NULL) {
-		ck_assert_msg(!strstr(m, "\"presence\""), "presence after unsubscribe: %s", m);
-		free(m);
-	}
+	drain(cb1, 500, "\"presence\"", "presence after unsubscribe");
 	ws_free(ca2);
 	ws_free(cb1);
 	ws_free(ca);
@@ -308,16 +314,11 @@ START_TEST(removed_member_learns_nothing_more)
 	ck_assert_uint_ge(tombstones(t.presence, list, b, 1), 1);
 
 	/* A second device of A changes the list's presence: B hears nothing of it */
-	char *m;
-	while ((m = ws_recv_text(cb, 300)) != NULL)
-		free(m);
+	drain(cb, 300, NULL, NULL);
 	ws_client *ca2 = open_sock(&ga, a);
 	subscribe(ca2, a, list);
 	ck_assert_int_ge(wait_devices(ca, list, a, 2, 2000), 0);
-	while ((m = ws_recv_text(cb, 500)) != NULL) {
-		ck_assert_msg(!strstr(m, list), "B learned of the list it left: %s", m);
-		free(m);
-	}
+	drain(cb, 500, list, "B learned of the list it left");
 	/* B's other subscription stays: B still online there for a newcomer */
 	ws_client *ca3 = open_sock(&ga, a);
 	subscribe(ca3, a, other);
@@ -424,11 +425,7 @@ START_TEST(non_member_learns_nothing)
 	ws_client *ca2 = open_sock(&ga, a);
 	subscribe(ca2, a, list);
 	ck_assert_int_ge(wait_devices(ca, list, a, 2, 2000), 0);
-	char *m;
-	while ((m = ws_recv_text(cc, 700)) != NULL) {
-		ck_assert_msg(!strstr(m, list), "the list leaked to a non-member: %s", m);
-		free(m);
-	}
+	drain(cc, 700, list, "the list leaked to a non-member");
 
 	/* PRESENCE_MAX_LISTS=2: a third list is refused */
 	char l3[UUID_STR_LEN];

@@ -138,7 +138,5 @@ int pgtest_cluster_ctl(const char *dir, const char *action, const char *mode, in
 void pgtest_cluster_remove(const char *dir)
 {
 	(void)pgtest_cluster_ctl(dir, "stop", "immediate", 20);
-	char script[64];
-	snprintf(script, sizeof(script), "rm -rf \"$1\"");
-	(void)lib_sh(script, dir, 20000);
+	(void)lib_sh("rm -rf \"$1\"", dir, 20000);
 }
