@@ -14,6 +14,13 @@
  *   key probe      registry_has on a miss: the whole cost of an event for a user
  *                  with no socket here, before librdkafka's own per-message cost
  *   enqueue        conn_enqueue_batch of one frame to one socket (lock, ring, budget)
+ *   send           one frame (the message's size) written with send() to each of 10
+ *                  loopback TCP sockets (TCP_NODELAY, as civetweb's), read by a
+ *                  thread in epoll_wait: "paced" 10 sends then 1 ms asleep (an event
+ *                  to a user with 10 sockets at 1,000 events/s, the latency
+ *                  scenario), "back to back" without the sleep. On loopback the
+ *                  sender's thread also runs the receiving side's TCP and wakes
+ *                  the reader: what a frame costs the gateway in the bench.
  *
  * N=200000 (iterations per step). One JSON line on stdout. Figures, not pass/fail. */
 #include "common/config.h"
@@ -24,10 +31,18 @@
 #include "../ws-gateway/src/registry.h"
 #include "../ws-gateway/src/wsmsg.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct {
 	long n;
@@ -56,6 +71,91 @@ static int64_t cpu_ns(void)
 static double per_us(int64_t t0, int64_t t1, long n)
 {
 	return (double)(t1 - t0) / 1e3 / (double)n;
+}
+
+enum { SOCKS = 10 };
+
+struct reader {
+	int epfd;
+	atomic_int stop;
+	long wakes; /* epoll_wait returns with something to read */
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	char buf[65536];
+	struct epoll_event evs[SOCKS];
+	while (!atomic_load(&rd->stop)) {
+		int k = epoll_wait(rd->epfd, evs, SOCKS, 50);
+		if (k > 0)
+			rd->wakes++;
+		for (int i = 0; i < k; i++)
+			while (recv(evs[i].data.fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+				;
+	}
+	return NULL;
+}
+
+/* CPU us per send() of len bytes over SOCKS loopback TCP sockets, paced and back to
+ * back, and the reader's wake-ups per paced round of SOCKS sends. -1 on failure. */
+static int send_costs(size_t len, long rounds, double *paced_us, double *b2b_us,
+                      double *wakes_per_round)
+{
+	int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, SOCKS) ||
+	    getsockname(ls, (struct sockaddr *)&a, &al))
+		return -1;
+	struct reader rd = {.epfd = epoll_create1(0)};
+	atomic_init(&rd.stop, 0);
+	int tx[SOCKS], rx[SOCKS];
+	for (int i = 0; i < SOCKS; i++) {
+		rx[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (rx[i] < 0 || connect(rx[i], (struct sockaddr *)&a, sizeof(a)))
+			return -1;
+		tx[i] = accept(ls, NULL, NULL);
+		if (tx[i] < 0)
+			return -1;
+		(void)setsockopt(tx[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct epoll_event ev = {.events = EPOLLIN, .data.fd = rx[i]};
+		(void)epoll_ctl(rd.epfd, EPOLL_CTL_ADD, rx[i], &ev);
+	}
+	close(ls);
+	pthread_t th;
+	if (pthread_create(&th, NULL, reader_main, &rd))
+		return -1;
+	char *buf = calloc(1, len);
+	struct timespec ms = {0, 1000000};
+	int64_t spent = 0;
+	long sent = 0, wakes0 = 0;
+	for (long r = -rounds / 10; r < rounds; r++) { /* a tenth as warm-up */
+		if (r == 0)
+			spent = 0, sent = 0, wakes0 = rd.wakes;
+		int64_t t0 = cpu_ns();
+		for (int i = 0; i < SOCKS; i++)
+			sent += send(tx[i], buf, len, MSG_DONTWAIT) == (ssize_t)len;
+		spent += cpu_ns() - t0;
+		nanosleep(&ms, NULL);
+	}
+	*paced_us = (double)spent / 1e3 / (double)(sent ? sent : 1);
+	*wakes_per_round = (double)(rd.wakes - wakes0) / (double)rounds;
+	int64_t t0 = cpu_ns();
+	sent = 0;
+	for (long r = 0; r < rounds; r++)
+		for (int i = 0; i < SOCKS; i++)
+			sent += send(tx[i], buf, len, MSG_DONTWAIT) == (ssize_t)len;
+	*b2b_us = (double)(cpu_ns() - t0) / 1e3 / (double)(sent ? sent : 1);
+	atomic_store(&rd.stop, 1);
+	pthread_join(th, NULL);
+	for (int i = 0; i < SOCKS; i++) {
+		close(tx[i]);
+		close(rx[i]);
+	}
+	close(rd.epfd);
+	free(buf);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -149,12 +249,18 @@ int main(int argc, char **argv)
 		conn_unref(b.v[i]); /* the token's reference: nothing will write */
 	free(b.v);
 
+	double paced = -1, b2b = -1, wakes = -1;
+	if (send_costs(f->len, n / 100 > 100 ? n / 100 : 100, &paced, &b2b, &wakes))
+		fprintf(stderr, "gw-costs: the loopback send step could not set up its sockets\n");
+
 	printf("{\"n\":%ld,\"event_bytes\":%zu,\"message_bytes\":%zu,\"parse_us\":%.3f,"
 	       "\"message_us\":%.3f,\"splice_us\":%.3f,\"fast_us\":%.3f,\"frame_us\":%.3f,\"key_"
 	       "probe_miss_us\":%.3f,"
-	       "\"enqueue_us\":%.3f,\"probe_hits\":%ld}\n",
+	       "\"enqueue_us\":%.3f,\"probe_hits\":%ld,\"send_paced_us\":%.3f,\"send_back_to_"
+	       "back_us\":%.3f,\"reader_wakes_per_10_sends\":%.2f}\n",
 	       n, len, ml, per_us(t0, t1, n), per_us(t1, t2, n), per_us(t3, t3b, n),
-	       per_us(t3b, t3c, n), per_us(t2, t3, n), per_us(t4, t5, n), per_us(t6, t7, n), hits);
+	       per_us(t3b, t3c, n), per_us(t2, t3, n), per_us(t4, t5, n), per_us(t6, t7, n), hits,
+	       paced, b2b, wakes);
 	frame_unref(f);
 	free(msg);
 	event_clear(&ev);

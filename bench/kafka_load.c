@@ -77,6 +77,7 @@ static rd_kafka_t *producer_new(void)
 	    {"queue.buffering.max.kbytes", "1048576"},
 	    {"acks", "1"},
 	    {"compression.type", "none"},
+	    {"socket.nagle.disable", "true"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(kv); i++)
 		if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)) !=

@@ -9,4 +9,5 @@ Suite *ready_suite(void);
 Suite *budget_suite(void);
 Suite *tickets_suite(void);
 Suite *wsmsg_suite(void);
+Suite *writer_suite(void);
 #endif

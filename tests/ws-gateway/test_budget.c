@@ -37,7 +37,7 @@ START_TEST(budget_accounting)
 	gw_stats st;
 	gw_stats_init(&st, mr);
 	char err[128];
-	writer *w = writer_new(0, err, sizeof(err)); /* no writer thread: frames stay queued */
+	writer *w = writer_new(0, 0, err, sizeof(err)); /* no writer thread: frames stay queued */
 	send_budget b;
 	send_budget_init(&b, 1000);
 	ck_assert_uint_eq(b.high, 875);

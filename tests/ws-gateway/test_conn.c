@@ -62,7 +62,7 @@ END_TEST
 START_TEST(queue_bound_frames)
 {
 	char err[128];
-	writer *w = writer_new(0, err, sizeof(err)); /* no writer thread: frames stay queued */
+	writer *w = writer_new(0, 0, err, sizeof(err)); /* no writer thread: frames stay queued */
 	ck_assert_ptr_nonnull(w);
 	conn_limits lim = {.max_frames = 3, .max_bytes = 1 << 20};
 	conn *c = conn_new(NULL, -1, "u1", NULL, &lim, w, &st);
@@ -85,7 +85,7 @@ END_TEST
 START_TEST(queue_bound_bytes)
 {
 	char err[128];
-	writer *w = writer_new(0, err, sizeof(err));
+	writer *w = writer_new(0, 0, err, sizeof(err));
 	conn_limits lim = {.max_frames = 100, .max_bytes = 1000};
 	conn *c = conn_new(NULL, -1, "u1", "dev-1", &lim, w, &st);
 	ck_assert_str_eq(conn_device(c), "dev-1");
@@ -104,7 +104,7 @@ END_TEST
 START_TEST(rate_limit)
 {
 	char err[128];
-	writer *w = writer_new(0, err, sizeof(err));
+	writer *w = writer_new(0, 0, err, sizeof(err));
 	conn_limits lim = {.max_frames = 10, .max_bytes = 1000};
 	conn *c = conn_new(NULL, -1, "u1", NULL, &lim, w, &st);
 	int64_t t = 1000000;

@@ -12,7 +12,7 @@ START_TEST(attach_deliver_detach)
 	gw_stats st;
 	gw_stats_init(&st, mr);
 	char err[128];
-	writer *w = writer_new(0, err, sizeof(err));
+	writer *w = writer_new(0, 0, err, sizeof(err));
 	registry *r = registry_new(2);
 	conn_limits lim = {.max_frames = 10, .max_bytes = 1 << 20};
 	conn *a1 = conn_new(NULL, -1, "alice", NULL, &lim, w, &st);
@@ -64,7 +64,7 @@ START_TEST(has_and_batched_delivery)
 	gw_stats st;
 	gw_stats_init(&st, mr);
 	char err[128];
-	writer *w = writer_new(0, err, sizeof(err));
+	writer *w = writer_new(0, 0, err, sizeof(err));
 	registry *r = registry_new(4);
 	conn_limits lim = {.max_frames = 10, .max_bytes = 1 << 20};
 	conn *a1 = conn_new(NULL, -1, "alice", NULL, &lim, w, &st);

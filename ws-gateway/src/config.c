@@ -60,6 +60,10 @@ static const cfg_entry table[] = {
      "socket waited (clock skew between producers and this host)"},
     {"WRITER_THREADS", CFG_INT, &g_cfg.writer_threads, "2", 1, 64,
      "threads writing queued frames to sockets"},
+    {"WRITE_INLINE_MAX", CFG_INT, &g_cfg.write_inline_max, "32", 0, 4096,
+     "an event for at most this many sockets, when no socket waits for a writer, is "
+     "written by the Kafka consumer's thread itself (non-blocking writes; no writer "
+     "wakes: cheaper and faster at low rates); 0: always by the writer threads"},
     {"WRITE_TIMEOUT_MS", CFG_INT, &g_cfg.write_timeout_ms, "10000", 100, 600000,
      "a socket that takes no bytes for this long while frames wait is closed with 1013"},
     {"CLOSE_GRACE_MS", CFG_INT, &g_cfg.close_grace_ms, "2000", 10, 60000,

@@ -31,6 +31,7 @@ typedef struct gw_config {
 	long kafka_refresh_ms;      /* KAFKA_METADATA_REFRESH_MS: new partitions picked up */
 	long kafka_clock_skew_ms;   /* KAFKA_CLOCK_SKEW_MS: first assignment reads back */
 	long writer_threads;        /* WRITER_THREADS */
+	long write_inline_max;      /* WRITE_INLINE_MAX */
 	long write_timeout_ms;      /* WRITE_TIMEOUT_MS: socket full that long -> 1013 */
 	long close_grace_ms;        /* CLOSE_GRACE_MS: close frame sent -> socket cut */
 	long ws_sndbuf;             /* WS_SNDBUF: SO_SNDBUF of each socket (0: kernel's) */

@@ -451,7 +451,7 @@ void conn_batch_flush(conn_batch *b)
 		size_t j = i + 1;
 		while (j < b->n && b->v[j]->w == b->v[i]->w)
 			j++;
-		writer_schedule_many(b->v[i]->w, b->v + i, j - i);
+		writer_run_many(b->v[i]->w, b->v + i, j - i);
 		i = j;
 	}
 	b->n = 0;

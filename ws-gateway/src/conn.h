@@ -117,7 +117,9 @@ typedef struct conn_batch {
  * socket's bound (frames or bytes) to each socket it holds: a backlog never fills
  * a queue before a writer could start on it. */
 int conn_enqueue_batch(conn *c, frame *f, conn_batch *b);
-/* Hands every socket of b to its writer (one lock, one wake-up) and empties b. */
+/* Hands every socket of b to its writer (one lock, one wake-up; a short batch that
+ * finds the writers caught up is written by the caller: writer_run_many) and
+ * empties b. */
 void conn_batch_flush(conn_batch *b);
 /* Flushes what is left and frees the list. */
 void conn_batch_free(conn_batch *b);
@@ -191,8 +193,9 @@ int conn_drain_too_slow(conn *c, int64_t now_ms, int64_t window_ms, int64_t min_
 int conn_take_close_note(conn *c, int *code, char *reason, size_t reason_len);
 /* The slot of c in the registry's list of every connection. @locks registry's. */
 size_t *conn_registry_slot(conn *c);
-/* Writes queued frames (a bounded batch) without blocking. @locality writer threads; the caller
- * holds the scheduling token of c (see writer.c). */
+/* Writes queued frames (a bounded batch) without blocking. @locality a writer thread,
+ * or the thread of writer_run_many; the caller holds the scheduling token of c (see
+ * writer.c). */
 int conn_flush(conn *c);
 /* Scheduling token: exactly one of {ready queue, a writer, the poller} owns a
  * scheduled conn (and one reference with it). Claims it when free and hands the

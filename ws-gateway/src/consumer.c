@@ -494,6 +494,8 @@ consumer *consumer_start(const consumer_opts *o, fanout *f, char *err, size_t er
 	    {"fetch.wait.max.ms", fw},
 	    {"fetch.min.bytes", "1"}, /* a fetch returns as soon as one event is there */
 	    {"fetch.error.backoff.ms", "50"},
+	    /* TCP_NODELAY: a request never waits behind Nagle for the ACK of the last */
+	    {"socket.nagle.disable", "true"},
 	    {"reconnect.backoff.ms", "50"},
 	    {"reconnect.backoff.max.ms", "1000"},
 	    {"message.max.bytes", fmax},

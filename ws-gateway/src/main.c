@@ -58,7 +58,8 @@ int main(int argc, char **argv)
 	consumer *cons = NULL;
 	ws_server *srv = NULL;
 	presence_bus *pres = NULL;
-	writer *w = writer_new((int)cfg.writer_threads, err, sizeof(err));
+	writer *w =
+	    writer_new((int)cfg.writer_threads, (size_t)cfg.write_inline_max, err, sizeof(err));
 	if (!w)
 		goto fail;
 	if (cfg.presence_enabled) {

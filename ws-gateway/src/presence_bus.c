@@ -671,6 +671,7 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 	    {"partitioner", "murmur2_random"},
 	    {"reconnect.backoff.ms", "50"},
 	    {"reconnect.backoff.max.ms", "1000"},
+	    {"socket.nagle.disable", "true"},
 	};
 	uuid_new(uuid);
 	snprintf(gid, sizeof(gid), "ws-gateway-presence-%s", uuid);
@@ -688,6 +689,7 @@ presence_bus *presence_bus_start(const presence_bus_opts *o, char *err, size_t e
 	    {"auto.offset.reset", "earliest"}, /* the view is the whole topic */
 	    {"reconnect.backoff.ms", "50"},
 	    {"reconnect.backoff.max.ms", "1000"},
+	    {"socket.nagle.disable", "true"},
 	};
 	b->prod = client_new(RD_KAFKA_PRODUCER, pkv, ARRAY_LEN(pkv), b, err, errlen);
 	if (!b->prod)

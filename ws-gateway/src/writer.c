@@ -24,6 +24,7 @@ struct writer {
 	int epfd;
 	pthread_t *threads;
 	int nthreads;
+	size_t inline_max; /* writer_run_many: longest batch flushed by its caller */
 	pthread_t poller;
 	int have_poller;
 	struct conn **orphans; /* (mu) detached while parked: released by the poller */
@@ -76,6 +77,41 @@ void writer_schedule(writer *w, struct conn *c)
 	writer_schedule_many(w, &c, 1);
 }
 
+/* Where c goes after a flush returned r: back to the queue, to the poller, or let
+ * go (with the token's reference). */
+static void after_flush(writer *w, struct conn *c, int r)
+{
+	switch (r) {
+	case FLUSH_MORE:
+		writer_schedule(w, c); /* to the back: fairness between sockets */
+		break;
+	case FLUSH_BLOCKED:
+		if (conn_park(c, w->epfd) != 0) {
+			/* dead meanwhile: one more flush lets it go */
+			writer_schedule(w, c);
+		}
+		break;
+	default: /* idle or done: the token was released inside conn_flush */
+		conn_unref(c);
+		break;
+	}
+}
+
+void writer_run_many(writer *w, struct conn **v, size_t n)
+{
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&w->mu);
+	int queue = n > w->inline_max || w->n > 0 || w->stop;
+	pthread_mutex_unlock(&w->mu);
+	if (queue) {
+		writer_schedule_many(w, v, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		after_flush(w, v[i], conn_flush(v[i]));
+}
+
 int writer_epoll_arm(int epfd, int fd, struct conn *c, int registered)
 {
 	struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
@@ -115,20 +151,7 @@ static void *writer_main(void *arg)
 		w->n--;
 		pthread_mutex_unlock(&w->mu);
 
-		switch (conn_flush(c)) {
-		case FLUSH_MORE:
-			writer_schedule(w, c); /* to the back: fairness between sockets */
-			break;
-		case FLUSH_BLOCKED:
-			if (conn_park(c, w->epfd) != 0) {
-				/* dead meanwhile: one more flush lets it go */
-				writer_schedule(w, c);
-			}
-			break;
-		default: /* idle or done: the token was released inside conn_flush */
-			conn_unref(c);
-			break;
-		}
+		after_flush(w, c, conn_flush(c));
 	}
 }
 
@@ -163,9 +186,10 @@ static void *poller_main(void *arg)
 	}
 }
 
-writer *writer_new(int nthreads, char *err, size_t errlen)
+writer *writer_new(int nthreads, size_t inline_max, char *err, size_t errlen)
 {
 	writer *w = xcalloc(1, sizeof(*w));
+	w->inline_max = nthreads > 0 ? inline_max : 0;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);

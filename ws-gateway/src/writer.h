@@ -14,7 +14,9 @@
 struct conn;
 typedef struct writer writer;
 
-writer *writer_new(int nthreads, char *err, size_t errlen);
+/* inline_max: the longest batch writer_run_many flushes in its caller's thread (0:
+ * never; also 0 without threads, so that tests with no writer keep frames queued). */
+writer *writer_new(int nthreads, size_t inline_max, char *err, size_t errlen);
 /* Stops and joins the threads, dropping what is still queued. NULL is fine. */
 void writer_free(writer *w);
 /* Hands c (and the reference that comes with it) to the writer. @locks w->mu. */
@@ -22,6 +24,13 @@ void writer_schedule(writer *w, struct conn *c);
 /* Hands v[0..n) (each with its reference) to the writer at once: one lock and at
  * most one wake-up for the whole batch. @locks w->mu. */
 void writer_schedule_many(writer *w, struct conn **v, size_t n);
+/* Like writer_schedule_many, but a batch of at most inline_max sockets that finds no
+ * socket waiting for a writer is flushed here, in the caller's thread: no writer
+ * wakes, and at a low rate an event goes out with one thread hand-over less. Each
+ * write is non-blocking and bounded (conn_flush), so this holds the caller for at
+ * most inline_max such writes; what a socket does not take goes to the writer or
+ * the poller as usual. @locks w->mu briefly. */
+void writer_run_many(writer *w, struct conn **v, size_t n);
 
 /* epoll helpers for conn.c: arm fd for one EPOLLOUT (MOD when registered, else ADD),
  * and remove it. */
