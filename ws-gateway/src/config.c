@@ -52,6 +52,10 @@ static const cfg_entry table[] = {
      "largest Kafka event accepted; bigger ones are rejected and counted"},
     {"KAFKA_FETCH_WAIT_MS", CFG_INT, &g_cfg.kafka_fetch_wait_ms, "10", 1, 10000,
      "fetch.wait.max.ms: small for latency, larger to spare the broker's CPU"},
+    {"KAFKA_FETCH_MIN_BYTES", CFG_INT, &g_cfg.kafka_fetch_min_bytes, "1", 1, 1048576,
+     "fetch.min.bytes: 1 answers a fetch with the first event; more lets the broker hold "
+     "it (up to KAFKA_FETCH_WAIT_MS) until that many bytes are there: fewer fetch rounds "
+     "per event at low rates, for up to that wait in latency"},
     {"KAFKA_METADATA_REFRESH_MS", CFG_INT, &g_cfg.kafka_refresh_ms, "1000", 100, 3600000,
      "how often new partitions of the topic are looked for (one metadata request each; "
      "a new partition is read from its start)"},

@@ -28,6 +28,7 @@ typedef struct gw_config {
 	long health_port;           /* HEALTH_PORT: /health /ready /metrics listener (0: none) */
 	long max_event_bytes;       /* MAX_EVENT_BYTES: bigger Kafka messages are rejected */
 	long kafka_fetch_wait_ms;   /* KAFKA_FETCH_WAIT_MS */
+	long kafka_fetch_min_bytes; /* KAFKA_FETCH_MIN_BYTES */
 	long kafka_refresh_ms;      /* KAFKA_METADATA_REFRESH_MS: new partitions picked up */
 	long kafka_clock_skew_ms;   /* KAFKA_CLOCK_SKEW_MS: first assignment reads back */
 	long writer_threads;        /* WRITER_THREADS */

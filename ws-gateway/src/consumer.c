@@ -474,11 +474,12 @@ consumer *consumer_start(const consumer_opts *o, fanout *f, char *err, size_t er
 	atomic_init(&c->waiting_since, NO_WAITER);
 	for (int i = 0; i < MAX_PARTITIONS; i++)
 		atomic_init(&c->next[i], -1);
-	char gid[64], uuid[UUID_STR_LEN], fw[32], fmax[32], stats[32];
+	char gid[64], uuid[UUID_STR_LEN], fw[32], fmin[32], fmax[32], stats[32];
 	uuid_new(uuid);
 	/* A group id only names this client: it never joins the group (no subscribe). */
 	snprintf(gid, sizeof(gid), "ws-gateway-%s", uuid);
 	snprintf(fw, sizeof(fw), "%ld", o->fetch_wait_ms);
+	snprintf(fmin, sizeof(fmin), "%ld", o->fetch_min_bytes > 0 ? o->fetch_min_bytes : 1);
 	snprintf(fmax, sizeof(fmax), "%zu",
 	         o->max_event_bytes + 1024 > 1048576 ? o->max_event_bytes + 1024 : 1048576);
 	snprintf(stats, sizeof(stats), "%d", STATS_MS);
@@ -492,7 +493,7 @@ consumer *consumer_start(const consumer_opts *o, fanout *f, char *err, size_t er
 	    {"enable.partition.eof", "false"},
 	    {"allow.auto.create.topics", "true"},
 	    {"fetch.wait.max.ms", fw},
-	    {"fetch.min.bytes", "1"}, /* a fetch returns as soon as one event is there */
+	    {"fetch.min.bytes", fmin}, /* 1 (default): a fetch returns with the first event */
 	    {"fetch.error.backoff.ms", "50"},
 	    /* TCP_NODELAY: a request never waits behind Nagle for the ACK of the last */
 	    {"socket.nagle.disable", "true"},

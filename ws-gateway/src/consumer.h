@@ -36,6 +36,7 @@ typedef struct consumer_opts {
 	const char *brokers;
 	const char *topic;
 	long fetch_wait_ms;
+	long fetch_min_bytes; /* fetch.min.bytes (0: 1) */
 	long refresh_ms;
 	long clock_skew_ms; /* KAFKA_CLOCK_SKEW_MS: the first assignment reads back this far */
 	size_t max_event_bytes;

@@ -80,6 +80,7 @@ int main(int argc, char **argv)
 	consumer_opts co = {.brokers = cfg.kafka_brokers,
 	                    .topic = cfg.kafka_topic,
 	                    .fetch_wait_ms = cfg.kafka_fetch_wait_ms,
+	                    .fetch_min_bytes = cfg.kafka_fetch_min_bytes,
 	                    .refresh_ms = cfg.kafka_refresh_ms,
 	                    .clock_skew_ms = cfg.kafka_clock_skew_ms,
 	                    .max_event_bytes = (size_t)cfg.max_event_bytes,
