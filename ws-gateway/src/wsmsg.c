@@ -450,6 +450,8 @@ static int v_object(vs *v, int depth, v_member_fn on, void *ctx)
 		if (v->i >= v->len || v->s[v->i] != '"' || v_string(v, &k) || k.esc || nk == V_KEYS)
 			return -1;
 		for (size_t j = 0; j < nk; j++)
+			/* keys[0..nk) are set below: not zeroed on this path, by design */
+			// cppcheck-suppress uninitvar
 			if (keys[j].n == k.n && !memcmp(keys[j].p, k.p, k.n))
 				return -1;
 		keys[nk++] = (span){k.p, k.n};
