@@ -442,7 +442,11 @@ int conn_enqueue(conn *c, frame *f)
 	return conn_enqueue_batch(c, f, NULL);
 }
 
-void conn_batch_flush(conn_batch *b)
+/* Hands b's sockets over and empties b. here: a short batch may be written by the
+ * calling thread (writer_run_many); 0: to the writer threads only, for the early
+ * flush inside conn_enqueue_batch, whose caller may hold the registry's lock (no
+ * I/O under it). */
+static void batch_hand_over(conn_batch *b, int here)
 {
 	/* every connection of a process shares its one writer; runs of the same
 	 * writer go together all the same */
@@ -451,11 +455,19 @@ void conn_batch_flush(conn_batch *b)
 		size_t j = i + 1;
 		while (j < b->n && b->v[j]->w == b->v[i]->w)
 			j++;
-		writer_run_many(b->v[i]->w, b->v + i, j - i);
+		if (here)
+			writer_run_many(b->v[i]->w, b->v + i, j - i);
+		else
+			writer_schedule_many(b->v[i]->w, b->v + i, j - i);
 		i = j;
 	}
 	b->n = 0;
 	b->frames = b->bytes = 0;
+}
+
+void conn_batch_flush(conn_batch *b)
+{
+	batch_hand_over(b, 1);
 }
 
 void conn_batch_free(conn_batch *b)
@@ -499,7 +511,7 @@ int conn_enqueue_batch(conn *c, frame *f, conn_batch *b)
 		}
 		size_t qf = c->lim.max_frames / 4, qb = c->lim.max_bytes / 4;
 		if (b->n && (b->frames >= b->n * (qf ? qf : 1) || b->bytes >= b->n * (qb ? qb : 1)))
-			conn_batch_flush(b);
+			batch_hand_over(b, 0);
 	} else if (go) {
 		writer_schedule(c->w, conn_ref(c));
 	}

@@ -113,9 +113,10 @@ typedef struct conn_batch {
 	size_t frames, bytes; /* queued through this batch since its last flush */
 } conn_batch;
 /* conn_enqueue, with the wake-up left to conn_batch_flush(b) (b NULL: now). The
- * batch flushes itself early once it has queued, on average, a quarter of a
- * socket's bound (frames or bytes) to each socket it holds: a backlog never fills
- * a queue before a writer could start on it. */
+ * batch hands its sockets to the writer threads early once it has queued, on
+ * average, a quarter of a socket's bound (frames or bytes) to each socket it holds:
+ * a backlog never fills a queue before a writer could start on it. No I/O here in
+ * either case (the registry calls this under its lock). */
 int conn_enqueue_batch(conn *c, frame *f, conn_batch *b);
 /* Hands every socket of b to its writer (one lock, one wake-up; a short batch that
  * finds the writers caught up is written by the caller: writer_run_many) and
