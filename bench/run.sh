@@ -159,14 +159,15 @@ metric_now() {
 }
 
 # gw_histograms: the gateway's latency histograms as JSON {name: {le: count}} (the
-# gateway's own share, consumed -> written, and event timestamp -> written).
+# gateway's own share, consumed -> written; event timestamp -> written; and Kafka
+# record timestamp -> consumed, the path before the gateway's consumer thread).
 gw_histograms() {
 	curl -fsS --max-time 5 "http://127.0.0.1:$GW_PORT/metrics" 2>/dev/null |
 		python3 -c '
 import json, re, sys
 h = {}
 for line in sys.stdin:
-    m = re.match(r"(ws_consumed_to_write_seconds|ws_event_delivery_seconds)_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
+    m = re.match(r"(ws_consumed_to_write_seconds|ws_event_delivery_seconds|kafka_event_age_seconds)_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
     if m:
         h.setdefault(m.group(1), {})[m.group(2)] = float(m.group(3))
 print(json.dumps(h))' 2>/dev/null || echo '{}'

@@ -103,6 +103,12 @@ def main():
                 lambda r: hist_q(gh(r), 0.5))
             row("gateway's share p99, consumed->written (us, <=)", runs,
                 lambda r: hist_q(gh(r), 0.99))
+            if all("kafka_event_age_seconds" in r["gateway_histograms"] for r in runs):
+                ka = lambda r: r["gateway_histograms"]["kafka_event_age_seconds"]
+                row("before it, Kafka record time->consumed p50 (us, <=)", runs,
+                    lambda r: hist_q(ka(r), 0.5))
+                row("before it, Kafka record time->consumed p99 (us, <=)", runs,
+                    lambda r: hist_q(ka(r), 0.99))
             row("gateway CPU s per 100,000 frames", runs,
                 lambda r: r["gateway_cpu_s"] / r["ws"]["frames"] * 1e5)
             sc_ = lambda r, k: r["gateway_syscalls"][k] / r["ws"]["frames"]

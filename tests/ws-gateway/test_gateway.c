@@ -501,6 +501,7 @@ START_TEST(operational_endpoints)
 	ck_assert_double_eq(metric_in(mt, "kafka_events_consumed_total"), 1);
 	ck_assert_double_eq(metric_in(mt, "ws_event_delivery_seconds_count"), 1);
 	ck_assert_double_eq(metric_in(mt, "ws_consumed_to_write_seconds_count"), 1);
+	ck_assert_double_eq(metric_in(mt, "kafka_event_age_seconds_count"), 1);
 	ck_assert_double_eq(metric_in(mt, "kafka_consumer_lag"), 0);
 	ck_assert_double_ge(metric_in(mt, "ws_frames_delivered_total"), 2);
 	free(mt);

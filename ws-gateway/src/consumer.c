@@ -385,11 +385,16 @@ static void handle_message(consumer *c, rd_kafka_message_t *m)
 {
 	int32_t p = m->partition;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		(void)fanout_message(c->fan, m->key, m->key_len, m->payload, m->len, c->topic, p,
-		                     m->offset);
+		int n = fanout_message(c->fan, m->key, m->key_len, m->payload, m->len, c->topic, p,
+		                       m->offset);
+		int64_t ts = rd_kafka_message_timestamp(m, NULL); /* ms; -1: none */
+		if (n > 0 && ts > 0) {
+			/* where a delivery's time went before this process (the bench's p99) */
+			int64_t age_us = wall_us() - ts * 1000;
+			metric_observe(c->st->kafka_age, age_us > 0 ? (double)age_us / 1e6 : 0);
+		}
 		if (p >= 0 && p < MAX_PARTITIONS) {
 			atomic_store_explicit(&c->next[p], m->offset + 1, memory_order_relaxed);
-			int64_t ts = rd_kafka_message_timestamp(m, NULL);
 			c->last_ts[p] = ts > 0 ? ts : wall_us() / 1000;
 		}
 		c->last_msg_ms = mono_ms();

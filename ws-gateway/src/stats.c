@@ -67,6 +67,12 @@ void gw_stats_init(gw_stats *s, metrics *m)
 	    m, "ws_consumed_to_write_seconds",
 	    "Event consumed from Kafka to socket write (the gateway's own share), seconds.", NULL,
 	    METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);
+	s->kafka_age = metrics_histogram(
+	    m, "kafka_event_age_seconds",
+	    "Kafka record timestamp (the producer's CreateTime, or the broker's LogAppendTime) "
+	    "to consumed here, for events delivered to a socket of this replica, seconds "
+	    "(millisecond resolution: up to 1 ms too high).",
+	    NULL, METRICS_LATENCY_BUCKETS, METRICS_LATENCY_NBUCKETS);
 	const char *resets[2] = {"reason=\"retention\"", "reason=\"truncated\""};
 	for (int i = 0; i < 2; i++)
 		s->offset_resets[i] = metrics_counter(

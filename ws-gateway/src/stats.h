@@ -53,12 +53,13 @@ typedef struct gw_stats {
 	metric *events_delivered;        /* valid events (with or without recipients) */
 	metric *events_skipped;          /* events for users with no socket here, by key */
 	metric *events_rejected[REJECT__COUNT];
-	metric *client_messages;        /* frames received from clients */
-	metric *client_errors;          /* error replies sent */
-	metric *client_bytes;           /* bytes read from client sockets */
-	metric *latency;                /* event timestamp -> socket write, seconds */
-	metric *gw_latency;             /* consumed -> socket write (this process's share) */
-	metric *offset_resets[2];       /* offsets out of range: [0] retention, [1] truncated */
+	metric *client_messages;  /* frames received from clients */
+	metric *client_errors;    /* error replies sent */
+	metric *client_bytes;     /* bytes read from client sockets */
+	metric *latency;          /* event timestamp -> socket write, seconds */
+	metric *gw_latency;       /* consumed -> socket write (this process's share) */
+	metric *kafka_age;        /* Kafka record timestamp -> consumed, events delivered here */
+	metric *offset_resets[2]; /* offsets out of range: [0] retention, [1] truncated */
 	metric *reject_logs_suppressed; /* "event rejected" lines not written (rate limit) */
 	metric *status_refusals;        /* /status asked without the right token */
 	metric *accept_emfile;          /* accepts that found no file descriptor (shed at once) */
