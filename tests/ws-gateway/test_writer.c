@@ -44,40 +44,62 @@ static size_t read_n(int fd, unsigned char *buf, size_t n, int ms)
 	return got;
 }
 
+/* n connections of user u1 on socket pairs: sv[0] is the gateway's end, sv[1] the
+ * client's. */
+typedef struct sock {
+	conn *c;
+	int sv[2];
+} sock;
+
+static void socks_open(sock *s, int n, writer *w)
+{
+	static const conn_limits lim = {.max_frames = 16, .max_bytes = 1 << 20};
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, s[i].sv), 0);
+		s[i].c = conn_new(NULL, s[i].sv[0], "u1", NULL, &lim, w, &st);
+	}
+}
+
+/* f to every socket of s in one batch, handed over as the consumer does. */
+static void socks_send(sock *s, int n, frame *f)
+{
+	conn_batch b = {0};
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(conn_enqueue_batch(s[i].c, f, &b), CONN_QUEUED);
+	conn_batch_flush(&b);
+	conn_batch_free(&b);
+}
+
+static void socks_close(sock *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(conn_detach(s[i].c), 1);
+		conn_unref(s[i].c);
+		close(s[i].sv[0]);
+		close(s[i].sv[1]);
+	}
+}
+
 START_TEST(short_batch_written_by_caller)
 {
 	char err[128];
 	writer *w = writer_new(1, 4, err, sizeof(err));
 	ck_assert_ptr_nonnull(w);
-	conn_limits lim = {.max_frames = 16, .max_bytes = 1 << 20};
-	int sv[2][2];
-	conn *c[2];
-	for (int i = 0; i < 2; i++) {
-		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), 0);
-		c[i] = conn_new(NULL, sv[i][0], "u1", NULL, &lim, w, &st);
-	}
+	sock s[2];
+	socks_open(s, 2, w);
 	frame *f = frame_new(WS_OP_TEXT, "hello", 5, 0);
-	conn_batch b = {0};
-	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(conn_enqueue_batch(c[i], f, &b), CONN_QUEUED);
-	conn_batch_flush(&b);
+	socks_send(s, 2, f);
 	/* Written before conn_batch_flush returned: the bytes are there without waiting
 	 * (no writer thread was handed the sockets). */
 	for (int i = 0; i < 2; i++) {
 		unsigned char buf[16];
-		ssize_t r = recv(sv[i][1], buf, sizeof(buf), MSG_DONTWAIT);
+		ssize_t r = recv(s[i].sv[1], buf, sizeof(buf), MSG_DONTWAIT);
 		ck_assert_int_eq(r, (ssize_t)f->len);
 		ck_assert(!memcmp(buf, f->data, f->len));
 	}
 	ck_assert_double_eq(metric_value(st.frames_delivered), 2);
-	conn_batch_free(&b);
 	frame_unref(f);
-	for (int i = 0; i < 2; i++) {
-		ck_assert_int_eq(conn_detach(c[i]), 1);
-		conn_unref(c[i]);
-		close(sv[i][0]);
-		close(sv[i][1]);
-	}
+	socks_close(s, 2);
 	writer_free(w);
 }
 END_TEST
@@ -90,32 +112,18 @@ START_TEST(long_batch_goes_to_writers)
 		char err[128];
 		writer *w = writer_new(2, inline_max, err, sizeof(err));
 		ck_assert_ptr_nonnull(w);
-		conn_limits lim = {.max_frames = 16, .max_bytes = 1 << 20};
 		enum { N = 3 };
-		int sv[N][2];
-		conn *c[N];
-		for (int i = 0; i < N; i++) {
-			ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), 0);
-			c[i] = conn_new(NULL, sv[i][0], "u1", NULL, &lim, w, &st);
-		}
+		sock s[N];
+		socks_open(s, N, w);
 		frame *f = frame_new(WS_OP_TEXT, "abc", 3, 0);
-		conn_batch b = {0};
-		for (int i = 0; i < N; i++)
-			ck_assert_int_eq(conn_enqueue_batch(c[i], f, &b), CONN_QUEUED);
-		conn_batch_flush(&b);
+		socks_send(s, N, f);
 		for (int i = 0; i < N; i++) {
 			unsigned char buf[16];
-			ck_assert_uint_eq(read_n(sv[i][1], buf, f->len, 5000), f->len);
+			ck_assert_uint_eq(read_n(s[i].sv[1], buf, f->len, 5000), f->len);
 			ck_assert(!memcmp(buf, f->data, f->len));
 		}
-		conn_batch_free(&b);
 		frame_unref(f);
-		for (int i = 0; i < N; i++) {
-			ck_assert_int_eq(conn_detach(c[i]), 1);
-			conn_unref(c[i]);
-			close(sv[i][0]);
-			close(sv[i][1]);
-		}
+		socks_close(s, N);
 		writer_free(w);
 	}
 }
