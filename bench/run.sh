@@ -39,6 +39,16 @@ else
 	FETCH_WAIT_MS=${FETCH_WAIT_MS:-10}
 fi
 API_MODES=${API_MODES:-saturation rate}
+# PIN=G:O (e.g. 1:0): the gateway on CPU G; the broker, ws-load and kafka-load on CPU
+# O. A diagnosis of how much of the gateway's cost and of the latency tail comes from
+# sharing both cores with them (as a deployment would not); off unless set, and every
+# figure in the docs says when it was on.
+GW_PIN=() LOAD_PIN=()
+if [ -n "${PIN:-}" ]; then
+	[[ $PIN =~ ^[0-9]+:[0-9]+$ ]] || { echo "bench: PIN must be G:O (CPU numbers)" >&2; exit 2; }
+	GW_PIN=(taskset -c "${PIN%%:*}")
+	LOAD_PIN=(taskset -c "${PIN##*:}")
+fi
 ALL_SCENARIOS="fanout latency skip capacity handshake presence api lists"
 NAMED=0
 if [ $# -gt 0 ]; then
@@ -126,7 +136,7 @@ start_gateway() {
 	for try in 1 2 3 4 5; do
 		GW_PORT=$(free_port)
 		env "$@" PORT="$GW_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" ALLOWED_ORIGINS='*' \
-			STATUS_TOKEN="$GW_STATUS_TOKEN" LOG_LEVEL=warn "$BIN/ws-gateway" 2>>"$WORK/ws-gateway.log" &
+			STATUS_TOKEN="$GW_STATUS_TOKEN" LOG_LEVEL=warn "${GW_PIN[@]}" "$BIN/ws-gateway" 2>>"$WORK/ws-gateway.log" &
 		GW_PID=$!
 		local i
 		for i in $(seq 1 1800); do # 180 s: 19,500 civetweb threads start slowly
@@ -220,7 +230,7 @@ ws_recv_run() {
 	rm -f "$WORK/ready" "$WORK/wl.json" "$WORK/kl.json"
 	timeout 200 env WS_PORT="$GW_PORT" CONNECTIONS="$conns" USERS="$users" MODE=recv \
 		DURATION_S=90 IDLE_S=3 EXPECT_FRAMES="$expect" STALLED="$stalled" SRC_ADDRS=32 \
-		READY_FILE="$WORK/ready" LOG_LEVEL=warn "$BIN/ws-load" >"$WORK/wl.json" \
+		READY_FILE="$WORK/ready" LOG_LEVEL=warn "${LOAD_PIN[@]}" "$BIN/ws-load" >"$WORK/wl.json" \
 		2>>"$WORK/ws-load.log" &
 	local wl=$!
 	if ! wait_file "$WORK/ready" 60; then
@@ -243,7 +253,7 @@ ws_recv_run() {
 	fi
 	timeout 120 env KAFKA_BROKERS="$KAFKA_BROKERS" KAFKA_TOPIC="$topic" USERS="$users" \
 		RATE="$rate" COUNT="$events" \
-		DURATION_S=100 LINGER_MS="$linger" LOG_LEVEL=warn "$BIN/kafka-load" \
+		DURATION_S=100 LINGER_MS="$linger" LOG_LEVEL=warn "${LOAD_PIN[@]}" "$BIN/kafka-load" \
 		>"$WORK/kl.json" 2>>"$WORK/kafka-load.log"
 	wait "$wl"
 	g1=$(cpu_s "$GW_PID") b1=$(cpu_s "$BROKER_PID") t1=$(now)
@@ -290,6 +300,7 @@ else
 	kafka_presence_topic "$WORK/kafka" || exit 1
 	KAFKA_STARTED=1
 	BROKER_PID=$(cat "$WORK/kafka/node-1/pid")
+	[ -n "${PIN:-}" ] && taskset -a -p -c "${PIN##*:}" "$BROKER_PID" >/dev/null
 	log "Kafka: Apache Kafka $KAFKA_VERSION (KRaft, 1 node) on $KAFKA_BROKERS"
 fi
 # make_topic NAME: Apache Kafka creates no topic by itself (3 partitions, as in the tests).
