@@ -100,9 +100,22 @@ static int same_message(const char *in, size_t len)
 	return fast;
 }
 
-START_TEST(examples_match_event_ws_message)
+static size_t read_file(const char *path, char *buf, size_t cap)
 {
-	const char *dir = "proto/examples/event/valid";
+	FILE *fp = fopen(path, "rb");
+	ck_assert_ptr_nonnull(fp);
+	size_t len = fread(buf, 1, cap, fp);
+	fclose(fp);
+	return len;
+}
+
+/* Calls fn(path, bytes, len, arg) for every .json file of dir (proto/examples);
+ * returns how many. */
+static int each_example(const char *dir,
+                        void (*fn)(const char *path, const char *buf, size_t len, void *arg),
+                        void *arg)
+{
+	static char buf[65536];
 	DIR *d = opendir(dir);
 	ck_assert_ptr_nonnull(d);
 	int n = 0;
@@ -111,16 +124,22 @@ START_TEST(examples_match_event_ws_message)
 			continue;
 		char path[512];
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		FILE *fp = fopen(path, "rb");
-		ck_assert_ptr_nonnull(fp);
-		char buf[65536];
-		size_t len = fread(buf, 1, sizeof(buf), fp);
-		fclose(fp);
-		ck_assert_msg(same_message(buf, len), "%s: not spliced", path);
+		fn(path, buf, read_file(path, buf, sizeof(buf)), arg);
 		n++;
 	}
 	closedir(d);
-	ck_assert_int_ge(n, 5);
+	return n;
+}
+
+static void spliced(const char *path, const char *buf, size_t len, void *arg)
+{
+	(void)arg;
+	ck_assert_msg(same_message(buf, len), "%s: not spliced", path);
+}
+
+START_TEST(examples_match_event_ws_message)
+{
+	ck_assert_int_ge(each_example("proto/examples/event/valid", spliced, NULL), 5);
 }
 END_TEST
 
@@ -151,52 +170,31 @@ START_TEST(escapes_whitespace_and_nulls)
 }
 END_TEST
 
-static size_t read_file(const char *path, char *buf, size_t cap)
+/* every task event but task.reordered is taken; no list event */
+static void fast_takes_task_events(const char *path, const char *buf, size_t len, void *taken)
 {
-	FILE *fp = fopen(path, "rb");
-	ck_assert_ptr_nonnull(fp);
-	size_t len = fread(buf, 1, cap, fp);
-	fclose(fp);
-	return len;
+	const char *name = strrchr(path, '/') + 1;
+	int t = fast_agrees(buf, len);
+	int want = strncmp(name, "list-", 5) && !strstr(name, "reordered");
+	ck_assert_msg(t == want, "%s: wsmsg_fast took it: %d", path, t);
+	*(int *)taken += t;
+}
+
+static void fast_refuses(const char *path, const char *buf, size_t len, void *arg)
+{
+	(void)arg;
+	wsmsg_event we;
+	ck_assert_msg(wsmsg_fast(buf, len, &we) == NULL, "%s: taken", path);
 }
 
 /* The one-pass validation takes the task events of proto/examples (the rest it leaves
  * to event_parse) and none of the invalid ones. */
 START_TEST(fast_takes_valid_task_events_and_no_invalid_one)
 {
-	static char buf[65536];
-	const char *valid = "proto/examples/event/valid", *invalid = "proto/examples/event/invalid";
-	int taken = 0, n = 0;
-	DIR *d = opendir(valid);
-	ck_assert_ptr_nonnull(d);
-	for (struct dirent *e; (e = readdir(d));) {
-		if (!strstr(e->d_name, ".json"))
-			continue;
-		char path[512];
-		snprintf(path, sizeof(path), "%s/%s", valid, e->d_name);
-		size_t len = read_file(path, buf, sizeof(buf));
-		int t = fast_agrees(buf, len);
-		/* every task event but task.reordered; no list event */
-		int want = strncmp(e->d_name, "list-", 5) && !strstr(e->d_name, "reordered");
-		ck_assert_msg(t == want, "%s: wsmsg_fast took it: %d", path, t);
-		taken += t;
-	}
-	closedir(d);
+	int taken = 0;
+	(void)each_example("proto/examples/event/valid", fast_takes_task_events, &taken);
 	ck_assert_int_ge(taken, 7);
-	d = opendir(invalid);
-	ck_assert_ptr_nonnull(d);
-	for (struct dirent *e; (e = readdir(d));) {
-		if (!strstr(e->d_name, ".json"))
-			continue;
-		char path[512];
-		snprintf(path, sizeof(path), "%s/%s", invalid, e->d_name);
-		size_t len = read_file(path, buf, sizeof(buf));
-		wsmsg_event we;
-		ck_assert_msg(wsmsg_fast(buf, len, &we) == NULL, "%s: taken", path);
-		n++;
-	}
-	closedir(d);
-	ck_assert_int_ge(n, 20);
+	ck_assert_int_ge(each_example("proto/examples/event/invalid", fast_refuses, NULL), 20);
 }
 END_TEST
 

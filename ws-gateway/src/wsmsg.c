@@ -379,6 +379,23 @@ typedef int (*v_member_fn)(vs *v, const vstr *key, void *ctx, int depth);
 static int v_object(vs *v, int depth, v_member_fn on, void *ctx);
 static int v_any_member(vs *v, const vstr *key, void *ctx, int depth);
 
+/* After an element or member: 1 at the closing `close` (consumed), 0 after a comma
+ * and the blanks behind it, -1 at anything else. */
+static int v_next(vs *v, char close)
+{
+	v_ws(v);
+	if (v->i >= v->len)
+		return -1;
+	if (v->s[v->i] == close) {
+		v->i++;
+		return 1;
+	}
+	if (v->s[v->i++] != ',')
+		return -1;
+	v_ws(v);
+	return 0;
+}
+
 /* Any JSON value at v->i. */
 static int v_value(vs *v, int depth)
 {
@@ -403,16 +420,9 @@ static int v_value(vs *v, int depth)
 		for (;;) {
 			if (v_value(v, depth + 1))
 				return -1;
-			v_ws(v);
-			if (v->i >= v->len)
-				return -1;
-			if (v->s[v->i] == ']') {
-				v->i++;
-				return 0;
-			}
-			if (v->s[v->i++] != ',')
-				return -1;
-			v_ws(v);
+			int r = v_next(v, ']');
+			if (r)
+				return r > 0 ? 0 : -1;
 		}
 	case 't':
 	case 'f':
@@ -461,16 +471,9 @@ static int v_object(vs *v, int depth, v_member_fn on, void *ctx)
 		v_ws(v);
 		if (v->i >= v->len || on(v, &k, ctx, depth))
 			return -1;
-		v_ws(v);
-		if (v->i >= v->len)
-			return -1;
-		if (v->s[v->i] == '}') {
-			v->i++;
-			return 0;
-		}
-		if (v->s[v->i++] != ',')
-			return -1;
-		v_ws(v);
+		int r = v_next(v, '}');
+		if (r)
+			return r > 0 ? 0 : -1;
 	}
 }
 
