@@ -55,14 +55,19 @@ total_pass=0
 total_fail=0
 failed_suites=()
 failure_report=""
+failing_cases=""
+# failing LOG N: the first N failing-case lines of a suite's output. Check:
+# file:line:F|E:tcase:test:iteration: message; node's test runner and the shell
+# suites: "not ok" / "FAIL" lines.
+failing() {
+	grep -E ':[FE]:[^:]*:[^:]*:[0-9]+: |^not ok |^# +(fail|FAIL)|FAIL|Error:' "$1" | head -n "$2"
+}
 # report NAME LOG STAMP: the failing cases of a suite's output and the tails of the
 # logs written since STAMP.
 report() {
 	local name=$1 log=$2 stamp=$3
 	echo "--- $name: failing cases"
-	# Check: file:line:F|E:tcase:test:iteration: message; node's test runner and
-	# the shell suites: "not ok" / "FAIL" lines
-	grep -E ':[FE]:[^:]*:[^:]*:[0-9]+: |^not ok |^# +(fail|FAIL)|FAIL|Error:' "$log" | head -n 40
+	failing "$log" 40
 	# When the broker went away, and who brought it back: Kafka's own shutdown and
 	# start lines, and the guards' heals (tests/support/broker.c).
 	grep -h -E 'Terminating process due to signal|Exiting Kafka|Kafka Server started|was down; starting' \
@@ -105,6 +110,7 @@ run_one() { # name command...
 	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
 		failed_suites+=("$name (exit $rc)")
 		failure_report+=$(report "$name" "$log" "$stamp")$'\n'
+		failing_cases+=$(failing "$log" 5 | cut -c1-400 | sed "s/^/$name: /")$'\n'
 	fi
 	# The broker must be whole for every suite; a suite that took a node away and
 	# died before bringing it back leaves it up.
@@ -123,6 +129,9 @@ done
 echo
 if [ ${#failed_suites[@]} -gt 0 ]; then
 	echo "$failure_report"
+	# again at the very end, where a truncated CI log still shows them
+	echo "failing cases:"
+	printf '%s' "$failing_cases"
 	echo "failed: ${failed_suites[*]}"
 fi
 if [ $((total_pass + total_fail)) -eq 0 ]; then
