@@ -39,7 +39,7 @@
 #define BACKOFF_MIN_MS  100
 #define BACKOFF_MAX_MS  30000
 #define DEAD_REMEMBERED 1024 /* dead-lettered ids skipped when streamed again */
-#define PRUNE_BATCH     10000
+#define PRUNE_BATCH     2000 /* rows deleted per loop turn */
 #define ALIVE_MS        30000
 #define LOG_EVERY_MS    10000 /* rate limit of repeated warnings */
 
@@ -728,42 +728,38 @@ static void try_lead(outbox_relay *r)
 		log_warn("relay could not open the stream", "{s:s}", "err", err);
 }
 
-/* Deletes rows older than the retention, in batches, keeping each user's latest
- * event (so /events can tell "nothing new" from "gone"). */
-static void prune(outbox_relay *r)
+/* Deletes up to one batch of rows older than the retention, keeping each user's
+ * latest event (so /events can tell "nothing new" from "gone"), and one batch of
+ * expired idempotency keys and tombstones. One batch a turn keeps the loop's
+ * other work going (the stream, its status updates, which the server ends the
+ * stream without after OUTBOX_TAKEOVER_MS). 1 when a batch was full (more to
+ * prune: the next turn goes on), else 0. */
+static int prune(outbox_relay *r)
 {
 	PGconn *pg = sql(r);
 	if (!pg)
-		return;
+		return 0;
 	char ret[24], batch[24];
 	snprintf(ret, sizeof(ret), "%ld", r->o.retention_s);
 	snprintf(batch, sizeof(batch), "%d", PRUNE_BATCH);
 	const char *v[] = {ret, batch};
-	long total = 0;
-	for (int round = 0; round < 100 && !atomic_load(&r->stop); round++) {
-		PGresult *res = PQexecParams(
-		    pg,
-		    "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE o.created_at "
-		    "< "
-		    "now() - make_interval(secs => $1::bigint) AND o.seq < (SELECT u.seq FROM "
-		    "user_seq u WHERE u.user_id = o.user_id) LIMIT $2::int)",
-		    2, NULL, v, NULL, NULL, 0);
-		int ok = exec_ok(res);
-		long n = ok ? strtol(PQcmdTuples(res), NULL, 10) : 0;
-		if (!ok)
-			log_warn("could not prune the outbox", "{s:s}", "err",
-			         PQresultErrorMessage(res));
-		PQclear(res);
-		total += n;
-		atomic_store(&r->beat_ms, mono_ms());
-		if (!ok || n < PRUNE_BATCH)
-			break;
-	}
-	if (total)
-		log_info("outbox pruned", "{s:i}", "rows", (int)total);
-	long n = r->o.idem_window_s > 0 ? ts_prune(pg, r->o.idem_window_s, PRUNE_BATCH) : 0;
-	if (n > 0)
-		log_info("idempotency keys and tombstones pruned", "{s:i}", "rows", (int)n);
+	PGresult *res = PQexecParams(
+	    pg,
+	    "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o WHERE "
+	    "o.created_at < now() - make_interval(secs => $1::bigint) AND o.seq < "
+	    "(SELECT u.seq FROM user_seq u WHERE u.user_id = o.user_id) LIMIT $2::int)",
+	    2, NULL, v, NULL, NULL, 0);
+	int ok = exec_ok(res);
+	long n = ok ? strtol(PQcmdTuples(res), NULL, 10) : 0;
+	if (!ok)
+		log_warn("could not prune the outbox", "{s:s}", "err", PQresultErrorMessage(res));
+	PQclear(res);
+	if (n)
+		log_info("outbox pruned", "{s:i}", "rows", (int)n);
+	long k = r->o.idem_window_s > 0 ? ts_prune(pg, r->o.idem_window_s, PRUNE_BATCH) : 0;
+	if (k > 0)
+		log_info("idempotency keys and tombstones pruned", "{s:i}", "rows", (int)k);
+	return n >= PRUNE_BATCH || k >= PRUNE_BATCH;
 }
 
 /* The slot's lag: WAL bytes not yet confirmed. */
@@ -859,16 +855,17 @@ static void *relay_main(void *arg)
 			update_lag(r);
 			r->next_lag_ms = now + 1000;
 		}
+		int pruning = 0; /* a full batch: the next turn prunes on, without a wait */
 		if (now >= r->next_prune_ms) {
-			prune(r);
-			r->next_prune_ms = now + prune_every_ms;
+			pruning = prune(r);
+			r->next_prune_ms = pruning ? now : now + prune_every_ms;
 		}
 		int more = stream_round(r, why, sizeof(why));
 		if (more < 0) {
 			reset(r, why);
 			continue;
 		}
-		if (!more)
+		if (!more && !pruning)
 			wait_events(r, r->held ? 5 : 100);
 	}
 	/* Stopping: deliver what is in flight until the deadline, confirm it. */

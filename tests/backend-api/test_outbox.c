@@ -354,6 +354,65 @@ START_TEST(retention_prunes_old_events)
 }
 END_TEST
 
+/* A backlog of old rows (300,000, as after a retention was shortened) is pruned a
+ * batch per turn of the relay's loop: an event committed once the prune has begun
+ * reaches the topic before the prune is done, and the stream is never cut (the
+ * server ends a stream that sends no status update for OUTBOX_TAKEOVER_MS). The
+ * relay used to prune the whole backlog in one go, holding the stream meanwhile. */
+START_TEST(prune_backlog_keeps_streaming)
+{
+	enum { ROWS = 300000 };
+	const char *env[] = {"EVENT_RETENTION=60", NULL};
+	backend a, b;
+	be_start(&a, env); /* the schema */
+	be_stop(&a);
+	/* rows written before the slot exists are not streamed: the slot is dropped,
+	 * the old rows written, and the next start makes the slot anew */
+	char slot[128], rows[24], old[64];
+	snprintf(slot, sizeof(slot), "tasksync_%s", strrchr(a.db, '/') + 1);
+	snprintf(rows, sizeof(rows), "%d", ROWS);
+	new_user(old, sizeof(old));
+	const char *ps[] = {slot}, *po[] = {old, rows}, *pc[] = {old};
+	PQclear(pgtest_exec(a.db, "SELECT pg_drop_replication_slot($1)", 1, ps));
+	PQclear(pgtest_exec(a.db, "INSERT INTO user_seq (user_id, seq) VALUES ($1, $2::bigint)", 2,
+	                    po));
+	PQclear(pgtest_exec(a.db,
+	                    "INSERT INTO outbox (user_id, seq, event_id, event_type, payload, "
+	                    "created_at) SELECT $1, g, gen_random_uuid(), 'task.created', '{}', "
+	                    "now() - interval '2 hours' FROM generate_series(1, $2::bigint) g",
+	                    2, po));
+	const char *count = "SELECT count(*) FROM outbox WHERE user_id = $1";
+	ck_assert_int_eq(pgtest_long(a.db, count, 1, pc), ROWS);
+	be_start_same(&b, &a, env);
+	kreader *r = kreader_open(b.topic, 10000);
+	long left = ROWS;
+	for (int64_t end = mono_ms() + 30000; mono_ms() < end && left == ROWS; usleep(10000))
+		left = pgtest_long(b.db, count, 1, pc);
+	ck_assert_msg(left < ROWS, "the prune did not begin");
+	char u[64];
+	new_user(u, sizeof(u));
+	int64_t t0 = mono_ms();
+	json_decref(create_task(&b, u, "during the prune"));
+	long ms = wait_user_msgs(r, u, 1, t0, 30000);
+	kreader_free(r);
+	left = pgtest_long(b.db, count, 1, pc);
+	fprintf(stderr,
+	        "prune_backlog_keeps_streaming: event on the topic after %ld ms, %ld of %d old "
+	        "rows left\n",
+	        ms, left, ROWS);
+	ck_assert_msg(left > 1,
+	              "the event reached the topic (after %ld ms) only once the prune "
+	              "was done",
+	              ms);
+	for (int64_t end = mono_ms() + 120000; mono_ms() < end && left > 1; usleep(200000))
+		left = pgtest_long(b.db, count, 1, pc);
+	ck_assert_msg(left == 1, "%ld old rows left (want the latest only)", left);
+	double resets = metric_value(&b, "outbox_relay_resets_total");
+	ck_assert_msg(resets == 0, "the stream was cut %g times during the prune", resets);
+	be_stop(&b);
+}
+END_TEST
+
 START_TEST(writes_during_outage_then_restart)
 {
 	/* Rows written while Kafka is down and not yet published when the process
@@ -1104,7 +1163,6 @@ Suite *outbox_suite(void)
 	tcase_add_test(tc, broker_sigkilled_during_1000_writes);
 	tcase_add_test(tc, two_processes_one_order);
 	tcase_add_test(tc, writes_during_outage_then_restart);
-	tcase_add_test(tc, retention_prunes_old_events);
 	tcase_add_test(tc, saturation_keeps_user_order);
 	tcase_add_test(tc, saturation_two_processes_keeps_user_order);
 	tcase_add_test(tc, late_commit_is_published_in_order);
@@ -1115,6 +1173,12 @@ Suite *outbox_suite(void)
 	tcase_add_test(tc, leader_frozen_follower_takes_over);
 	tcase_add_test(tc, broker_restart_under_10000_writes);
 	suite_add_tcase(s, tc);
+	TCase *pr = tcase_create("prune");
+	tcase_set_tags(pr, "integration");
+	tcase_set_timeout(pr, 240);
+	tcase_add_test(pr, retention_prunes_old_events);
+	tcase_add_test(pr, prune_backlog_keeps_streaming);
+	suite_add_tcase(s, pr);
 	/* on a PostgreSQL cluster of its own */
 	TCase *own = tcase_create("own_cluster");
 	tcase_set_tags(own, "integration");
