@@ -34,7 +34,8 @@ static const cfg_entry table[] = {
      "tasksync_<database name>); created when missing"},
     {"OUTBOX_TAKEOVER_MS", CFG_INT, &g_cfg.outbox_takeover_ms, "3000", 1000, 60000,
      "a silent leader (frozen, its host gone) loses the slot after this long "
-     "(wal_sender_timeout); followers try every quarter of it"},
+     "(wal_sender_timeout; the leader sends a status update every third of it, at most "
+     "every second); followers try every quarter of it"},
     {"DB_STATEMENT_TIMEOUT_MS", CFG_INT, &g_cfg.db_statement_timeout_ms, "5000", 100, 600000,
      "statement_timeout of every database session (idle in transaction: 4 times it)"},
     {"DB_LOCK_TIMEOUT_MS", CFG_INT, &g_cfg.db_lock_timeout_ms, "2000", 10, 600000,

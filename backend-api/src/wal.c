@@ -18,8 +18,10 @@
 #include <string.h>
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
-#define PG_EPOCH_US    946684800000000LL
-#define FEEDBACK_EVERY 1000 /* ms between unprompted status updates */
+#define PG_EPOCH_US 946684800000000LL
+#define FEEDBACK_EVERY                                                                             \
+	1000 /* ms between unprompted status updates (at most a                                    \
+	      * third of wal_sender_timeout) */
 #define FEEDBACK_MIN                                                                               \
 	100 /* ms between updates of a moved position (each costs the walsender a slot update) */
 #define NAME_MAX_LEN       63
@@ -37,6 +39,7 @@ struct wal_stream {
 	wal_decoder dec; /* relation and keepalive state */
 	uint64_t sent_flush;
 	int64_t sent_ms;
+	long every_ms;   /* between unprompted status updates */
 	char server[48]; /* "system identifier/timeline" */
 };
 
@@ -191,6 +194,8 @@ int wal_open(wal_stream **out, const char *url, const char *slot, const char *pu
 	PQclear(res);
 	wal_stream *w = xcalloc(1, sizeof(*w));
 	w->pg = pg;
+	w->every_ms =
+	    sender_timeout_ms / 3 < FEEDBACK_EVERY ? sender_timeout_ms / 3 : FEEDBACK_EVERY;
 	snprintf(w->server, sizeof(w->server), "%s", server);
 	*out = w;
 	return WAL_OK;
@@ -219,8 +224,7 @@ int wal_confirm(wal_stream *w, uint64_t flush_lsn, int force, char *err, size_t 
 	if (flush_lsn < w->sent_flush)
 		flush_lsn = w->sent_flush; /* never backwards */
 	int64_t since = mono_ms() - w->sent_ms;
-	if (force || (flush_lsn != w->sent_flush && since >= FEEDBACK_MIN) ||
-	    since >= FEEDBACK_EVERY)
+	if (force || (flush_lsn != w->sent_flush && since >= FEEDBACK_MIN) || since >= w->every_ms)
 		return send_feedback(w, flush_lsn, err, errlen);
 	return WAL_OK;
 }

@@ -851,6 +851,41 @@ START_TEST(stream_loss_repeats_little)
 }
 END_TEST
 
+/* The refusal resets the relay, which streams again from the last confirmed
+ * transaction: an event after the refused one that Kafka had acknowledged may come
+ * twice (at least once, the same event_id). The user's events on the topic, with
+ * such repeats dropped, are want[0..n) in order. */
+static void expect_distinct_seqs(const backend *b, const char *u, const long long *want, size_t n)
+{
+	int64_t deadline = mono_ms() + 30000;
+	for (;;) {
+		size_t count, distinct = 0;
+		json_t **ev = topic_events(b, u, n, 30000, 1000, &count);
+		const char *ids[8] = {0};
+		for (size_t i = 0; i < count; i++) {
+			long long s = jint(ev[i], "seq");
+			size_t k = 0;
+			while (k < distinct && want[k] != s)
+				k++;
+			if (k < distinct) { /* a repeat */
+				ck_assert_str_eq(jstr(ev[i], "event_id"), ids[k]);
+				continue;
+			}
+			ck_assert_msg(distinct < n && s == want[distinct],
+			              "event %zu on the topic has seq %lld, want %lld", i, s,
+			              distinct < n ? want[distinct] : -1);
+			ids[distinct++] = jstr(ev[i], "event_id");
+		}
+		if (count > distinct)
+			fprintf(stderr, "refused_event_is_dead_lettered: %zu repeated events\n",
+			        count - distinct);
+		free_events(ev, count);
+		if (distinct == n)
+			return;
+		ck_assert_msg(mono_ms() < deadline, "%zu of %zu events on the topic", distinct, n);
+	}
+}
+
 START_TEST(refused_event_is_dead_lettered)
 {
 	/* The topic takes messages up to 2 KiB: a 3 KB task is refused by Kafka. It is
@@ -869,13 +904,8 @@ START_TEST(refused_event_is_dead_lettered)
 	free(big);
 	json_decref(create_task(&b, u, "three"));
 	json_decref(create_task(&b, u, "four"));
-	size_t count;
-	json_t **ev = topic_events(&b, u, 3, 30000, 1500, &count);
-	ck_assert_msg(count == 3, "%zu events on the topic, want seq 1, 3, 4", count);
-	ck_assert_int_eq(jint(ev[0], "seq"), 1);
-	ck_assert_int_eq(jint(ev[1], "seq"), 3);
-	ck_assert_int_eq(jint(ev[2], "seq"), 4);
-	free_events(ev, count);
+	const long long want[] = {1, 3, 4, 5};
+	expect_distinct_seqs(&b, u, want, 3);
 	const char *p[] = {u};
 	ck_assert_int_eq(
 	    pgtest_long(b.db, "SELECT seq FROM outbox_dead_letter WHERE user_id = $1", 1, p), 2);
@@ -891,19 +921,18 @@ START_TEST(refused_event_is_dead_lettered)
 	json_decref(f);
 	/* and later events keep flowing */
 	json_decref(create_task(&b, u, "five"));
-	ev = topic_events(&b, u, 4, 30000, 300, &count);
-	ck_assert_int_eq(count, 4);
-	ck_assert_int_eq(jint(ev[3], "seq"), 5);
-	free_events(ev, count);
+	expect_distinct_seqs(&b, u, want, 4);
 	be_stop(&b);
 }
 END_TEST
 
 START_TEST(huge_list_stalls_no_one)
 {
-	/* A user with 30,000 tasks reorders the whole list through process A; writes
-	 * of other users through process B reach the topic within a second each, and
-	 * no process counts a publish error. */
+	/* A user with 30,000 tasks asks process A to renumber the whole list: refused
+	 * at once (422 list_too_long, a renumbering is bounded to TASK_ORDER_MAX tasks;
+	 * moves serve longer lists), so no one waits behind it; writes of other users
+	 * through process B reach the topic within a second each, and no process
+	 * counts a publish error. */
 	backend a, b;
 	be_start(&a, NULL);
 	be_start_same(&b, &a, NULL);
@@ -925,8 +954,11 @@ START_TEST(huge_list_stalls_no_one)
 	json_t *o = NULL;
 	int st = api(&a, big, "PUT", "/api/v1/tasks/order", "{\"order\":[]}", NULL, &o, NULL);
 	fprintf(stderr, "huge_list_stalls_no_one: PUT order of 30,000 tasks: %d\n", st);
-	ck_assert_msg(st < 500, "PUT order of 30,000 tasks answered %d", st);
-	json_decref(o);
+	ck_assert_msg(st == 422, "PUT order of 30,000 tasks answered %d", st);
+	expect_error(o, "list_too_long", "order");
+	/* the stream is past the 30,000-row insert (decoded, not published): what is
+	 * timed is the writes beside a huge list, not that one-off decode */
+	wait_published(&a, big, 30000);
 	kreader *r = kreader_open(a.topic, 30000);
 	long worst = 0;
 	for (int i = 0; i < 20; i++) {
@@ -951,12 +983,15 @@ END_TEST
 START_TEST(leader_frozen_follower_takes_over)
 {
 	/* The leader is frozen (SIGSTOP: its socket stays open, as with a host that
-	 * vanished): the server ends its stream after OUTBOX_TAKEOVER_MS (3 s) and the
-	 * other process takes over within 5 s. Thawed, the old leader follows; order
-	 * holds and nothing is lost. */
+	 * vanished): the server ends its stream OUTBOX_TAKEOVER_MS (1.5 s here) after
+	 * its last status update and the other process, trying every quarter of it,
+	 * takes over: about 2 s at worst, asserted within 5 s. (With the default 3 s
+	 * the worst case is about 3.9 s, too close to the bound on a loaded machine.)
+	 * Thawed, the old leader follows; order holds and nothing is lost. */
+	const char *env[] = {"OUTBOX_TAKEOVER_MS=1500", NULL};
 	backend a, b;
-	be_start(&a, NULL);
-	be_start_same(&b, &a, NULL);
+	be_start(&a, env);
+	be_start_same(&b, &a, env);
 	ck_assert_msg(metric_value(&a, "outbox_leader") == 1, "the first process does not lead");
 	char u[64];
 	new_user(u, sizeof(u));

@@ -17,22 +17,60 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int free_port(void)
+/* 1 when a socket can bind 127.0.0.1:port (nothing holds it now). */
+static int bindable(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
-		return -1;
-	struct sockaddr_in a = {.sin_family = AF_INET};
+		return 0;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* as the services do */
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t l = sizeof(a);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &l)) {
-		close(fd);
-		return -1;
-	}
-	int p = ntohs(a.sin_port);
+	int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
 	close(fd);
-	return p;
+	return ok;
+}
+
+/* 1 when port is one of $KAFKA_BROKERS' (free while a test has a broker down). */
+static int broker_port(int port)
+{
+	const char *b = getenv("KAFKA_BROKERS");
+	char want[16];
+	snprintf(want, sizeof(want), ":%d", port);
+	size_t n = strlen(want);
+	for (const char *q = b; q && (q = strstr(q, want)); q += n)
+		if (q[n] == '\0' || q[n] == ',')
+			return 1;
+	return 0;
+}
+
+/* Below the kernel's ephemeral range, as tools/lib.sh's free_port: a port from
+ * that range (what bind to port 0 gives) can be taken by any outgoing connection
+ * between the pick and the service's bind, and the service then fails to start. */
+int free_port(void)
+{
+	int lo = 32768, hi;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d %d", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
+	if (lo <= 12000)
+		lo = 32768;
+	static unsigned seed;
+	static pid_t seeded_in; /* each forked test draws its own ports */
+	if (seeded_in != getpid()) {
+		seeded_in = getpid();
+		seed = (unsigned)getpid() ^ (unsigned)mono_ms();
+	}
+	for (int i = 0; i < 200; i++) {
+		int p = 10000 + (int)(rand_r(&seed) % (unsigned)(lo - 10000));
+		if (bindable(p) && !broker_port(p))
+			return p;
+	}
+	return -1;
 }
 
 static const char *run_dir(void)
