@@ -731,8 +731,8 @@ static void try_lead(outbox_relay *r)
 /* Deletes up to one batch of rows older than the retention, keeping each user's
  * latest event (so /events can tell "nothing new" from "gone"), and one batch of
  * expired idempotency keys and tombstones. One batch a turn keeps the loop's
- * other work going (the stream, its status updates, which the server ends the
- * stream without after OUTBOX_TAKEOVER_MS). 1 when a batch was full (more to
+ * other work going: reading the stream, and the status updates without which the
+ * server ends it after OUTBOX_TAKEOVER_MS. 1 when a batch was full (more to
  * prune: the next turn goes on), else 0. */
 static int prune(outbox_relay *r)
 {

@@ -19,9 +19,8 @@
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_US 946684800000000LL
-#define FEEDBACK_EVERY                                                                             \
-	1000 /* ms between unprompted status updates (at most a                                    \
-	      * third of wal_sender_timeout) */
+/* ms between unprompted status updates; at most a third of wal_sender_timeout */
+#define FEEDBACK_EVERY 1000
 #define FEEDBACK_MIN                                                                               \
 	100 /* ms between updates of a moved position (each costs the walsender a slot update) */
 #define NAME_MAX_LEN       63

@@ -30,33 +30,50 @@ static void assert_gapless(json_t **ev, size_t count, size_t n)
 	}
 }
 
-/* The events of one user in topic order: each seq's first copy comes in order
- * 1..n; a repeat (at least once, after a reset or a takeover) carries its first
- * copy's event_id. Returns the number of repeats. */
-static size_t assert_seq_order(json_t *const *ev, size_t count, size_t n, const char *who)
+/* The seq at position k of want (NULL: 1, 2, 3, ...). */
+static long long seq_at(const long long *want, size_t k)
 {
-	const char **ids = xcalloc(n + 2, sizeof(char *));
-	long long next = 1;
-	size_t repeats = 0;
+	return want ? want[k] : (long long)k + 1;
+}
+
+/* One user's events in topic order: the first copies are want[0..n) in that order
+ * (want NULL: 1..n), and a repeat (at least once, after a reset or a takeover)
+ * carries its first copy's event_id. Returns the repeats; *seen gets how many of
+ * the n have come. */
+static size_t seq_walk(json_t *const *ev, size_t count, const long long *want, size_t n,
+                       const char *who, size_t *seen)
+{
+	const char **ids = xcalloc(n + 1, sizeof(char *));
+	size_t next = 0, repeats = 0; /* next: the position due */
 	for (size_t i = 0; i < count; i++) {
 		long long s = jint(ev[i], "seq");
-		ck_assert_msg(s >= 1 && s <= (long long)n, "%s: seq %lld out of 1..%zu", who, s, n);
-		if (s == next) {
-			ids[s] = jstr(ev[i], "event_id");
-			next++;
+		if (next < n && s == seq_at(want, next)) {
+			ids[next++] = jstr(ev[i], "event_id");
 			continue;
 		}
-		ck_assert_msg(s < next, "%s: seq %lld after %lld (a gap or a reordering)", who, s,
-		              next - 1);
-		ck_assert_msg(!strcmp(ids[s], jstr(ev[i], "event_id")),
+		size_t k = 0;
+		while (k < next && seq_at(want, k) != s)
+			k++;
+		ck_assert_msg(k < next, "%s: seq %lld where %lld was due (a gap or a reordering)",
+		              who, s, next < n ? seq_at(want, next) : -1);
+		ck_assert_msg(!strcmp(ids[k], jstr(ev[i], "event_id")),
 		              "%s: seq %lld twice with different event ids", who, s);
 		repeats++;
 	}
-	ck_assert_msg(next == (long long)n + 1, "%s: %lld of %zu events on the topic", who,
-	              next - 1, n);
+	free(ids);
+	*seen = next;
 	if (repeats)
 		fprintf(stderr, "%s: %zu repeated events (same event_id)\n", who, repeats);
-	free(ids);
+	return repeats;
+}
+
+/* The events of one user in topic order are seqs 1..n, each first copy in order,
+ * repeats allowed (seq_walk). Returns the number of repeats. */
+static size_t assert_seq_order(json_t *const *ev, size_t count, size_t n, const char *who)
+{
+	size_t seen;
+	size_t repeats = seq_walk(ev, count, NULL, n, who, &seen);
+	ck_assert_msg(seen == n, "%s: %zu of %zu events on the topic", who, seen, n);
 	return repeats;
 }
 
@@ -853,36 +870,19 @@ END_TEST
 
 /* The refusal resets the relay, which streams again from the last confirmed
  * transaction: an event after the refused one that Kafka had acknowledged may come
- * twice (at least once, the same event_id). The user's events on the topic, with
- * such repeats dropped, are want[0..n) in order. */
+ * twice (at least once, the same event_id). Waits until the user's events on the
+ * topic, repeats aside, are want[0..n) in order. */
 static void expect_distinct_seqs(const backend *b, const char *u, const long long *want, size_t n)
 {
 	int64_t deadline = mono_ms() + 30000;
 	for (;;) {
-		size_t count, distinct = 0;
+		size_t count, seen;
 		json_t **ev = topic_events(b, u, n, 30000, 1000, &count);
-		const char *ids[8] = {0};
-		for (size_t i = 0; i < count; i++) {
-			long long s = jint(ev[i], "seq");
-			size_t k = 0;
-			while (k < distinct && want[k] != s)
-				k++;
-			if (k < distinct) { /* a repeat */
-				ck_assert_str_eq(jstr(ev[i], "event_id"), ids[k]);
-				continue;
-			}
-			ck_assert_msg(distinct < n && s == want[distinct],
-			              "event %zu on the topic has seq %lld, want %lld", i, s,
-			              distinct < n ? want[distinct] : -1);
-			ids[distinct++] = jstr(ev[i], "event_id");
-		}
-		if (count > distinct)
-			fprintf(stderr, "refused_event_is_dead_lettered: %zu repeated events\n",
-			        count - distinct);
+		seq_walk(ev, count, want, n, "refused_event_is_dead_lettered", &seen);
 		free_events(ev, count);
-		if (distinct == n)
+		if (seen == n)
 			return;
-		ck_assert_msg(mono_ms() < deadline, "%zu of %zu events on the topic", distinct, n);
+		ck_assert_msg(mono_ms() < deadline, "%zu of %zu events on the topic", seen, n);
 	}
 }
 

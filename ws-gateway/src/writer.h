@@ -3,10 +3,10 @@
  * A connection with something to send is put on one ready queue (at most once: see
  * conn_try_schedule); WRITER_THREADS threads take connections from it and flush a
  * bounded batch each. A short batch that finds the queue empty is flushed by its
- * caller instead (writer_run_many: the consumer at low rates, no thread woken). A socket that is
- * full at a frame boundary is parked in an epoll set watched by one poller thread and comes back
- * when writable (a frame partly written is resumed there), so a client that stopped reading never
- * holds a writer thread. */
+ * caller instead (writer_run_many: the consumer at low rates, no thread woken). A
+ * socket that is full at a frame boundary is parked in an epoll set watched by one
+ * poller thread and comes back when writable (a frame partly written is resumed
+ * there), so a client that stopped reading never holds a writer thread. */
 #ifndef GW_WRITER_H
 #define GW_WRITER_H
 
